@@ -1,0 +1,158 @@
+//! Types shared by the XDP program (kernel) and the agent (userspace).
+//!
+//! Everything here is `#[repr(C)]`, has no implicit padding (the verifier and the
+//! hash map compare keys byte for byte) and changes only together with
+//! [`LAYOUT_VERSION`].
+#![no_std]
+
+/// Bump whenever a map key, value or counter index changes meaning. Anything that
+/// persists maps (pin paths, dumps) must include it so an old layout is never
+/// reused by a new program.
+pub const LAYOUT_VERSION: u32 = 1;
+
+/// Longest domain name in wire format, terminating root label included (RFC 1035 3.1).
+pub const MAX_NAME_WIRE_LEN: usize = 255;
+/// Bytes of the name field in [`RecordKey`]: the wire name, zero-padded.
+pub const NAME_KEY_LEN: usize = 256;
+/// Most addresses one answer set carries.
+pub const MAX_ANSWER_ADDRS: usize = 16;
+/// Most records the kernel map holds.
+pub const MAX_RECORDS: u32 = 16_384;
+
+/// DNS RR types the fast path knows.
+pub const QTYPE_A: u16 = 1;
+pub const QTYPE_AAAA: u16 = 28;
+pub const QTYPE_OPT: u16 = 41;
+pub const QCLASS_IN: u16 = 1;
+
+/// EDNS UDP payload size the fast path advertises (DNS flag day 2020).
+pub const EDNS_UDP_SIZE: u16 = 1232;
+/// Classic DNS UDP message limit without EDNS (RFC 1035 4.2.1).
+pub const PLAIN_UDP_SIZE: u16 = 512;
+
+/// Map names as they appear in the object file.
+pub const MAP_RECORDS: &str = "RECORDS";
+pub const MAP_COUNTERS: &str = "COUNTERS";
+/// Name of the XDP program that answers queries.
+pub const PROGRAM_RESPONDER: &str = "failover_xdp";
+/// A pass-through XDP program (XDP_TX on veth needs one on the peer).
+pub const PROGRAM_PASS: &str = "failover_pass";
+
+/// Key of the record map: a lowercased wire-format name and the query type.
+///
+/// `name` holds the name exactly as it is on the wire (length-prefixed labels
+/// and the terminating zero), ASCII letters lowercased, every byte after the
+/// terminating zero set to zero. 256 + 2 bytes, alignment 2: no padding.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RecordKey {
+    pub name: [u8; NAME_KEY_LEN],
+    pub qtype: u16,
+}
+
+impl RecordKey {
+    pub const fn zeroed() -> Self {
+        Self {
+            name: [0; NAME_KEY_LEN],
+            qtype: 0,
+        }
+    }
+}
+
+/// Value of the record map: one record's whole answer set.
+///
+/// The agent writes it as a single map update so the kernel never sees half
+/// an answer set. `count` is 1..=16 for every value the agent writes; the
+/// program passes a lookup with `count == 0` up the stack.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct AnswerSet {
+    /// TTL of every answer RR, seconds.
+    pub ttl: u32,
+    /// Number of valid entries in `addrs`.
+    pub count: u32,
+    /// IPv4 addresses in network byte order.
+    pub addrs: [[u8; 4]; MAX_ANSWER_ADDRS],
+}
+
+impl AnswerSet {
+    pub const fn empty() -> Self {
+        Self {
+            ttl: 0,
+            count: 0,
+            addrs: [[0; 4]; MAX_ANSWER_ADDRS],
+        }
+    }
+}
+
+/// Per-CPU packet counters, indexed by `Counter as u32`.
+///
+/// Every packet the program sees increments exactly one of them.
+#[repr(u32)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Counter {
+    /// Answered from the map with XDP_TX.
+    Answered = 0,
+    /// Not IPv4, not UDP or not destination port 53.
+    PassNotIpv4Udp53 = 1,
+    /// IPv4/UDP/53 we do not handle in the kernel: IP options or a fragment.
+    PassIpUnsupported = 2,
+    /// A DNS message that is not a plain query: a response, opcode != QUERY,
+    /// TC set, counts other than QD=1 AN=0 NS=0 AR<=1, EDNS version != 0.
+    PassNotPlainQuery = 3,
+    /// Lengths that lie, bad labels, compression in the question, a name over
+    /// 255 bytes, additional record that is not a well-formed OPT, trailing bytes.
+    PassMalformed = 4,
+    /// Class other than IN or type other than the ones the kernel answers.
+    PassUnsupportedType = 5,
+    /// Name and type not in the record map.
+    PassNameNotInMap = 6,
+    /// The answer would exceed 512 bytes (no EDNS) or the advertised size.
+    PassAnswerTooLarge = 7,
+    /// The driver could not grow the frame to hold the answer.
+    PassNoTailroom = 8,
+}
+
+/// Number of counters (length of the COUNTERS array).
+pub const COUNTER_COUNT: u32 = 9;
+
+impl Counter {
+    pub const ALL: [Counter; COUNTER_COUNT as usize] = [
+        Counter::Answered,
+        Counter::PassNotIpv4Udp53,
+        Counter::PassIpUnsupported,
+        Counter::PassNotPlainQuery,
+        Counter::PassMalformed,
+        Counter::PassUnsupportedType,
+        Counter::PassNameNotInMap,
+        Counter::PassAnswerTooLarge,
+        Counter::PassNoTailroom,
+    ];
+
+    /// Stable name used in logs and metrics.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Counter::Answered => "answered",
+            Counter::PassNotIpv4Udp53 => "pass_not_ipv4_udp_53",
+            Counter::PassIpUnsupported => "pass_ip_options_or_fragment",
+            Counter::PassNotPlainQuery => "pass_not_plain_query",
+            Counter::PassMalformed => "pass_malformed",
+            Counter::PassUnsupportedType => "pass_unsupported_type",
+            Counter::PassNameNotInMap => "pass_name_not_in_map",
+            Counter::PassAnswerTooLarge => "pass_answer_too_large",
+            Counter::PassNoTailroom => "pass_no_tailroom",
+        }
+    }
+}
+
+#[cfg(feature = "user")]
+mod pod {
+    // SAFETY: both are repr(C), Copy, contain only integers and byte arrays,
+    // and have no padding (asserted below), so any bit pattern is valid.
+    unsafe impl aya::Pod for super::RecordKey {}
+    unsafe impl aya::Pod for super::AnswerSet {}
+}
+
+// No implicit padding: size equals the sum of the fields.
+const _: () = assert!(core::mem::size_of::<RecordKey>() == NAME_KEY_LEN + 2);
+const _: () = assert!(core::mem::size_of::<AnswerSet>() == 8 + 4 * MAX_ANSWER_ADDRS);
