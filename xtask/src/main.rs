@@ -1,1 +1,643 @@
-fn main() {}
+//! `cargo xtask <command>`: installs what the build needs and runs the project's
+//! build, tests, demo, benchmarks and lints.
+//!
+//! xtask must not depend on failover-agent: the agent's build.rs needs
+//! bpf-linker, and installing bpf-linker is what `build-ebpf` is for.
+
+#[path = "../../failover-ebpf/build_object.rs"]
+mod build_object;
+
+use std::{
+    ffi::OsString,
+    path::{Path, PathBuf},
+    process::{Command, ExitCode, Stdio},
+};
+
+use anyhow::{Context as _, Result, bail};
+use clap::{Parser, Subcommand, ValueEnum};
+
+/// bpf-linker release known to build against the nightly's LLVM here.
+const BPF_LINKER_VERSION: &str = "0.13.0";
+
+/// Commands the tests and benchmarks run, with the Debian package that has each.
+const DEBIAN_COMMANDS: &[(&str, &str)] = &[
+    ("dig", "bind9-dnsutils"),
+    ("ip", "iproute2"),
+    ("ethtool", "ethtool"),
+];
+
+#[derive(Parser)]
+#[command(
+    name = "xtask",
+    bin_name = "cargo xtask",
+    about = "Build, test, demo, benchmark and lint failover"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Install what is missing (rust-src, bpf-linker), then build the XDP object.
+    BuildEbpf,
+    /// Install everything tests, demo and benchmarks need (eBPF toolchain, dig, ip, ethtool).
+    #[command(hide = true)]
+    Prereqs,
+    /// Build everything and run all tests (needs root). Extra args go to `cargo test`,
+    /// those after `--` to the test harness: `cargo xtask test e2e -- --nocapture`.
+    Test {
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
+    /// Run the agent with its built-in demo config (attached to lo). Extra args go to `run`.
+    Demo {
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
+    /// Run a benchmark (needs root). Extra args go to the benchmark.
+    Bench {
+        which: Bench,
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
+    /// rustfmt check and clippy (warnings are errors), the XDP program included.
+    Lint,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum Bench {
+    /// Kernel fast path: answers per second and latency.
+    Xdp,
+    /// Failover: time from an endpoint dying (or returning) to the answers changing.
+    Failover,
+}
+
+impl Bench {
+    fn name(self) -> &'static str {
+        match self {
+            Bench::Xdp => "xdp",
+            Bench::Failover => "failover",
+        }
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    put_cargo_bin_on_path();
+    let root = workspace_root();
+    let result = match cli.command {
+        Cmd::BuildEbpf => build_ebpf(&root),
+        Cmd::Prereqs => prereqs(&root),
+        // clap drops a leading `--`, but for `cargo test` it separates cargo's
+        // args from the harness's, so take the raw words after `test`.
+        Cmd::Test { .. } => test(&root, &std::env::args().skip(2).collect::<Vec<_>>()),
+        Cmd::Demo { args } => demo(&root, &args),
+        Cmd::Bench { which, args } => bench(&root, which, &args),
+        Cmd::Lint => lint(&root),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("xtask: error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("xtask lives in the workspace")
+        .to_path_buf()
+}
+
+fn cargo_home() -> Option<PathBuf> {
+    std::env::var_os("CARGO_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cargo")))
+}
+
+/// `cargo install` puts bpf-linker into $CARGO_HOME/bin; rustc looks the linker
+/// up on PATH, so that directory must be on it for every nested build.
+fn put_cargo_bin_on_path() {
+    let Some(bin) = cargo_home().map(|h| h.join("bin")) else {
+        return;
+    };
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    if std::env::split_paths(&path).any(|p| p == bin) {
+        return;
+    }
+    let joined = std::env::join_paths(std::iter::once(bin).chain(std::env::split_paths(&path)))
+        .expect("PATH entries came from PATH");
+    // SAFETY: called at the top of main, before this process starts any thread.
+    unsafe { std::env::set_var("PATH", joined) };
+}
+
+fn is_root() -> bool {
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    unsafe { libc::geteuid() == 0 }
+}
+
+/// Runs `cmd`, echoing it; fails with what ran and its status.
+fn run(cmd: &mut Command) -> Result<()> {
+    let shown = show(cmd);
+    eprintln!("xtask: running {shown}");
+    let status = cmd
+        .status()
+        .with_context(|| format!("cannot start {shown}"))?;
+    if !status.success() {
+        bail!("{shown} failed ({status})");
+    }
+    Ok(())
+}
+
+fn show(cmd: &Command) -> String {
+    let mut s = cmd.get_program().to_string_lossy().into_owned();
+    for a in cmd.get_args() {
+        s.push(' ');
+        s.push_str(&a.to_string_lossy());
+    }
+    format!("`{s}`")
+}
+
+/// Runs a command for its stdout; `None` if it cannot start or fails.
+fn output_of(cmd: &mut Command) -> Option<String> {
+    let out = cmd.stderr(Stdio::null()).output().ok()?;
+    out.status
+        .success()
+        .then(|| String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+/// `rustc +nightly ...` without inheriting which toolchain the outer cargo runs.
+fn nightly_rustc() -> Command {
+    let mut cmd = Command::new("rustc");
+    cmd.arg("+nightly")
+        .env_remove("RUSTC")
+        .env_remove("RUSTUP_TOOLCHAIN");
+    cmd
+}
+
+// ---------------------------------------------------------------------------
+// eBPF toolchain
+
+struct Nightly {
+    sysroot: PathBuf,
+    llvm_major: u32,
+}
+
+/// Step 1: the nightly must already be there. We never install or update it:
+/// a different nightly brings a different LLVM major, which bpf-linker must match.
+fn check_nightly() -> Result<Nightly> {
+    let Some(version) = output_of(nightly_rustc().arg("-vV")) else {
+        bail!(
+            "the nightly toolchain is missing: `rustc +nightly -vV` failed.\n  \
+             The XDP program builds with nightly (build-std for bpfel-unknown-none).\n  \
+             Install it deliberately, e.g. `rustup toolchain install nightly --profile minimal \
+             --component rust-src`;\n  xtask does not install or update nightly itself because \
+             a newer one changes the LLVM major that bpf-linker is built against."
+        );
+    };
+    let llvm_major = parse_llvm_major(&version).with_context(|| {
+        format!("`rustc +nightly -vV` printed no \"LLVM version: N.x\" line:\n{version}")
+    })?;
+    let sysroot = output_of(nightly_rustc().args(["--print", "sysroot"]))
+        .map(|s| PathBuf::from(s.trim()))
+        .context("`rustc +nightly --print sysroot` failed although `rustc +nightly -vV` works")?;
+    Ok(Nightly {
+        sysroot,
+        llvm_major,
+    })
+}
+
+/// "LLVM version: 22.1.4" -> 22.
+fn parse_llvm_major(rustc_vv: &str) -> Option<u32> {
+    rustc_vv
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("LLVM version:"))
+        .and_then(|v| v.trim().split('.').next())
+        .and_then(|m| m.parse().ok())
+}
+
+/// Step 2: build-std needs the nightly's library sources.
+fn ensure_rust_src(nightly: &Nightly) -> Result<()> {
+    let core = nightly.sysroot.join("lib/rustlib/src/rust/library/core");
+    if core.is_dir() {
+        eprintln!("xtask: rust-src for nightly: present");
+        return Ok(());
+    }
+    eprintln!("xtask: rust-src for nightly: missing, installing");
+    run(Command::new("rustup")
+        .args(["component", "add", "rust-src", "--toolchain", "nightly"])
+        .env_remove("RUSTUP_TOOLCHAIN"))
+    .context(
+        "installing rust-src for nightly failed; run \
+         `rustup component add rust-src --toolchain nightly` yourself (needs network)",
+    )?;
+    if !core.is_dir() {
+        bail!(
+            "rust-src was installed but {} is still missing; check `rustup component list \
+             --toolchain nightly --installed`",
+            core.display()
+        );
+    }
+    Ok(())
+}
+
+fn bpf_linker_version() -> Option<String> {
+    output_of(Command::new("bpf-linker").arg("--version")).map(|v| v.trim().to_string())
+}
+
+/// Step 3: bpf-linker, built against the very libLLVM the nightly rustc ships,
+/// so the bitcode rustc emits is always readable by the linker.
+fn ensure_bpf_linker(root: &Path, nightly: &Nightly) -> Result<()> {
+    if let Some(version) = bpf_linker_version() {
+        eprintln!("xtask: bpf-linker: present ({version})");
+        return Ok(());
+    }
+    let major = nightly.llvm_major;
+    eprintln!(
+        "xtask: bpf-linker: missing or does not start; building {BPF_LINKER_VERSION} against \
+         the nightly's LLVM {major}"
+    );
+    let sysroot_lib = nightly.sysroot.join("lib");
+    let libllvm = find_rust_libllvm(&sysroot_lib, major)?;
+
+    // llvm-sys wants an LLVM prefix with lib/libLLVM.so; rustc's copy carries a
+    // versioned name, so give it a prefix with a plain-named symlink.
+    let prefix = root.join("target/llvm-prefix");
+    let prefix_lib = prefix.join("lib");
+    std::fs::create_dir_all(&prefix_lib)
+        .with_context(|| format!("creating {}", prefix_lib.display()))?;
+    let link = prefix_lib.join("libLLVM.so");
+    if link.symlink_metadata().is_ok() {
+        std::fs::remove_file(&link).with_context(|| format!("removing old {}", link.display()))?;
+    }
+    std::os::unix::fs::symlink(&libllvm, &link)
+        .with_context(|| format!("symlinking {} -> {}", link.display(), libllvm.display()))?;
+
+    let mut install = Command::new("cargo");
+    install
+        .args([
+            "install",
+            "bpf-linker",
+            "--version",
+            BPF_LINKER_VERSION,
+            "--force",
+        ])
+        .args(["--no-default-features", "--features"])
+        .arg(format!("llvm-{major}"))
+        .env("LLVM_PREFIX", &prefix)
+        // Without the rpath the installed binary cannot find libLLVM at run time.
+        .env(
+            "RUSTFLAGS",
+            format!("-C link-arg=-Wl,-rpath,{}", sysroot_lib.display()),
+        );
+    for var in [
+        "CARGO_ENCODED_RUSTFLAGS",
+        "CARGO_BUILD_RUSTFLAGS",
+        "CARGO_BUILD_TARGET",
+        "CARGO_TARGET_DIR",
+    ] {
+        install.env_remove(var);
+    }
+    run(&mut install).with_context(|| {
+        format!(
+            "building bpf-linker failed. It needs network access to crates.io and a C/C++ \
+             toolchain; the LLVM it links is {} (via {}).",
+            libllvm.display(),
+            link.display()
+        )
+    })?;
+    match bpf_linker_version() {
+        Some(version) => {
+            eprintln!("xtask: bpf-linker: installed ({version})");
+            Ok(())
+        }
+        None => bail!(
+            "bpf-linker was installed but `bpf-linker --version` still fails; check that \
+             {} is on PATH and that `ldd $(command -v bpf-linker)` finds libLLVM in {}",
+            cargo_home()
+                .map(|h| h.join("bin").display().to_string())
+                .unwrap_or_else(|| "$CARGO_HOME/bin".into()),
+            sysroot_lib.display()
+        ),
+    }
+}
+
+/// `<sysroot>/lib/libLLVM.so.<major>.*-rust-*`.
+fn find_rust_libllvm(sysroot_lib: &Path, major: u32) -> Result<PathBuf> {
+    let prefix = format!("libLLVM.so.{major}.");
+    let entries = std::fs::read_dir(sysroot_lib)
+        .with_context(|| format!("reading the nightly's {}", sysroot_lib.display()))?;
+    let mut found: Vec<PathBuf> = entries
+        .filter_map(|e| e.ok())
+        .filter(|e| {
+            let name = e.file_name().to_string_lossy().into_owned();
+            name.starts_with(&prefix) && name.contains("-rust-")
+        })
+        .map(|e| e.path())
+        .collect();
+    found.sort();
+    found.pop().with_context(|| {
+        format!(
+            "no {prefix}*-rust-* in {}: this nightly does not ship a shared libLLVM, so \
+             bpf-linker cannot be built against it; install bpf-linker by hand \
+             (see https://github.com/aya-rs/bpf-linker)",
+            sysroot_lib.display()
+        )
+    })
+}
+
+fn ensure_ebpf_toolchain(root: &Path) -> Result<()> {
+    let nightly = check_nightly()?;
+    eprintln!(
+        "xtask: nightly: present (LLVM {}, {})",
+        nightly.llvm_major,
+        nightly.sysroot.display()
+    );
+    ensure_rust_src(&nightly)?;
+    ensure_bpf_linker(root, &nightly)
+}
+
+fn build_ebpf(root: &Path) -> Result<()> {
+    ensure_ebpf_toolchain(root)?;
+    let object = build_object::build(root).map_err(anyhow::Error::msg)?;
+    println!("{}", object.display());
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------
+// Debian packages
+
+/// `command -v`: the first executable file called `name` on PATH.
+fn find_on_path(name: &str) -> Option<PathBuf> {
+    use std::os::unix::fs::PermissionsExt as _;
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path)
+        .map(|dir| dir.join(name))
+        .find(|p| {
+            p.metadata()
+                .map(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+                .unwrap_or(false)
+        })
+}
+
+fn ensure_debian_packages() -> Result<()> {
+    let missing: Vec<(&str, &str)> = DEBIAN_COMMANDS
+        .iter()
+        .copied()
+        .filter(|(cmd, _)| find_on_path(cmd).is_none())
+        .collect();
+    if missing.is_empty() {
+        eprintln!("xtask: dig, ip, ethtool: present");
+        return Ok(());
+    }
+    let commands: Vec<&str> = missing.iter().map(|(c, _)| *c).collect();
+    let packages: Vec<&str> = missing.iter().map(|(_, p)| *p).collect();
+    let how = format!("apt-get install -y {}", packages.join(" "));
+    eprintln!(
+        "xtask: missing commands: {}; installing Debian packages {}",
+        commands.join(", "),
+        packages.join(" ")
+    );
+    if !is_root() {
+        bail!(
+            "missing {} and not root, so cannot install; run as root: `{how}`",
+            commands.join(", ")
+        );
+    }
+    if find_on_path("apt-get").is_none() {
+        bail!(
+            "missing {} and there is no apt-get (not Debian/Ubuntu?); install the commands \
+             {} with your package manager",
+            commands.join(", "),
+            commands.join(", ")
+        );
+    }
+    run(Command::new("apt-get")
+        .arg("update")
+        .stdin(Stdio::null())
+        .env("DEBIAN_FRONTEND", "noninteractive"))
+    .context("`apt-get update` failed (no network or no reachable mirror?)")?;
+    run(Command::new("apt-get")
+        .args(["install", "-y", "--no-install-recommends"])
+        .args(&packages)
+        .stdin(Stdio::null())
+        .env("DEBIAN_FRONTEND", "noninteractive"))
+    .with_context(|| format!("`{how}` failed"))?;
+    let still: Vec<&str> = commands
+        .iter()
+        .copied()
+        .filter(|c| find_on_path(c).is_none())
+        .collect();
+    if !still.is_empty() {
+        bail!(
+            "installed {} but {} still not on PATH ({})",
+            packages.join(" "),
+            still.join(", "),
+            std::env::var("PATH").unwrap_or_default()
+        );
+    }
+    Ok(())
+}
+
+fn prereqs(root: &Path) -> Result<()> {
+    ensure_ebpf_toolchain(root)?;
+    ensure_debian_packages()
+}
+
+// ---------------------------------------------------------------------------
+// test / demo / bench / lint
+
+fn require_root(what: &str) -> Result<()> {
+    if !is_root() {
+        bail!(
+            "{what} needs root (network namespaces, veth pairs, XDP); run it as root, \
+             e.g. `sudo -E env PATH=\"$PATH\" cargo xtask ...`"
+        );
+    }
+    Ok(())
+}
+
+fn cargo() -> Command {
+    Command::new(std::env::var_os("CARGO").unwrap_or_else(|| OsString::from("cargo")))
+}
+
+fn target_dir(root: &Path) -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .map(|d| if d.is_relative() { root.join(d) } else { d })
+        .unwrap_or_else(|| root.join("target"))
+}
+
+/// Splits `cargo test` args into cargo's own and the test harness's (after `--`).
+fn split_harness_args(args: &[String]) -> (&[String], &[String]) {
+    match args.iter().position(|a| a == "--") {
+        Some(i) => (&args[..i], &args[i + 1..]),
+        None => (args, &[]),
+    }
+}
+
+fn test(root: &Path, args: &[String]) -> Result<()> {
+    require_root("the test suite")?;
+    prereqs(root)?;
+    run(cargo()
+        .current_dir(root)
+        .args(["build", "--workspace", "--all-targets"]))?;
+    let (cargo_args, harness_args) = split_harness_args(args);
+    // Unit tests run in parallel; the end-to-end tests share timing-sensitive
+    // health checks and the machine's CPUs, so they run one at a time.
+    run(cargo()
+        .current_dir(root)
+        .args(["test", "--workspace", "--exclude", "failover-tests"])
+        .args(cargo_args)
+        .arg("--")
+        .args(harness_args))?;
+    run(cargo()
+        .current_dir(root)
+        .args(["test", "-p", "failover-tests"])
+        .args(cargo_args)
+        .args(["--", "--test-threads=1"])
+        .args(harness_args))?;
+    Ok(())
+}
+
+fn demo(root: &Path, args: &[String]) -> Result<()> {
+    require_root("the demo (it attaches XDP to lo)")?;
+    prereqs(root)?;
+    run(cargo()
+        .current_dir(root)
+        .args(["run", "--release", "-p", "failover-agent", "--", "run"])
+        .args(args))
+}
+
+fn bench(root: &Path, which: Bench, args: &[String]) -> Result<()> {
+    require_root("the benchmarks")?;
+    prereqs(root)?;
+    run(cargo().current_dir(root).args([
+        "build",
+        "--release",
+        "-p",
+        "failover-tests",
+        "--bins",
+        "-p",
+        "failover-agent",
+    ]))?;
+    let bench = target_dir(root).join("release/failover-bench");
+    run(Command::new(&bench).arg(which.name()).args(args))
+}
+
+fn lint(root: &Path) -> Result<()> {
+    // The workspace clippy builds the agent, whose build.rs builds the XDP object.
+    ensure_ebpf_toolchain(root)?;
+    run(cargo()
+        .current_dir(root)
+        .args(["fmt", "--all", "--", "--check"]))
+    .context("formatting differs: run `cargo fmt --all`")?;
+    run(cargo().current_dir(root).args([
+        "clippy",
+        "--workspace",
+        "--all-targets",
+        "--",
+        "-D",
+        "warnings",
+    ]))?;
+    run(&mut ebpf_clippy(root))?;
+    Ok(())
+}
+
+/// Clippy for the XDP program, with the same flags and target dir as
+/// build_object::build so the two never invalidate each other's build-std.
+fn ebpf_clippy(root: &Path) -> Command {
+    let mut cmd = Command::new("cargo");
+    cmd.current_dir(root.join("failover-ebpf"))
+        .args(["+nightly", "clippy", "--release"])
+        .args(["--target", build_object::BPF_TARGET, "-Z", "build-std=core"])
+        .arg("--target-dir")
+        .arg(root.join("target/ebpf"))
+        .args(["--", "-D", "warnings"])
+        .env(
+            "CARGO_ENCODED_RUSTFLAGS",
+            format!(
+                "--cfg=bpf_target_arch=\"{}\"\x1f-Cdebuginfo=2\x1f-Clink-arg=--btf",
+                std::env::consts::ARCH
+            ),
+        );
+    for var in [
+        "RUSTC",
+        "RUSTC_WRAPPER",
+        "RUSTC_WORKSPACE_WRAPPER",
+        "RUSTUP_TOOLCHAIN",
+        "RUSTFLAGS",
+        "CARGO",
+        "CARGO_TARGET_DIR",
+        "CARGO_BUILD_TARGET",
+        "CARGO_BUILD_RUSTFLAGS",
+    ] {
+        cmd.env_remove(var);
+    }
+    cmd
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn llvm_major_from_rustc_vv() {
+        let vv = "rustc 1.97.0-nightly (e50aa6fba 2026-05-19)\nbinary: rustc\n\
+                  host: x86_64-unknown-linux-gnu\nLLVM version: 22.1.4\n";
+        assert_eq!(parse_llvm_major(vv), Some(22));
+        assert_eq!(parse_llvm_major("rustc 1.0\n"), None);
+        assert_eq!(parse_llvm_major("LLVM version: x.1\n"), None);
+    }
+
+    #[test]
+    fn libllvm_glob_picks_the_rust_copy_of_the_major() {
+        let dir = std::env::temp_dir().join(format!("xtask-libllvm-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        for name in [
+            "libLLVM-22-rust-1.97.0-nightly.so",
+            "libLLVM.so.22.1-rust-1.97.0-nightly",
+            "libLLVM.so.21.1-rust-1.90.0-nightly",
+            "librustc_driver-x.so",
+        ] {
+            std::fs::write(dir.join(name), b"").unwrap();
+        }
+        let found = find_rust_libllvm(&dir, 22).unwrap();
+        assert_eq!(
+            found.file_name().unwrap(),
+            "libLLVM.so.22.1-rust-1.97.0-nightly"
+        );
+        assert!(find_rust_libllvm(&dir, 23).is_err());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn harness_args_follow_the_double_dash() {
+        let args: Vec<String> = ["e2e", "--", "--nocapture"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        let (c, h) = split_harness_args(&args);
+        assert_eq!(c, &args[..1]);
+        assert_eq!(h, &args[2..]);
+        let (c, h) = split_harness_args(&args[..1]);
+        assert_eq!((c.len(), h.len()), (1, 0));
+    }
+
+    #[test]
+    fn cli_parses() {
+        use clap::CommandFactory as _;
+        Cli::command().debug_assert();
+        let cli = Cli::try_parse_from(["xtask", "bench", "failover", "--runs", "3"]).unwrap();
+        match cli.command {
+            Cmd::Bench { which, args } => {
+                assert_eq!(which.name(), "failover");
+                assert_eq!(args, ["--runs", "3"]);
+            }
+            _ => panic!("parsed the wrong command"),
+        }
+    }
+}
