@@ -28,7 +28,10 @@ pub fn missing_prerequisites() -> Vec<String> {
     match sysroot {
         Ok(out) if out.status.success() => {
             let root = String::from_utf8_lossy(&out.stdout).trim().to_string();
-            if !Path::new(&root).join("lib/rustlib/src/rust/library/core").is_dir() {
+            if !Path::new(&root)
+                .join("lib/rustlib/src/rust/library/core")
+                .is_dir()
+            {
                 missing.push(
                     "rust-src for the nightly toolchain (build-std needs it): \
                      `rustup component add rust-src --toolchain nightly`"
@@ -112,7 +115,10 @@ pub fn build(workspace_root: &Path) -> Result<PathBuf, String> {
     }
     let object = object_path(workspace_root);
     if !object.is_file() {
-        return Err(format!("build succeeded but {} is missing", object.display()));
+        return Err(format!(
+            "build succeeded but {} is missing",
+            object.display()
+        ));
     }
     Ok(object)
 }

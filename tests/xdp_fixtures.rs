@@ -1,0 +1,555 @@
+//! The XDP responder on crafted frames through BPF_PROG_TEST_RUN.
+//!
+//! Table-driven, Katran style: each fixture is an input frame and the expected
+//! verdict; answers are checked at every layer by `packets::check_answer`
+//! (MACs, addresses, ports, lengths, both checksums, every DNS field parsed by
+//! hickory-proto), passes must leave the frame byte for byte untouched and
+//! bump exactly the counter that names the reason.
+//!
+//! Needs root (BPF). Runs no network at all.
+
+use std::{collections::BTreeSet, net::Ipv4Addr};
+
+use failover_common::Counter;
+use failover_tests::{
+    packets::{Opt, Query, check_answer, wire_name},
+    xdp::{Responder, XDP_PASS, XDP_TX, pin_to_cpu},
+};
+
+const WWW: &str = "www.example.test.";
+const POOL: &str = "pool.example.test.";
+/// 19 bytes in wire format: odd, so answers start at an odd UDP offset.
+const MAIL: &str = "mail.example.test.";
+
+/// A name of 247 wire bytes: 16 answers to it need 12 + 247 + 4 + 16 * 16 = 519
+/// bytes, more than 512.
+fn long_name() -> String {
+    let name = format!(
+        "{}.{}.{}.{}.example.test.",
+        "a".repeat(63),
+        "b".repeat(63),
+        "c".repeat(63),
+        "d".repeat(40)
+    );
+    assert_eq!(wire_name(&name).len(), 247);
+    name
+}
+
+fn pool_addrs() -> Vec<Ipv4Addr> {
+    (1..=8).map(|i| Ipv4Addr::new(192, 0, 2, i)).collect()
+}
+
+fn sixteen() -> Vec<Ipv4Addr> {
+    (1..=16).map(|i| Ipv4Addr::new(203, 0, 113, i)).collect()
+}
+
+fn responder() -> Responder {
+    let mut r = Responder::load().expect("load XDP responder (are we root?)");
+    r.set_a(WWW, 30, &[Ipv4Addr::new(192, 0, 2, 10)]).unwrap();
+    r.set_a(POOL, 60, &pool_addrs()).unwrap();
+    r.set_a(
+        MAIL,
+        300,
+        &[Ipv4Addr::new(192, 0, 2, 25), Ipv4Addr::new(192, 0, 2, 26)],
+    )
+    .unwrap();
+    r.set_a(&long_name(), 5, &sixteen()).unwrap();
+    r
+}
+
+enum Expect {
+    /// XDP_TX with exactly this set of addresses, each with this TTL.
+    Answer(Vec<Ipv4Addr>, u32),
+    /// XDP_PASS, frame untouched, this counter bumped.
+    Pass(Counter),
+}
+
+struct Fixture {
+    name: &'static str,
+    frame: Vec<u8>,
+    query: Query,
+    expect: Expect,
+}
+
+fn fixture(name: &'static str, query: Query, expect: Expect) -> Fixture {
+    Fixture {
+        name,
+        frame: query.frame(),
+        query,
+        expect,
+    }
+}
+
+/// A fixture whose frame is edited after building (truncations, lies).
+fn raw(name: &'static str, query: Query, edit: impl Fn(&mut Vec<u8>), counter: Counter) -> Fixture {
+    let mut frame = query.frame();
+    edit(&mut frame);
+    Fixture {
+        name,
+        frame,
+        query,
+        expect: Expect::Pass(counter),
+    }
+}
+
+fn fixtures() -> Vec<Fixture> {
+    use Counter::*;
+    use Expect::{Answer, Pass};
+    let www = vec![Ipv4Addr::new(192, 0, 2, 10)];
+    let mail = vec![Ipv4Addr::new(192, 0, 2, 25), Ipv4Addr::new(192, 0, 2, 26)];
+    let q = Query::a;
+    vec![
+        // Hits.
+        fixture("hit, one address", q(WWW), Answer(www.clone(), 30)),
+        fixture("hit, eight addresses", q(POOL), Answer(pool_addrs(), 60)),
+        fixture(
+            "mixed-case name (0x20)",
+            q("WwW.ExAmPlE.TeSt."),
+            Answer(www.clone(), 30),
+        ),
+        fixture("odd-length name", q(MAIL), Answer(mail.clone(), 300)),
+        fixture(
+            "EDNS query",
+            q(WWW).with_opt(Opt::new(4096)),
+            Answer(www.clone(), 30),
+        ),
+        fixture(
+            "EDNS, odd-length name, DO bit",
+            q(MAIL).with_opt(Opt {
+                dnssec_ok: true,
+                ..Opt::new(1232)
+            }),
+            Answer(mail.clone(), 300),
+        ),
+        fixture(
+            "EDNS with a cookie option",
+            q(POOL).with_opt(Opt {
+                options: [&[0u8, 10, 0, 8][..], &[7; 8]].concat(),
+                ..Opt::new(1400)
+            }),
+            Answer(pool_addrs(), 60),
+        ),
+        fixture(
+            "EDNS size below 512 counts as 512",
+            q(POOL).with_opt(Opt::new(100)),
+            Answer(pool_addrs(), 60),
+        ),
+        fixture(
+            "RD clear, CD set: both copied",
+            Query {
+                flags: 0x0010,
+                ..q(WWW)
+            },
+            Answer(www.clone(), 30),
+        ),
+        fixture(
+            "Ethernet padding after the datagram",
+            Query {
+                eth_padding: 18,
+                ..q(WWW)
+            },
+            Answer(www.clone(), 30),
+        ),
+        fixture(
+            "16 addresses fit with EDNS",
+            q(&long_name()).with_opt(Opt::new(1232)),
+            Answer(sixteen(), 5),
+        ),
+        // Not ours to answer.
+        fixture(
+            "name not in map",
+            q("nope.example.test."),
+            Pass(PassNameNotInMap),
+        ),
+        fixture(
+            "sibling of a hot name",
+            q("ww.example.test."),
+            Pass(PassNameNotInMap),
+        ),
+        fixture(
+            "AAAA",
+            Query {
+                qtype: 28,
+                ..q(WWW)
+            },
+            Pass(PassUnsupportedType),
+        ),
+        fixture(
+            "HTTPS (type 65)",
+            Query {
+                qtype: 65,
+                ..q(WWW)
+            },
+            Pass(PassUnsupportedType),
+        ),
+        fixture(
+            "class CH",
+            Query {
+                qclass: 3,
+                ..q(WWW)
+            },
+            Pass(PassUnsupportedType),
+        ),
+        fixture(
+            "16 addresses do not fit in 512 bytes",
+            q(&long_name()),
+            Pass(PassAnswerTooLarge),
+        ),
+        fixture(
+            "IPv6 ethertype",
+            Query {
+                ethertype: 0x86dd,
+                ..q(WWW)
+            },
+            Pass(PassNotIpv4Udp53),
+        ),
+        fixture(
+            "TCP",
+            Query {
+                ip_proto: 6,
+                ..q(WWW)
+            },
+            Pass(PassNotIpv4Udp53),
+        ),
+        fixture(
+            "UDP port 5353",
+            Query {
+                dst_port: 5353,
+                ..q(WWW)
+            },
+            Pass(PassNotIpv4Udp53),
+        ),
+        fixture(
+            "IPv4 options",
+            Query {
+                ip_options: vec![1, 1, 1, 0],
+                ..q(WWW)
+            },
+            Pass(PassIpUnsupported),
+        ),
+        fixture(
+            "IPv4 fragment, more fragments",
+            Query {
+                ip_frag: 0x2000,
+                ..q(WWW)
+            },
+            Pass(PassIpUnsupported),
+        ),
+        fixture(
+            "IPv4 fragment, offset",
+            Query {
+                ip_frag: 0x0010,
+                ..q(WWW)
+            },
+            Pass(PassIpUnsupported),
+        ),
+        fixture(
+            "response (QR=1)",
+            Query {
+                flags: 0x8100,
+                ..q(WWW)
+            },
+            Pass(PassNotPlainQuery),
+        ),
+        fixture(
+            "opcode NOTIFY",
+            Query {
+                flags: 0x2000,
+                ..q(WWW)
+            },
+            Pass(PassNotPlainQuery),
+        ),
+        fixture(
+            "TC set",
+            Query {
+                flags: 0x0300,
+                ..q(WWW)
+            },
+            Pass(PassNotPlainQuery),
+        ),
+        fixture(
+            "QDCOUNT=2",
+            Query {
+                qdcount: 2,
+                ..q(WWW)
+            },
+            Pass(PassNotPlainQuery),
+        ),
+        fixture(
+            "QDCOUNT=0",
+            Query {
+                qdcount: 0,
+                ..q(WWW)
+            },
+            Pass(PassNotPlainQuery),
+        ),
+        fixture(
+            "ANCOUNT=1",
+            Query {
+                ancount: 1,
+                ..q(WWW)
+            },
+            Pass(PassNotPlainQuery),
+        ),
+        fixture(
+            "NSCOUNT=1",
+            Query {
+                nscount: 1,
+                ..q(WWW)
+            },
+            Pass(PassNotPlainQuery),
+        ),
+        fixture(
+            "ARCOUNT=2",
+            Query {
+                arcount: Some(2),
+                ..q(WWW).with_opt(Opt::new(1232))
+            },
+            Pass(PassNotPlainQuery),
+        ),
+        fixture(
+            "EDNS version 1",
+            q(WWW).with_opt(Opt {
+                version: 1,
+                ..Opt::new(1232)
+            }),
+            Pass(PassNotPlainQuery),
+        ),
+        fixture(
+            "additional record is not an OPT (TSIG-like owner)",
+            Query {
+                additional: [
+                    wire_name("key.example.test."),
+                    vec![0, 250, 0, 255, 0, 0, 0, 0, 0, 0],
+                ]
+                .concat(),
+                ..q(WWW)
+            },
+            Pass(PassNotPlainQuery),
+        ),
+        // Malformed.
+        fixture(
+            "compression pointer in the question",
+            Query {
+                qname: vec![0xc0, 0x0c],
+                ..q(WWW)
+            },
+            Pass(PassMalformed),
+        ),
+        fixture(
+            "label longer than 63",
+            Query {
+                qname: wire_name(&format!("{}.test.", "x".repeat(64))),
+                ..q(WWW)
+            },
+            Pass(PassMalformed),
+        ),
+        fixture(
+            "name longer than 255",
+            Query {
+                qname: wire_name(&vec!["n".repeat(63); 4].join(".")),
+                ..q(WWW)
+            },
+            Pass(PassMalformed),
+        ),
+        fixture(
+            "name without its root label",
+            Query {
+                qname: b"\x03www".to_vec(),
+                qtype: 0x0700,
+                ..q(WWW)
+            },
+            Pass(PassMalformed),
+        ),
+        fixture(
+            "header only, lengths consistent",
+            Query {
+                qdcount: 1,
+                qname: vec![],
+                qtype: 0,
+                qclass: 0,
+                ..q(WWW)
+            },
+            Pass(PassMalformed),
+        ),
+        raw(
+            "truncated DNS header",
+            q(WWW),
+            |f| f.truncate(14 + 20 + 8 + 6),
+            PassMalformed,
+        ),
+        raw(
+            "truncated IPv4 header",
+            q(WWW),
+            |f| f.truncate(14 + 12),
+            PassMalformed,
+        ),
+        raw(
+            "UDP length longer than the datagram",
+            Query {
+                udp_len: Some(200),
+                ..q(WWW)
+            },
+            |_| {},
+            PassMalformed,
+        ),
+        raw(
+            "UDP length shorter than the datagram",
+            Query {
+                udp_len: Some(20),
+                ..q(WWW)
+            },
+            |_| {},
+            PassMalformed,
+        ),
+        fixture(
+            "trailing bytes after the question",
+            Query {
+                additional: vec![0, 0, 0],
+                arcount: Some(0),
+                ..q(WWW)
+            },
+            Pass(PassMalformed),
+        ),
+        fixture(
+            "OPT RDLENGTH longer than the message",
+            q(WWW).with_opt(Opt {
+                rdlen: Some(40),
+                ..Opt::new(1232)
+            }),
+            Pass(PassMalformed),
+        ),
+        fixture(
+            "EDNS option length overruns the OPT",
+            q(WWW).with_opt(Opt {
+                options: vec![0, 10, 0, 9, 1, 2, 3, 4],
+                ..Opt::new(1232)
+            }),
+            Pass(PassMalformed),
+        ),
+    ]
+}
+
+#[test]
+fn fixtures_give_the_expected_verdict_and_frame() {
+    let responder = responder();
+    let mut failures = Vec::new();
+    for f in fixtures() {
+        let before = Counter::ALL.map(|c| responder.counter(c).unwrap());
+        let run = responder.run(&f.frame).unwrap();
+        let after = Counter::ALL.map(|c| responder.counter(c).unwrap());
+        let bumped: Vec<Counter> = Counter::ALL
+            .iter()
+            .zip(before.iter().zip(&after))
+            .filter(|(_, (b, a))| a != b)
+            .map(|(c, _)| *c)
+            .collect();
+        let outcome = match &f.expect {
+            Expect::Answer(addrs, ttl) => {
+                if run.verdict != XDP_TX {
+                    Err(format!(
+                        "verdict {} (counters bumped: {bumped:?})",
+                        run.verdict
+                    ))
+                } else if bumped != [Counter::Answered] {
+                    Err(format!("counters bumped: {bumped:?}"))
+                } else {
+                    match check_answer(&f.query, &run.frame) {
+                        Err(e) => Err(format!("{e:#}")),
+                        Ok(answer) => {
+                            let got: BTreeSet<_> = answer.addrs.iter().copied().collect();
+                            let want: BTreeSet<_> = addrs.iter().copied().collect();
+                            if answer.addrs.len() != addrs.len() || got != want {
+                                Err(format!("addresses {:?}, want {addrs:?}", answer.addrs))
+                            } else if answer.ttls.iter().any(|t| t != ttl) {
+                                Err(format!("TTLs {:?}, want {ttl}", answer.ttls))
+                            } else {
+                                Ok(())
+                            }
+                        }
+                    }
+                }
+            }
+            Expect::Pass(counter) => {
+                if run.verdict != XDP_PASS {
+                    Err(format!("verdict {}, want XDP_PASS", run.verdict))
+                } else if run.frame != f.frame {
+                    Err("a passed frame was modified".to_string())
+                } else if bumped != [*counter] {
+                    Err(format!("counters bumped: {bumped:?}, want [{counter:?}]"))
+                } else {
+                    Ok(())
+                }
+            }
+        };
+        if let Err(e) = outcome {
+            failures.push(format!(
+                "{}: {e}\n  in:  {}\n  out: {}",
+                f.name,
+                hex(&f.frame),
+                hex(&run.frame)
+            ));
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "{} fixture(s) failed:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+}
+
+#[test]
+fn consecutive_answers_rotate_through_the_answer_set() {
+    // One CPU: the round-robin position is per CPU.
+    pin_to_cpu(0).unwrap();
+    let responder = responder();
+    let query = Query::a(POOL);
+    let frame = query.frame();
+    let stored = pool_addrs();
+    let mut firsts = Vec::new();
+    for _ in 0..stored.len() * 2 {
+        let run = responder.run(&frame).unwrap();
+        assert_eq!(run.verdict, XDP_TX);
+        let answer = check_answer(&query, &run.frame).unwrap();
+        // Each answer is the stored order rotated.
+        let start = stored.iter().position(|a| *a == answer.addrs[0]).unwrap();
+        let rotated: Vec<_> = stored
+            .iter()
+            .cycle()
+            .skip(start)
+            .take(stored.len())
+            .copied()
+            .collect();
+        assert_eq!(answer.addrs, rotated);
+        firsts.push(start);
+    }
+    // Consecutive answers advance by one, wrapping around.
+    for pair in firsts.windows(2) {
+        assert_eq!(
+            pair[1],
+            (pair[0] + 1) % stored.len(),
+            "rotation sequence {firsts:?}"
+        );
+    }
+}
+
+#[test]
+fn answer_set_updates_are_seen_by_the_next_query() {
+    let mut responder = responder();
+    let query = Query::a(WWW);
+    let secondary = Ipv4Addr::new(192, 0, 2, 11);
+    responder.set_a(WWW, 30, &[secondary]).unwrap();
+    let run = responder.run(&query.frame()).unwrap();
+    assert_eq!(
+        check_answer(&query, &run.frame).unwrap().addrs,
+        vec![secondary]
+    );
+    responder.dataplane.remove_a(WWW).unwrap();
+    let run = responder.run(&query.frame()).unwrap();
+    assert_eq!(run.verdict, XDP_PASS);
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}

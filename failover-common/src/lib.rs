@@ -87,7 +87,7 @@ impl AnswerSet {
 
 /// Per-CPU packet counters, indexed by `Counter as u32`.
 ///
-/// Every packet the program sees increments exactly one of them.
+/// Every packet the responder sees increments exactly one of them.
 #[repr(u32)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Counter {
@@ -111,10 +111,13 @@ pub enum Counter {
     PassAnswerTooLarge = 7,
     /// The driver could not grow the frame to hold the answer.
     PassNoTailroom = 8,
+    /// Dropped: the frame was resized for the answer but is shorter than asked.
+    /// Cannot happen short of a kernel bug; counted so it would be seen.
+    DropResizeFailed = 9,
 }
 
 /// Number of counters (length of the COUNTERS array).
-pub const COUNTER_COUNT: u32 = 9;
+pub const COUNTER_COUNT: u32 = 10;
 
 impl Counter {
     pub const ALL: [Counter; COUNTER_COUNT as usize] = [
@@ -127,6 +130,7 @@ impl Counter {
         Counter::PassNameNotInMap,
         Counter::PassAnswerTooLarge,
         Counter::PassNoTailroom,
+        Counter::DropResizeFailed,
     ];
 
     /// Stable name used in logs and metrics.
@@ -141,6 +145,7 @@ impl Counter {
             Counter::PassNameNotInMap => "pass_name_not_in_map",
             Counter::PassAnswerTooLarge => "pass_answer_too_large",
             Counter::PassNoTailroom => "pass_no_tailroom",
+            Counter::DropResizeFailed => "drop_resize_failed",
         }
     }
 }

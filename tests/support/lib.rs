@@ -1,1 +1,2 @@
-
+pub mod packets;
+pub mod xdp;

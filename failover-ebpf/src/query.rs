@@ -1,0 +1,240 @@
+//! Validation of an incoming frame as a plain DNS query over IPv4/UDP/53.
+//!
+//! Anything not fully understood is rejected with the counter that says why; the
+//! caller then passes the frame up the stack untouched (XDP_PASS), where a full
+//! DNS server can answer it properly.
+
+use failover_common::{Counter, MAX_NAME_WIRE_LEN, PLAIN_UDP_SIZE, QCLASS_IN, QTYPE_A, QTYPE_OPT};
+
+use crate::{Scratch, checksum, packet::*};
+
+/// The most EDNS options we walk before giving up on a query (unusual, so pass it).
+const MAX_EDNS_OPTIONS: usize = 8;
+/// Bound for frame offsets; XDP frames here are single buffers of at most a page.
+const OFFSET_MASK: usize = 0xfff;
+
+/// What the responder needs to know about a validated query.
+pub struct Query {
+    /// Wire length of the question name, root label included (1..=255).
+    pub name_len: usize,
+    /// Checksum contribution of the whole question section (name, type, class),
+    /// as positioned in the message.
+    pub question_sum: u32,
+    /// The query's DNS flags word (RD and CD are copied into the answer).
+    pub flags: u16,
+    /// The query carried an EDNS OPT record.
+    pub edns: bool,
+    /// DO bit of the query's OPT (RFC 3225: copied into the answer's OPT).
+    pub dnssec_ok: bool,
+    /// Largest UDP message the client accepts.
+    pub max_udp_size: usize,
+}
+
+#[inline(always)]
+fn fits(data: usize, data_end: usize, off: usize, len: usize) -> bool {
+    data + off + len <= data_end
+}
+
+#[inline(always)]
+fn ascii_lower(b: u8) -> u8 {
+    if b.wrapping_sub(b'A') < 26 {
+        b | 0x20
+    } else {
+        b
+    }
+}
+
+/// Validates the frame in `[data, data_end)` and fills `scratch.key` with the
+/// lowercased name and type A. Returns the counter to bump on rejection.
+#[inline(always)]
+pub fn validate(data: usize, data_end: usize, scratch: &mut Scratch) -> Result<Query, Counter> {
+    // Ethernet, IPv4, UDP port 53.
+    if !fits(data, data_end, 0, ETH_LEN) {
+        return Err(Counter::PassNotIpv4Udp53);
+    }
+    if unsafe { read_be16(data + ETH_TYPE) } != 0x0800 {
+        return Err(Counter::PassNotIpv4Udp53);
+    }
+    if !fits(data, data_end, 0, ETH_LEN + IPV4_LEN) {
+        return Err(Counter::PassMalformed);
+    }
+    let ver_ihl = unsafe { read_u8(data + IP_VER_IHL) };
+    if ver_ihl >> 4 != 4 {
+        return Err(Counter::PassMalformed);
+    }
+    if unsafe { read_u8(data + IP_PROTO) } != 17 {
+        return Err(Counter::PassNotIpv4Udp53);
+    }
+    match ver_ihl & 0x0f {
+        5 => {}
+        ihl if ihl > 5 => return Err(Counter::PassIpUnsupported),
+        _ => return Err(Counter::PassMalformed),
+    }
+    // More-fragments flag or a fragment offset: only a whole datagram is a query.
+    if unsafe { read_be16(data + IP_FRAG) } & 0x3fff != 0 {
+        return Err(Counter::PassIpUnsupported);
+    }
+    if !fits(data, data_end, 0, DNS_OFF) {
+        return Err(Counter::PassMalformed);
+    }
+    if unsafe { read_be16(data + UDP_DPORT) } != 53 {
+        return Err(Counter::PassNotIpv4Udp53);
+    }
+
+    // Lengths must agree: the IP total length fits in the frame (which may carry
+    // Ethernet padding), and UDP claims exactly the rest of the IP datagram.
+    let ip_len = unsafe { read_be16(data + IP_TOT_LEN) } as usize;
+    let frame_len = data_end - data;
+    if ip_len < IPV4_LEN + UDP_LEN + DNS_HEADER_LEN || ETH_LEN + ip_len > frame_len {
+        return Err(Counter::PassMalformed);
+    }
+    if unsafe { read_be16(data + UDP_LEN_OFF) } as usize != ip_len - IPV4_LEN {
+        return Err(Counter::PassMalformed);
+    }
+    // Offset one past the DNS message. Opaque to the optimiser: otherwise LLVM
+    // sees that `off + n <= msg_end` implies `data + off + n <= data_end` and
+    // drops the second check, which is the one the verifier needs.
+    let msg_end = core::hint::black_box(ETH_LEN + ip_len);
+    if !fits(data, data_end, 0, QNAME_OFF) {
+        return Err(Counter::PassMalformed);
+    }
+
+    // A plain query: QR=0, opcode QUERY, not truncated, one question, no
+    // answers or authority, at most one additional record (the OPT).
+    let flags = unsafe { read_be16(data + DNS_FLAGS) };
+    if flags & 0xfa00 != 0 {
+        // 0x8000 QR, 0x7800 opcode, 0x0200 TC
+        return Err(Counter::PassNotPlainQuery);
+    }
+    let arcount = unsafe { read_be16(data + DNS_ARCOUNT) };
+    if unsafe { read_be16(data + DNS_QDCOUNT) } != 1
+        || unsafe { read_be16(data + DNS_ANCOUNT) } != 0
+        || unsafe { read_be16(data + DNS_NSCOUNT) } != 0
+        || arcount > 1
+    {
+        return Err(Counter::PassNotPlainQuery);
+    }
+
+    // Zero the whole scratch (key included): bytes after the name must be zero
+    // for the hash lookup to match the agent's key. 264 bytes, 8-aligned.
+    let words = scratch as *mut Scratch as *mut u64;
+    let mut z = 0;
+    while z < core::mem::size_of::<Scratch>() / 8 {
+        unsafe { words.add(z).write(0) };
+        z += 1;
+    }
+
+    // The name: uncompressed labels of 1..=63 bytes, 255 bytes at most in all.
+    // Copied lowercased into the zeroed key so 0x20-randomised names match.
+    let mut name_sum: u32 = 0;
+    let mut label_left: u8 = 0;
+    let mut name_len: usize = 0;
+    let mut i: usize = 0;
+    while i < MAX_NAME_WIRE_LEN {
+        if QNAME_OFF + i >= msg_end || !fits(data, data_end, QNAME_OFF + i, 1) {
+            return Err(Counter::PassMalformed);
+        }
+        let b = unsafe { read_u8(data + QNAME_OFF + i) };
+        // The name starts at DNS offset 12: byte i is at an even offset iff i is.
+        name_sum += checksum::byte_at(b, i);
+        if label_left == 0 {
+            if b == 0 {
+                name_len = i + 1;
+                break;
+            }
+            // 0x40..=0xff: compression pointers (0xc0) and obsolete label types.
+            if b > 63 {
+                return Err(Counter::PassMalformed);
+            }
+            label_left = b;
+            scratch.key.name[i] = b;
+        } else {
+            scratch.key.name[i] = ascii_lower(b);
+            label_left -= 1;
+        }
+        i += 1;
+    }
+    if name_len == 0 {
+        return Err(Counter::PassMalformed);
+    }
+    // Verifier barrier: a value read back from map memory is one bounded scalar,
+    // so everything below is verified once instead of once per name length.
+    scratch.name_len = name_len as u32;
+    let name_len = unsafe { core::ptr::read_volatile(&scratch.name_len) } as usize & 0xff;
+
+    let qtype_off = QNAME_OFF + name_len;
+    if qtype_off + 4 > msg_end || !fits(data, data_end, qtype_off, 4) {
+        return Err(Counter::PassMalformed);
+    }
+    let qtype = unsafe { read_be16(data + qtype_off) };
+    let qclass = unsafe { read_be16(data + qtype_off + 2) };
+    if qclass != QCLASS_IN || qtype != QTYPE_A {
+        return Err(Counter::PassUnsupportedType);
+    }
+    let question_sum = checksum::fold(name_sum) as u32
+        + checksum::at_parity(qtype as u32 + qclass as u32, name_len & 1 == 1);
+
+    // The additional section: nothing, or exactly one well-formed OPT (RFC 6891).
+    let opt_off = qtype_off + 4;
+    let mut query = Query {
+        name_len,
+        question_sum,
+        flags,
+        edns: false,
+        dnssec_ok: false,
+        max_udp_size: PLAIN_UDP_SIZE as usize,
+    };
+    if arcount == 0 {
+        if opt_off != msg_end {
+            return Err(Counter::PassMalformed);
+        }
+    } else {
+        if opt_off + 11 > msg_end || !fits(data, data_end, opt_off, 11) {
+            return Err(Counter::PassMalformed);
+        }
+        // A non-root owner or another type: TSIG, SIG(0)... userspace's business.
+        if unsafe { read_u8(data + opt_off) } != 0
+            || unsafe { read_be16(data + opt_off + 1) } != QTYPE_OPT
+        {
+            return Err(Counter::PassNotPlainQuery);
+        }
+        // EDNS version > 0 must get BADVERS, which userspace answers.
+        if unsafe { read_u8(data + opt_off + 6) } != 0 {
+            return Err(Counter::PassNotPlainQuery);
+        }
+        let udp_size = unsafe { read_be16(data + opt_off + 3) } as usize;
+        let opt_flags = unsafe { read_be16(data + opt_off + 7) };
+        let rdlen = unsafe { read_be16(data + opt_off + 9) } as usize;
+        if opt_off + 11 + rdlen != msg_end {
+            return Err(Counter::PassMalformed);
+        }
+        // Options are ignored (no cookies, no ECS), but must be well formed.
+        let mut off = opt_off + 11;
+        let mut n = 0;
+        while n < MAX_EDNS_OPTIONS {
+            if off == msg_end {
+                break;
+            }
+            let at = off & OFFSET_MASK;
+            if at + 4 > msg_end || !fits(data, data_end, at, 4) {
+                return Err(Counter::PassMalformed);
+            }
+            off = at + 4 + unsafe { read_be16(data + at + 2) } as usize;
+            if off > msg_end {
+                return Err(Counter::PassMalformed);
+            }
+            n += 1;
+        }
+        if off != msg_end {
+            return Err(Counter::PassNotPlainQuery);
+        }
+        query.edns = true;
+        query.dnssec_ok = opt_flags & 0x8000 != 0;
+        // RFC 6891 6.2.5: values below 512 are treated as 512.
+        if udp_size > query.max_udp_size {
+            query.max_udp_size = udp_size;
+        }
+    }
+    scratch.key.qtype = QTYPE_A;
+    Ok(query)
+}

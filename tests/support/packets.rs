@@ -1,0 +1,376 @@
+//! Builds DNS query frames (Ethernet + IPv4 + UDP) byte by byte, including the
+//! broken ones a fast path must refuse, and checks answer frames completely.
+
+use std::net::Ipv4Addr;
+
+use anyhow::{Context as _, Result, bail, ensure};
+use hickory_proto::{
+    op::{Message, MessageType, OpCode, ResponseCode},
+    rr::{DNSClass, RData, RecordType},
+};
+
+pub const CLIENT_MAC: [u8; 6] = [0x02, 0, 0, 0, 0, 0x02];
+pub const SERVER_MAC: [u8; 6] = [0x02, 0, 0, 0, 0, 0x01];
+pub const CLIENT_IP: Ipv4Addr = Ipv4Addr::new(198, 51, 100, 2);
+pub const SERVER_IP: Ipv4Addr = Ipv4Addr::new(198, 51, 100, 1);
+pub const CLIENT_PORT: u16 = 40_053;
+
+/// Wire format of a dotted name, labels as given (no case change, no checks).
+pub fn wire_name(name: &str) -> Vec<u8> {
+    let mut out = Vec::new();
+    for label in name
+        .trim_end_matches('.')
+        .split('.')
+        .filter(|l| !l.is_empty())
+    {
+        out.push(label.len() as u8);
+        out.extend_from_slice(label.as_bytes());
+    }
+    out.push(0);
+    out
+}
+
+/// An OPT record as a client sends it.
+#[derive(Clone, Debug)]
+pub struct Opt {
+    pub udp_size: u16,
+    pub version: u8,
+    pub dnssec_ok: bool,
+    /// Raw option bytes (code, length, data ...), may be deliberately broken.
+    pub options: Vec<u8>,
+    /// RDLENGTH override (to make it lie).
+    pub rdlen: Option<u16>,
+}
+
+impl Opt {
+    pub fn new(udp_size: u16) -> Self {
+        Self {
+            udp_size,
+            version: 0,
+            dnssec_ok: false,
+            options: Vec::new(),
+            rdlen: None,
+        }
+    }
+
+    fn bytes(&self) -> Vec<u8> {
+        let mut out = vec![0, 0, 41];
+        out.extend_from_slice(&self.udp_size.to_be_bytes());
+        out.extend_from_slice(&[0, self.version, if self.dnssec_ok { 0x80 } else { 0 }, 0]);
+        let rdlen = self.rdlen.unwrap_or(self.options.len() as u16);
+        out.extend_from_slice(&rdlen.to_be_bytes());
+        out.extend_from_slice(&self.options);
+        out
+    }
+}
+
+/// A query frame, every field settable, built by [`Query::frame`].
+#[derive(Clone, Debug)]
+pub struct Query {
+    pub id: u16,
+    /// Raw DNS flags word (0x0100 = RD).
+    pub flags: u16,
+    pub qdcount: u16,
+    pub ancount: u16,
+    pub nscount: u16,
+    /// `None`: 1 if there is an OPT (or `additional`), else 0.
+    pub arcount: Option<u16>,
+    /// Question name in wire format.
+    pub qname: Vec<u8>,
+    pub qtype: u16,
+    pub qclass: u16,
+    pub opt: Option<Opt>,
+    /// Raw bytes of an additional record other than OPT, or trailing junk.
+    pub additional: Vec<u8>,
+    pub ip_options: Vec<u8>,
+    /// IPv4 flags+fragment offset word.
+    pub ip_frag: u16,
+    pub ethertype: u16,
+    pub ip_proto: u8,
+    pub dst_port: u16,
+    /// UDP length override (to make it lie).
+    pub udp_len: Option<u16>,
+    /// Ethernet padding appended after the IP datagram.
+    pub eth_padding: usize,
+}
+
+impl Query {
+    pub fn a(name: &str) -> Self {
+        Self {
+            id: 0x1234,
+            flags: 0x0100,
+            qdcount: 1,
+            ancount: 0,
+            nscount: 0,
+            arcount: None,
+            qname: wire_name(name),
+            qtype: 1,
+            qclass: 1,
+            opt: None,
+            additional: Vec::new(),
+            ip_options: Vec::new(),
+            ip_frag: 0x4000,
+            ethertype: 0x0800,
+            ip_proto: 17,
+            dst_port: 53,
+            udp_len: None,
+            eth_padding: 0,
+        }
+    }
+
+    pub fn with_opt(mut self, opt: Opt) -> Self {
+        self.opt = Some(opt);
+        self
+    }
+
+    /// The DNS message alone.
+    pub fn message(&self) -> Vec<u8> {
+        let mut m = Vec::new();
+        m.extend_from_slice(&self.id.to_be_bytes());
+        m.extend_from_slice(&self.flags.to_be_bytes());
+        let ar = self
+            .arcount
+            .unwrap_or(u16::from(self.opt.is_some() || !self.additional.is_empty()));
+        for c in [self.qdcount, self.ancount, self.nscount, ar] {
+            m.extend_from_slice(&c.to_be_bytes());
+        }
+        m.extend_from_slice(&self.qname);
+        m.extend_from_slice(&self.qtype.to_be_bytes());
+        m.extend_from_slice(&self.qclass.to_be_bytes());
+        if let Some(opt) = &self.opt {
+            m.extend_from_slice(&opt.bytes());
+        }
+        m.extend_from_slice(&self.additional);
+        m
+    }
+
+    /// The whole Ethernet frame with valid IPv4 header checksum.
+    pub fn frame(&self) -> Vec<u8> {
+        let dns = self.message();
+        let udp_len = (8 + dns.len()) as u16;
+        let ihl = 20 + self.ip_options.len();
+        let ip_len = (ihl + udp_len as usize) as u16;
+        let mut f = Vec::new();
+        f.extend_from_slice(&SERVER_MAC);
+        f.extend_from_slice(&CLIENT_MAC);
+        f.extend_from_slice(&self.ethertype.to_be_bytes());
+        let ip_start = f.len();
+        f.push(0x40 | (ihl / 4) as u8);
+        f.push(0);
+        f.extend_from_slice(&ip_len.to_be_bytes());
+        f.extend_from_slice(&0x4242u16.to_be_bytes());
+        f.extend_from_slice(&self.ip_frag.to_be_bytes());
+        f.push(64);
+        f.push(self.ip_proto);
+        f.extend_from_slice(&[0, 0]);
+        f.extend_from_slice(&CLIENT_IP.octets());
+        f.extend_from_slice(&SERVER_IP.octets());
+        f.extend_from_slice(&self.ip_options);
+        let csum = internet_checksum(&f[ip_start..]);
+        f[ip_start + 10..ip_start + 12].copy_from_slice(&csum.to_be_bytes());
+        f.extend_from_slice(&CLIENT_PORT.to_be_bytes());
+        f.extend_from_slice(&self.dst_port.to_be_bytes());
+        f.extend_from_slice(&self.udp_len.unwrap_or(udp_len).to_be_bytes());
+        // Left zero ("no checksum"): the fast path must not depend on it, as
+        // veth frames from local sockets carry only partial checksums.
+        f.extend_from_slice(&[0, 0]);
+        f.extend_from_slice(&dns);
+        f.extend(std::iter::repeat_n(0u8, self.eth_padding));
+        f
+    }
+}
+
+/// RFC 1071 checksum of `bytes` (odd length padded with a zero byte).
+pub fn internet_checksum(bytes: &[u8]) -> u16 {
+    !fold(sum_words(bytes))
+}
+
+fn sum_words(bytes: &[u8]) -> u32 {
+    let mut sum: u32 = 0;
+    for chunk in bytes.chunks(2) {
+        let hi = chunk[0] as u32;
+        let lo = chunk.get(1).copied().unwrap_or(0) as u32;
+        sum += (hi << 8) | lo;
+    }
+    sum
+}
+
+fn fold(mut sum: u32) -> u16 {
+    while sum > 0xffff {
+        sum = (sum & 0xffff) + (sum >> 16);
+    }
+    sum as u16
+}
+
+/// What an answer frame held, after every transport-level check passed.
+#[derive(Debug)]
+pub struct Answer {
+    /// Addresses in the order they came.
+    pub addrs: Vec<Ipv4Addr>,
+    pub ttls: Vec<u32>,
+    pub message: Message,
+    pub dns_len: usize,
+}
+
+/// Checks `out` as the answer to `query` at the Ethernet, IPv4 and UDP levels
+/// (swapped MACs, addresses and ports, lengths, both checksums), then parses the
+/// DNS message with hickory-proto and checks every header field, the echoed
+/// question (byte for byte, so the client's case survives), each answer record
+/// and the OPT. Returns the answer for the caller's record-level checks.
+pub fn check_answer(query: &Query, out: &[u8]) -> Result<Answer> {
+    ensure!(
+        out.len() >= 42 + 12,
+        "answer frame of {} bytes is too short",
+        out.len()
+    );
+    ensure!(
+        out[0..6] == CLIENT_MAC && out[6..12] == SERVER_MAC,
+        "MACs not swapped"
+    );
+    ensure!(out[12..14] == [0x08, 0x00], "ethertype changed");
+    let ip = &out[14..34];
+    ensure!(ip[0] == 0x45, "IPv4 header byte 0 is {:#x}", ip[0]);
+    let ip_len = u16::from_be_bytes([ip[2], ip[3]]) as usize;
+    ensure!(
+        ip_len == out.len() - 14,
+        "IP total length {ip_len} but frame carries {}",
+        out.len() - 14
+    );
+    ensure!(ip[9] == 17, "protocol is not UDP");
+    ensure!(
+        ip[12..16] == SERVER_IP.octets(),
+        "source address not swapped"
+    );
+    ensure!(
+        ip[16..20] == CLIENT_IP.octets(),
+        "destination address not swapped"
+    );
+    ensure!(ip[8] > 0, "IP TTL is zero");
+    ensure!(fold(sum_words(ip)) == 0xffff, "IPv4 header checksum wrong");
+    let udp = &out[34..];
+    ensure!(udp[0..2] == 53u16.to_be_bytes(), "source port is not 53");
+    ensure!(
+        udp[2..4] == CLIENT_PORT.to_be_bytes(),
+        "destination port not swapped"
+    );
+    let udp_len = u16::from_be_bytes([udp[4], udp[5]]) as usize;
+    ensure!(
+        udp_len == udp.len(),
+        "UDP length {udp_len} but {} bytes follow",
+        udp.len()
+    );
+    let udp_csum = u16::from_be_bytes([udp[6], udp[7]]);
+    ensure!(udp_csum != 0, "UDP checksum missing");
+    let mut pseudo = Vec::new();
+    pseudo.extend_from_slice(&ip[12..20]);
+    pseudo.extend_from_slice(&[0, 17]);
+    pseudo.extend_from_slice(&(udp_len as u16).to_be_bytes());
+    let sum = sum_words(&pseudo) + sum_words(udp);
+    ensure!(fold(sum) == 0xffff, "UDP checksum wrong ({udp_csum:#06x})");
+
+    let dns = &udp[8..];
+    let limit = match &query.opt {
+        Some(opt) => opt.udp_size.max(512) as usize,
+        None => 512,
+    };
+    ensure!(
+        dns.len() <= limit,
+        "answer of {} bytes exceeds {limit}",
+        dns.len()
+    );
+    let message = Message::from_vec(dns).context("hickory cannot parse the answer")?;
+    let h = message.header();
+    ensure!(h.id() == query.id, "id not echoed");
+    ensure!(h.message_type() == MessageType::Response, "QR not set");
+    ensure!(h.op_code() == OpCode::Query, "opcode not QUERY");
+    ensure!(h.authoritative(), "AA not set");
+    ensure!(!h.truncated(), "TC set");
+    ensure!(
+        h.recursion_desired() == (query.flags & 0x0100 != 0),
+        "RD not copied"
+    );
+    ensure!(!h.recursion_available(), "RA set");
+    ensure!(
+        h.checking_disabled() == (query.flags & 0x0010 != 0),
+        "CD not copied"
+    );
+    ensure!(
+        h.response_code() == ResponseCode::NoError,
+        "rcode {:?}",
+        h.response_code()
+    );
+    ensure!(h.query_count() == 1, "QDCOUNT {}", h.query_count());
+    ensure!(h.name_server_count() == 0, "authority section not empty");
+    // The question, byte for byte as the client sent it.
+    let q_end = 12 + query.qname.len() + 4;
+    ensure!(
+        dns[12..q_end] == query.message()[12..q_end],
+        "question not echoed byte for byte"
+    );
+    let qname = message.queries()[0].name().clone();
+    let mut addrs = Vec::new();
+    let mut ttls = Vec::new();
+    for rr in message.answers() {
+        ensure!(
+            rr.name() == &qname,
+            "answer owner {} is not the question",
+            rr.name()
+        );
+        ensure!(
+            rr.name().to_string() == qname.to_string(),
+            "answer owner not spelled as the question"
+        );
+        ensure!(
+            rr.record_type() == RecordType::A,
+            "answer type {}",
+            rr.record_type()
+        );
+        ensure!(
+            rr.dns_class() == DNSClass::IN,
+            "answer class {}",
+            rr.dns_class()
+        );
+        match rr.data() {
+            RData::A(a) => addrs.push(a.0),
+            other => bail!("answer data {other:?}"),
+        }
+        ttls.push(rr.ttl());
+    }
+    // Every answer owner is the pointer to the question name.
+    for i in 0..addrs.len() {
+        let rr = q_end + i * 16;
+        ensure!(
+            dns[rr..rr + 2] == [0xc0, 0x0c],
+            "answer {i} owner is not pointer 0xC00C"
+        );
+    }
+    match (&query.opt, message.extensions()) {
+        (None, None) => {}
+        (None, Some(_)) => bail!("OPT in the answer to a query without EDNS"),
+        (Some(_), None) => bail!("no OPT in the answer to an EDNS query"),
+        (Some(sent), Some(edns)) => {
+            ensure!(
+                edns.max_payload() == 1232,
+                "OPT UDP size {}",
+                edns.max_payload()
+            );
+            ensure!(edns.version() == 0, "OPT version {}", edns.version());
+            ensure!(
+                edns.flags().dnssec_ok == sent.dnssec_ok,
+                "DO bit not copied"
+            );
+            ensure!(edns.options().as_ref().is_empty(), "OPT carries options");
+            ensure!(
+                h.additional_count() == 1,
+                "ARCOUNT {}",
+                h.additional_count()
+            );
+        }
+    }
+    Ok(Answer {
+        addrs,
+        ttls,
+        dns_len: dns.len(),
+        message,
+    })
+}

@@ -1,0 +1,91 @@
+//! Runs the real XDP responder on crafted frames with BPF_PROG_TEST_RUN: no
+//! network, no interface, the same object the agent attaches.
+
+use std::net::Ipv4Addr;
+
+use anyhow::{Context as _, Result, bail};
+use aya::programs::{TestRun, TestRunOptions};
+use failover_agent::dataplane::Dataplane;
+use failover_common::Counter;
+
+pub const XDP_DROP: u32 = 1;
+pub const XDP_PASS: u32 = 2;
+pub const XDP_TX: u32 = 3;
+
+/// The outcome of one run.
+#[derive(Debug)]
+pub struct Run {
+    pub verdict: u32,
+    /// The frame as the program left it.
+    pub frame: Vec<u8>,
+    /// Kernel-measured average run time per repetition.
+    pub ns_per_run: u128,
+}
+
+/// The loaded responder with its record map.
+pub struct Responder {
+    pub dataplane: Dataplane,
+}
+
+impl Responder {
+    /// Loads the embedded object (needs root / CAP_BPF).
+    pub fn load() -> Result<Self> {
+        Ok(Self {
+            dataplane: Dataplane::load()?,
+        })
+    }
+
+    pub fn set_a(&mut self, name: &str, ttl: u32, addrs: &[Ipv4Addr]) -> Result<()> {
+        self.dataplane.set_a(name, ttl, addrs)
+    }
+
+    /// Runs the program once on `frame`.
+    pub fn run(&self, frame: &[u8]) -> Result<Run> {
+        self.run_repeat(frame, 1)
+    }
+
+    /// Runs the program `repeat` times on `frame` (the kernel resets the frame
+    /// before every repetition) and returns the last result.
+    pub fn run_repeat(&self, frame: &[u8], repeat: u32) -> Result<Run> {
+        let mut out = vec![0u8; 4096];
+        let result = self
+            .dataplane
+            .program()
+            .test_run(TestRunOptions {
+                data_in: Some(frame),
+                data_out: Some(&mut out),
+                repeat,
+                ..TestRunOptions::default()
+            })
+            .context("BPF_PROG_TEST_RUN")?;
+        out.truncate(result.data_size_out as usize);
+        Ok(Run {
+            verdict: result.return_value,
+            frame: out,
+            ns_per_run: result.duration.as_nanos(),
+        })
+    }
+
+    /// Counter values summed over CPUs.
+    pub fn counter(&self, counter: Counter) -> Result<u64> {
+        let all = self.dataplane.counters()?;
+        Ok(all
+            .into_iter()
+            .find(|(c, _)| *c == counter)
+            .map(|(_, v)| v)
+            .unwrap_or(0))
+    }
+}
+
+/// Pins the calling thread to one CPU, so that consecutive runs share the
+/// per-CPU round-robin counter.
+pub fn pin_to_cpu(cpu: usize) -> Result<()> {
+    unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        libc::CPU_SET(cpu, &mut set);
+        if libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set) != 0 {
+            bail!("sched_setaffinity: {}", std::io::Error::last_os_error());
+        }
+    }
+    Ok(())
+}
