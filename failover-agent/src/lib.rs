@@ -1,3 +1,6 @@
 //! failover agent: health checks endpoints and keeps the kernel's answer map true.
+pub mod config;
 pub mod dataplane;
+pub mod health;
+pub mod policy;
 pub mod sink;

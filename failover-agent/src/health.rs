@@ -1,0 +1,287 @@
+//! Health checks: one TCP connect with a timeout, and the rise/fall state
+//! machine that turns check results into an endpoint's health.
+
+use std::fmt;
+use std::io;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use tokio::net::TcpStream;
+
+/// An endpoint's health as the agent believes it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Health {
+    /// Not checked yet.
+    Unknown,
+    Healthy,
+    Unhealthy,
+}
+
+impl fmt::Display for Health {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Health::Unknown => "unknown",
+            Health::Healthy => "healthy",
+            Health::Unhealthy => "unhealthy",
+        })
+    }
+}
+
+/// Why a check failed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Failure {
+    /// The endpoint answered the SYN with a RST: up, but nothing listens.
+    Refused,
+    /// No connection within the check's timeout.
+    Timeout(Duration),
+    /// Any other connect error (no route, network unreachable, ...), with the
+    /// OS's text.
+    Unreachable(String),
+}
+
+impl fmt::Display for Failure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Failure::Refused => f.write_str("connection refused"),
+            Failure::Timeout(after) => {
+                write!(f, "timeout after {}", humantime::format_duration(*after))
+            }
+            Failure::Unreachable(text) => write!(f, "unreachable: {text}"),
+        }
+    }
+}
+
+impl Failure {
+    fn from_io(error: &io::Error) -> Failure {
+        match error.kind() {
+            io::ErrorKind::ConnectionRefused => Failure::Refused,
+            _ => Failure::Unreachable(error.to_string()),
+        }
+    }
+}
+
+/// The result of one check.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CheckResult {
+    pub outcome: Result<(), Failure>,
+    /// From the start of the connect to its result (the timeout when it timed out).
+    pub latency: Duration,
+}
+
+impl CheckResult {
+    pub fn is_success(&self) -> bool {
+        self.outcome.is_ok()
+    }
+}
+
+/// Latency for logs: "0.4ms", "12.3ms", "1.204s".
+pub struct Latency(pub Duration);
+
+impl fmt::Display for Latency {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let ms = self.0.as_secs_f64() * 1000.0;
+        if ms < 1000.0 {
+            write!(f, "{ms:.1}ms")
+        } else {
+            write!(f, "{:.3}s", ms / 1000.0)
+        }
+    }
+}
+
+/// One TCP-connect check: healthy when the handshake completes within `timeout`.
+/// The connection is closed at once; nothing is sent.
+pub async fn tcp_check(target: SocketAddr, timeout: Duration) -> CheckResult {
+    let start = Instant::now();
+    let outcome = match tokio::time::timeout(timeout, TcpStream::connect(target)).await {
+        Ok(Ok(stream)) => {
+            drop(stream);
+            Ok(())
+        }
+        Ok(Err(e)) => Err(Failure::from_io(&e)),
+        Err(_) => Err(Failure::Timeout(timeout)),
+    };
+    CheckResult {
+        outcome,
+        latency: start.elapsed(),
+    }
+}
+
+/// A change of health, with what caused it (for the log line).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Transition {
+    pub old: Health,
+    pub new: Health,
+    /// e.g. "3 consecutive failures; last: connection refused, 0.4ms".
+    pub reason: String,
+}
+
+/// Rise/fall hysteresis over consecutive check results.
+#[derive(Clone, Debug)]
+pub struct HealthTracker {
+    rise: u32,
+    fall: u32,
+    state: Health,
+    successes: u32,
+    failures: u32,
+}
+
+impl HealthTracker {
+    pub fn new(rise: u32, fall: u32) -> Self {
+        assert!(rise >= 1 && fall >= 1, "validated by the config");
+        Self {
+            rise,
+            fall,
+            state: Health::Unknown,
+            successes: 0,
+            failures: 0,
+        }
+    }
+
+    pub fn state(&self) -> Health {
+        self.state
+    }
+
+    /// Feeds one check result; returns the transition it caused, if any.
+    pub fn observe(&mut self, result: &CheckResult) -> Option<Transition> {
+        let latency = Latency(result.latency);
+        match &result.outcome {
+            Ok(()) => {
+                self.successes = self.successes.saturating_add(1);
+                self.failures = 0;
+            }
+            Err(_) => {
+                self.failures = self.failures.saturating_add(1);
+                self.successes = 0;
+            }
+        }
+        let old = self.state;
+        // Deliberate choice: from Unknown the first result decides at once.
+        // Waiting for `rise` successes would delay the first answer set by
+        // rise * interval at every start, and waiting for `fall` failures would
+        // publish nothing for a dead endpoint for fall * interval.
+        let (new, reason) = match (&result.outcome, old) {
+            (Ok(()), Health::Unknown) => (
+                Health::Healthy,
+                format!("first check: connected, {latency}"),
+            ),
+            (Err(failure), Health::Unknown) => (
+                Health::Unhealthy,
+                format!("first check: {failure}, {latency}"),
+            ),
+            (Ok(()), Health::Unhealthy) if self.successes >= self.rise => (
+                Health::Healthy,
+                format!(
+                    "{} consecutive {}; last: connected, {latency}",
+                    self.successes,
+                    plural(self.successes, "success", "successes")
+                ),
+            ),
+            (Err(failure), Health::Healthy) if self.failures >= self.fall => (
+                Health::Unhealthy,
+                format!(
+                    "{} consecutive {}; last: {failure}, {latency}",
+                    self.failures,
+                    plural(self.failures, "failure", "failures")
+                ),
+            ),
+            _ => return None,
+        };
+        self.state = new;
+        Some(Transition { old, new, reason })
+    }
+}
+
+fn plural<'a>(n: u32, one: &'a str, many: &'a str) -> &'a str {
+    if n == 1 { one } else { many }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn success() -> CheckResult {
+        CheckResult {
+            outcome: Ok(()),
+            latency: Duration::from_micros(400),
+        }
+    }
+
+    fn failure() -> CheckResult {
+        CheckResult {
+            outcome: Err(Failure::Refused),
+            latency: Duration::from_micros(400),
+        }
+    }
+
+    #[test]
+    fn first_result_decides_from_unknown() {
+        let mut up = HealthTracker::new(2, 3);
+        let t = up.observe(&success()).unwrap();
+        assert_eq!((t.old, t.new), (Health::Unknown, Health::Healthy));
+        assert_eq!(t.reason, "first check: connected, 0.4ms");
+
+        let mut down = HealthTracker::new(2, 3);
+        let t = down.observe(&failure()).unwrap();
+        assert_eq!((t.old, t.new), (Health::Unknown, Health::Unhealthy));
+        assert_eq!(t.reason, "first check: connection refused, 0.4ms");
+    }
+
+    #[test]
+    fn fall_needs_consecutive_failures() {
+        let mut t = HealthTracker::new(2, 3);
+        t.observe(&success());
+        assert_eq!(t.observe(&failure()), None);
+        assert_eq!(t.observe(&failure()), None);
+        // A success in between resets the count.
+        assert_eq!(t.observe(&success()), None);
+        assert_eq!(t.observe(&failure()), None);
+        assert_eq!(t.observe(&failure()), None);
+        assert_eq!(t.state(), Health::Healthy);
+        let down = t.observe(&failure()).unwrap();
+        assert_eq!((down.old, down.new), (Health::Healthy, Health::Unhealthy));
+        assert_eq!(
+            down.reason,
+            "3 consecutive failures; last: connection refused, 0.4ms"
+        );
+        assert_eq!(t.observe(&failure()), None, "no repeated transition");
+    }
+
+    #[test]
+    fn rise_needs_consecutive_successes() {
+        let mut t = HealthTracker::new(2, 1);
+        t.observe(&failure());
+        assert_eq!(t.observe(&success()), None);
+        assert_eq!(t.observe(&failure()), None);
+        assert_eq!(t.observe(&success()), None);
+        let up = t.observe(&success()).unwrap();
+        assert_eq!((up.old, up.new), (Health::Unhealthy, Health::Healthy));
+        assert_eq!(up.reason, "2 consecutive successes; last: connected, 0.4ms");
+        let down = t.observe(&failure()).unwrap();
+        assert_eq!(
+            down.reason,
+            "1 consecutive failure; last: connection refused, 0.4ms"
+        );
+    }
+
+    #[test]
+    fn latency_formatting() {
+        assert_eq!(Latency(Duration::from_micros(420)).to_string(), "0.4ms");
+        assert_eq!(Latency(Duration::from_micros(12_345)).to_string(), "12.3ms");
+        assert_eq!(Latency(Duration::from_millis(1204)).to_string(), "1.204s");
+        assert_eq!(
+            Failure::Timeout(Duration::from_millis(500)).to_string(),
+            "timeout after 500ms"
+        );
+    }
+
+    #[tokio::test]
+    async fn tcp_check_against_real_sockets() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let up = tcp_check(addr, Duration::from_secs(1)).await;
+        assert!(up.is_success(), "{up:?}");
+        drop(listener);
+        let down = tcp_check(addr, Duration::from_secs(1)).await;
+        assert_eq!(down.outcome, Err(Failure::Refused));
+    }
+}
