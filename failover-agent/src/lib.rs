@@ -1,4 +1,5 @@
 //! failover agent: health checks endpoints and keeps the kernel's answer map true.
+pub mod agent;
 pub mod config;
 pub mod dataplane;
 pub mod health;
