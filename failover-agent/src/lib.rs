@@ -1,7 +1,9 @@
 //! failover agent: health checks endpoints and keeps the kernel's answer map true.
 pub mod agent;
+pub mod cli;
 pub mod config;
 pub mod dataplane;
+pub mod demo;
 pub mod health;
 pub mod policy;
 pub mod sink;

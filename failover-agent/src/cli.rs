@@ -1,0 +1,406 @@
+//! Command line: `failover-agent run | check-config | demo-endpoint`.
+//!
+//! Exit codes: 0 after a clean shutdown (SIGINT/SIGTERM), 2 for bad arguments
+//! or a bad configuration (nothing was loaded or attached), 1 for a runtime
+//! failure (loading or attaching the XDP program, ...).
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::{Context as _, Result};
+use clap::{Parser, Subcommand, ValueEnum};
+use log::{error, info, warn};
+use tokio::signal::unix::{SignalKind, signal};
+
+use crate::agent::Agent;
+use crate::config::Config;
+use crate::dataplane::{AttachMode, Dataplane};
+use crate::demo::DemoEndpoints;
+
+const EXIT_RUNTIME: u8 = 1;
+const EXIT_USAGE: u8 = 2;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "failover-agent",
+    version,
+    about = "DNS failover: answers A queries from XDP with only the endpoints that are healthy now"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Health-check the configured endpoints and answer DNS queries for the
+    /// records from XDP on IFACE (needs root). Without --config, runs the
+    /// built-in demo on lo: two local endpoints for www.example.test.
+    Run(RunArgs),
+    /// Validate a configuration file and exit (0 if valid, 2 if not).
+    CheckConfig {
+        /// The TOML configuration file.
+        #[arg(long, value_name = "FILE")]
+        config: PathBuf,
+    },
+    /// A tiny TCP endpoint for the demo: accepts connections and answers
+    /// "HTTP/1.0 200 OK". Runs until killed.
+    DemoEndpoint {
+        /// Address and port to listen on, e.g. 127.0.0.10:8080.
+        #[arg(long, value_name = "ADDR:PORT")]
+        listen: SocketAddr,
+    },
+}
+
+#[derive(clap::Args, Debug)]
+struct RunArgs {
+    /// The TOML configuration file. Default: the built-in demo.
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Interface to attach the XDP responder to. Required with --config; the
+    /// built-in demo uses lo.
+    #[arg(long, value_name = "IFACE")]
+    iface: Option<String>,
+    /// native: in the driver (fast; needs driver support); skb: generic XDP,
+    /// works on any interface. Default: native, or skb for the built-in demo.
+    #[arg(long, value_enum, value_name = "MODE")]
+    xdp_mode: Option<XdpModeArg>,
+    /// How often to log the kernel's packet counters, e.g. 60s, 5m; 0 = never.
+    /// They are also logged once at exit.
+    #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = humantime::parse_duration)]
+    stats_interval: Duration,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum XdpModeArg {
+    Native,
+    Skb,
+}
+
+impl From<XdpModeArg> for AttachMode {
+    fn from(mode: XdpModeArg) -> Self {
+        match mode {
+            XdpModeArg::Native => AttachMode::Native,
+            XdpModeArg::Skb => AttachMode::Skb,
+        }
+    }
+}
+
+fn mode_name(mode: AttachMode) -> &'static str {
+    match mode {
+        AttachMode::Native => "native",
+        AttachMode::Skb => "skb",
+    }
+}
+
+/// The whole program; `main.rs` only calls this.
+pub fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            // --help and --version exit 0, usage errors 2.
+            let _ = e.print();
+            return ExitCode::from(e.exit_code().clamp(0, 255) as u8);
+        }
+    };
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info"))
+        .format_timestamp_millis()
+        .init();
+    match cli.command {
+        Command::Run(args) => run(args),
+        Command::CheckConfig { config: path } => match Config::load(&path) {
+            Ok(config) => {
+                println!(
+                    "{}: ok: {} zones, {} records, {} endpoints",
+                    path.display(),
+                    config.zones.len(),
+                    config.records.len(),
+                    config.endpoint_count()
+                );
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                error!("{e}");
+                ExitCode::from(EXIT_USAGE)
+            }
+        },
+        Command::DemoEndpoint { listen } => {
+            let runtime = match tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            {
+                Ok(r) => r,
+                Err(e) => {
+                    error!("starting the async runtime: {e}");
+                    return ExitCode::from(EXIT_RUNTIME);
+                }
+            };
+            match runtime.block_on(crate::demo::serve(listen)) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    error!("{e:#}");
+                    ExitCode::from(EXIT_RUNTIME)
+                }
+            }
+        }
+    }
+}
+
+/// What `run` was asked to do, resolved from arguments and defaults.
+struct Plan {
+    config: Config,
+    iface: String,
+    mode: AttachMode,
+    demo: bool,
+}
+
+fn plan(args: &RunArgs) -> Result<Plan, String> {
+    let (config, demo) = match &args.config {
+        Some(path) => (Config::load(path).map_err(|e| e.to_string())?, false),
+        None => (Config::default_demo(), true),
+    };
+    let iface = match (&args.iface, demo) {
+        (Some(iface), _) => iface.clone(),
+        (None, true) => "lo".to_string(),
+        (None, false) => return Err("--iface IFACE is required with --config".to_string()),
+    };
+    let mode = match (args.xdp_mode, demo) {
+        (Some(mode), _) => mode.into(),
+        (None, true) => AttachMode::Skb,
+        (None, false) => AttachMode::Native,
+    };
+    if interface_index(&iface).is_none() {
+        return Err(format!("--iface {iface}: no such network interface"));
+    }
+    Ok(Plan {
+        config,
+        iface,
+        mode,
+        demo,
+    })
+}
+
+fn interface_index(iface: &str) -> Option<u32> {
+    let name = std::ffi::CString::new(iface).ok()?;
+    // SAFETY: `name` is a valid NUL-terminated string for the call's duration.
+    let index = unsafe { libc::if_nametoindex(name.as_ptr()) };
+    (index != 0).then_some(index)
+}
+
+fn run(args: RunArgs) -> ExitCode {
+    // Everything about arguments and configuration is checked before the
+    // kernel is touched.
+    let plan = match plan(&args) {
+        Ok(plan) => plan,
+        Err(message) => {
+            error!("{message}");
+            return ExitCode::from(EXIT_USAGE);
+        }
+    };
+    match run_plan(plan, args.stats_interval) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            error!("{e:#}");
+            ExitCode::from(EXIT_RUNTIME)
+        }
+    }
+}
+
+fn run_plan(plan: Plan, stats_interval: Duration) -> Result<()> {
+    let Plan {
+        config,
+        iface,
+        mode,
+        demo,
+    } = plan;
+    let mut dataplane = Dataplane::load().map_err(|e| {
+        // SAFETY: geteuid has no preconditions.
+        if unsafe { libc::geteuid() } != 0 {
+            e.context("loading the XDP program (needs root, or CAP_BPF and CAP_NET_ADMIN)")
+        } else {
+            e
+        }
+    })?;
+    if let Err(e) = dataplane.attach(&iface, mode) {
+        let hint = if mode == AttachMode::Native {
+            " (hint: the driver may not support native XDP; try --xdp-mode skb)"
+        } else {
+            ""
+        };
+        return Err(e.context(format!(
+            "attaching the XDP responder to {iface} in {} mode failed{hint}",
+            mode_name(mode)
+        )));
+    }
+    info!(
+        "XDP responder attached to {iface} in {} mode; {} records in {} zones",
+        mode_name(mode),
+        config.records.len(),
+        config.zones.len()
+    );
+
+    // Started from the main thread (the parent-death signal follows it) and
+    // dropped after the runtime is gone: the children die last.
+    let demo_endpoints = if demo {
+        let demo_endpoints = start_demo(&config)?;
+        Some(demo_endpoints)
+    } else {
+        None
+    };
+
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    let mut agent = Agent::new(config, dataplane);
+    let result = runtime.block_on(async {
+        let mut sigint =
+            signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
+        let mut sigterm =
+            signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
+        let shutdown = async {
+            tokio::select! {
+                _ = sigint.recv() => info!("SIGINT: shutting down"),
+                _ = sigterm.recv() => info!("SIGTERM: shutting down"),
+            }
+        };
+        agent
+            .run(shutdown, Some(stats_interval), log_counters)
+            .await
+    });
+    // Stops the check tasks before the dataplane goes away.
+    drop(runtime);
+    let mut dataplane = agent.into_sink();
+    log_counters(&dataplane);
+    let detached = dataplane
+        .detach()
+        .with_context(|| format!("detaching the XDP responder from {iface}"));
+    if detached.is_ok() {
+        info!("XDP responder detached from {iface}");
+    }
+    drop(demo_endpoints);
+    result?;
+    detached
+}
+
+fn start_demo(config: &Config) -> Result<DemoEndpoints> {
+    let record = &config.records[0];
+    let listen: Vec<SocketAddr> = record
+        .endpoints
+        .iter()
+        .map(|e| SocketAddr::from((e.address, record.check.port)))
+        .collect();
+    let demo = DemoEndpoints::start(&listen)?;
+    for ((addr, pid), endpoint) in demo.pids().into_iter().zip(&record.endpoints) {
+        info!(
+            "demo: endpoint {addr} (priority {}) is pid {pid}",
+            endpoint.priority
+        );
+    }
+    if let Some((addr, pid)) = demo.pids().first().copied() {
+        info!(
+            "demo: stop the primary with `kill {pid}`, then bring it back with `{}`",
+            demo.command_line(addr)
+        );
+    }
+    info!(
+        "demo: watch the answers with `dig @127.0.0.1 {}`",
+        record.name.trim_end_matches('.')
+    );
+    Ok(demo)
+}
+
+fn log_counters(dataplane: &Dataplane) {
+    match dataplane.counters() {
+        Ok(counters) => info!(
+            "kernel counters: {}",
+            counters
+                .iter()
+                .map(|(c, n)| format!("{}={n}", c.name()))
+                .collect::<Vec<_>>()
+                .join(" ")
+        ),
+        Err(e) => warn!("reading the kernel counters: {e:#}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory as _;
+
+    #[test]
+    fn cli_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    fn run_args(argv: &[&str]) -> RunArgs {
+        let mut full = vec!["failover-agent", "run"];
+        full.extend_from_slice(argv);
+        match Cli::try_parse_from(full).unwrap().command {
+            Command::Run(args) => args,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn defaults_without_config_are_the_demo_on_lo() {
+        let args = run_args(&[]);
+        assert_eq!(args.stats_interval, Duration::from_secs(60));
+        let plan = plan(&args).unwrap();
+        assert!(plan.demo);
+        assert_eq!(plan.iface, "lo");
+        assert_eq!(plan.mode, AttachMode::Skb);
+        assert_eq!(
+            run_args(&["--stats-interval", "0"]).stats_interval,
+            Duration::ZERO
+        );
+    }
+
+    #[test]
+    fn config_requires_iface_and_defaults_to_native() {
+        let dir = std::env::temp_dir().join(format!("failover-cli-test-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("ok.toml");
+        std::fs::write(&path, crate::config::DEFAULT_CONFIG).unwrap();
+        let p = path.to_str().unwrap();
+        let missing_iface = plan(&run_args(&["--config", p])).err();
+        let native = plan(&run_args(&["--config", p, "--iface", "lo"])).map(|p| (p.demo, p.mode));
+        let skb = plan(&run_args(&[
+            "--config",
+            p,
+            "--iface",
+            "lo",
+            "--xdp-mode",
+            "skb",
+        ]))
+        .map(|p| p.mode);
+        let bad_iface = plan(&run_args(&["--config", p, "--iface", "nonexistent0"])).err();
+        std::fs::remove_dir_all(&dir).unwrap();
+        assert_eq!(
+            missing_iface.as_deref(),
+            Some("--iface IFACE is required with --config")
+        );
+        assert_eq!(native, Ok((false, AttachMode::Native)));
+        assert_eq!(skb, Ok(AttachMode::Skb));
+        assert_eq!(
+            bad_iface.as_deref(),
+            Some("--iface nonexistent0: no such network interface")
+        );
+    }
+
+    #[test]
+    fn bad_arguments_are_usage_errors() {
+        for argv in [
+            &["failover-agent", "run", "--xdp-mode", "driver"][..],
+            &["failover-agent", "run", "--stats-interval", "soon"],
+            &["failover-agent", "demo-endpoint", "--listen", "localhost"],
+            &["failover-agent", "frobnicate"],
+        ] {
+            let e = Cli::try_parse_from(argv).unwrap_err();
+            assert_eq!(e.exit_code(), 2, "{argv:?}");
+        }
+    }
+}
