@@ -1,0 +1,504 @@
+//! Two network namespaces joined by a veth pair, with the agent and demo
+//! endpoints running in the server one.
+
+use std::{
+    collections::BTreeMap,
+    fs::File,
+    net::{Ipv4Addr, SocketAddrV4, TcpStream},
+    path::{Path, PathBuf},
+    process::{Child, Command, ExitStatus, Output, Stdio},
+    sync::atomic::{AtomicU32, Ordering},
+    time::Duration,
+};
+
+use anyhow::{Context as _, Result, bail};
+use aya::{
+    Ebpf,
+    programs::{Xdp, XdpMode},
+};
+use failover_agent::dataplane::XDP_OBJECT;
+use failover_common::PROGRAM_PASS;
+
+use crate::{dns::DnsClient, in_netns, poll_until};
+
+/// The server namespace's veth address: where clients send DNS queries.
+pub const DNS_SERVER_ADDR: Ipv4Addr = Ipv4Addr::new(198, 51, 100, 1);
+/// The client namespace's veth address.
+pub const CLIENT_ADDR: Ipv4Addr = Ipv4Addr::new(198, 51, 100, 2);
+/// Endpoint addresses (TEST-NET-1) on the server namespace's lo.
+pub const ENDPOINT_ADDRS: [Ipv4Addr; 2] =
+    [Ipv4Addr::new(192, 0, 2, 10), Ipv4Addr::new(192, 0, 2, 11)];
+
+/// veth names; they only ever exist inside our namespaces, so they need not be unique.
+pub const SERVER_VETH: &str = "fo-srv0";
+pub const CLIENT_VETH: &str = "fo-cli0";
+
+/// How long a process gets to exit after SIGTERM before it is killed.
+const STOP_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a started process gets to become ready.
+const START_TIMEOUT: Duration = Duration::from_secs(10);
+
+static NEXT_ID: AtomicU32 = AtomicU32::new(0);
+
+/// A process the fixture started, with the file its stderr goes to.
+struct Proc {
+    child: Child,
+    stderr: PathBuf,
+}
+
+impl Proc {
+    fn pid(&self) -> i32 {
+        self.child.id() as i32
+    }
+
+    /// SIGKILL by PID and reap; errors only if it cannot be reaped.
+    fn kill(&mut self) -> Result<ExitStatus> {
+        if let Some(status) = self.child.try_wait()? {
+            return Ok(status);
+        }
+        // Child::kill sends SIGKILL to this PID, which we still own (not reaped).
+        self.child.kill().ok();
+        Ok(self.child.wait()?)
+    }
+}
+
+/// The fixture. Dropping it kills every process it started (by PID), detaches
+/// the pass-through program and deletes both namespaces.
+pub struct Netns {
+    pub server: String,
+    pub client: String,
+    agent_binary: PathBuf,
+    /// Config, logs: removed on drop.
+    workdir: PathBuf,
+    server_created: bool,
+    client_created: bool,
+    /// The pass-through XDP program on the client veth (see `attach_pass`).
+    pass: Option<Ebpf>,
+    endpoints: BTreeMap<SocketAddrV4, Proc>,
+    agent: Option<Proc>,
+    agent_runs: u32,
+}
+
+impl Netns {
+    /// Creates both namespaces, the veth pair, the addresses and the
+    /// pass-through program on the client veth. `agent_binary` is the
+    /// failover-agent executable used for the agent and the endpoints.
+    pub fn new(agent_binary: impl Into<PathBuf>) -> Result<Self> {
+        let agent_binary = agent_binary.into();
+        if !agent_binary.is_file() {
+            bail!("agent binary {} does not exist", agent_binary.display());
+        }
+        let pid = std::process::id();
+        let n = NEXT_ID.fetch_add(1, Ordering::Relaxed);
+        let workdir = std::env::temp_dir().join(format!("failover-tests-{pid}-{n}"));
+        std::fs::create_dir_all(&workdir)
+            .with_context(|| format!("creating {}", workdir.display()))?;
+        // Built before anything exists so that a failure half-way is cleaned up by Drop.
+        let mut netns = Netns {
+            server: format!("fo-srv-{pid}-{n}"),
+            client: format!("fo-cli-{pid}-{n}"),
+            agent_binary,
+            workdir,
+            server_created: false,
+            client_created: false,
+            pass: None,
+            endpoints: BTreeMap::new(),
+            agent: None,
+            agent_runs: 0,
+        };
+        netns.setup().context("setting up the test namespaces")?;
+        Ok(netns)
+    }
+
+    fn setup(&mut self) -> Result<()> {
+        ip(&["netns", "add", &self.server])?;
+        self.server_created = true;
+        ip(&["netns", "add", &self.client])?;
+        self.client_created = true;
+        // Created directly inside the namespaces: the veth never appears in ours.
+        ip(&[
+            "link",
+            "add",
+            SERVER_VETH,
+            "netns",
+            &self.server,
+            "type",
+            "veth",
+            "peer",
+            "name",
+            CLIENT_VETH,
+            "netns",
+            &self.client,
+        ])?;
+        let (srv, cli) = (self.server.clone(), self.client.clone());
+        let server_cidr = format!("{DNS_SERVER_ADDR}/24");
+        let client_cidr = format!("{CLIENT_ADDR}/24");
+        ip(&["-n", &srv, "link", "set", "lo", "up"])?;
+        ip(&["-n", &srv, "addr", "add", &server_cidr, "dev", SERVER_VETH])?;
+        for addr in ENDPOINT_ADDRS {
+            ip(&[
+                "-n",
+                &srv,
+                "addr",
+                "add",
+                &format!("{addr}/32"),
+                "dev",
+                "lo",
+            ])?;
+        }
+        ip(&["-n", &cli, "link", "set", "lo", "up"])?;
+        ip(&["-n", &cli, "addr", "add", &client_cidr, "dev", CLIENT_VETH])?;
+        ip(&["-n", &srv, "link", "set", SERVER_VETH, "up"])?;
+        ip(&["-n", &cli, "link", "set", CLIENT_VETH, "up"])?;
+        self.pass = Some(attach_pass(&cli)?);
+        Ok(())
+    }
+
+    pub fn workdir(&self) -> &Path {
+        &self.workdir
+    }
+
+    /// `ip netns exec <server> <program>`: `ip` execs, so the child's PID is the program's.
+    fn server_command(&self, program: &Path) -> Command {
+        let mut cmd = Command::new("ip");
+        cmd.args(["netns", "exec", &self.server]).arg(program);
+        cmd
+    }
+
+    fn spawn_logged(&self, mut cmd: Command, log_name: &str) -> Result<Proc> {
+        let stderr = self.workdir.join(log_name);
+        let file =
+            File::create(&stderr).with_context(|| format!("creating {}", stderr.display()))?;
+        let child = cmd
+            .stdin(Stdio::null())
+            .stdout(file.try_clone()?)
+            .stderr(file)
+            .spawn()
+            .with_context(|| format!("spawning {cmd:?}"))?;
+        Ok(Proc { child, stderr })
+    }
+
+    // ----- endpoints ------------------------------------------------------
+
+    /// Starts a demo endpoint listening on `listen` in the server namespace and
+    /// waits until it accepts connections.
+    pub fn start_endpoint(&mut self, listen: SocketAddrV4) -> Result<()> {
+        if self.endpoints.contains_key(&listen) {
+            bail!("endpoint {listen} is already running");
+        }
+        let mut cmd = self.server_command(&self.agent_binary);
+        cmd.args(["demo-endpoint", "--listen", &listen.to_string()]);
+        let log = format!("endpoint-{}-{}.log", listen.ip(), listen.port());
+        let mut proc = self.spawn_logged(cmd, &log)?;
+        let server = self.server.clone();
+        let ready = poll_until(START_TIMEOUT, Duration::from_millis(20), || {
+            if let Some(status) = proc.child.try_wait()? {
+                bail!(
+                    "demo endpoint {listen} exited at start ({status}): {}",
+                    read_lossy(&proc.stderr)
+                );
+            }
+            let server = server.clone();
+            let up = in_netns(&server, move || {
+                Ok(TcpStream::connect_timeout(&listen.into(), Duration::from_millis(200)).is_ok())
+            })?;
+            Ok(up.then_some(()))
+        });
+        match ready {
+            Ok(Some(())) => {
+                self.endpoints.insert(listen, proc);
+                Ok(())
+            }
+            Ok(None) => {
+                proc.kill().ok();
+                bail!(
+                    "demo endpoint {listen} does not accept connections after {START_TIMEOUT:?}: {}",
+                    read_lossy(&proc.stderr)
+                )
+            }
+            Err(e) => {
+                proc.kill().ok();
+                Err(e)
+            }
+        }
+    }
+
+    /// Kills the endpoint's process (SIGKILL, as a crash would) and reaps it.
+    pub fn kill_endpoint(&mut self, listen: SocketAddrV4) -> Result<()> {
+        let mut proc = self
+            .endpoints
+            .remove(&listen)
+            .with_context(|| format!("endpoint {listen} is not running"))?;
+        proc.kill()?;
+        Ok(())
+    }
+
+    // ----- agent ----------------------------------------------------------
+
+    /// Writes `config` to a file in the work directory and returns its path.
+    pub fn write_config(&self, name: &str, config: &str) -> Result<PathBuf> {
+        let path = self.workdir.join(name);
+        std::fs::write(&path, config).with_context(|| format!("writing {}", path.display()))?;
+        Ok(path)
+    }
+
+    fn agent_command(&self, config: &Path, extra: &[&str]) -> Command {
+        let mut cmd = self.server_command(&self.agent_binary);
+        cmd.arg("run")
+            .arg("--config")
+            .arg(config)
+            .args(["--iface", SERVER_VETH, "--xdp-mode", "native"])
+            .args(extra);
+        if std::env::var_os("RUST_LOG").is_none() {
+            cmd.env("RUST_LOG", "info");
+        }
+        cmd
+    }
+
+    /// Starts the agent in the server namespace on the server veth and waits
+    /// until its XDP program is attached there.
+    pub fn start_agent(&mut self, config: &Path, extra: &[&str]) -> Result<()> {
+        if self.agent.is_some() {
+            bail!("the agent is already running");
+        }
+        self.agent_runs += 1;
+        let cmd = self.agent_command(config, extra);
+        let log = format!("agent-{}.log", self.agent_runs);
+        let mut proc = self.spawn_logged(cmd, &log)?;
+        let attached = poll_until(START_TIMEOUT, Duration::from_millis(20), || {
+            if let Some(status) = proc.child.try_wait()? {
+                bail!(
+                    "the agent exited at start ({status}); its stderr:\n{}",
+                    read_lossy(&proc.stderr)
+                );
+            }
+            Ok(self.server_xdp_attached()?.then_some(()))
+        });
+        match attached {
+            Ok(Some(())) => {
+                self.agent = Some(proc);
+                Ok(())
+            }
+            Ok(None) => {
+                proc.kill().ok();
+                bail!(
+                    "the agent attached no XDP program to {SERVER_VETH} within {START_TIMEOUT:?}; \
+                     its stderr:\n{}",
+                    read_lossy(&proc.stderr)
+                )
+            }
+            Err(e) => {
+                proc.kill().ok();
+                Err(e)
+            }
+        }
+    }
+
+    /// Runs the agent to completion (it is expected to exit by itself, e.g. on
+    /// a bad config) with a time limit; returns its exit status and output.
+    pub fn run_agent_to_exit(
+        &mut self,
+        config: &Path,
+        extra: &[&str],
+        limit: Duration,
+    ) -> Result<Output> {
+        self.agent_runs += 1;
+        let cmd = self.agent_command(config, extra);
+        let log = format!("agent-{}.log", self.agent_runs);
+        let mut proc = self.spawn_logged(cmd, &log)?;
+        let status = poll_until(limit, Duration::from_millis(20), || {
+            Ok(proc.child.try_wait()?)
+        })?;
+        let Some(status) = status else {
+            proc.kill().ok();
+            bail!(
+                "the agent did not exit within {limit:?}; its output:\n{}",
+                read_lossy(&proc.stderr)
+            );
+        };
+        Ok(Output {
+            status,
+            stdout: Vec::new(),
+            stderr: std::fs::read(&proc.stderr).unwrap_or_default(),
+        })
+    }
+
+    /// Everything the running (or last stopped) agent wrote to stdout/stderr.
+    pub fn agent_log(&self) -> String {
+        read_lossy(&self.workdir.join(format!("agent-{}.log", self.agent_runs)))
+    }
+
+    /// Whether the agent process is still running.
+    pub fn agent_running(&mut self) -> Result<bool> {
+        match self.agent.as_mut() {
+            Some(proc) => Ok(proc.child.try_wait()?.is_none()),
+            None => Ok(false),
+        }
+    }
+
+    /// SIGTERM to the agent by PID; waits up to 10 s for it to exit. If it does
+    /// not, SIGKILLs it and fails.
+    pub fn stop_agent(&mut self) -> Result<ExitStatus> {
+        let mut proc = self.agent.take().context("the agent is not running")?;
+        if let Some(status) = proc.child.try_wait()? {
+            return Ok(status);
+        }
+        // SAFETY: plain kill(2) on the PID of our own unreaped child.
+        if unsafe { libc::kill(proc.pid(), libc::SIGTERM) } != 0 {
+            return Err(std::io::Error::last_os_error()).context("sending SIGTERM to the agent");
+        }
+        let status = poll_until(STOP_TIMEOUT, Duration::from_millis(10), || {
+            Ok(proc.child.try_wait()?)
+        })?;
+        match status {
+            Some(status) => Ok(status),
+            None => {
+                proc.kill().ok();
+                bail!(
+                    "the agent did not exit within {STOP_TIMEOUT:?} of SIGTERM; killed it. \
+                     Its stderr:\n{}",
+                    read_lossy(&proc.stderr)
+                )
+            }
+        }
+    }
+
+    // ----- observation ----------------------------------------------------
+
+    /// PIDs of the processes the fixture is running (agent, endpoints).
+    pub fn pids(&self) -> Vec<u32> {
+        self.agent
+            .iter()
+            .chain(self.endpoints.values())
+            .map(|p| p.child.id())
+            .collect()
+    }
+
+    /// `ip -n <server> link show <veth>`.
+    pub fn server_link_show(&self) -> Result<String> {
+        let out = Command::new("ip")
+            .args(["-n", &self.server, "link", "show", SERVER_VETH])
+            .output()
+            .context("running ip link show")?;
+        if !out.status.success() {
+            bail!(
+                "ip -n {} link show {SERVER_VETH} failed: {}",
+                self.server,
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    }
+
+    /// Whether any XDP program (any mode) is attached to the server veth.
+    pub fn server_xdp_attached(&self) -> Result<bool> {
+        Ok(self.server_link_show()?.contains("xdp"))
+    }
+
+    /// A UDP DNS client in the client namespace, talking to the server veth's port 53.
+    pub fn dns_client(&self) -> Result<DnsClient> {
+        DnsClient::new(&self.client, SocketAddrV4::new(DNS_SERVER_ADDR, 53))
+    }
+
+    /// `dig @198.51.100.1 <name> A +short +tries=1 +time=1` in the client
+    /// namespace, plus `extra` options; the A addresses of the answer. Fails if
+    /// dig does (timeout, unreachable).
+    pub fn dig(&self, name: &str, extra: &[&str]) -> Result<Vec<Ipv4Addr>> {
+        let out = Command::new("ip")
+            .args(["netns", "exec", &self.client, "dig"])
+            .arg(format!("@{DNS_SERVER_ADDR}"))
+            .args([name, "A", "+short", "+tries=1", "+time=1"])
+            .args(extra)
+            .stdin(Stdio::null())
+            .output()
+            .context("running dig (bind9-dnsutils)")?;
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        if !out.status.success() {
+            bail!("dig {name} {extra:?} failed ({}): {stdout}", out.status);
+        }
+        Ok(stdout
+            .lines()
+            .filter_map(|l| l.trim().parse().ok())
+            .collect())
+    }
+}
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        // Processes first: a namespace with processes inside outlives `ip netns del`.
+        if let Some(mut agent) = self.agent.take()
+            && let Err(e) = agent.kill()
+        {
+            eprintln!("netns fixture: reaping the agent: {e:#}");
+        }
+        for (listen, mut proc) in std::mem::take(&mut self.endpoints) {
+            if let Err(e) = proc.kill() {
+                eprintln!("netns fixture: reaping endpoint {listen}: {e:#}");
+            }
+        }
+        if let Some(pass) = self.pass.take() {
+            // Detach from inside the client namespace: interface indexes are
+            // per namespace, and a netlink detach from ours could hit another link.
+            if let Err(e) = in_netns(&self.client, move || {
+                drop(pass);
+                Ok(())
+            }) {
+                eprintln!("netns fixture: detaching the pass-through program: {e:#}");
+            }
+        }
+        for (created, ns) in [
+            (self.client_created, &self.client),
+            (self.server_created, &self.server),
+        ] {
+            if created && let Err(e) = ip(&["netns", "del", ns]) {
+                eprintln!("netns fixture: {e:#}");
+            }
+        }
+        if std::env::var_os("FAILOVER_TESTS_KEEP_LOGS").is_none() {
+            std::fs::remove_dir_all(&self.workdir).ok();
+        } else {
+            eprintln!("netns fixture: logs kept in {}", self.workdir.display());
+        }
+    }
+}
+
+/// XDP_TX on a veth delivers only if the peer veth runs an XDP program too, so
+/// the client veth gets the object's pass-through program, natively.
+fn attach_pass(client_ns: &str) -> Result<Ebpf> {
+    in_netns(client_ns, || {
+        let mut ebpf = Ebpf::load(XDP_OBJECT).context("loading the embedded XDP object")?;
+        let program: &mut Xdp = ebpf
+            .program_mut(PROGRAM_PASS)
+            .with_context(|| format!("the XDP object has no {PROGRAM_PASS} program"))?
+            .try_into()?;
+        program.load().context("loading the pass-through program")?;
+        program
+            .attach(CLIENT_VETH, XdpMode::Driver)
+            .with_context(|| format!("attaching {PROGRAM_PASS} to {CLIENT_VETH} natively"))?;
+        Ok(ebpf)
+    })
+}
+
+/// Runs `ip <args>`; fails with its stderr.
+fn ip(args: &[&str]) -> Result<()> {
+    let out = Command::new("ip")
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .context("running ip (iproute2)")?;
+    if !out.status.success() {
+        bail!(
+            "`ip {}` failed ({}): {}",
+            args.join(" "),
+            out.status,
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
+    Ok(())
+}
+
+fn read_lossy(path: &Path) -> String {
+    std::fs::read(path)
+        .map(|b| String::from_utf8_lossy(&b).into_owned())
+        .unwrap_or_else(|e| format!("(cannot read {}: {e})", path.display()))
+}
