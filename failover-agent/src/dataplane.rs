@@ -219,8 +219,14 @@ mod tests {
         assert!(record_key("a..b.", QTYPE_A).is_err());
         assert!(record_key(&format!("{}.test.", "x".repeat(64)), QTYPE_A).is_err());
         let long = vec!["a".repeat(63); 4].join(".");
-        assert!(record_key(&long, QTYPE_A).is_err(), "256 bytes in wire format");
+        assert!(
+            record_key(&long, QTYPE_A).is_err(),
+            "256 bytes in wire format"
+        );
         let max = format!("{}.{}", vec!["a".repeat(63); 3].join("."), "b".repeat(61));
-        assert!(record_key(&max, QTYPE_A).is_ok(), "255 bytes in wire format");
+        assert!(
+            record_key(&max, QTYPE_A).is_ok(),
+            "255 bytes in wire format"
+        );
     }
 }

@@ -4,7 +4,7 @@
 use std::net::Ipv4Addr;
 
 use anyhow::{Context as _, Result, bail};
-use aya::programs::{TestRun, TestRunOptions};
+use aya::programs::{TestRun, TestRunOptions, Xdp};
 use failover_agent::dataplane::Dataplane;
 use failover_common::Counter;
 
@@ -44,26 +44,12 @@ impl Responder {
         self.run_repeat(frame, 1)
     }
 
-    /// Runs the program `repeat` times on `frame` (the kernel resets the frame
-    /// before every repetition) and returns the last result.
+    /// Runs the program `repeat` times on `frame` and returns the last result.
+    /// The kernel does NOT restore the frame between repetitions: after an
+    /// answer (XDP_TX) the next repetition sees the answer, not the query. Use
+    /// `repeat > 1` only for frames the program passes unmodified.
     pub fn run_repeat(&self, frame: &[u8], repeat: u32) -> Result<Run> {
-        let mut out = vec![0u8; 4096];
-        let result = self
-            .dataplane
-            .program()
-            .test_run(TestRunOptions {
-                data_in: Some(frame),
-                data_out: Some(&mut out),
-                repeat,
-                ..TestRunOptions::default()
-            })
-            .context("BPF_PROG_TEST_RUN")?;
-        out.truncate(result.data_size_out as usize);
-        Ok(Run {
-            verdict: result.return_value,
-            frame: out,
-            ns_per_run: result.duration.as_nanos(),
-        })
+        test_run(self.dataplane.program(), frame, repeat)
     }
 
     /// Counter values summed over CPUs.
@@ -75,6 +61,51 @@ impl Responder {
             .map(|(_, v)| v)
             .unwrap_or(0))
     }
+}
+
+/// The object's pass-through program, loaded on its own: the cost of running
+/// an XDP program that does nothing (the benchmark's baseline).
+pub struct EmptyProgram {
+    ebpf: aya::Ebpf,
+}
+
+impl EmptyProgram {
+    pub fn load() -> Result<Self> {
+        let mut ebpf = aya::Ebpf::load(failover_agent::dataplane::XDP_OBJECT)?;
+        let program: &mut Xdp = ebpf
+            .program_mut(failover_common::PROGRAM_PASS)
+            .context("no pass-through program in the object")?
+            .try_into()?;
+        program.load()?;
+        Ok(Self { ebpf })
+    }
+
+    pub fn run(&self, frame: &[u8], repeat: u32) -> Result<Run> {
+        let program: &Xdp = self
+            .ebpf
+            .program(failover_common::PROGRAM_PASS)
+            .context("no pass-through program")?
+            .try_into()?;
+        test_run(program, frame, repeat)
+    }
+}
+
+fn test_run(program: &Xdp, frame: &[u8], repeat: u32) -> Result<Run> {
+    let mut out = vec![0u8; 4096];
+    let result = program
+        .test_run(TestRunOptions {
+            data_in: Some(frame),
+            data_out: Some(&mut out),
+            repeat,
+            ..TestRunOptions::default()
+        })
+        .context("BPF_PROG_TEST_RUN")?;
+    out.truncate(result.data_size_out as usize);
+    Ok(Run {
+        verdict: result.return_value,
+        frame: out,
+        ns_per_run: result.duration.as_nanos(),
+    })
 }
 
 /// Pins the calling thread to one CPU, so that consecutive runs share the
