@@ -67,7 +67,7 @@ enum Cmd {
 
 #[derive(Clone, Copy, ValueEnum)]
 enum Bench {
-    /// Kernel fast path: answers per second and latency.
+    /// Kernel fast path: ns per packet of the XDP responder (BPF_PROG_TEST_RUN).
     Xdp,
     /// Failover: time from an endpoint dying (or returning) to the answers changing.
     Failover,
@@ -85,6 +85,7 @@ impl Bench {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     put_cargo_bin_on_path();
+    outlast_ctrl_c();
     let root = workspace_root();
     let result = match cli.command {
         Cmd::BuildEbpf => build_ebpf(&root),
@@ -132,6 +133,22 @@ fn put_cargo_bin_on_path() {
         .expect("PATH entries came from PATH");
     // SAFETY: called at the top of main, before this process starts any thread.
     unsafe { std::env::set_var("PATH", joined) };
+}
+
+/// Ctrl-C reaches the whole foreground process group, so the command xtask runs
+/// gets it too and shuts down by itself (the agent detaches XDP first). xtask
+/// waits for that instead of dying first and leaving it to finish unobserved.
+/// A handler, not SIG_IGN: handlers reset to the default on exec, so children
+/// still get the normal Ctrl-C behaviour.
+fn outlast_ctrl_c() {
+    extern "C" fn ignore(_: libc::c_int) {}
+    // SAFETY: installs an async-signal-safe handler that does nothing.
+    unsafe {
+        libc::signal(
+            libc::SIGINT,
+            ignore as extern "C" fn(libc::c_int) as libc::sighandler_t,
+        )
+    };
 }
 
 fn is_root() -> bool {
