@@ -165,14 +165,18 @@ impl Netns {
         cmd
     }
 
+    /// Spawns `cmd` with stderr to `<log_name>` and stdout to `<log_name>.stdout`.
     fn spawn_logged(&self, mut cmd: Command, log_name: &str) -> Result<Proc> {
         let stderr = self.workdir.join(log_name);
-        let file =
+        let stdout = self.workdir.join(format!("{log_name}.stdout"));
+        let err_file =
             File::create(&stderr).with_context(|| format!("creating {}", stderr.display()))?;
+        let out_file =
+            File::create(&stdout).with_context(|| format!("creating {}", stdout.display()))?;
         let child = cmd
             .stdin(Stdio::null())
-            .stdout(file.try_clone()?)
-            .stderr(file)
+            .stdout(out_file)
+            .stderr(err_file)
             .spawn()
             .with_context(|| format!("spawning {cmd:?}"))?;
         Ok(Proc { child, stderr })
@@ -316,14 +320,15 @@ impl Netns {
                 read_lossy(&proc.stderr)
             );
         };
+        let stdout = proc.stderr.with_file_name(format!("{log}.stdout"));
         Ok(Output {
             status,
-            stdout: Vec::new(),
+            stdout: std::fs::read(stdout).unwrap_or_default(),
             stderr: std::fs::read(&proc.stderr).unwrap_or_default(),
         })
     }
 
-    /// Everything the running (or last stopped) agent wrote to stdout/stderr.
+    /// What the running (or last stopped) agent wrote to stderr: its log.
     pub fn agent_log(&self) -> String {
         read_lossy(&self.workdir.join(format!("agent-{}.log", self.agent_runs)))
     }
