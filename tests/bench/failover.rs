@@ -155,6 +155,9 @@ pub fn run(args: &[String]) -> Result<()> {
             !a.is_empty() && !a.contains(&PRIMARY)
         })?;
 
+        // Detection is seen right after a check, so an immediate restart would
+        // always land at the same point of the check cycle: vary it.
+        std::thread::sleep(opts.interval.mul_f64(f64::from((run * 3) % 7) / 7.0));
         let restarted = Instant::now();
         netns.start_endpoint(primary)?;
         let recovery = watch(&mut client, &opts, restarted, |a| a.contains(&PRIMARY))?;
