@@ -7,7 +7,7 @@
 //! and every write carries a record's whole answer set.
 
 use std::future::Future;
-use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::time::{Duration, Instant};
 
 use anyhow::{Result, bail};
@@ -19,7 +19,7 @@ use tokio::time::MissedTickBehavior;
 use crate::config::{Check, Config};
 use crate::health::{CheckResult, Health, HealthTracker, tcp_check};
 use crate::policy::decide;
-use crate::sink::AnswerSink;
+use crate::sink::{AnswerSink, RTYPE_A};
 
 /// One check result, addressed by indexes into the configuration.
 #[derive(Debug)]
@@ -218,10 +218,17 @@ impl<S: AnswerSink> Agent<S> {
         if state.published.as_ref() == Some(&decision.addrs) {
             return;
         }
-        match self
-            .sink
-            .publish_a(&record.name, record.ttl, &decision.addrs)
-        {
+        match self.sink.publish(
+            &record.name,
+            RTYPE_A,
+            0,
+            record.ttl,
+            &decision
+                .addrs
+                .iter()
+                .map(|a| IpAddr::V4(*a))
+                .collect::<Vec<_>>(),
+        ) {
             Ok(()) => {
                 info!(
                     "{} {} answer set: {} (was {}){}",
@@ -292,6 +299,7 @@ async fn check_loop(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::sink::ZoneSoa;
     use std::sync::{Arc, Mutex};
 
     use tokio::net::{TcpListener, TcpSocket, TcpStream};
@@ -314,20 +322,42 @@ mod tests {
     }
 
     impl AnswerSink for MemorySink {
-        fn publish_a(&mut self, name: &str, ttl: u32, addrs: &[Ipv4Addr]) -> Result<()> {
+        fn set_zone(&mut self, _zone: u32, _soa: &ZoneSoa) -> Result<()> {
+            Ok(())
+        }
+
+        fn publish(
+            &mut self,
+            name: &str,
+            rtype: u16,
+            _zone: u32,
+            ttl: u32,
+            addrs: &[IpAddr],
+        ) -> Result<()> {
+            assert_eq!(rtype, RTYPE_A);
             assert!(!addrs.is_empty() && addrs.len() <= 16);
             let write = Write {
                 at: Instant::now(),
                 name: name.to_string(),
                 ttl,
-                addrs: addrs.to_vec(),
+                addrs: addrs
+                    .iter()
+                    .map(|a| match a {
+                        IpAddr::V4(v4) => *v4,
+                        IpAddr::V6(_) => panic!("AAAA address in an A answer set"),
+                    })
+                    .collect(),
             };
             self.writes.lock().unwrap().push(write.clone());
             let _ = self.tx.send(write);
             Ok(())
         }
 
-        fn withdraw_a(&mut self, name: &str) -> Result<()> {
+        fn publish_nodata(&mut self, name: &str, rtype: u16, _zone: u32) -> Result<()> {
+            panic!("no NODATA expected in these tests ({name} type {rtype})");
+        }
+
+        fn withdraw(&mut self, name: &str, _rtype: u16) -> Result<()> {
             panic!("the agent never withdraws a record ({name})");
         }
     }

@@ -1,7 +1,7 @@
 //! The kernel side as the agent sees it: the embedded XDP object, attaching it,
 //! writing answer sets into the record map and reading counters.
 
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr};
 
 use anyhow::{Context as _, Result, bail};
 use aya::{
@@ -14,7 +14,7 @@ use failover_common::{
     MAX_NAME_WIRE_LEN, PROGRAM_RESPONDER, QTYPE_A, RecordKey,
 };
 
-use crate::sink::AnswerSink;
+use crate::sink::{AnswerSink, ZoneSoa};
 
 /// The XDP object built by build.rs from failover-ebpf (never stale: see build.rs).
 pub static XDP_OBJECT: &[u8] = aya::include_bytes_aligned!(env!("FAILOVER_XDP_OBJECT"));
@@ -165,11 +165,40 @@ impl Drop for Dataplane {
 }
 
 impl AnswerSink for Dataplane {
-    fn publish_a(&mut self, name: &str, ttl: u32, addrs: &[Ipv4Addr]) -> Result<()> {
-        self.set_a(name, ttl, addrs)
+    fn set_zone(&mut self, _zone: u32, _soa: &ZoneSoa) -> Result<()> {
+        // The kernel does not answer NODATA yet (layout version 1).
+        Ok(())
     }
 
-    fn withdraw_a(&mut self, name: &str) -> Result<()> {
+    fn publish(
+        &mut self,
+        name: &str,
+        rtype: u16,
+        _zone: u32,
+        ttl: u32,
+        addrs: &[IpAddr],
+    ) -> Result<()> {
+        if rtype != QTYPE_A {
+            bail!("{name}: the kernel answers only A records so far (type {rtype})");
+        }
+        let v4: Vec<Ipv4Addr> = addrs
+            .iter()
+            .map(|a| match a {
+                IpAddr::V4(v4) => Ok(*v4),
+                IpAddr::V6(v6) => Err(anyhow::anyhow!("{name}: {v6} in an A answer set")),
+            })
+            .collect::<Result<_>>()?;
+        self.set_a(name, ttl, &v4)
+    }
+
+    fn publish_nodata(&mut self, name: &str, rtype: u16, _zone: u32) -> Result<()> {
+        bail!("{name}: the kernel does not answer NODATA yet (type {rtype})")
+    }
+
+    fn withdraw(&mut self, name: &str, rtype: u16) -> Result<()> {
+        if rtype != QTYPE_A {
+            return Ok(());
+        }
         self.remove_a(name)
     }
 }

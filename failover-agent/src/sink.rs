@@ -1,16 +1,56 @@
-//! Where the agent's decisions go. The real one is the kernel map
-//! ([`crate::dataplane::Dataplane`]); tests use an in-memory one.
+//! Where the agent's decisions go. The kernel map ([`crate::dataplane::Dataplane`])
+//! is one sink; the userspace responder's table is another; tests use an
+//! in-memory one. Both answering paths must be fed the same calls so that
+//! they answer alike.
 
-use std::net::Ipv4Addr;
+use std::net::IpAddr;
 
 use anyhow::Result;
 
-/// Receives whole answer sets. Every call replaces the record's previous set
-/// atomically: a reader sees either the old or the new set, never a mix.
+/// Record types a sink deals in (the DNS type numbers).
+pub use failover_common::{
+    QTYPE_A as RTYPE_A, QTYPE_AAAA as RTYPE_AAAA, QTYPE_HTTPS as RTYPE_HTTPS,
+};
+
+/// A zone's SOA, as negative answers carry it in the authority section.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ZoneSoa {
+    /// The zone apex, absolute, lowercase: `"example.test."`.
+    pub apex: String,
+    /// SOA MNAME and RNAME, absolute.
+    pub mname: String,
+    pub rname: String,
+    pub serial: u32,
+    pub refresh: u32,
+    pub retry: u32,
+    pub expire: u32,
+    pub minimum: u32,
+    /// TTL of the SOA record in a negative answer: min(SOA TTL, MINIMUM)
+    /// (RFC 2308 section 3).
+    pub negative_ttl: u32,
+}
+
+/// Receives whole answer sets. Every call replaces what the sink held for that
+/// (name, type) atomically: a reader sees the old or the new set, never a mix.
+/// Names are absolute (`"www.example.test."`), any case.
 pub trait AnswerSink {
-    /// Replaces the A answer set of `name` (absolute, e.g. "www.example.test.").
-    /// `addrs` holds 1 to 16 addresses.
-    fn publish_a(&mut self, name: &str, ttl: u32, addrs: &[Ipv4Addr]) -> Result<()>;
-    /// Removes `name`'s A answer set: the kernel then passes its queries up the stack.
-    fn withdraw_a(&mut self, name: &str) -> Result<()>;
+    /// Declares zone number `zone` (its index in the configuration) and its SOA.
+    /// Called before any record of the zone is published.
+    fn set_zone(&mut self, zone: u32, soa: &ZoneSoa) -> Result<()>;
+    /// Replaces the answer set of (`name`, `rtype`), `rtype` being A or AAAA
+    /// and `addrs` 1 to 16 addresses of the matching family.
+    fn publish(
+        &mut self,
+        name: &str,
+        rtype: u16,
+        zone: u32,
+        ttl: u32,
+        addrs: &[IpAddr],
+    ) -> Result<()>;
+    /// Declares that the hot name `name` has no `rtype` records (A, AAAA or
+    /// HTTPS): NOERROR, no answer, the zone's SOA in the authority section.
+    fn publish_nodata(&mut self, name: &str, rtype: u16, zone: u32) -> Result<()>;
+    /// Forgets (`name`, `rtype`): queries for it are no longer answered from
+    /// this sink.
+    fn withdraw(&mut self, name: &str, rtype: u16) -> Result<()>;
 }

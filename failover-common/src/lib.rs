@@ -23,6 +23,8 @@ pub const MAX_RECORDS: u32 = 16_384;
 pub const QTYPE_A: u16 = 1;
 pub const QTYPE_AAAA: u16 = 28;
 pub const QTYPE_OPT: u16 = 41;
+pub const QTYPE_SOA: u16 = 6;
+pub const QTYPE_HTTPS: u16 = 65;
 pub const QCLASS_IN: u16 = 1;
 
 /// EDNS UDP payload size the fast path advertises (DNS flag day 2020).
