@@ -8,11 +8,15 @@
 //!
 //! Needs root (BPF). Runs no network at all.
 
-use std::{collections::BTreeSet, net::Ipv4Addr};
+use std::{
+    collections::BTreeSet,
+    net::{IpAddr, Ipv4Addr, Ipv6Addr},
+};
 
+use failover_agent::sink::{AnswerSink, RTYPE_A, RTYPE_AAAA, RTYPE_HTTPS, ZoneSoa};
 use failover_common::Counter;
 use failover_tests::{
-    packets::{Opt, Query, check_answer, wire_name},
+    packets::{ExpectedSoa, Opt, Query, check_answer, wire_name},
     xdp::{Responder, XDP_PASS, XDP_TX, pin_to_cpu},
 };
 
@@ -20,6 +24,55 @@ const WWW: &str = "www.example.test.";
 const POOL: &str = "pool.example.test.";
 /// 19 bytes in wire format: odd, so answers start at an odd UDP offset.
 const MAIL: &str = "mail.example.test.";
+/// Has only AAAA records.
+const V6ONLY: &str = "v6.example.test.";
+const MX: u16 = 15;
+
+fn zone() -> ZoneSoa {
+    ZoneSoa {
+        apex: "example.test.".into(),
+        mname: "ns1.example.test.".into(),
+        rname: "hostmaster.example.test.".into(),
+        serial: 2026112301,
+        refresh: 3600,
+        retry: 600,
+        expire: 604800,
+        minimum: 60,
+        negative_ttl: 45,
+    }
+}
+
+fn expected_soa() -> ExpectedSoa {
+    let z = zone();
+    ExpectedSoa {
+        apex: z.apex,
+        mname: z.mname,
+        rname: z.rname,
+        serial: z.serial,
+        refresh: z.refresh,
+        retry: z.retry,
+        expire: z.expire,
+        minimum: z.minimum,
+        ttl: z.negative_ttl,
+    }
+}
+
+fn v6_addrs() -> Vec<IpAddr> {
+    vec![
+        IpAddr::V6(Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 0x10)),
+        IpAddr::V6(Ipv6Addr::new(0x2001, 0xdb8, 0xffff, 0, 0, 0, 0xabcd, 0x11)),
+    ]
+}
+
+fn v6_sixteen() -> Vec<IpAddr> {
+    (1..=16)
+        .map(|i| IpAddr::V6(Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0x1000, i)))
+        .collect()
+}
+
+fn v4(addrs: &[Ipv4Addr]) -> Vec<IpAddr> {
+    addrs.iter().map(|a| IpAddr::V4(*a)).collect()
+}
 
 /// A name of 247 wire bytes: 16 answers to it need 12 + 247 + 4 + 16 * 16 = 519
 /// bytes, more than 512.
@@ -45,6 +98,20 @@ fn sixteen() -> Vec<Ipv4Addr> {
 
 fn responder() -> Responder {
     let mut r = Responder::load().expect("load XDP responder (are we root?)");
+    let dp = &mut r.dataplane;
+    dp.set_zone(0, &zone()).unwrap();
+    dp.publish(V6ONLY, RTYPE_AAAA, 0, 120, &v6_addrs()).unwrap();
+    dp.publish(&long_name(), RTYPE_AAAA, 0, 7, &v6_sixteen())
+        .unwrap();
+    for (name, rtype) in [
+        (WWW, RTYPE_AAAA),
+        (WWW, RTYPE_HTTPS),
+        (MAIL, RTYPE_HTTPS),
+        (V6ONLY, RTYPE_A),
+        (V6ONLY, RTYPE_HTTPS),
+    ] {
+        dp.publish_nodata(name, rtype, 0).unwrap();
+    }
     r.set_a(WWW, 30, &[Ipv4Addr::new(192, 0, 2, 10)]).unwrap();
     r.set_a(POOL, 60, &pool_addrs()).unwrap();
     r.set_a(
@@ -59,7 +126,9 @@ fn responder() -> Responder {
 
 enum Expect {
     /// XDP_TX with exactly this set of addresses, each with this TTL.
-    Answer(Vec<Ipv4Addr>, u32),
+    Answer(Vec<IpAddr>, u32),
+    /// XDP_TX, NOERROR, no answer, the zone's SOA in the authority section.
+    NoData,
     /// XDP_PASS, frame untouched, this counter bumped.
     Pass(Counter),
 }
@@ -94,14 +163,16 @@ fn raw(name: &'static str, query: Query, edit: impl Fn(&mut Vec<u8>), counter: C
 
 fn fixtures() -> Vec<Fixture> {
     use Counter::*;
-    use Expect::{Answer, Pass};
-    let www = vec![Ipv4Addr::new(192, 0, 2, 10)];
-    let mail = vec![Ipv4Addr::new(192, 0, 2, 25), Ipv4Addr::new(192, 0, 2, 26)];
+    use Expect::{Answer, NoData, Pass};
+    let www = v4(&[Ipv4Addr::new(192, 0, 2, 10)]);
+    let mail = v4(&[Ipv4Addr::new(192, 0, 2, 25), Ipv4Addr::new(192, 0, 2, 26)]);
+    let pool = v4(&pool_addrs());
+    let sixteen = v4(&sixteen());
     let q = Query::a;
     vec![
         // Hits.
         fixture("hit, one address", q(WWW), Answer(www.clone(), 30)),
-        fixture("hit, eight addresses", q(POOL), Answer(pool_addrs(), 60)),
+        fixture("hit, eight addresses", q(POOL), Answer(pool.clone(), 60)),
         fixture(
             "mixed-case name (0x20)",
             q("WwW.ExAmPlE.TeSt."),
@@ -127,12 +198,12 @@ fn fixtures() -> Vec<Fixture> {
                 options: [&[0u8, 10, 0, 8][..], &[7; 8]].concat(),
                 ..Opt::new(1400)
             }),
-            Answer(pool_addrs(), 60),
+            Answer(pool.clone(), 60),
         ),
         fixture(
             "EDNS size below 512 counts as 512",
             q(POOL).with_opt(Opt::new(100)),
-            Answer(pool_addrs(), 60),
+            Answer(pool.clone(), 60),
         ),
         fixture(
             "RD clear, CD set: both copied",
@@ -153,7 +224,76 @@ fn fixtures() -> Vec<Fixture> {
         fixture(
             "16 addresses fit with EDNS",
             q(&long_name()).with_opt(Opt::new(1232)),
-            Answer(sixteen(), 5),
+            Answer(sixteen.clone(), 5),
+        ),
+        fixture("A over IPv6", q(WWW).v6(), Answer(www.clone(), 30)),
+        fixture(
+            "A over IPv6, EDNS, odd name",
+            q(MAIL).v6().with_opt(Opt::new(1232)),
+            Answer(mail.clone(), 300),
+        ),
+        fixture(
+            "AAAA over IPv4",
+            q(V6ONLY).with_qtype(28),
+            Answer(v6_addrs(), 120),
+        ),
+        fixture(
+            "AAAA over IPv6",
+            q(V6ONLY).with_qtype(28).v6(),
+            Answer(v6_addrs(), 120),
+        ),
+        fixture(
+            "A behind a VLAN tag",
+            q(POOL).tagged(0x0064),
+            Answer(pool.clone(), 60),
+        ),
+        fixture(
+            "AAAA over IPv6 behind a VLAN tag, EDNS",
+            q(V6ONLY)
+                .with_qtype(28)
+                .v6()
+                .tagged(0x2fff)
+                .with_opt(Opt::new(1232)),
+            Answer(v6_addrs(), 120),
+        ),
+        fixture(
+            "16 AAAA addresses fit with EDNS",
+            q(&long_name()).with_qtype(28).v6().with_opt(Opt::new(1232)),
+            Answer(v6_sixteen(), 7),
+        ),
+        fixture(
+            "16 AAAA addresses do not fit in 512 bytes",
+            q(&long_name()).with_qtype(28),
+            Pass(PassAnswerTooLarge),
+        ),
+        // NODATA from the kernel.
+        fixture(
+            "NODATA: AAAA of an A-only name",
+            q(WWW).with_qtype(28),
+            NoData,
+        ),
+        fixture(
+            "NODATA: HTTPS over IPv6 with EDNS",
+            q(WWW).with_qtype(65).v6().with_opt(Opt::new(1232)),
+            NoData,
+        ),
+        fixture(
+            "NODATA: HTTPS, odd-length name",
+            q(MAIL).with_qtype(65),
+            NoData,
+        ),
+        fixture(
+            "NODATA: HTTPS, odd-length name, EDNS with DO, VLAN",
+            q(MAIL).with_qtype(65).tagged(5).with_opt(Opt {
+                dnssec_ok: true,
+                ..Opt::new(1232)
+            }),
+            NoData,
+        ),
+        fixture(
+            "NODATA: A of an AAAA-only name, mixed case",
+            q("V6.Example.TEST.").with_qtype(1),
+            NoData,
         ),
         // Not ours to answer.
         fixture(
@@ -167,20 +307,14 @@ fn fixtures() -> Vec<Fixture> {
             Pass(PassNameNotInMap),
         ),
         fixture(
-            "AAAA",
-            Query {
-                qtype: 28,
-                ..q(WWW)
-            },
+            "MX (type 15)",
+            q(WWW).with_qtype(MX),
             Pass(PassUnsupportedType),
         ),
         fixture(
-            "HTTPS (type 65)",
-            Query {
-                qtype: 65,
-                ..q(WWW)
-            },
-            Pass(PassUnsupportedType),
+            "HTTPS of a name without NODATA entry",
+            q(POOL).with_qtype(65),
+            Pass(PassNameNotInMap),
         ),
         fixture(
             "class CH",
@@ -196,20 +330,12 @@ fn fixtures() -> Vec<Fixture> {
             Pass(PassAnswerTooLarge),
         ),
         fixture(
-            "IPv6 ethertype",
-            Query {
-                ethertype: 0x86dd,
-                ..q(WWW)
-            },
-            Pass(PassNotIpv4Udp53),
-        ),
-        fixture(
             "TCP",
             Query {
                 ip_proto: 6,
                 ..q(WWW)
             },
-            Pass(PassNotIpv4Udp53),
+            Pass(PassNotDnsTransport),
         ),
         fixture(
             "UDP port 5353",
@@ -217,7 +343,7 @@ fn fixtures() -> Vec<Fixture> {
                 dst_port: 5353,
                 ..q(WWW)
             },
-            Pass(PassNotIpv4Udp53),
+            Pass(PassNotDnsTransport),
         ),
         fixture(
             "IPv4 options",
@@ -470,6 +596,27 @@ fn fixtures_give_the_expected_verdict_and_frame() {
                     }
                 }
             }
+            Expect::NoData => {
+                if run.verdict != XDP_TX {
+                    Err(format!(
+                        "verdict {} (counters bumped: {bumped:?})",
+                        run.verdict
+                    ))
+                } else if bumped != [Counter::Answered] {
+                    Err(format!("counters bumped: {bumped:?}"))
+                } else {
+                    match check_answer(&f.query, &run.frame) {
+                        Err(e) => Err(format!("{e:#}")),
+                        Ok(answer) if !answer.addrs.is_empty() => {
+                            Err(format!("NODATA with answers {:?}", answer.addrs))
+                        }
+                        Ok(answer) if answer.soa != Some(expected_soa()) => {
+                            Err(format!("authority SOA {:?}", answer.soa))
+                        }
+                        Ok(_) => Ok(()),
+                    }
+                }
+            }
             Expect::Pass(counter) => {
                 if run.verdict != XDP_PASS {
                     Err(format!("verdict {}, want XDP_PASS", run.verdict))
@@ -506,7 +653,7 @@ fn consecutive_answers_rotate_through_the_answer_set() {
     let responder = responder();
     let query = Query::a(POOL);
     let frame = query.frame();
-    let stored = pool_addrs();
+    let stored = v4(&pool_addrs());
     let mut firsts = Vec::new();
     for _ in 0..stored.len() * 2 {
         let run = responder.run(&frame).unwrap();
@@ -543,9 +690,9 @@ fn answer_set_updates_are_seen_by_the_next_query() {
     let run = responder.run(&query.frame()).unwrap();
     assert_eq!(
         check_answer(&query, &run.frame).unwrap().addrs,
-        vec![secondary]
+        vec![IpAddr::V4(secondary)]
     );
-    responder.dataplane.remove_a(WWW).unwrap();
+    responder.dataplane.withdraw(WWW, RTYPE_A).unwrap();
     let run = responder.run(&query.frame()).unwrap();
     assert_eq!(run.verdict, XDP_PASS);
 }

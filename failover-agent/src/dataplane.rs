@@ -1,17 +1,18 @@
 //! The kernel side as the agent sees it: the embedded XDP object, attaching it,
-//! writing answer sets into the record map and reading counters.
+//! writing answer sets and zone SOAs into its maps and reading counters.
 
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::IpAddr;
 
 use anyhow::{Context as _, Result, bail};
 use aya::{
     Ebpf,
-    maps::{HashMap, MapData, PerCpuArray},
+    maps::{Array, HashMap, MapData, MapError, PerCpuArray},
     programs::{Xdp, XdpMode, xdp::XdpLinkId},
 };
 use failover_common::{
-    AnswerSet, COUNTER_COUNT, Counter, MAP_COUNTERS, MAP_RECORDS, MAX_ANSWER_ADDRS,
-    MAX_NAME_WIRE_LEN, PROGRAM_RESPONDER, QTYPE_A, RecordKey,
+    ANSWER_ADDRS, ANSWER_NODATA, AnswerSet, COUNTER_COUNT, Counter, MAP_COUNTERS, MAP_RECORDS,
+    MAP_ZONES, MAX_ANSWER_ADDRS, MAX_NAME_WIRE_LEN, MAX_ZONES, PROGRAM_RESPONDER, QCLASS_IN,
+    QTYPE_A, QTYPE_AAAA, QTYPE_HTTPS, QTYPE_SOA, RecordKey, SOA_RR_MAX,
 };
 
 use crate::sink::{AnswerSink, ZoneSoa};
@@ -32,6 +33,7 @@ pub enum AttachMode {
 pub struct Dataplane {
     ebpf: Ebpf,
     records: HashMap<MapData, RecordKey, AnswerSet>,
+    zones: Array<MapData, failover_common::ZoneSoa>,
     counters: PerCpuArray<MapData, u64>,
     attached: Option<XdpLinkId>,
 }
@@ -51,6 +53,10 @@ impl Dataplane {
             ebpf.take_map(MAP_RECORDS)
                 .context("XDP object has no record map")?,
         )?;
+        let zones = Array::try_from(
+            ebpf.take_map(MAP_ZONES)
+                .context("XDP object has no zone map")?,
+        )?;
         let counters = PerCpuArray::try_from(
             ebpf.take_map(MAP_COUNTERS)
                 .context("XDP object has no counter map")?,
@@ -58,6 +64,7 @@ impl Dataplane {
         Ok(Self {
             ebpf,
             records,
+            zones,
             counters,
             attached: None,
         })
@@ -105,41 +112,80 @@ impl Dataplane {
         Ok(())
     }
 
-    /// Writes one record's whole A answer set as a single map update.
-    pub fn set_a(&mut self, name: &str, ttl: u32, addrs: &[Ipv4Addr]) -> Result<()> {
+    /// Writes the SOA of zone number `zone`, pre-encoded for NODATA answers.
+    pub fn set_zone(&mut self, zone: u32, soa: &ZoneSoa) -> Result<()> {
+        if zone >= MAX_ZONES {
+            bail!("at most {MAX_ZONES} zones");
+        }
+        let value = encode_soa(soa)?;
+        self.zones
+            .set(zone, value, 0)
+            .with_context(|| format!("writing the SOA of {}", soa.apex))
+    }
+
+    /// Writes the whole answer set of (`name`, A or AAAA) as one map update.
+    pub fn set_addresses(
+        &mut self,
+        name: &str,
+        rtype: u16,
+        zone: u32,
+        ttl: u32,
+        addrs: &[IpAddr],
+    ) -> Result<()> {
         if addrs.is_empty() || addrs.len() > MAX_ANSWER_ADDRS {
             bail!(
                 "{name}: an answer set holds 1 to {MAX_ANSWER_ADDRS} addresses, not {}",
                 addrs.len()
             );
         }
-        let key = record_key(name, QTYPE_A)?;
         let mut value = AnswerSet::empty();
         value.ttl = ttl;
-        value.count = addrs.len() as u32;
+        value.count = addrs.len() as u16;
+        value.kind = ANSWER_ADDRS;
+        value.zone = zone;
         for (slot, addr) in value.addrs.iter_mut().zip(addrs) {
-            *slot = addr.octets();
+            match (rtype, addr) {
+                (QTYPE_A, IpAddr::V4(v4)) => slot[..4].copy_from_slice(&v4.octets()),
+                (QTYPE_AAAA, IpAddr::V6(v6)) => *slot = v6.octets(),
+                _ => bail!("{name}: {addr} does not belong in a type {rtype} answer set"),
+            }
         }
+        self.insert(name, rtype, value)
+    }
+
+    /// Declares that `name` has no `rtype` records: NODATA with the zone's SOA.
+    pub fn set_nodata(&mut self, name: &str, rtype: u16, zone: u32) -> Result<()> {
+        if !matches!(rtype, QTYPE_A | QTYPE_AAAA | QTYPE_HTTPS) {
+            bail!("{name}: the kernel answers NODATA only for A, AAAA and HTTPS");
+        }
+        let mut value = AnswerSet::empty();
+        value.kind = ANSWER_NODATA;
+        value.zone = zone;
+        self.insert(name, rtype, value)
+    }
+
+    fn insert(&mut self, name: &str, rtype: u16, value: AnswerSet) -> Result<()> {
+        let key = record_key(name, rtype)?;
         self.records
             .insert(key, value, 0)
-            .with_context(|| format!("writing the answer set of {name}"))
+            .with_context(|| format!("writing the type {rtype} answer of {name}"))
     }
 
-    /// Removes a record's A answer set; queries for it then pass up the stack.
-    pub fn remove_a(&mut self, name: &str) -> Result<()> {
-        let key = record_key(name, QTYPE_A)?;
+    /// Removes (`name`, `rtype`); queries for it then pass up the stack.
+    pub fn remove(&mut self, name: &str, rtype: u16) -> Result<()> {
+        let key = record_key(name, rtype)?;
         match self.records.remove(&key) {
-            Ok(()) | Err(aya::maps::MapError::KeyNotFound) => Ok(()),
-            Err(e) => Err(e).with_context(|| format!("removing the answer set of {name}")),
+            Ok(()) | Err(MapError::KeyNotFound) => Ok(()),
+            Err(e) => Err(e).with_context(|| format!("removing the type {rtype} answer of {name}")),
         }
     }
 
-    /// Reads the answer set the kernel holds for `name`, if any.
-    pub fn get_a(&self, name: &str) -> Result<Option<AnswerSet>> {
-        let key = record_key(name, QTYPE_A)?;
+    /// Reads what the kernel holds for (`name`, `rtype`), if anything.
+    pub fn get(&self, name: &str, rtype: u16) -> Result<Option<AnswerSet>> {
+        let key = record_key(name, rtype)?;
         match self.records.get(&key, 0) {
             Ok(v) => Ok(Some(v)),
-            Err(aya::maps::MapError::KeyNotFound) => Ok(None),
+            Err(MapError::KeyNotFound) => Ok(None),
             Err(e) => Err(e.into()),
         }
     }
@@ -165,42 +211,80 @@ impl Drop for Dataplane {
 }
 
 impl AnswerSink for Dataplane {
-    fn set_zone(&mut self, _zone: u32, _soa: &ZoneSoa) -> Result<()> {
-        // The kernel does not answer NODATA yet (layout version 1).
-        Ok(())
+    fn set_zone(&mut self, zone: u32, soa: &ZoneSoa) -> Result<()> {
+        Dataplane::set_zone(self, zone, soa)
     }
 
     fn publish(
         &mut self,
         name: &str,
         rtype: u16,
-        _zone: u32,
+        zone: u32,
         ttl: u32,
         addrs: &[IpAddr],
     ) -> Result<()> {
-        if rtype != QTYPE_A {
-            bail!("{name}: the kernel answers only A records so far (type {rtype})");
-        }
-        let v4: Vec<Ipv4Addr> = addrs
-            .iter()
-            .map(|a| match a {
-                IpAddr::V4(v4) => Ok(*v4),
-                IpAddr::V6(v6) => Err(anyhow::anyhow!("{name}: {v6} in an A answer set")),
-            })
-            .collect::<Result<_>>()?;
-        self.set_a(name, ttl, &v4)
+        self.set_addresses(name, rtype, zone, ttl, addrs)
     }
 
-    fn publish_nodata(&mut self, name: &str, rtype: u16, _zone: u32) -> Result<()> {
-        bail!("{name}: the kernel does not answer NODATA yet (type {rtype})")
+    fn publish_nodata(&mut self, name: &str, rtype: u16, zone: u32) -> Result<()> {
+        self.set_nodata(name, rtype, zone)
     }
 
     fn withdraw(&mut self, name: &str, rtype: u16) -> Result<()> {
-        if rtype != QTYPE_A {
-            return Ok(());
-        }
-        self.remove_a(name)
+        self.remove(name, rtype)
     }
+}
+
+/// Wire format of an absolute name, as given (case kept), e.g. for SOA RDATA.
+fn wire_name(name: &str) -> Result<Vec<u8>> {
+    // record_key validates and lowercases; SOA names keep their case.
+    record_key(name, 0)?;
+    let mut out = Vec::new();
+    for label in name
+        .trim_end_matches('.')
+        .split('.')
+        .filter(|l| !l.is_empty())
+    {
+        out.push(label.len() as u8);
+        out.extend_from_slice(label.as_bytes());
+    }
+    out.push(0);
+    Ok(out)
+}
+
+/// The zone map value: the SOA record after its owner (which the program
+/// writes as a pointer into the question), with its checksum sum.
+fn encode_soa(soa: &ZoneSoa) -> Result<failover_common::ZoneSoa> {
+    let mut rdata = wire_name(&soa.mname)?;
+    rdata.extend(wire_name(&soa.rname)?);
+    for v in [soa.serial, soa.refresh, soa.retry, soa.expire, soa.minimum] {
+        rdata.extend(v.to_be_bytes());
+    }
+    let mut rr = Vec::with_capacity(10 + rdata.len());
+    rr.extend(QTYPE_SOA.to_be_bytes());
+    rr.extend(QCLASS_IN.to_be_bytes());
+    rr.extend(soa.negative_ttl.to_be_bytes());
+    rr.extend((rdata.len() as u16).to_be_bytes());
+    rr.extend(rdata);
+    if rr.len() > SOA_RR_MAX {
+        bail!(
+            "{}: the SOA record is {} bytes, the kernel holds at most {SOA_RR_MAX}",
+            soa.apex,
+            rr.len()
+        );
+    }
+    let mut value = failover_common::ZoneSoa {
+        apex_len: wire_name(&soa.apex)?.len() as u16,
+        rr_len: rr.len() as u16,
+        rr_sum: 0,
+        rr: [0; SOA_RR_MAX],
+    };
+    value.rr[..rr.len()].copy_from_slice(&rr);
+    value.rr_sum = rr
+        .chunks(2)
+        .map(|w| u32::from(w[0]) << 8 | u32::from(*w.get(1).unwrap_or(&0)))
+        .sum();
+    Ok(value)
 }
 
 /// The map key of `name` (absolute or relative to the root, any case) and `qtype`:

@@ -8,7 +8,7 @@
 /// Bump whenever a map key, value or counter index changes meaning. Anything that
 /// persists maps (pin paths, dumps) must include it so an old layout is never
 /// reused by a new program.
-pub const LAYOUT_VERSION: u32 = 1;
+pub const LAYOUT_VERSION: u32 = 2;
 
 /// Longest domain name in wire format, terminating root label included (RFC 1035 3.1).
 pub const MAX_NAME_WIRE_LEN: usize = 255;
@@ -16,8 +16,13 @@ pub const MAX_NAME_WIRE_LEN: usize = 255;
 pub const NAME_KEY_LEN: usize = 256;
 /// Most addresses one answer set carries.
 pub const MAX_ANSWER_ADDRS: usize = 16;
-/// Most records the kernel map holds.
+/// Most (name, type) entries the kernel map holds.
 pub const MAX_RECORDS: u32 = 16_384;
+/// Most zones (SOA records) the kernel knows.
+pub const MAX_ZONES: u32 = 1024;
+/// Room for a SOA record after its owner name: type, class, TTL, RDLENGTH (10)
+/// and RDATA (MNAME and RNAME uncompressed, five 32-bit fields), rounded up.
+pub const SOA_RR_MAX: usize = 544;
 
 /// DNS RR types the fast path knows.
 pub const QTYPE_A: u16 = 1;
@@ -35,6 +40,7 @@ pub const PLAIN_UDP_SIZE: u16 = 512;
 /// Map names as they appear in the object file.
 pub const MAP_RECORDS: &str = "RECORDS";
 pub const MAP_COUNTERS: &str = "COUNTERS";
+pub const MAP_ZONES: &str = "ZONES";
 /// Name of the XDP program that answers queries.
 pub const PROGRAM_RESPONDER: &str = "failover_xdp";
 /// A pass-through XDP program (XDP_TX on veth needs one on the peer).
@@ -61,20 +67,32 @@ impl RecordKey {
     }
 }
 
-/// Value of the record map: one record's whole answer set.
+/// `AnswerSet::kind`: answer with the addresses.
+pub const ANSWER_ADDRS: u16 = 0;
+/// `AnswerSet::kind`: the name exists but has no record of this type: answer
+/// NOERROR with the zone's SOA in the authority section (NODATA, RFC 2308).
+pub const ANSWER_NODATA: u16 = 1;
+
+/// Value of the record map: one (name, type)'s whole answer.
 ///
 /// The agent writes it as a single map update so the kernel never sees half
-/// an answer set. `count` is 1..=16 for every value the agent writes; the
-/// program passes a lookup with `count == 0` up the stack.
+/// an answer set. For `ANSWER_ADDRS`, `count` is 1..=16 for every value the
+/// agent writes; the program passes a lookup with `count == 0` up the stack.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct AnswerSet {
     /// TTL of every answer RR, seconds.
     pub ttl: u32,
     /// Number of valid entries in `addrs`.
-    pub count: u32,
-    /// IPv4 addresses in network byte order.
-    pub addrs: [[u8; 4]; MAX_ANSWER_ADDRS],
+    pub count: u16,
+    /// `ANSWER_ADDRS` or `ANSWER_NODATA`.
+    pub kind: u16,
+    /// Index of the zone in the zone map (its SOA, for NODATA).
+    pub zone: u32,
+    pub _pad: u32,
+    /// Addresses in network byte order: A records use the first 4 bytes,
+    /// AAAA records all 16.
+    pub addrs: [[u8; 16]; MAX_ANSWER_ADDRS],
 }
 
 impl AnswerSet {
@@ -82,9 +100,30 @@ impl AnswerSet {
         Self {
             ttl: 0,
             count: 0,
-            addrs: [[0; 4]; MAX_ANSWER_ADDRS],
+            kind: ANSWER_ADDRS,
+            zone: 0,
+            _pad: 0,
+            addrs: [[0; 16]; MAX_ANSWER_ADDRS],
         }
     }
+}
+
+/// Value of the zone map: the zone's SOA record as negative answers carry it,
+/// pre-encoded by the agent so the kernel copies it with one helper call.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ZoneSoa {
+    /// Wire length of the apex name. The owner of the SOA is written as a
+    /// compression pointer to the question name's last `apex_len` bytes
+    /// (every hot name lies inside its zone, so its tail is the apex).
+    pub apex_len: u16,
+    /// Bytes used in `rr`; 0 = no SOA (the program passes NODATA queries).
+    pub rr_len: u16,
+    /// One's complement sum of `rr[..rr_len]` as 16-bit words from an even
+    /// offset (odd length padded with a zero byte), for the UDP checksum.
+    pub rr_sum: u32,
+    /// TYPE, CLASS, TTL, RDLENGTH, RDATA of the SOA record.
+    pub rr: [u8; SOA_RR_MAX],
 }
 
 /// Per-CPU packet counters, indexed by `Counter as u32`.
@@ -95,9 +134,11 @@ impl AnswerSet {
 pub enum Counter {
     /// Answered from the map with XDP_TX.
     Answered = 0,
-    /// Not IPv4, not UDP or not destination port 53.
-    PassNotIpv4Udp53 = 1,
-    /// IPv4/UDP/53 we do not handle in the kernel: IP options or a fragment.
+    /// Not IPv4/IPv6 (optionally behind one 802.1Q tag), not UDP, not
+    /// destination port 53, or sent to a multicast/broadcast address.
+    PassNotDnsTransport = 1,
+    /// UDP/53 we do not handle in the kernel: IPv4 options or fragments, IPv6
+    /// extension headers.
     PassIpUnsupported = 2,
     /// A DNS message that is not a plain query: a response, opcode != QUERY,
     /// TC set, counts other than QD=1 AN=0 NS=0 AR<=1, EDNS version != 0.
@@ -105,11 +146,12 @@ pub enum Counter {
     /// Lengths that lie, bad labels, compression in the question, a name over
     /// 255 bytes, additional record that is not a well-formed OPT, trailing bytes.
     PassMalformed = 4,
-    /// Class other than IN or type other than the ones the kernel answers.
+    /// Class other than IN or type other than A, AAAA and HTTPS.
     PassUnsupportedType = 5,
     /// Name and type not in the record map.
     PassNameNotInMap = 6,
-    /// The answer would exceed 512 bytes (no EDNS) or the advertised size.
+    /// The answer would exceed 512 bytes (no EDNS) or the advertised size;
+    /// userspace answers with TC=1.
     PassAnswerTooLarge = 7,
     /// The driver could not grow the frame to hold the answer.
     PassNoTailroom = 8,
@@ -124,7 +166,7 @@ pub const COUNTER_COUNT: u32 = 10;
 impl Counter {
     pub const ALL: [Counter; COUNTER_COUNT as usize] = [
         Counter::Answered,
-        Counter::PassNotIpv4Udp53,
+        Counter::PassNotDnsTransport,
         Counter::PassIpUnsupported,
         Counter::PassNotPlainQuery,
         Counter::PassMalformed,
@@ -139,8 +181,8 @@ impl Counter {
     pub const fn name(self) -> &'static str {
         match self {
             Counter::Answered => "answered",
-            Counter::PassNotIpv4Udp53 => "pass_not_ipv4_udp_53",
-            Counter::PassIpUnsupported => "pass_ip_options_or_fragment",
+            Counter::PassNotDnsTransport => "pass_not_dns_transport",
+            Counter::PassIpUnsupported => "pass_ip_unsupported",
             Counter::PassNotPlainQuery => "pass_not_plain_query",
             Counter::PassMalformed => "pass_malformed",
             Counter::PassUnsupportedType => "pass_unsupported_type",
@@ -158,8 +200,10 @@ mod pod {
     // and have no padding (asserted below), so any bit pattern is valid.
     unsafe impl aya::Pod for super::RecordKey {}
     unsafe impl aya::Pod for super::AnswerSet {}
+    unsafe impl aya::Pod for super::ZoneSoa {}
 }
 
 // No implicit padding: size equals the sum of the fields.
 const _: () = assert!(core::mem::size_of::<RecordKey>() == NAME_KEY_LEN + 2);
-const _: () = assert!(core::mem::size_of::<AnswerSet>() == 8 + 4 * MAX_ANSWER_ADDRS);
+const _: () = assert!(core::mem::size_of::<AnswerSet>() == 16 + 16 * MAX_ANSWER_ADDRS);
+const _: () = assert!(core::mem::size_of::<ZoneSoa>() == 8 + SOA_RR_MAX);

@@ -40,9 +40,3 @@ pub fn byte_at(b: u8, offset: usize) -> u32 {
 pub fn finish(sum: u32) -> u16 {
     !fold(sum)
 }
-
-/// Sum of the two 16-bit halves of a 4-byte field (an IPv4 address).
-#[inline(always)]
-pub fn sum_addr(a: [u8; 4]) -> u32 {
-    u16::from_be_bytes([a[0], a[1]]) as u32 + u16::from_be_bytes([a[2], a[3]]) as u32
-}

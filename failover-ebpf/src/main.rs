@@ -1,9 +1,11 @@
-//! The XDP fast path: answers plain A queries for hot names straight from the
-//! record map, passes everything else up the stack untouched.
+//! The XDP fast path: answers plain A/AAAA/HTTPS queries for hot names
+//! straight from the record map, passes everything else up the stack untouched.
 //!
-//! Packet path: `failover_xdp` -> `query::validate` (is this a plain query we
-//! fully understand? builds the map key) -> map lookup -> `response::answer`
-//! (rewrites the frame in place) -> XDP_TX.
+//! Packet path: `failover_xdp` -> `respond` (which frame shape: IPv4 or IPv6,
+//! with or without one 802.1Q tag) -> `answer_query::<shape>`:
+//! `query::validate` (is this a plain query we fully understand? builds the
+//! map key) -> record map lookup -> `response::addresses` or
+//! `response::nodata` (rewrite the frame in place) -> XDP_TX.
 #![no_std]
 #![no_main]
 
@@ -15,16 +17,26 @@ mod response;
 use aya_ebpf::{
     bindings::xdp_action,
     macros::{map, xdp},
-    maps::{HashMap, PerCpuArray},
+    maps::{Array, HashMap, PerCpuArray},
     programs::XdpContext,
 };
-use failover_common::{AnswerSet, COUNTER_COUNT, Counter, MAX_RECORDS, RecordKey};
+use failover_common::{
+    ANSWER_ADDRS, ANSWER_NODATA, AnswerSet, COUNTER_COUNT, Counter, MAX_RECORDS, MAX_ZONES,
+    QTYPE_A, QTYPE_AAAA, RecordKey, ZoneSoa,
+};
 
-use crate::response::Refusal;
+use crate::{
+    packet::{ETH_LEN, ETH_TYPE, ETHERTYPE_IPV4, ETHERTYPE_IPV6, ETHERTYPE_VLAN, VLAN_TAG_LEN},
+    response::Refusal,
+};
 
-/// Answer sets by (lowercased wire name, type), written by the agent.
+/// Answers by (lowercased wire name, type), written by the agent.
 #[map]
 static RECORDS: HashMap<RecordKey, AnswerSet> = HashMap::with_max_entries(MAX_RECORDS, 0);
+
+/// Each zone's SOA for NODATA answers, indexed by `AnswerSet::zone`.
+#[map]
+static ZONES: Array<ZoneSoa> = Array::with_max_entries(MAX_ZONES, 0);
 
 /// Packet counters, one slot per `Counter`.
 #[map]
@@ -42,6 +54,9 @@ pub struct Scratch {
     pub _pad: u16,
     /// Written and read back as a verifier barrier (see query.rs).
     pub name_len: u32,
+    /// The validated query's fields, written and read back likewise (see
+    /// `query::launder`).
+    pub fields: [u32; 8],
 }
 
 #[map]
@@ -72,29 +87,73 @@ pub fn failover_xdp(ctx: XdpContext) -> u32 {
     }
 }
 
+/// Picks the frame shape; each shape is its own constant-offset instance.
 #[inline(always)]
 fn respond(ctx: &XdpContext) -> Result<(), Refusal> {
+    let data = ctx.data();
+    let data_end = ctx.data_end();
+    let not_dns = Refusal::Pass(Counter::PassNotDnsTransport);
+    if data + ETH_LEN + VLAN_TAG_LEN > data_end {
+        return Err(not_dns);
+    }
+    let ethertype = unsafe { packet::read_be16(data + ETH_TYPE) };
+    match ethertype {
+        ETHERTYPE_IPV4 => answer_query::<ETH_LEN, false>(ctx),
+        ETHERTYPE_IPV6 => answer_query::<ETH_LEN, true>(ctx),
+        ETHERTYPE_VLAN => {
+            // One 802.1Q tag; the answer keeps it. Stacked tags are passed.
+            let inner = unsafe { packet::read_be16(data + ETH_TYPE + VLAN_TAG_LEN) };
+            match inner {
+                ETHERTYPE_IPV4 => answer_query::<{ ETH_LEN + VLAN_TAG_LEN }, false>(ctx),
+                ETHERTYPE_IPV6 => answer_query::<{ ETH_LEN + VLAN_TAG_LEN }, true>(ctx),
+                _ => Err(not_dns),
+            }
+        }
+        _ => Err(not_dns),
+    }
+}
+
+#[inline(always)]
+fn answer_query<const L3: usize, const V6: bool>(ctx: &XdpContext) -> Result<(), Refusal> {
     let scratch = match SCRATCH.get_ptr_mut(0) {
         Some(p) => unsafe { &mut *p },
         None => return Err(Refusal::Pass(Counter::PassMalformed)),
     };
-    let query = query::validate(ctx.data(), ctx.data_end(), scratch).map_err(Refusal::Pass)?;
+    let query = query::validate::<L3, V6>(ctx.data(), ctx.data_end(), scratch)
+        .map_err(Refusal::Pass)?;
+    let query = query::launder(query, scratch);
     // By reference on purpose: by value would copy the 258-byte key onto the
     // 512-byte BPF stack.
     #[allow(clippy::needless_borrows_for_generic_args)]
-    let answers = match RECORDS.get_ptr(&scratch.key) {
+    let set = match RECORDS.get_ptr(&scratch.key) {
         Some(p) => unsafe { &*p },
         None => return Err(Refusal::Pass(Counter::PassNameNotInMap)),
     };
-    let rotation = match ROTATION.get_ptr_mut(0) {
+    match (set.kind, query.qtype) {
+        (ANSWER_ADDRS, QTYPE_A) => {
+            response::addresses::<L3, V6, 4>(ctx, &query, set, next_rotation())
+        }
+        (ANSWER_ADDRS, QTYPE_AAAA) => {
+            response::addresses::<L3, V6, 16>(ctx, &query, set, next_rotation())
+        }
+        (ANSWER_NODATA, _) => match ZONES.get(set.zone) {
+            Some(soa) => response::nodata::<L3, V6>(ctx, &query, soa),
+            None => Err(Refusal::Pass(Counter::PassNameNotInMap)),
+        },
+        _ => Err(Refusal::Pass(Counter::PassNameNotInMap)),
+    }
+}
+
+#[inline(always)]
+fn next_rotation() -> u32 {
+    match ROTATION.get_ptr_mut(0) {
         Some(p) => unsafe {
             let r = *p;
             *p = r.wrapping_add(1);
             r
         },
         None => 0,
-    };
-    response::answer(ctx, &query, answers, rotation)
+    }
 }
 
 /// Does nothing but pass: XDP_TX on a veth only delivers when the peer veth has
@@ -110,4 +169,4 @@ fn panic(_info: &core::panic::PanicInfo) -> ! {
     loop {}
 }
 
-const _: () = assert!(core::mem::size_of::<Scratch>() == 264);
+const _: () = assert!(core::mem::size_of::<Scratch>() == 296);

@@ -1,10 +1,13 @@
-//! Validation of an incoming frame as a plain DNS query over IPv4/UDP/53.
+//! Validation of an incoming frame as a plain DNS query over UDP port 53.
 //!
 //! Anything not fully understood is rejected with the counter that says why; the
 //! caller then passes the frame up the stack untouched (XDP_PASS), where a full
 //! DNS server can answer it properly.
 
-use failover_common::{Counter, MAX_NAME_WIRE_LEN, PLAIN_UDP_SIZE, QCLASS_IN, QTYPE_A, QTYPE_OPT};
+use failover_common::{
+    Counter, MAX_NAME_WIRE_LEN, PLAIN_UDP_SIZE, QCLASS_IN, QTYPE_A, QTYPE_AAAA, QTYPE_HTTPS,
+    QTYPE_OPT,
+};
 
 use crate::{Scratch, checksum, packet::*};
 
@@ -17,6 +20,7 @@ const OFFSET_MASK: usize = 0xfff;
 pub struct Query {
     /// Wire length of the question name, root label included (1..=255).
     pub name_len: usize,
+    pub qtype: u16,
     /// Checksum contribution of the whole question section (name, type, class),
     /// as positioned in the message.
     pub question_sum: u32,
@@ -30,6 +34,33 @@ pub struct Query {
     pub max_udp_size: usize,
 }
 
+/// Verifier barrier. Validation ends on many paths on which the verifier
+/// knows a field exactly (EDNS or not, DO or not, which type...); once such a
+/// constant decides a later branch, the verifier must keep the paths apart and
+/// would check everything after this point once per combination. Values read
+/// back from map memory are unknown scalars, so it checks the rest once.
+#[inline(always)]
+pub fn launder(query: Query, scratch: &mut Scratch) -> Query {
+    let f = &mut scratch.fields;
+    f[0] = query.name_len as u32;
+    f[1] = query.qtype as u32;
+    f[2] = query.question_sum;
+    f[3] = query.flags as u32;
+    f[4] = query.edns as u32;
+    f[5] = query.dnssec_ok as u32;
+    f[6] = query.max_udp_size as u32;
+    let read = |i: usize| unsafe { core::ptr::read_volatile(&scratch.fields[i]) };
+    Query {
+        name_len: read(0) as usize & 0xff,
+        qtype: read(1) as u16,
+        question_sum: read(2),
+        flags: read(3) as u16,
+        edns: read(4) != 0,
+        dnssec_ok: read(5) != 0,
+        max_udp_size: read(6) as usize & 0xffff,
+    }
+}
+
 #[inline(always)]
 fn fits(data: usize, data_end: usize, off: usize, len: usize) -> bool {
     data + off + len <= data_end
@@ -37,86 +68,124 @@ fn fits(data: usize, data_end: usize, off: usize, len: usize) -> bool {
 
 #[inline(always)]
 fn ascii_lower(b: u8) -> u8 {
-    if b.wrapping_sub(b'A') < 26 {
-        b | 0x20
-    } else {
-        b
+    if b.wrapping_sub(b'A') < 26 { b | 0x20 } else { b }
+}
+
+/// Validates the network and transport headers; returns the offset one past
+/// the DNS message (the IP length decides: Ethernet padding may follow).
+#[inline(always)]
+fn validate_transport<const L3: usize, const V6: bool>(
+    data: usize,
+    data_end: usize,
+) -> Result<usize, Counter> {
+    type F<const L3: usize, const V6: bool> = Frame<L3, V6>;
+    if !fits(data, data_end, 0, F::<L3, V6>::L4) {
+        return Err(Counter::PassMalformed);
     }
+    // Opaque to the optimiser: otherwise LLVM sees that lengths checked against
+    // frame_len imply `data + off + n <= data_end` and drops the later bounds
+    // checks, which are the ones the verifier needs.
+    let frame_len = core::hint::black_box(data_end - data);
+    let msg_end = if V6 {
+        if unsafe { read_u8(data + L3) } >> 4 != 6 {
+            return Err(Counter::PassMalformed);
+        }
+        match unsafe { read_u8(data + L3 + IPV6_NEXT_HEADER) } {
+            IPPROTO_UDP => {}
+            // Hop-by-hop, routing, fragment, ESP, AH, destination options,
+            // mobility, HIP, shim6: extension headers are left to the stack.
+            0 | 43 | 44 | 50 | 51 | 60 | 135 | 139 | 140 => {
+                return Err(Counter::PassIpUnsupported);
+            }
+            _ => return Err(Counter::PassNotDnsTransport),
+        }
+        // Multicast destinations (ff00::/8) are not answered from the fast path.
+        if unsafe { read_u8(data + F::<L3, V6>::IP_DST) } == 0xff {
+            return Err(Counter::PassNotDnsTransport);
+        }
+        let payload_len = unsafe { read_be16(data + F::<L3, V6>::IP_LEN) } as usize;
+        if F::<L3, V6>::L4 + payload_len > frame_len {
+            return Err(Counter::PassMalformed);
+        }
+        F::<L3, V6>::L4 + payload_len
+    } else {
+        let ver_ihl = unsafe { read_u8(data + L3 + IPV4_VER_IHL) };
+        if ver_ihl >> 4 != 4 {
+            return Err(Counter::PassMalformed);
+        }
+        if unsafe { read_u8(data + L3 + IPV4_PROTO) } != IPPROTO_UDP {
+            return Err(Counter::PassNotDnsTransport);
+        }
+        match ver_ihl & 0x0f {
+            5 => {}
+            ihl if ihl > 5 => return Err(Counter::PassIpUnsupported),
+            _ => return Err(Counter::PassMalformed),
+        }
+        // More-fragments flag or a fragment offset: only a whole datagram is a query.
+        if unsafe { read_be16(data + L3 + IPV4_FRAG) } & 0x3fff != 0 {
+            return Err(Counter::PassIpUnsupported);
+        }
+        // Multicast and broadcast (224.0.0.0 and up) are not answered here.
+        if unsafe { read_u8(data + F::<L3, V6>::IP_DST) } >= 224 {
+            return Err(Counter::PassNotDnsTransport);
+        }
+        let total_len = unsafe { read_be16(data + F::<L3, V6>::IP_LEN) } as usize;
+        if total_len < F::<L3, V6>::IP_HEADER_LEN || L3 + total_len > frame_len {
+            return Err(Counter::PassMalformed);
+        }
+        L3 + total_len
+    };
+    if !fits(data, data_end, 0, F::<L3, V6>::DNS) || msg_end < F::<L3, V6>::DNS {
+        return Err(Counter::PassMalformed);
+    }
+    if unsafe { read_be16(data + F::<L3, V6>::UDP_DPORT) } != 53 {
+        return Err(Counter::PassNotDnsTransport);
+    }
+    // UDP must claim exactly the rest of the IP datagram.
+    if unsafe { read_be16(data + F::<L3, V6>::UDP_LEN) } as usize != msg_end - F::<L3, V6>::L4 {
+        return Err(Counter::PassMalformed);
+    }
+    if msg_end < F::<L3, V6>::QNAME {
+        return Err(Counter::PassMalformed);
+    }
+    Ok(msg_end)
 }
 
 /// Validates the frame in `[data, data_end)` and fills `scratch.key` with the
-/// lowercased name and type A. Returns the counter to bump on rejection.
+/// lowercased name and the query type. Returns the counter to bump on rejection.
 #[inline(always)]
-pub fn validate(data: usize, data_end: usize, scratch: &mut Scratch) -> Result<Query, Counter> {
-    // Ethernet, IPv4, UDP port 53.
-    if !fits(data, data_end, 0, ETH_LEN) {
-        return Err(Counter::PassNotIpv4Udp53);
-    }
-    if unsafe { read_be16(data + ETH_TYPE) } != 0x0800 {
-        return Err(Counter::PassNotIpv4Udp53);
-    }
-    if !fits(data, data_end, 0, ETH_LEN + IPV4_LEN) {
-        return Err(Counter::PassMalformed);
-    }
-    let ver_ihl = unsafe { read_u8(data + IP_VER_IHL) };
-    if ver_ihl >> 4 != 4 {
-        return Err(Counter::PassMalformed);
-    }
-    if unsafe { read_u8(data + IP_PROTO) } != 17 {
-        return Err(Counter::PassNotIpv4Udp53);
-    }
-    match ver_ihl & 0x0f {
-        5 => {}
-        ihl if ihl > 5 => return Err(Counter::PassIpUnsupported),
-        _ => return Err(Counter::PassMalformed),
-    }
-    // More-fragments flag or a fragment offset: only a whole datagram is a query.
-    if unsafe { read_be16(data + IP_FRAG) } & 0x3fff != 0 {
-        return Err(Counter::PassIpUnsupported);
-    }
-    if !fits(data, data_end, 0, DNS_OFF) {
-        return Err(Counter::PassMalformed);
-    }
-    if unsafe { read_be16(data + UDP_DPORT) } != 53 {
-        return Err(Counter::PassNotIpv4Udp53);
-    }
-
-    // Lengths must agree: the IP total length fits in the frame (which may carry
-    // Ethernet padding), and UDP claims exactly the rest of the IP datagram.
-    let ip_len = unsafe { read_be16(data + IP_TOT_LEN) } as usize;
-    let frame_len = data_end - data;
-    if ip_len < IPV4_LEN + UDP_LEN + DNS_HEADER_LEN || ETH_LEN + ip_len > frame_len {
-        return Err(Counter::PassMalformed);
-    }
-    if unsafe { read_be16(data + UDP_LEN_OFF) } as usize != ip_len - IPV4_LEN {
-        return Err(Counter::PassMalformed);
-    }
-    // Offset one past the DNS message. Opaque to the optimiser: otherwise LLVM
-    // sees that `off + n <= msg_end` implies `data + off + n <= data_end` and
-    // drops the second check, which is the one the verifier needs.
-    let msg_end = core::hint::black_box(ETH_LEN + ip_len);
-    if !fits(data, data_end, 0, QNAME_OFF) {
+pub fn validate<const L3: usize, const V6: bool>(
+    data: usize,
+    data_end: usize,
+    scratch: &mut Scratch,
+) -> Result<Query, Counter> {
+    type F<const L3: usize, const V6: bool> = Frame<L3, V6>;
+    // Opaque to the optimiser: otherwise LLVM sees that `off + n <= msg_end`
+    // implies `data + off + n <= data_end` and drops the second check, which
+    // is the one the verifier needs.
+    let msg_end = core::hint::black_box(validate_transport::<L3, V6>(data, data_end)?);
+    if !fits(data, data_end, 0, F::<L3, V6>::QNAME) {
         return Err(Counter::PassMalformed);
     }
 
     // A plain query: QR=0, opcode QUERY, not truncated, one question, no
     // answers or authority, at most one additional record (the OPT).
-    let flags = unsafe { read_be16(data + DNS_FLAGS) };
+    let flags = unsafe { read_be16(data + F::<L3, V6>::DNS_FLAGS) };
     if flags & 0xfa00 != 0 {
         // 0x8000 QR, 0x7800 opcode, 0x0200 TC
         return Err(Counter::PassNotPlainQuery);
     }
-    let arcount = unsafe { read_be16(data + DNS_ARCOUNT) };
-    if unsafe { read_be16(data + DNS_QDCOUNT) } != 1
-        || unsafe { read_be16(data + DNS_ANCOUNT) } != 0
-        || unsafe { read_be16(data + DNS_NSCOUNT) } != 0
+    let arcount = unsafe { read_be16(data + F::<L3, V6>::DNS_ARCOUNT) };
+    if unsafe { read_be16(data + F::<L3, V6>::DNS_QDCOUNT) } != 1
+        || unsafe { read_be16(data + F::<L3, V6>::DNS_ANCOUNT) } != 0
+        || unsafe { read_be16(data + F::<L3, V6>::DNS_NSCOUNT) } != 0
         || arcount > 1
     {
         return Err(Counter::PassNotPlainQuery);
     }
 
     // Zero the whole scratch (key included): bytes after the name must be zero
-    // for the hash lookup to match the agent's key. 264 bytes, 8-aligned.
+    // for the hash lookup to match the agent's key. 8-aligned.
     let words = scratch as *mut Scratch as *mut u64;
     let mut z = 0;
     while z < core::mem::size_of::<Scratch>() / 8 {
@@ -126,15 +195,16 @@ pub fn validate(data: usize, data_end: usize, scratch: &mut Scratch) -> Result<Q
 
     // The name: uncompressed labels of 1..=63 bytes, 255 bytes at most in all.
     // Copied lowercased into the zeroed key so 0x20-randomised names match.
+    let qname = F::<L3, V6>::QNAME;
     let mut name_sum: u32 = 0;
     let mut label_left: u8 = 0;
     let mut name_len: usize = 0;
     let mut i: usize = 0;
     while i < MAX_NAME_WIRE_LEN {
-        if QNAME_OFF + i >= msg_end || !fits(data, data_end, QNAME_OFF + i, 1) {
+        if qname + i >= msg_end || !fits(data, data_end, qname + i, 1) {
             return Err(Counter::PassMalformed);
         }
-        let b = unsafe { read_u8(data + QNAME_OFF + i) };
+        let b = unsafe { read_u8(data + qname + i) };
         // The name starts at DNS offset 12: byte i is at an even offset iff i is.
         name_sum += checksum::byte_at(b, i);
         if label_left == 0 {
@@ -162,13 +232,14 @@ pub fn validate(data: usize, data_end: usize, scratch: &mut Scratch) -> Result<Q
     scratch.name_len = name_len as u32;
     let name_len = unsafe { core::ptr::read_volatile(&scratch.name_len) } as usize & 0xff;
 
-    let qtype_off = QNAME_OFF + name_len;
+    let qtype_off = qname + name_len;
     if qtype_off + 4 > msg_end || !fits(data, data_end, qtype_off, 4) {
         return Err(Counter::PassMalformed);
     }
     let qtype = unsafe { read_be16(data + qtype_off) };
     let qclass = unsafe { read_be16(data + qtype_off + 2) };
-    if qclass != QCLASS_IN || qtype != QTYPE_A {
+    if qclass != QCLASS_IN || !(qtype == QTYPE_A || qtype == QTYPE_AAAA || qtype == QTYPE_HTTPS)
+    {
         return Err(Counter::PassUnsupportedType);
     }
     let question_sum = checksum::fold(name_sum) as u32
@@ -178,6 +249,7 @@ pub fn validate(data: usize, data_end: usize, scratch: &mut Scratch) -> Result<Q
     let opt_off = qtype_off + 4;
     let mut query = Query {
         name_len,
+        qtype,
         question_sum,
         flags,
         edns: false,
@@ -235,6 +307,6 @@ pub fn validate(data: usize, data_end: usize, scratch: &mut Scratch) -> Result<Q
             query.max_udp_size = udp_size;
         }
     }
-    scratch.key.qtype = QTYPE_A;
+    scratch.key.qtype = qtype;
     Ok(query)
 }

@@ -1,7 +1,7 @@
 //! Builds DNS query frames (Ethernet + IPv4 + UDP) byte by byte, including the
 //! broken ones a fast path must refuse, and checks answer frames completely.
 
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use anyhow::{Context as _, Result, bail, ensure};
 use hickory_proto::{
@@ -13,6 +13,8 @@ pub const CLIENT_MAC: [u8; 6] = [0x02, 0, 0, 0, 0, 0x02];
 pub const SERVER_MAC: [u8; 6] = [0x02, 0, 0, 0, 0, 0x01];
 pub const CLIENT_IP: Ipv4Addr = Ipv4Addr::new(198, 51, 100, 2);
 pub const SERVER_IP: Ipv4Addr = Ipv4Addr::new(198, 51, 100, 1);
+pub const CLIENT_IP6: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 2);
+pub const SERVER_IP6: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 1);
 pub const CLIENT_PORT: u16 = 40_053;
 
 /// Wire format of a dotted name, labels as given (no case change, no checks).
@@ -82,7 +84,15 @@ pub struct Query {
     pub opt: Option<Opt>,
     /// Raw bytes of an additional record other than OPT, or trailing junk.
     pub additional: Vec<u8>,
+    /// IPv4 options, or IPv6 extension header bytes (set `ip_proto` to the
+    /// first extension's type).
     pub ip_options: Vec<u8>,
+    /// IPv6 instead of IPv4.
+    pub ipv6: bool,
+    /// One 802.1Q tag with this TCI.
+    pub vlan: Option<u16>,
+    /// Destination address override.
+    pub dst_ip: Option<IpAddr>,
     /// IPv4 flags+fragment offset word.
     pub ip_frag: u16,
     pub ethertype: u16,
@@ -109,6 +119,9 @@ impl Query {
             opt: None,
             additional: Vec::new(),
             ip_options: Vec::new(),
+            ipv6: false,
+            vlan: None,
+            dst_ip: None,
             ip_frag: 0x4000,
             ethertype: 0x0800,
             ip_proto: 17,
@@ -116,6 +129,23 @@ impl Query {
             udp_len: None,
             eth_padding: 0,
         }
+    }
+
+    /// The same query over IPv6.
+    pub fn v6(mut self) -> Self {
+        self.ipv6 = true;
+        self
+    }
+
+    /// The same query behind an 802.1Q tag.
+    pub fn tagged(mut self, tci: u16) -> Self {
+        self.vlan = Some(tci);
+        self
+    }
+
+    pub fn with_qtype(mut self, qtype: u16) -> Self {
+        self.qtype = qtype;
+        self
     }
 
     pub fn with_opt(mut self, opt: Opt) -> Self {
@@ -144,39 +174,70 @@ impl Query {
         m
     }
 
-    /// The whole Ethernet frame with valid IPv4 header checksum.
+    /// The whole Ethernet frame (valid IPv4 header checksum; UDP checksum left
+    /// zero: the fast path must not depend on it, as veth frames from local
+    /// sockets carry only partial checksums).
     pub fn frame(&self) -> Vec<u8> {
         let dns = self.message();
         let udp_len = (8 + dns.len()) as u16;
-        let ihl = 20 + self.ip_options.len();
-        let ip_len = (ihl + udp_len as usize) as u16;
         let mut f = Vec::new();
         f.extend_from_slice(&SERVER_MAC);
         f.extend_from_slice(&CLIENT_MAC);
-        f.extend_from_slice(&self.ethertype.to_be_bytes());
+        if let Some(tci) = self.vlan {
+            f.extend_from_slice(&0x8100u16.to_be_bytes());
+            f.extend_from_slice(&tci.to_be_bytes());
+        }
+        f.extend_from_slice(&self.ethertype_for_ip().to_be_bytes());
         let ip_start = f.len();
-        f.push(0x40 | (ihl / 4) as u8);
-        f.push(0);
-        f.extend_from_slice(&ip_len.to_be_bytes());
-        f.extend_from_slice(&0x4242u16.to_be_bytes());
-        f.extend_from_slice(&self.ip_frag.to_be_bytes());
-        f.push(64);
-        f.push(self.ip_proto);
-        f.extend_from_slice(&[0, 0]);
-        f.extend_from_slice(&CLIENT_IP.octets());
-        f.extend_from_slice(&SERVER_IP.octets());
-        f.extend_from_slice(&self.ip_options);
-        let csum = internet_checksum(&f[ip_start..]);
-        f[ip_start + 10..ip_start + 12].copy_from_slice(&csum.to_be_bytes());
+        if self.ipv6 {
+            f.extend_from_slice(&[0x60, 0, 0, 0]);
+            let payload = (self.ip_options.len() + udp_len as usize) as u16;
+            f.extend_from_slice(&payload.to_be_bytes());
+            f.push(self.ip_proto);
+            f.push(64);
+            f.extend_from_slice(&CLIENT_IP6.octets());
+            let dst = match self.dst_ip {
+                Some(IpAddr::V6(d)) => d,
+                _ => SERVER_IP6,
+            };
+            f.extend_from_slice(&dst.octets());
+            f.extend_from_slice(&self.ip_options);
+        } else {
+            let ihl = 20 + self.ip_options.len();
+            let ip_len = (ihl + udp_len as usize) as u16;
+            f.push(0x40 | (ihl / 4) as u8);
+            f.push(0);
+            f.extend_from_slice(&ip_len.to_be_bytes());
+            f.extend_from_slice(&0x4242u16.to_be_bytes());
+            f.extend_from_slice(&self.ip_frag.to_be_bytes());
+            f.push(64);
+            f.push(self.ip_proto);
+            f.extend_from_slice(&[0, 0]);
+            f.extend_from_slice(&CLIENT_IP.octets());
+            let dst = match self.dst_ip {
+                Some(IpAddr::V4(d)) => d,
+                _ => SERVER_IP,
+            };
+            f.extend_from_slice(&dst.octets());
+            f.extend_from_slice(&self.ip_options);
+            let csum = internet_checksum(&f[ip_start..]);
+            f[ip_start + 10..ip_start + 12].copy_from_slice(&csum.to_be_bytes());
+        }
         f.extend_from_slice(&CLIENT_PORT.to_be_bytes());
         f.extend_from_slice(&self.dst_port.to_be_bytes());
         f.extend_from_slice(&self.udp_len.unwrap_or(udp_len).to_be_bytes());
-        // Left zero ("no checksum"): the fast path must not depend on it, as
-        // veth frames from local sockets carry only partial checksums.
         f.extend_from_slice(&[0, 0]);
         f.extend_from_slice(&dns);
         f.extend(std::iter::repeat_n(0u8, self.eth_padding));
         f
+    }
+
+    fn ethertype_for_ip(&self) -> u16 {
+        if self.ipv6 && self.ethertype == 0x0800 {
+            0x86dd
+        } else {
+            self.ethertype
+        }
     }
 }
 
@@ -202,24 +263,39 @@ fn fold(mut sum: u32) -> u16 {
     sum as u16
 }
 
+/// The SOA a NODATA answer must carry.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ExpectedSoa {
+    pub apex: String,
+    pub mname: String,
+    pub rname: String,
+    pub serial: u32,
+    pub refresh: u32,
+    pub retry: u32,
+    pub expire: u32,
+    pub minimum: u32,
+    pub ttl: u32,
+}
+
 /// What an answer frame held, after every transport-level check passed.
 #[derive(Debug)]
 pub struct Answer {
     /// Addresses in the order they came.
-    pub addrs: Vec<Ipv4Addr>,
+    pub addrs: Vec<IpAddr>,
     pub ttls: Vec<u32>,
+    /// The SOA in the authority section, if any.
+    pub soa: Option<ExpectedSoa>,
     pub message: Message,
     pub dns_len: usize,
 }
 
-/// Checks `out` as the answer to `query` at the Ethernet, IPv4 and UDP levels
-/// (swapped MACs, addresses and ports, lengths, both checksums), then parses the
-/// DNS message with hickory-proto and checks every header field, the echoed
-/// question (byte for byte, so the client's case survives), each answer record
-/// and the OPT. Returns the answer for the caller's record-level checks.
+/// Checks `out` as the answer to `query` at the Ethernet (MACs swapped, VLAN
+/// tag kept), IP and UDP levels (addresses and ports swapped, lengths, both
+/// checksums), then the DNS message via [`check_dns`]. Returns the answer for
+/// the caller's record-level checks.
 pub fn check_answer(query: &Query, out: &[u8]) -> Result<Answer> {
     ensure!(
-        out.len() >= 42 + 12,
+        out.len() >= 14,
         "answer frame of {} bytes is too short",
         out.len()
     );
@@ -227,27 +303,65 @@ pub fn check_answer(query: &Query, out: &[u8]) -> Result<Answer> {
         out[0..6] == CLIENT_MAC && out[6..12] == SERVER_MAC,
         "MACs not swapped"
     );
-    ensure!(out[12..14] == [0x08, 0x00], "ethertype changed");
-    let ip = &out[14..34];
-    ensure!(ip[0] == 0x45, "IPv4 header byte 0 is {:#x}", ip[0]);
-    let ip_len = u16::from_be_bytes([ip[2], ip[3]]) as usize;
-    ensure!(
-        ip_len == out.len() - 14,
-        "IP total length {ip_len} but frame carries {}",
-        out.len() - 14
-    );
-    ensure!(ip[9] == 17, "protocol is not UDP");
-    ensure!(
-        ip[12..16] == SERVER_IP.octets(),
-        "source address not swapped"
-    );
-    ensure!(
-        ip[16..20] == CLIENT_IP.octets(),
-        "destination address not swapped"
-    );
-    ensure!(ip[8] > 0, "IP TTL is zero");
-    ensure!(fold(sum_words(ip)) == 0xffff, "IPv4 header checksum wrong");
-    let udp = &out[34..];
+    let mut l3 = 12;
+    if let Some(tci) = query.vlan {
+        ensure!(out[12..14] == [0x81, 0x00], "VLAN tag lost");
+        ensure!(out[14..16] == tci.to_be_bytes(), "VLAN TCI changed");
+        l3 += 4;
+    }
+    let ethertype = query.ethertype_for_ip().to_be_bytes();
+    ensure!(out[l3..l3 + 2] == ethertype, "ethertype changed");
+    l3 += 2;
+    let (udp_start, pseudo) = if query.ipv6 {
+        ensure!(out.len() >= l3 + 40 + 8, "IPv6 answer too short");
+        let ip = &out[l3..l3 + 40];
+        ensure!(ip[0] >> 4 == 6, "not IPv6");
+        ensure!(ip[6] == 17, "next header is not UDP");
+        ensure!(ip[7] > 0, "hop limit is zero");
+        let payload = u16::from_be_bytes([ip[4], ip[5]]) as usize;
+        ensure!(
+            payload == out.len() - l3 - 40,
+            "IPv6 payload length {payload} is wrong"
+        );
+        ensure!(
+            ip[8..24] == SERVER_IP6.octets(),
+            "source address not swapped"
+        );
+        ensure!(
+            ip[24..40] == CLIENT_IP6.octets(),
+            "destination address not swapped"
+        );
+        let mut pseudo = ip[8..40].to_vec();
+        pseudo.extend_from_slice(&(payload as u32).to_be_bytes());
+        pseudo.extend_from_slice(&[0, 0, 0, 17]);
+        (l3 + 40, pseudo)
+    } else {
+        ensure!(out.len() >= l3 + 20 + 8, "IPv4 answer too short");
+        let ip = &out[l3..l3 + 20];
+        ensure!(ip[0] == 0x45, "IPv4 header byte 0 is {:#x}", ip[0]);
+        let ip_len = u16::from_be_bytes([ip[2], ip[3]]) as usize;
+        ensure!(
+            ip_len == out.len() - l3,
+            "IP total length {ip_len} but frame carries {}",
+            out.len() - l3
+        );
+        ensure!(ip[9] == 17, "protocol is not UDP");
+        ensure!(
+            ip[12..16] == SERVER_IP.octets(),
+            "source address not swapped"
+        );
+        ensure!(
+            ip[16..20] == CLIENT_IP.octets(),
+            "destination address not swapped"
+        );
+        ensure!(ip[8] > 0, "IP TTL is zero");
+        ensure!(fold(sum_words(ip)) == 0xffff, "IPv4 header checksum wrong");
+        let mut pseudo = ip[12..20].to_vec();
+        pseudo.extend_from_slice(&[0, 17]);
+        pseudo.extend_from_slice(&((out.len() - l3 - 20) as u16).to_be_bytes());
+        (l3 + 20, pseudo)
+    };
+    let udp = &out[udp_start..];
     ensure!(udp[0..2] == 53u16.to_be_bytes(), "source port is not 53");
     ensure!(
         udp[2..4] == CLIENT_PORT.to_be_bytes(),
@@ -261,14 +375,17 @@ pub fn check_answer(query: &Query, out: &[u8]) -> Result<Answer> {
     );
     let udp_csum = u16::from_be_bytes([udp[6], udp[7]]);
     ensure!(udp_csum != 0, "UDP checksum missing");
-    let mut pseudo = Vec::new();
-    pseudo.extend_from_slice(&ip[12..20]);
-    pseudo.extend_from_slice(&[0, 17]);
-    pseudo.extend_from_slice(&(udp_len as u16).to_be_bytes());
-    let sum = sum_words(&pseudo) + sum_words(udp);
-    ensure!(fold(sum) == 0xffff, "UDP checksum wrong ({udp_csum:#06x})");
+    ensure!(
+        fold(sum_words(&pseudo) + sum_words(udp)) == 0xffff,
+        "UDP checksum wrong ({udp_csum:#06x})"
+    );
+    check_dns(query, &udp[8..])
+}
 
-    let dns = &udp[8..];
+/// Checks a DNS answer message to `query`: header fields, the question echoed
+/// byte for byte (so the client's case survives), each answer record (owner a
+/// pointer to the question, type, class), the authority SOA if any, the OPT.
+pub fn check_dns(query: &Query, dns: &[u8]) -> Result<Answer> {
     let limit = match &query.opt {
         Some(opt) => opt.udp_size.max(512) as usize,
         None => 512,
@@ -290,6 +407,7 @@ pub fn check_answer(query: &Query, out: &[u8]) -> Result<Answer> {
         "RD not copied"
     );
     ensure!(!h.recursion_available(), "RA set");
+    ensure!(!h.authentic_data(), "AD set");
     ensure!(
         h.checking_disabled() == (query.flags & 0x0010 != 0),
         "CD not copied"
@@ -300,49 +418,71 @@ pub fn check_answer(query: &Query, out: &[u8]) -> Result<Answer> {
         h.response_code()
     );
     ensure!(h.query_count() == 1, "QDCOUNT {}", h.query_count());
-    ensure!(h.name_server_count() == 0, "authority section not empty");
-    // The question, byte for byte as the client sent it.
     let q_end = 12 + query.qname.len() + 4;
     ensure!(
         dns[12..q_end] == query.message()[12..q_end],
         "question not echoed byte for byte"
     );
     let qname = message.queries()[0].name().clone();
+    let want_type = RecordType::from(query.qtype);
     let mut addrs = Vec::new();
     let mut ttls = Vec::new();
-    for rr in message.answers() {
+    let mut rr = q_end;
+    for record in message.answers() {
         ensure!(
-            rr.name() == &qname,
+            record.name() == &qname,
             "answer owner {} is not the question",
-            rr.name()
+            record.name()
         );
-        ensure!(
-            rr.name().to_string() == qname.to_string(),
-            "answer owner not spelled as the question"
-        );
-        ensure!(
-            rr.record_type() == RecordType::A,
-            "answer type {}",
-            rr.record_type()
-        );
-        ensure!(
-            rr.dns_class() == DNSClass::IN,
-            "answer class {}",
-            rr.dns_class()
-        );
-        match rr.data() {
-            RData::A(a) => addrs.push(a.0),
-            other => bail!("answer data {other:?}"),
-        }
-        ttls.push(rr.ttl());
-    }
-    // Every answer owner is the pointer to the question name.
-    for i in 0..addrs.len() {
-        let rr = q_end + i * 16;
         ensure!(
             dns[rr..rr + 2] == [0xc0, 0x0c],
-            "answer {i} owner is not pointer 0xC00C"
+            "answer owner is not pointer 0xC00C"
         );
+        ensure!(
+            record.record_type() == want_type,
+            "answer type {}",
+            record.record_type()
+        );
+        ensure!(
+            record.dns_class() == DNSClass::IN,
+            "answer class {}",
+            record.dns_class()
+        );
+        match record.data() {
+            RData::A(a) => addrs.push(IpAddr::V4(a.0)),
+            RData::AAAA(a) => addrs.push(IpAddr::V6(a.0)),
+            other => bail!("answer data {other:?}"),
+        }
+        ttls.push(record.ttl());
+        rr += if query.qtype == 28 { 28 } else { 16 };
+    }
+    let mut soa = None;
+    for record in message.name_servers() {
+        ensure!(soa.is_none(), "more than one authority record");
+        ensure!(
+            record.dns_class() == DNSClass::IN,
+            "authority class {}",
+            record.dns_class()
+        );
+        let RData::SOA(s) = record.data() else {
+            bail!("authority record is {}, not SOA", record.record_type());
+        };
+        ensure!(
+            record.name().zone_of(&qname),
+            "SOA owner {} is not an ancestor of {qname}",
+            record.name()
+        );
+        soa = Some(ExpectedSoa {
+            apex: record.name().to_lowercase().to_string(),
+            mname: s.mname().to_string(),
+            rname: s.rname().to_string(),
+            serial: s.serial(),
+            refresh: s.refresh() as u32,
+            retry: s.retry() as u32,
+            expire: s.expire() as u32,
+            minimum: s.minimum(),
+            ttl: record.ttl(),
+        });
     }
     match (&query.opt, message.extensions()) {
         (None, None) => {}
@@ -370,6 +510,7 @@ pub fn check_answer(query: &Query, out: &[u8]) -> Result<Answer> {
     Ok(Answer {
         addrs,
         ttls,
+        soa,
         dns_len: dns.len(),
         message,
     })

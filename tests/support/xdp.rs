@@ -1,7 +1,7 @@
 //! Runs the real XDP responder on crafted frames with BPF_PROG_TEST_RUN: no
 //! network, no interface, the same object the agent attaches.
 
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr};
 
 use anyhow::{Context as _, Result, bail};
 use aya::programs::{TestRun, TestRunOptions, Xdp};
@@ -35,8 +35,11 @@ impl Responder {
         })
     }
 
+    /// Writes an A answer set (zone 0).
     pub fn set_a(&mut self, name: &str, ttl: u32, addrs: &[Ipv4Addr]) -> Result<()> {
-        self.dataplane.set_a(name, ttl, addrs)
+        let addrs: Vec<IpAddr> = addrs.iter().map(|a| IpAddr::V4(*a)).collect();
+        self.dataplane
+            .set_addresses(name, failover_common::QTYPE_A, 0, ttl, &addrs)
     }
 
     /// Runs the program once on `frame`.
