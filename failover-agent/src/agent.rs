@@ -7,7 +7,7 @@
 //! and every write carries a record's whole answer set.
 
 use std::future::Future;
-use std::net::{IpAddr, Ipv4Addr, SocketAddr, SocketAddrV4};
+use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
 use anyhow::{Result, bail};
@@ -16,10 +16,71 @@ use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 use tokio::time::MissedTickBehavior;
 
-use crate::config::{Check, Config};
+use crate::config::{Check, Config, RecordType};
 use crate::health::{CheckResult, Health, HealthTracker, tcp_check};
 use crate::policy::decide;
-use crate::sink::{AnswerSink, RTYPE_A};
+use crate::sink::{AnswerSink, RTYPE_A, RTYPE_AAAA, RTYPE_HTTPS};
+
+/// Types a hot name is answered for in the kernel: each is either published
+/// (the name has that record) or declared NODATA. HTTPS because browsers ask
+/// for it for every name.
+pub const HOT_TYPES: [u16; 3] = [RTYPE_A, RTYPE_AAAA, RTYPE_HTTPS];
+
+/// One NODATA declaration: (name, type) has no records; `zone` gives the SOA.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NoData {
+    pub name: String,
+    pub rtype: u16,
+    pub zone: u32,
+}
+
+/// The NODATA declarations of `config`: for every hot name, each type of
+/// [`HOT_TYPES`] it has no record of, in name order.
+pub fn nodata_declarations(config: &Config) -> Vec<NoData> {
+    let mut out = Vec::new();
+    for hot in config.hot_names() {
+        for rtype in HOT_TYPES {
+            let has = hot
+                .records
+                .iter()
+                .any(|&r| config.records[r].rtype.code() == rtype);
+            if !has {
+                out.push(NoData {
+                    name: hot.name.clone(),
+                    rtype,
+                    zone: hot.zone as u32,
+                });
+            }
+        }
+    }
+    out
+}
+
+/// Feeds `sink` what the agent writes when every endpoint is healthy: every
+/// zone's SOA, every record's answer set, every NODATA declaration, in the
+/// agent's order and through the same functions. Lets a test fill the kernel
+/// map and the userspace table identically without running checks.
+pub fn publish_all_healthy(config: &Config, sink: &mut impl AnswerSink) -> Result<()> {
+    for (i, zone) in config.zones.iter().enumerate() {
+        sink.set_zone(i as u32, &zone.soa())?;
+    }
+    for record in &config.records {
+        let health = vec![Health::Healthy; record.endpoints.len()];
+        let decision =
+            decide(record.policy, &record.endpoints, &health).expect("every endpoint is known");
+        sink.publish(
+            &record.name,
+            record.rtype.code(),
+            record.zone as u32,
+            record.ttl,
+            &decision.addrs,
+        )?;
+    }
+    for nodata in nodata_declarations(config) {
+        sink.publish_nodata(&nodata.name, nodata.rtype, nodata.zone)?;
+    }
+    Ok(())
+}
 
 /// One check result, addressed by indexes into the configuration.
 #[derive(Debug)]
@@ -32,9 +93,53 @@ struct CheckEvent {
 struct RecordState {
     trackers: Vec<HealthTracker>,
     /// The answer set the sink holds (last successful write).
-    published: Option<Vec<Ipv4Addr>>,
+    published: Option<Vec<IpAddr>>,
     /// The current decision is the fail-open set (logged once per entry).
     fail_open: bool,
+    /// The last write failed (logged once per run of failures).
+    failing: bool,
+}
+
+/// A write the sink has not accepted yet (retried after every check).
+struct Pending<T> {
+    item: T,
+    done: bool,
+    failing: bool,
+}
+
+impl<T> Pending<T> {
+    fn new(item: T) -> Self {
+        Pending {
+            item,
+            done: false,
+            failing: false,
+        }
+    }
+
+    /// Records the result of one attempt; logs the first failure of a run
+    /// and the recovery. `what` describes the write.
+    fn attempted(&mut self, result: Result<()>, what: impl FnOnce() -> String) {
+        match result {
+            Ok(()) => {
+                if self.failing {
+                    info!("{}: written after earlier failures", what());
+                }
+                self.done = true;
+                self.failing = false;
+            }
+            Err(e) => {
+                if !self.failing {
+                    error!(
+                        "{}: writing failed: {e:#}; retrying after every check",
+                        what()
+                    );
+                } else {
+                    debug!("{}: writing failed again: {e:#}", what());
+                }
+                self.failing = true;
+            }
+        }
+    }
 }
 
 /// The agent: configuration, health state and the sink it writes to.
@@ -42,6 +147,10 @@ pub struct Agent<S> {
     config: Config,
     sink: S,
     records: Vec<RecordState>,
+    /// Zone declarations ([`AnswerSink::set_zone`]), written first.
+    zones: Vec<Pending<u32>>,
+    /// NODATA declarations, written with the first answer sets.
+    nodata: Vec<Pending<NoData>>,
     /// Endpoints that have not had their first check result yet. No answer
     /// set is written while this is non-zero.
     unknown: usize,
@@ -60,19 +169,31 @@ impl<S: AnswerSink> Agent<S> {
                     .collect(),
                 published: None,
                 fail_open: false,
+                failing: false,
             })
             .collect();
         let unknown = config.endpoint_count();
+        let zones = (0..config.zones.len() as u32).map(Pending::new).collect();
+        let nodata = nodata_declarations(&config)
+            .into_iter()
+            .map(Pending::new)
+            .collect();
         Self {
             config,
             sink,
             records,
+            zones,
+            nodata,
             unknown,
         }
     }
 
     pub fn sink(&self) -> &S {
         &self.sink
+    }
+
+    pub fn sink_mut(&mut self) -> &mut S {
+        &mut self.sink
     }
 
     pub fn into_sink(self) -> S {
@@ -88,6 +209,17 @@ impl<S: AnswerSink> Agent<S> {
             .collect()
     }
 
+    /// Declares every zone to the sink (its SOA), so that negative answers
+    /// can be given before the first round of checks is over. `run` does it
+    /// first; call it earlier to have the zones served before `run`.
+    pub fn declare_zones(&mut self) {
+        for pending in self.zones.iter_mut().filter(|p| !p.done) {
+            let zone = &self.config.zones[pending.item as usize];
+            let result = self.sink.set_zone(pending.item, &zone.soa());
+            pending.attempted(result, || format!("zone {} (SOA)", zone.origin));
+        }
+    }
+
     /// Runs health checks until `shutdown` completes. Every `stats_every`
     /// (if given) calls `on_stats` with the sink, e.g. to log kernel counters.
     pub async fn run<F>(
@@ -99,6 +231,7 @@ impl<S: AnswerSink> Agent<S> {
     where
         F: Future<Output = ()>,
     {
+        self.declare_zones();
         let endpoints = self.config.endpoint_count();
         info!(
             "checking {endpoints} endpoints of {} records; answer sets are written once every endpoint has been checked",
@@ -110,7 +243,7 @@ impl<S: AnswerSink> Agent<S> {
         let mut checks = JoinSet::new();
         for (r, record) in self.config.records.iter().enumerate() {
             for (e, endpoint) in record.endpoints.iter().enumerate() {
-                let target = SocketAddr::V4(SocketAddrV4::new(endpoint.address, record.check.port));
+                let target = SocketAddr::new(endpoint.address, record.check.port);
                 checks.spawn(check_loop(r, e, target, record.check, tx.clone()));
             }
         }
@@ -146,6 +279,9 @@ impl<S: AnswerSink> Agent<S> {
     }
 
     fn handle(&mut self, event: CheckEvent, started: Instant) {
+        // Zones first, always: a failed declaration is retried before more
+        // records of the zone are written.
+        self.declare_zones();
         let record = &self.config.records[event.record];
         let endpoint = record.endpoints[event.endpoint];
         debug!(
@@ -160,9 +296,10 @@ impl<S: AnswerSink> Agent<S> {
         );
         let state = &mut self.records[event.record];
         let Some(transition) = state.trackers[event.endpoint].observe(&event.result) else {
-            // No change of health, but retry a write that failed earlier.
+            // No change of health, but retry writes that failed earlier.
             if self.unknown == 0 {
                 self.update(event.record);
+                self.declare_nodata();
             }
             return;
         };
@@ -185,11 +322,23 @@ impl<S: AnswerSink> Agent<S> {
                 for r in 0..self.records.len() {
                     self.update(r);
                 }
+                self.declare_nodata();
             }
             return;
         }
         if self.unknown == 0 {
             self.update(event.record);
+            self.declare_nodata();
+        }
+    }
+
+    /// Writes the NODATA declarations the sink does not hold yet.
+    fn declare_nodata(&mut self) {
+        for pending in self.nodata.iter_mut().filter(|p| !p.done) {
+            let NoData { name, rtype, zone } = &pending.item;
+            let result = self.sink.publish_nodata(name, *rtype, *zone);
+            let what = format!("{name} NODATA for {}", type_name(*rtype));
+            pending.attempted(result, || what);
         }
     }
 
@@ -220,14 +369,10 @@ impl<S: AnswerSink> Agent<S> {
         }
         match self.sink.publish(
             &record.name,
-            RTYPE_A,
-            0,
+            record.rtype.code(),
+            record.zone as u32,
             record.ttl,
-            &decision
-                .addrs
-                .iter()
-                .map(|a| IpAddr::V4(*a))
-                .collect::<Vec<_>>(),
+            &decision.addrs,
         ) {
             Ok(()) => {
                 info!(
@@ -246,9 +391,19 @@ impl<S: AnswerSink> Agent<S> {
                     }
                 );
                 state.published = Some(decision.addrs);
+                state.failing = false;
             }
-            Err(e) => error!(
-                "{} {}: writing the answer set {} failed: {e:#}; retrying after the next check",
+            Err(e) if !state.failing => {
+                state.failing = true;
+                error!(
+                    "{} {}: writing the answer set {} failed: {e:#}; retrying after every check",
+                    record.name,
+                    record.rtype,
+                    list(&decision.addrs)
+                );
+            }
+            Err(e) => debug!(
+                "{} {}: writing the answer set {} failed again: {e:#}",
                 record.name,
                 record.rtype,
                 list(&decision.addrs)
@@ -257,7 +412,16 @@ impl<S: AnswerSink> Agent<S> {
     }
 }
 
-fn list(addrs: &[Ipv4Addr]) -> String {
+fn type_name(rtype: u16) -> String {
+    match rtype {
+        RTYPE_A => RecordType::A.to_string(),
+        RTYPE_AAAA => RecordType::Aaaa.to_string(),
+        RTYPE_HTTPS => "HTTPS".to_string(),
+        other => format!("TYPE{other}"),
+    }
+}
+
+fn list(addrs: &[IpAddr]) -> String {
     addrs
         .iter()
         .map(|a| a.to_string())
@@ -300,29 +464,48 @@ async fn check_loop(
 mod tests {
     use super::*;
     use crate::sink::ZoneSoa;
+    use std::net::Ipv4Addr;
     use std::sync::{Arc, Mutex};
 
     use tokio::net::{TcpListener, TcpSocket, TcpStream};
     use tokio::sync::oneshot;
     use tokio::task::JoinHandle;
 
-    /// One write the agent made.
+    /// One answer set the agent wrote.
     #[derive(Clone, Debug)]
     struct Write {
         at: Instant,
         name: String,
+        rtype: u16,
+        zone: u32,
         ttl: u32,
-        addrs: Vec<Ipv4Addr>,
+        addrs: Vec<IpAddr>,
     }
 
-    /// Records every write and reports it to the test as it happens.
+    /// Every call the agent made, in order.
+    #[derive(Clone, Debug, PartialEq, Eq)]
+    enum Call {
+        Zone(u32, String),
+        Publish(String, u16),
+        NoData(String, u16, u32),
+    }
+
+    /// Records every write and reports answer sets to the test as they
+    /// happen. While `broken` is set, it fails what the kernel cannot do yet
+    /// (AAAA answer sets and NODATA), like the A-only dataplane.
     struct MemorySink {
         writes: Arc<Mutex<Vec<Write>>>,
+        calls: Arc<Mutex<Vec<Call>>>,
+        broken: Arc<Mutex<bool>>,
         tx: mpsc::UnboundedSender<Write>,
     }
 
     impl AnswerSink for MemorySink {
-        fn set_zone(&mut self, _zone: u32, _soa: &ZoneSoa) -> Result<()> {
+        fn set_zone(&mut self, zone: u32, soa: &ZoneSoa) -> Result<()> {
+            self.calls
+                .lock()
+                .unwrap()
+                .push(Call::Zone(zone, soa.apex.clone()));
             Ok(())
         }
 
@@ -330,31 +513,45 @@ mod tests {
             &mut self,
             name: &str,
             rtype: u16,
-            _zone: u32,
+            zone: u32,
             ttl: u32,
             addrs: &[IpAddr],
         ) -> Result<()> {
-            assert_eq!(rtype, RTYPE_A);
             assert!(!addrs.is_empty() && addrs.len() <= 16);
+            match rtype {
+                RTYPE_A => assert!(addrs.iter().all(|a| a.is_ipv4()), "{addrs:?}"),
+                RTYPE_AAAA => assert!(addrs.iter().all(|a| a.is_ipv6()), "{addrs:?}"),
+                other => panic!("publish of type {other}"),
+            }
+            if rtype == RTYPE_AAAA && *self.broken.lock().unwrap() {
+                bail!("AAAA not supported (test)");
+            }
+            self.calls
+                .lock()
+                .unwrap()
+                .push(Call::Publish(name.to_string(), rtype));
             let write = Write {
                 at: Instant::now(),
                 name: name.to_string(),
+                rtype,
+                zone,
                 ttl,
-                addrs: addrs
-                    .iter()
-                    .map(|a| match a {
-                        IpAddr::V4(v4) => *v4,
-                        IpAddr::V6(_) => panic!("AAAA address in an A answer set"),
-                    })
-                    .collect(),
+                addrs: addrs.to_vec(),
             };
             self.writes.lock().unwrap().push(write.clone());
             let _ = self.tx.send(write);
             Ok(())
         }
 
-        fn publish_nodata(&mut self, name: &str, rtype: u16, _zone: u32) -> Result<()> {
-            panic!("no NODATA expected in these tests ({name} type {rtype})");
+        fn publish_nodata(&mut self, name: &str, rtype: u16, zone: u32) -> Result<()> {
+            if *self.broken.lock().unwrap() {
+                bail!("NODATA not supported (test)");
+            }
+            self.calls
+                .lock()
+                .unwrap()
+                .push(Call::NoData(name.to_string(), rtype, zone));
+            Ok(())
         }
 
         fn withdraw(&mut self, name: &str, _rtype: u16) -> Result<()> {
@@ -370,11 +567,8 @@ mod tests {
     }
 
     impl TestEndpoint {
-        fn ip(&self) -> Ipv4Addr {
-            match self.addr {
-                SocketAddr::V4(a) => *a.ip(),
-                SocketAddr::V6(_) => unreachable!(),
-            }
+        fn ip(&self) -> IpAddr {
+            self.addr.ip()
         }
 
         fn serve(listener: TcpListener) -> JoinHandle<()> {
@@ -460,7 +654,7 @@ mod tests {
         )
     }
 
-    fn record(name: &str, policy: &str, endpoints: &[(Ipv4Addr, u32)]) -> String {
+    fn record(name: &str, policy: &str, endpoints: &[(IpAddr, u32)]) -> String {
         let list: Vec<String> = endpoints
             .iter()
             .map(|(a, p)| format!("{{ address = \"{a}\", priority = {p} }}"))
@@ -474,6 +668,8 @@ mod tests {
     struct Running {
         writes: mpsc::UnboundedReceiver<Write>,
         log: Arc<Mutex<Vec<Write>>>,
+        calls: Arc<Mutex<Vec<Call>>>,
+        broken: Arc<Mutex<bool>>,
         stop: Option<oneshot::Sender<()>>,
         task: JoinHandle<Result<MemorySink>>,
         started: Instant,
@@ -481,10 +677,18 @@ mod tests {
 
     impl Running {
         fn start(config: Config) -> Running {
+            Running::start_with(config, false)
+        }
+
+        fn start_with(config: Config, broken: bool) -> Running {
             let (tx, writes) = mpsc::unbounded_channel();
             let log = Arc::new(Mutex::new(Vec::new()));
+            let calls = Arc::new(Mutex::new(Vec::new()));
+            let broken = Arc::new(Mutex::new(broken));
             let sink = MemorySink {
                 writes: log.clone(),
+                calls: calls.clone(),
+                broken: broken.clone(),
                 tx,
             };
             let (stop, stopped) = oneshot::channel::<()>();
@@ -505,6 +709,8 @@ mod tests {
             Running {
                 writes,
                 log,
+                calls,
+                broken,
                 stop: Some(stop),
                 task,
                 started,
@@ -519,7 +725,7 @@ mod tests {
         }
 
         /// Skips writes until `name` is written with `addrs`.
-        async fn until(&mut self, name: &str, addrs: &[Ipv4Addr], within: Duration) -> Write {
+        async fn until(&mut self, name: &str, addrs: &[IpAddr], within: Duration) -> Write {
             let deadline = tokio::time::Instant::now() + within;
             loop {
                 let left = deadline.saturating_duration_since(tokio::time::Instant::now());
@@ -544,13 +750,13 @@ mod tests {
         let (port, up) = endpoints(1, 1).await;
         let slow = SocketAddr::from((Ipv4Addr::new(127, 0, 1, 2), port));
         let _hang = hanging(slow).await;
-        let down = Ipv4Addr::new(127, 0, 1, 3);
+        let down = IpAddr::from([127, 0, 1, 3]);
         let timeout_ms = 200;
         let mut text = base(port, 400, timeout_ms, 2, 3);
         text += &record(
             "www.t.",
             "failover",
-            &[(up[0].ip(), 1), (Ipv4Addr::new(127, 0, 1, 2), 1)],
+            &[(up[0].ip(), 1), (IpAddr::from([127, 0, 1, 2]), 1)],
         );
         text += &record("dead.t.", "failover", &[(down, 1)]);
         let mut running = Running::start(config(&text));
@@ -586,7 +792,7 @@ mod tests {
         text += &record(
             "www.t.",
             "failover",
-            &[(primary, 1), (backup, 2), (Ipv4Addr::new(127, 0, 2, 3), 3)],
+            &[(primary, 1), (backup, 2), (IpAddr::from([127, 0, 2, 3]), 3)],
         );
         let mut running = Running::start(config(&text));
         let first = running.next(Duration::from_secs(1)).await;
@@ -665,5 +871,134 @@ mod tests {
         eps[1].up().await;
         assert_eq!(running.next(Duration::from_secs(1)).await.addrs, [b]);
         running.stop().await;
+    }
+
+    /// A zone with an A and an AAAA record at one name, an A-only name in a
+    /// second zone; the AAAA endpoint is checked over IPv6 on ::1.
+    async fn dual_stack() -> (Config, TcpListener, Vec<TestEndpoint>) {
+        // The AAAA endpoint needs the same port on ::1 (one check port).
+        let mut found = None;
+        for _ in 0..20 {
+            let (port, up) = endpoints(5, 1).await;
+            if let Ok(v6) = TcpListener::bind((std::net::Ipv6Addr::LOCALHOST, port)).await {
+                found = Some((port, up, v6));
+                break;
+            }
+        }
+        let (port, up, v6) = found.expect("a port free on 127.0.5.1 and ::1");
+        let text = format!(
+            "{}[[zone]]\norigin = \"u.\"\n{}{}{}",
+            base(port, 50, 30, 1, 1),
+            record("www.t.", "failover", &[(up[0].ip(), 1)]),
+            record(
+                "www.t.",
+                "failover",
+                &[(IpAddr::from(std::net::Ipv6Addr::LOCALHOST), 1)]
+            )
+            .replace("type = \"A\"", "type = \"AAAA\""),
+            record("api.u.", "failover", &[(up[0].ip(), 1)]),
+        );
+        (config(&text), v6, up)
+    }
+
+    #[tokio::test]
+    async fn zones_first_then_answer_sets_then_nodata_for_the_missing_types() {
+        let (config, v6, _up) = dual_stack().await;
+        let v6_accept = TestEndpoint::serve(v6);
+        let mut running = Running::start(config.clone());
+        let mut firsts = Vec::new();
+        for _ in 0..3 {
+            firsts.push(running.next(Duration::from_secs(2)).await);
+        }
+        let aaaa = firsts
+            .iter()
+            .find(|w| w.rtype == RTYPE_AAAA)
+            .expect("AAAA written");
+        assert_eq!(aaaa.addrs, [IpAddr::from(std::net::Ipv6Addr::LOCALHOST)]);
+        assert_eq!((aaaa.name.as_str(), aaaa.zone, aaaa.ttl), ("www.t.", 0, 7));
+        let api = firsts.iter().find(|w| w.name == "api.u.").unwrap();
+        assert_eq!(
+            (api.rtype, api.zone),
+            (RTYPE_A, 1),
+            "the second zone's index"
+        );
+        // Let the NODATA declarations follow the answer sets.
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let calls = running.calls.lock().unwrap().clone();
+        running.stop().await;
+        v6_accept.abort();
+
+        // Exactly the sequence publish_all_healthy produces.
+        let mut expected = ExpectedCalls::default();
+        publish_all_healthy(&config, &mut expected).unwrap();
+        assert_eq!(calls, expected.0);
+        assert_eq!(
+            calls,
+            [
+                Call::Zone(0, "t.".into()),
+                Call::Zone(1, "u.".into()),
+                Call::Publish("www.t.".into(), RTYPE_A),
+                Call::Publish("www.t.".into(), RTYPE_AAAA),
+                Call::Publish("api.u.".into(), RTYPE_A),
+                Call::NoData("www.t.".into(), RTYPE_HTTPS, 0),
+                Call::NoData("api.u.".into(), RTYPE_AAAA, 1),
+                Call::NoData("api.u.".into(), RTYPE_HTTPS, 1),
+            ]
+        );
+    }
+
+    /// Records calls the way MemorySink does, without a running agent.
+    #[derive(Default)]
+    struct ExpectedCalls(Vec<Call>);
+
+    impl AnswerSink for ExpectedCalls {
+        fn set_zone(&mut self, zone: u32, soa: &ZoneSoa) -> Result<()> {
+            self.0.push(Call::Zone(zone, soa.apex.clone()));
+            Ok(())
+        }
+        fn publish(&mut self, name: &str, rtype: u16, _: u32, _: u32, _: &[IpAddr]) -> Result<()> {
+            self.0.push(Call::Publish(name.into(), rtype));
+            Ok(())
+        }
+        fn publish_nodata(&mut self, name: &str, rtype: u16, zone: u32) -> Result<()> {
+            self.0.push(Call::NoData(name.into(), rtype, zone));
+            Ok(())
+        }
+        fn withdraw(&mut self, _: &str, _: u16) -> Result<()> {
+            unreachable!()
+        }
+    }
+
+    #[tokio::test]
+    async fn a_failing_write_is_retried_and_does_not_hold_up_the_others() {
+        let (config, v6, _up) = dual_stack().await;
+        let v6_accept = TestEndpoint::serve(v6);
+        // Like today's kernel: AAAA and NODATA writes fail.
+        let mut running = Running::start_with(config, true);
+        let mut written: Vec<(String, u16)> = Vec::new();
+        for _ in 0..2 {
+            let w = running.next(Duration::from_secs(2)).await;
+            written.push((w.name, w.rtype));
+        }
+        written.sort();
+        assert_eq!(
+            written,
+            [("api.u.".into(), RTYPE_A), ("www.t.".into(), RTYPE_A)],
+            "the A records are written although AAAA and NODATA fail"
+        );
+        // Repaired: the next check's retry writes what is missing.
+        *running.broken.lock().unwrap() = false;
+        let w = running.next(Duration::from_secs(1)).await;
+        assert_eq!((w.name.as_str(), w.rtype), ("www.t.", RTYPE_AAAA));
+        tokio::time::sleep(Duration::from_millis(150)).await;
+        let calls = running.calls.lock().unwrap().clone();
+        let nodata = calls
+            .iter()
+            .filter(|c| matches!(c, Call::NoData(..)))
+            .count();
+        assert_eq!(nodata, 3, "{calls:?}");
+        let writes = running.stop().await;
+        assert_eq!(writes.len(), 3, "each answer set written once: {writes:?}");
+        v6_accept.abort();
     }
 }

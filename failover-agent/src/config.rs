@@ -8,7 +8,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::{IpAddr, SocketAddr};
 use std::path::Path;
 use std::time::Duration;
 
@@ -17,20 +17,42 @@ use serde::Deserialize;
 
 use crate::dataplane::record_key;
 use crate::policy::Policy;
+use crate::sink::{RTYPE_A, RTYPE_AAAA, ZoneSoa};
 
 /// Largest TTL a record may carry (RFC 2181 section 8: 2^31 - 1 seconds).
 pub const MAX_TTL: u32 = 2_147_483_647;
 /// Zone TTL when `[[zone]]` gives none: short, because a resolver caches a
 /// failed-over answer set for this long.
 pub const DEFAULT_TTL: u32 = 30;
+/// SOA defaults (RFC 1912 section 2.2 ranges). Nothing transfers these zones
+/// (failover is the only server), so refresh/retry/expire are informational;
+/// the serial is fixed rather than derived from the clock so that every
+/// instance and every restart serves the same SOA.
+pub const DEFAULT_SERIAL: u32 = 1;
+pub const DEFAULT_REFRESH: u32 = 3600;
+pub const DEFAULT_RETRY: u32 = 600;
+pub const DEFAULT_EXPIRE: u32 = 1_209_600;
+/// Where the server listens in `authoritative` mode unless `[server] listen`
+/// says otherwise: every address, both families, port 53.
+pub const DEFAULT_LISTEN: [&str; 2] = ["0.0.0.0:53", "[::]:53"];
+/// TCP: how long a connection may sit without a complete query (RFC 7766
+/// section 6.2.3 suggests seconds, not minutes).
+pub const DEFAULT_TCP_IDLE_TIMEOUT: Duration = Duration::from_secs(10);
+/// TCP: connections served at once; more are closed as they arrive.
+pub const DEFAULT_TCP_MAX_CONNECTIONS: u32 = 256;
 
 /// The configuration `failover-agent run` uses without `--config`: a demo on
 /// loopback that works out of the box. The agent starts the two endpoints itself
 /// (`failover-agent demo-endpoint`).
 pub const DEFAULT_CONFIG: &str = r#"# Built-in demo: two local endpoints for www.example.test., primary and backup.
+[server]
+mode = "authoritative"
+listen = ["127.0.0.1:53", "[::1]:53"]
+
 [[zone]]
 origin = "example.test."
 ttl = 30
+nameservers = [{ name = "ns1.example.test.", addresses = ["127.0.0.1", "::1"] }]
 
 [[record]]
 name = "www.example.test."
@@ -58,6 +80,10 @@ fall = 3
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ConfigFile {
+    /// `[server]`: how the agent answers what the XDP program passes up.
+    /// Optional; every key has a default.
+    #[serde(default)]
+    pub server: Option<ServerFile>,
     /// `[[zone]]`: the zones the agent answers for. Every record must lie
     /// inside one of them. At least one is required.
     #[serde(default)]
@@ -70,6 +96,30 @@ pub struct ConfigFile {
     pub checks: BTreeMap<String, CheckFile>,
 }
 
+/// `[server]`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerFile {
+    /// Optional. `"authoritative"` (default): the agent serves DNS over UDP
+    /// and TCP on `listen` itself, answering everything the XDP program
+    /// passes up (other types, TCP, EDNS errors, unknown names...).
+    /// `"front"`: the agent binds nothing; queries the XDP program passes
+    /// reach whatever DNS server already runs on the host (Knot, NSD, BIND)
+    /// and serves the rest of the zone.
+    pub mode: Option<String>,
+    /// Optional, `authoritative` mode only. Addresses to serve DNS on, UDP and
+    /// TCP on each: `"192.0.2.53"` (port 53), `"192.0.2.53:5353"`, `"::1"`,
+    /// `"[::1]:53"`. Default `["0.0.0.0:53", "[::]:53"]` (IPv6 sockets are
+    /// IPv6-only, so the two coexist).
+    pub listen: Option<Vec<String>>,
+    /// Optional. How long a TCP connection may stay open without sending a
+    /// complete query, e.g. `"10s"`. Default `"10s"`.
+    pub tcp_idle_timeout: Option<String>,
+    /// Optional, 1 to 1000000. TCP connections served at once; connections
+    /// beyond it are closed at once (clients retry). Default 256.
+    pub tcp_max_connections: Option<i64>,
+}
+
 /// `[[zone]]`
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -78,8 +128,54 @@ pub struct ZoneFile {
     /// trailing dot is taken as absolute (`"example.test"` = `"example.test."`).
     pub origin: String,
     /// Optional, seconds, 0 to 2147483647 (RFC 2181). TTL of the answers for
-    /// the records in this zone unless a record sets its own. Default 30.
+    /// the records in this zone unless a record sets its own, and of the NS
+    /// records and nameserver addresses. Default 30.
     pub ttl: Option<i64>,
+    /// Optional. SOA MNAME, the primary nameserver's name. Default: the first
+    /// of `nameservers`, or `ns1.<origin>` when there are none.
+    pub mname: Option<String>,
+    /// Optional. SOA RNAME, the zone contact's mailbox, as a name
+    /// (`"hostmaster.example.test."`) or an address (`"hostmaster@example.test"`,
+    /// a local part without dots). Default `hostmaster.<origin>`.
+    pub rname: Option<String>,
+    /// Optional, 0 to 4294967295. SOA SERIAL. Default 1. Nothing transfers
+    /// the zone, so it only shows in SOA answers; set it to match a backing
+    /// server's zone in `front` mode.
+    pub serial: Option<i64>,
+    /// Optional, seconds, 0 to 2147483647. SOA REFRESH. Default 3600.
+    pub refresh: Option<i64>,
+    /// Optional, seconds, 0 to 2147483647. SOA RETRY. Default 600.
+    pub retry: Option<i64>,
+    /// Optional, seconds, 0 to 2147483647. SOA EXPIRE. Default 1209600 (two weeks).
+    pub expire: Option<i64>,
+    /// Optional, seconds, 0 to 2147483647. SOA MINIMUM: how long resolvers
+    /// cache negative answers (RFC 2308). Default: the zone's `ttl`, so a name
+    /// or type that appears is seen as soon as a changed answer set would be.
+    pub minimum: Option<i64>,
+    /// Optional, seconds, 0 to 2147483647. TTL of the SOA record itself.
+    /// Default: the zone's `ttl`. Negative answers carry the SOA with
+    /// min(`soa_ttl`, `minimum`) (RFC 2308 section 3).
+    pub soa_ttl: Option<i64>,
+    /// Optional. The zone's NS records, in answer order:
+    /// `[{ name = "ns1.example.test.", addresses = ["192.0.2.53", "2001:db8::53"] }]`.
+    /// A nameserver inside a configured zone needs its addresses (they are
+    /// answered as its A/AAAA records and sent as glue with NS answers); one
+    /// outside every configured zone must not have any. Default: one
+    /// nameserver, `mname`, without addresses (a warning is logged: fine for
+    /// a test, not for a delegation).
+    pub nameservers: Option<Vec<NameserverFile>>,
+}
+
+/// One entry of `nameservers`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NameserverFile {
+    /// Required. The nameserver's name, absolute (a missing final dot is added).
+    pub name: String,
+    /// IPv4 and IPv6 addresses of the nameserver; required (at least one) when
+    /// `name` lies inside a configured zone, not allowed otherwise.
+    #[serde(default)]
+    pub addresses: Vec<String>,
 }
 
 /// `[[record]]`
@@ -90,7 +186,8 @@ pub struct RecordFile {
     /// missing trailing dot is added. Must lie inside a configured zone. Labels
     /// are 1 to 63 letters, digits, `-` or `_`; at most 255 bytes on the wire.
     pub name: String,
-    /// Required. The record type: `"A"`. (`"AAAA"` is not supported yet.)
+    /// Required. The record type: `"A"` (IPv4 endpoints) or `"AAAA"` (IPv6
+    /// endpoints). A name may have one record of each type.
     #[serde(rename = "type")]
     pub rtype: String,
     /// Required. How the answer set is chosen from the healthy endpoints:
@@ -114,8 +211,9 @@ pub struct RecordFile {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct EndpointFile {
-    /// Required. A unicast IPv4 address, e.g. `"192.0.2.10"`; each address at
-    /// most once per record.
+    /// Required. A unicast address of the record's family: IPv4 for `"A"`
+    /// (`"192.0.2.10"`), IPv6 for `"AAAA"` (`"2001:db8::10"`, not link-local);
+    /// each address at most once per record. The check connects to it.
     pub address: String,
     /// Optional, 1 or more; lower is preferred. Default 1. Only the
     /// `failover` policy (and failing open) looks at it.
@@ -158,8 +256,54 @@ const DEFAULT_FALL: u32 = 3;
 /// A validated configuration.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Config {
+    pub server: Server,
     pub zones: Vec<Zone>,
     pub records: Vec<Record>,
+}
+
+/// How queries that the XDP program passes up are answered.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ServerMode {
+    /// The agent serves UDP and TCP on `listen` itself.
+    Authoritative,
+    /// The agent binds nothing: another server on the host answers.
+    Front,
+}
+
+impl fmt::Display for ServerMode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            ServerMode::Authoritative => "authoritative",
+            ServerMode::Front => "front",
+        })
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Server {
+    pub mode: ServerMode,
+    /// Where to serve UDP and TCP (authoritative mode). Never empty there.
+    pub listen: Vec<SocketAddr>,
+    /// `listen` is the built-in default, not configured: a missing IPv6 stack
+    /// is then a warning, not an error.
+    pub listen_is_default: bool,
+    pub tcp_idle_timeout: Duration,
+    pub tcp_max_connections: u32,
+}
+
+impl Default for Server {
+    fn default() -> Self {
+        Server {
+            mode: ServerMode::Authoritative,
+            listen: DEFAULT_LISTEN
+                .iter()
+                .map(|a| a.parse().expect("valid default"))
+                .collect(),
+            listen_is_default: true,
+            tcp_idle_timeout: DEFAULT_TCP_IDLE_TIMEOUT,
+            tcp_max_connections: DEFAULT_TCP_MAX_CONNECTIONS,
+        }
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -167,17 +311,81 @@ pub struct Zone {
     /// Absolute, with the trailing dot.
     pub origin: String,
     pub ttl: u32,
+    /// SOA fields; names absolute.
+    pub mname: String,
+    pub rname: String,
+    pub serial: u32,
+    pub refresh: u32,
+    pub retry: u32,
+    pub expire: u32,
+    pub minimum: u32,
+    pub soa_ttl: u32,
+    /// Never empty.
+    pub nameservers: Vec<Nameserver>,
+    /// `nameservers` was not configured (the default was applied).
+    pub nameservers_defaulted: bool,
+}
+
+impl Zone {
+    /// The SOA as the sinks get it ([`crate::sink::AnswerSink::set_zone`]).
+    pub fn soa(&self) -> ZoneSoa {
+        ZoneSoa {
+            apex: self.origin.to_ascii_lowercase(),
+            mname: self.mname.clone(),
+            rname: self.rname.clone(),
+            serial: self.serial,
+            refresh: self.refresh,
+            retry: self.retry,
+            expire: self.expire,
+            minimum: self.minimum,
+            negative_ttl: self.soa_ttl.min(self.minimum),
+        }
+    }
+}
+
+/// One NS record of a zone, with the nameserver's addresses (empty for a
+/// nameserver outside every configured zone).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Nameserver {
+    /// Absolute, with the trailing dot.
+    pub name: String,
+    pub addresses: Vec<IpAddr>,
+}
+
+/// A name with one or more records (one per type).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HotName {
+    /// As written in the first of its records.
+    pub name: String,
+    /// Index in [`Config::zones`].
+    pub zone: usize,
+    /// Indexes in [`Config::records`], one per type.
+    pub records: Vec<usize>,
 }
 
 /// Record types the agent serves.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum RecordType {
     A,
+    Aaaa,
+}
+
+impl RecordType {
+    /// The DNS type number.
+    pub fn code(self) -> u16 {
+        match self {
+            RecordType::A => RTYPE_A,
+            RecordType::Aaaa => RTYPE_AAAA,
+        }
+    }
 }
 
 impl fmt::Display for RecordType {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("A")
+        f.write_str(match self {
+            RecordType::A => "A",
+            RecordType::Aaaa => "AAAA",
+        })
     }
 }
 
@@ -186,6 +394,9 @@ pub struct Record {
     /// Absolute, with the trailing dot, as written in the file.
     pub name: String,
     pub rtype: RecordType,
+    /// Index in [`Config::zones`] of the zone the name is in (the most
+    /// specific one when zones nest).
+    pub zone: usize,
     pub ttl: u32,
     pub policy: Policy,
     /// Name of the check in the file, for messages.
@@ -196,7 +407,8 @@ pub struct Record {
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Endpoint {
-    pub address: Ipv4Addr,
+    /// IPv4 for an A record, IPv6 for an AAAA record.
+    pub address: IpAddr,
     pub priority: u32,
 }
 
@@ -296,6 +508,46 @@ impl Config {
     pub fn endpoint_count(&self) -> usize {
         self.records.iter().map(|r| r.endpoints.len()).sum()
     }
+
+    /// The names that have records (the "hot" names the kernel answers), each
+    /// once, in order of first appearance, with the indexes of its records.
+    pub fn hot_names(&self) -> Vec<HotName> {
+        let mut names: Vec<HotName> = Vec::new();
+        for (i, record) in self.records.iter().enumerate() {
+            match names.iter_mut().find(|n| same_name(&n.name, &record.name)) {
+                Some(name) => name.records.push(i),
+                None => names.push(HotName {
+                    name: record.name.clone(),
+                    zone: record.zone,
+                    records: vec![i],
+                }),
+            }
+        }
+        names
+    }
+
+    /// Things that load but are probably not what the operator wants.
+    pub fn warnings(&self) -> Vec<String> {
+        let mut warnings = Vec::new();
+        for (i, zone) in self.zones.iter().enumerate() {
+            let ns = &zone.nameservers[0];
+            let has_addresses = self.zones.iter().any(|z| {
+                z.nameservers
+                    .iter()
+                    .any(|n| same_name(&n.name, &ns.name) && !n.addresses.is_empty())
+            });
+            if zone.nameservers_defaulted
+                && zone_index(&self.zones, &ns.name).is_some()
+                && !has_addresses
+            {
+                warnings.push(format!(
+                    "zone[{i}] ({}): no nameservers configured; its NS record is the SOA MNAME {}, which has no addresses, so the zone cannot be delegated to this server: set zone[{i}].nameservers",
+                    zone.origin, ns.name
+                ));
+            }
+        }
+        warnings
+    }
 }
 
 fn parse_file(text: &str, source_name: &str) -> Result<ConfigFile, ConfigError> {
@@ -323,6 +575,10 @@ fn line_column(text: &str, offset: usize) -> (usize, usize) {
 }
 
 fn validate(file: &ConfigFile) -> Result<Config, FieldError> {
+    let server = match &file.server {
+        Some(server) => server_value(server)?,
+        None => Server::default(),
+    };
     if file.zone.is_empty() {
         return Err(field_err(
             "zone",
@@ -339,11 +595,7 @@ fn validate(file: &ConfigFile) -> Result<Config, FieldError> {
                 format!("zone {origin} is already configured as zone[{other}]"),
             ));
         }
-        let ttl = match zone.ttl {
-            Some(ttl) => ttl_value(&format!("{path}.ttl"), ttl)?,
-            None => DEFAULT_TTL,
-        };
-        zones.push(Zone { origin, ttl });
+        zones.push(zone_value(&path, zone, origin)?);
     }
 
     let mut checks: HashMap<&str, Check> = HashMap::new();
@@ -358,11 +610,7 @@ fn validate(file: &ConfigFile) -> Result<Config, FieldError> {
     for (i, record) in file.record.iter().enumerate() {
         let path = format!("record[{i}]");
         let name = dns_name(&format!("{path}.name"), &record.name)?;
-        let Some(zone) = zones
-            .iter()
-            .filter(|z| in_zone(&name, &z.origin))
-            .max_by_key(|z| z.origin.len())
-        else {
+        let Some(zone) = zone_index(&zones, &name) else {
             let configured: Vec<&str> = zones.iter().map(|z| z.origin.as_str()).collect();
             return Err(field_err(
                 format!("{path}.name"),
@@ -374,17 +622,12 @@ fn validate(file: &ConfigFile) -> Result<Config, FieldError> {
         };
         let rtype = match record.rtype.to_ascii_uppercase().as_str() {
             "A" => RecordType::A,
-            "AAAA" => {
-                return Err(field_err(
-                    format!("{path}.type"),
-                    "type \"AAAA\" is not supported yet (it is planned); only \"A\" is",
-                ));
-            }
+            "AAAA" => RecordType::Aaaa,
             _ => {
                 return Err(field_err(
                     format!("{path}.type"),
                     format!(
-                        "unknown record type {:?}: only \"A\" is supported",
+                        "unknown record type {:?}: only \"A\" and \"AAAA\" are supported",
                         record.rtype
                     ),
                 ));
@@ -448,7 +691,7 @@ fn validate(file: &ConfigFile) -> Result<Config, FieldError> {
         let mut endpoints: Vec<Endpoint> = Vec::with_capacity(record.endpoints.len());
         for (j, endpoint) in record.endpoints.iter().enumerate() {
             let epath = format!("{path}.endpoints[{j}]");
-            let address = endpoint_address(&format!("{epath}.address"), &endpoint.address)?;
+            let address = endpoint_address(&format!("{epath}.address"), &endpoint.address, rtype)?;
             if let Some(other) = endpoints.iter().position(|e| e.address == address) {
                 return Err(field_err(
                     format!("{epath}.address"),
@@ -469,11 +712,12 @@ fn validate(file: &ConfigFile) -> Result<Config, FieldError> {
         }
         let ttl = match record.ttl {
             Some(ttl) => ttl_value(&format!("{path}.ttl"), ttl)?,
-            None => zone.ttl,
+            None => zones[zone].ttl,
         };
         records.push(Record {
             name,
             rtype,
+            zone,
             ttl,
             policy,
             check_name: record.check.clone(),
@@ -481,7 +725,290 @@ fn validate(file: &ConfigFile) -> Result<Config, FieldError> {
             endpoints,
         });
     }
-    Ok(Config { zones, records })
+    check_nameservers(&zones, &records)?;
+    Ok(Config {
+        server,
+        zones,
+        records,
+    })
+}
+
+/// Index of the most specific zone that `name` lies in.
+fn zone_index(zones: &[Zone], name: &str) -> Option<usize> {
+    (0..zones.len())
+        .filter(|&z| in_zone(name, &zones[z].origin))
+        .max_by_key(|&z| zones[z].origin.len())
+}
+
+fn server_value(server: &ServerFile) -> Result<Server, FieldError> {
+    let defaults = Server::default();
+    let mode = match server.mode.as_deref() {
+        None | Some("authoritative") => ServerMode::Authoritative,
+        Some("front") => ServerMode::Front,
+        Some(other) => {
+            return Err(field_err(
+                "server.mode",
+                format!("unknown mode {other:?}: expected \"authoritative\" or \"front\""),
+            ));
+        }
+    };
+    let (listen, listen_is_default) = match (&server.listen, mode) {
+        (None, ServerMode::Authoritative) => (defaults.listen, true),
+        (None, ServerMode::Front) => (Vec::new(), false),
+        (Some(_), ServerMode::Front) => {
+            return Err(field_err(
+                "server.listen",
+                "in mode \"front\" the agent binds nothing (the DNS server on the host does): remove listen or set mode = \"authoritative\"",
+            ));
+        }
+        (Some(list), ServerMode::Authoritative) => {
+            if list.is_empty() {
+                return Err(field_err(
+                    "server.listen",
+                    "at least one address is required in mode \"authoritative\" (or use mode = \"front\")",
+                ));
+            }
+            let mut listen: Vec<SocketAddr> = Vec::with_capacity(list.len());
+            for (i, text) in list.iter().enumerate() {
+                let field = format!("server.listen[{i}]");
+                let addr = listen_address(&field, text)?;
+                if listen.contains(&addr) {
+                    return Err(field_err(field, format!("{addr} is listed twice")));
+                }
+                listen.push(addr);
+            }
+            (listen, false)
+        }
+    };
+    let tcp_idle_timeout = duration_value(
+        "server.tcp_idle_timeout",
+        server.tcp_idle_timeout.as_ref(),
+        DEFAULT_TCP_IDLE_TIMEOUT,
+    )?;
+    let tcp_max_connections = match server.tcp_max_connections {
+        None => DEFAULT_TCP_MAX_CONNECTIONS,
+        Some(n) if (1..=1_000_000).contains(&n) => n as u32,
+        Some(n) => {
+            return Err(field_err(
+                "server.tcp_max_connections",
+                format!("{n} is out of range: must be 1 to 1000000"),
+            ));
+        }
+    };
+    Ok(Server {
+        mode,
+        listen,
+        listen_is_default,
+        tcp_idle_timeout,
+        tcp_max_connections,
+    })
+}
+
+/// `"192.0.2.53"`, `"192.0.2.53:53"`, `"::1"` or `"[::1]:53"`; port 53 when
+/// none is given.
+fn listen_address(field: &str, text: &str) -> Result<SocketAddr, FieldError> {
+    let addr = match text.trim().parse::<SocketAddr>() {
+        Ok(addr) => addr,
+        Err(_) => match text.trim().parse::<IpAddr>() {
+            Ok(ip) => SocketAddr::new(ip, 53),
+            Err(_) => {
+                return Err(field_err(
+                    field,
+                    format!(
+                        "{text:?} is not an address to listen on (e.g. \"0.0.0.0:53\", \"[::]:53\", \"192.0.2.53\")"
+                    ),
+                ));
+            }
+        },
+    };
+    if addr.port() == 0 {
+        return Err(field_err(field, format!("{text:?}: port 0 is not a port")));
+    }
+    if addr.ip().is_multicast() {
+        return Err(field_err(field, format!("{text:?} is a multicast address")));
+    }
+    Ok(addr)
+}
+
+fn zone_value(path: &str, zone: &ZoneFile, origin: String) -> Result<Zone, FieldError> {
+    let ttl = match zone.ttl {
+        Some(ttl) => ttl_value(&format!("{path}.ttl"), ttl)?,
+        None => DEFAULT_TTL,
+    };
+    let seconds = |key: &str, value: Option<i64>, default: u32| match value {
+        Some(v) => ttl_value(&format!("{path}.{key}"), v),
+        None => Ok(default),
+    };
+    let serial = match zone.serial {
+        None => DEFAULT_SERIAL,
+        Some(s) => u32::try_from(s).map_err(|_| {
+            field_err(
+                format!("{path}.serial"),
+                format!("serial {s} is out of range: must be 0 to 4294967295"),
+            )
+        })?,
+    };
+    let mut nameservers = Vec::new();
+    for (j, ns) in zone.nameservers.iter().flatten().enumerate() {
+        let npath = format!("{path}.nameservers[{j}]");
+        let name = dns_name(&format!("{npath}.name"), &ns.name)?;
+        if nameservers
+            .iter()
+            .any(|n: &Nameserver| same_name(&n.name, &name))
+        {
+            return Err(field_err(
+                format!("{npath}.name"),
+                format!("nameserver {name} is listed twice"),
+            ));
+        }
+        let mut addresses: Vec<IpAddr> = Vec::with_capacity(ns.addresses.len());
+        for (k, text) in ns.addresses.iter().enumerate() {
+            let field = format!("{npath}.addresses[{k}]");
+            let ip = unicast_address(&field, text)?;
+            if addresses.contains(&ip) {
+                return Err(field_err(field, format!("{ip} is listed twice")));
+            }
+            addresses.push(ip);
+        }
+        nameservers.push(Nameserver { name, addresses });
+    }
+    if zone.nameservers.as_ref().is_some_and(|n| n.is_empty()) {
+        return Err(field_err(
+            format!("{path}.nameservers"),
+            "at least one nameserver is required when the key is present (leave it out for the default)",
+        ));
+    }
+    let mname = match &zone.mname {
+        Some(mname) => dns_name(&format!("{path}.mname"), mname)?,
+        None => match nameservers.first() {
+            Some(ns) => ns.name.clone(),
+            None => format!("ns1.{origin}"),
+        },
+    };
+    let rname = match &zone.rname {
+        Some(rname) => rname_value(&format!("{path}.rname"), rname)?,
+        None => format!("hostmaster.{origin}"),
+    };
+    // The defaults must also be valid names (e.g. origin near the length limit).
+    dns_name(&format!("{path}.mname"), &mname)?;
+    dns_name(&format!("{path}.rname"), &rname)?;
+    let nameservers_defaulted = nameservers.is_empty();
+    if nameservers_defaulted {
+        nameservers.push(Nameserver {
+            name: mname.clone(),
+            addresses: Vec::new(),
+        });
+    }
+    Ok(Zone {
+        ttl,
+        mname,
+        rname,
+        serial,
+        refresh: seconds("refresh", zone.refresh, DEFAULT_REFRESH)?,
+        retry: seconds("retry", zone.retry, DEFAULT_RETRY)?,
+        expire: seconds("expire", zone.expire, DEFAULT_EXPIRE)?,
+        minimum: seconds("minimum", zone.minimum, ttl)?,
+        soa_ttl: seconds("soa_ttl", zone.soa_ttl, ttl)?,
+        nameservers,
+        nameservers_defaulted,
+        origin,
+    })
+}
+
+/// RNAME as a name (`hostmaster.example.test.`) or a mailbox
+/// (`hostmaster@example.test`, RFC 1035 section 8 encoding).
+fn rname_value(field: &str, text: &str) -> Result<String, FieldError> {
+    match text.split_once('@') {
+        None => dns_name(field, text),
+        Some((local, domain)) => {
+            if local.is_empty() || local.contains('.') || domain.contains('@') {
+                return Err(field_err(
+                    field,
+                    format!(
+                        "{text:?}: write the mailbox as local@domain with a local part without dots, or as a name (\"hostmaster.example.test.\")"
+                    ),
+                ));
+            }
+            dns_name(field, &format!("{local}.{domain}"))
+        }
+    }
+}
+
+/// Nameserver rules that need every zone and record: addresses exactly when
+/// the nameserver lies inside a configured zone (RFC 9471 glue), the same
+/// addresses wherever the name is listed, and no name both a nameserver
+/// (static addresses) and a record (health-checked ones).
+fn check_nameservers(zones: &[Zone], records: &[Record]) -> Result<(), FieldError> {
+    let mut seen: HashMap<String, (String, Vec<IpAddr>)> = HashMap::new();
+    for (i, zone) in zones.iter().enumerate() {
+        for (j, ns) in zone.nameservers.iter().enumerate() {
+            let field = if zone.nameservers_defaulted {
+                format!("zone[{i}].nameservers")
+            } else {
+                format!("zone[{i}].nameservers[{j}]")
+            };
+            let described = if zone.nameservers_defaulted {
+                format!(
+                    "not configured, so the nameserver is the SOA MNAME {}, which",
+                    ns.name
+                )
+            } else {
+                format!("{} is", ns.name)
+            };
+            if let Some(r) = records.iter().position(|r| same_name(&r.name, &ns.name)) {
+                return Err(field_err(
+                    field,
+                    format!(
+                        "{described} also the name of record[{r}]: a nameserver's addresses are static, a record's are health-checked; use another name"
+                    ),
+                ));
+            }
+            let inside = zone_index(zones, &ns.name);
+            match (inside, ns.addresses.is_empty(), zone.nameservers_defaulted) {
+                (Some(z), true, false) => {
+                    return Err(field_err(
+                        format!("{field}.addresses"),
+                        format!(
+                            "{} lies inside zone {}: its addresses are required (they are its A/AAAA records and the glue in NS answers)",
+                            ns.name, zones[z].origin
+                        ),
+                    ));
+                }
+                (None, false, _) => {
+                    return Err(field_err(
+                        format!("{field}.addresses"),
+                        format!(
+                            "{} is outside every configured zone: its addresses belong in its own zone, not here; remove them",
+                            ns.name
+                        ),
+                    ));
+                }
+                _ => {}
+            }
+            if ns.addresses.is_empty() {
+                continue;
+            }
+            let key = ns.name.to_ascii_lowercase();
+            let mut sorted = ns.addresses.clone();
+            sorted.sort();
+            match seen.get(&key) {
+                Some((where_, addrs)) if *addrs != sorted => {
+                    return Err(field_err(
+                        format!("{field}.addresses"),
+                        format!(
+                            "{} has other addresses in {where_}: a nameserver has one set of addresses",
+                            ns.name
+                        ),
+                    ));
+                }
+                Some(_) => {}
+                None => {
+                    seen.insert(key, (field.clone(), sorted));
+                }
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Validates a domain name and makes it absolute (trailing dot).
@@ -543,25 +1070,69 @@ fn ttl_value(field: &str, ttl: i64) -> Result<u32, FieldError> {
     }
 }
 
-fn endpoint_address(field: &str, address: &str) -> Result<Ipv4Addr, FieldError> {
+fn endpoint_address(field: &str, address: &str, rtype: RecordType) -> Result<IpAddr, FieldError> {
     let ip: IpAddr = address.trim().parse().map_err(|_| {
         field_err(
             field,
-            format!("{address:?} is not an IPv4 address (e.g. \"192.0.2.10\")"),
+            match rtype {
+                RecordType::A => {
+                    format!("{address:?} is not an IPv4 address (e.g. \"192.0.2.10\")")
+                }
+                RecordType::Aaaa => {
+                    format!("{address:?} is not an IPv6 address (e.g. \"2001:db8::10\")")
+                }
+            },
         )
     })?;
-    let IpAddr::V4(v4) = ip else {
+    match (rtype, ip) {
+        (RecordType::A, IpAddr::V6(_)) => {
+            return Err(field_err(
+                field,
+                format!(
+                    "{ip} is an IPv6 address: an \"A\" record takes IPv4 addresses (put IPv6 endpoints in a type \"AAAA\" record)"
+                ),
+            ));
+        }
+        (RecordType::Aaaa, IpAddr::V4(_)) => {
+            return Err(field_err(
+                field,
+                format!(
+                    "{ip} is an IPv4 address: an \"AAAA\" record takes IPv6 addresses (put IPv4 endpoints in a type \"A\" record)"
+                ),
+            ));
+        }
+        _ => {}
+    }
+    unicast_address(field, address)
+}
+
+/// An address that may appear in an answer: unicast, and for IPv6 not
+/// link-local (meaningless without an interface).
+fn unicast_address(field: &str, text: &str) -> Result<IpAddr, FieldError> {
+    let ip: IpAddr = text.trim().parse().map_err(|_| {
+        field_err(
+            field,
+            format!("{text:?} is not an IP address (e.g. \"192.0.2.10\" or \"2001:db8::10\")"),
+        )
+    })?;
+    let bad = match ip {
+        IpAddr::V4(v4) => v4.is_unspecified() || v4.is_broadcast() || v4.is_multicast(),
+        IpAddr::V6(v6) => v6.is_unspecified() || v6.is_multicast(),
+    };
+    if bad {
+        return Err(field_err(field, format!("{ip} is not a unicast address")));
+    }
+    if let IpAddr::V6(v6) = ip
+        && v6.is_unicast_link_local()
+    {
         return Err(field_err(
             field,
             format!(
-                "{address} is an IPv6 address: AAAA records are not supported yet, only IPv4 (type \"A\")"
+                "{ip} is link-local: it means nothing without an interface, use a global or unique local address"
             ),
         ));
-    };
-    if v4.is_unspecified() || v4.is_broadcast() || v4.is_multicast() {
-        return Err(field_err(field, format!("{v4} is not a unicast address")));
     }
-    Ok(v4)
+    Ok(ip)
 }
 
 fn duration_value(
@@ -649,6 +1220,7 @@ fn check_value(path: &str, check: &CheckFile) -> Result<Check, FieldError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::net::Ipv4Addr;
 
     /// The example from the issue, verbatim.
     const EXAMPLE: &str = r#"
@@ -707,7 +1279,20 @@ fall = 3
             config.zones,
             vec![Zone {
                 origin: "example.test.".into(),
-                ttl: 30
+                ttl: 30,
+                mname: "ns1.example.test.".into(),
+                rname: "hostmaster.example.test.".into(),
+                serial: DEFAULT_SERIAL,
+                refresh: 3600,
+                retry: 600,
+                expire: 1_209_600,
+                minimum: 30,
+                soa_ttl: 30,
+                nameservers: vec![Nameserver {
+                    name: "ns1.example.test.".into(),
+                    addresses: vec![],
+                }],
+                nameservers_defaulted: true,
             }]
         );
         assert_eq!(
@@ -715,6 +1300,7 @@ fall = 3
             vec![Record {
                 name: "www.example.test.".into(),
                 rtype: RecordType::A,
+                zone: 0,
                 ttl: 30,
                 policy: Policy::Failover,
                 check_name: "web".into(),
@@ -728,17 +1314,50 @@ fall = 3
                 },
                 endpoints: vec![
                     Endpoint {
-                        address: Ipv4Addr::new(192, 0, 2, 10),
+                        address: Ipv4Addr::new(192, 0, 2, 10).into(),
                         priority: 1
                     },
                     Endpoint {
-                        address: Ipv4Addr::new(192, 0, 2, 11),
+                        address: Ipv4Addr::new(192, 0, 2, 11).into(),
                         priority: 2
                     },
                 ],
             }]
         );
         assert_eq!(config.endpoint_count(), 2);
+        assert_eq!(config.server, Server::default());
+        assert_eq!(config.server.mode, ServerMode::Authoritative);
+        assert_eq!(
+            config.server.listen,
+            [
+                "0.0.0.0:53".parse::<SocketAddr>().unwrap(),
+                "[::]:53".parse().unwrap()
+            ]
+        );
+        assert_eq!(config.server.tcp_idle_timeout, Duration::from_secs(10));
+        assert_eq!(config.server.tcp_max_connections, 256);
+        assert_eq!(
+            config.zones[0].soa(),
+            ZoneSoa {
+                apex: "example.test.".into(),
+                mname: "ns1.example.test.".into(),
+                rname: "hostmaster.example.test.".into(),
+                serial: 1,
+                refresh: 3600,
+                retry: 600,
+                expire: 1_209_600,
+                minimum: 30,
+                negative_ttl: 30,
+            }
+        );
+        // Loads, but a delegation to it would be lame: say so.
+        let warnings = config.warnings();
+        assert_eq!(warnings.len(), 1, "{warnings:?}");
+        assert!(
+            warnings[0].contains("zone[0].nameservers")
+                && warnings[0].contains("ns1.example.test."),
+            "{warnings:?}"
+        );
     }
 
     #[test]
@@ -751,11 +1370,11 @@ fall = 3
             record.endpoints,
             vec![
                 Endpoint {
-                    address: Ipv4Addr::new(127, 0, 0, 10),
+                    address: Ipv4Addr::new(127, 0, 0, 10).into(),
                     priority: 1
                 },
                 Endpoint {
-                    address: Ipv4Addr::new(127, 0, 0, 11),
+                    address: Ipv4Addr::new(127, 0, 0, 11).into(),
                     priority: 2
                 },
             ]
@@ -817,12 +1436,19 @@ port = 443
             &["checks.web", "unknown field `retries`"],
         );
         assert_error(
-            &example_with("ttl = 30", "ttl = 30\nserial = 1"),
-            &["zone[0]", "unknown field `serial`"],
+            &example_with("ttl = 30", "ttl = 30\nserail = 1"),
+            &["zone[0]", "unknown field `serail`"],
         );
         assert_error(
-            &format!("{EXAMPLE}\n[server]\nlisten = \"0.0.0.0\"\n"),
-            &["unknown field `server`"],
+            &format!("{EXAMPLE}\n[server]\nport = 53\n"),
+            &["server", "unknown field `port`"],
+        );
+        assert_error(
+            &example_with(
+                "ttl = 30",
+                "ttl = 30\nnameservers = [{ name = \"ns.other.\", glue = [] }]",
+            ),
+            &["zone[0].nameservers[0]", "unknown field `glue`"],
         );
     }
 
@@ -856,8 +1482,8 @@ port = 443
             &example_with("\"192.0.2.11\"", "\"2001:db8::1\""),
             &[
                 "record[0].endpoints[1].address",
-                "IPv6",
-                "AAAA records are not supported yet",
+                "2001:db8::1 is an IPv6 address",
+                "type \"AAAA\" record",
             ],
         );
         assert_error(
@@ -983,11 +1609,19 @@ port = 443
     fn record_type_policy_and_check_reference() {
         assert_error(
             &example_with("type = \"A\"", "type = \"AAAA\""),
-            &["record[0].type", "\"AAAA\" is not supported yet"],
+            &[
+                "record[0].endpoints[0].address",
+                "192.0.2.10 is an IPv4 address",
+                "type \"A\" record",
+            ],
         );
         assert_error(
             &example_with("type = \"A\"", "type = \"MX\""),
-            &["record[0].type", "unknown record type \"MX\""],
+            &[
+                "record[0].type",
+                "unknown record type \"MX\"",
+                "\"A\" and \"AAAA\"",
+            ],
         );
         assert_error(
             &example_with("policy = \"failover\"", "policy = \"weighted\""),
@@ -1084,6 +1718,294 @@ port = 443
                 "{}: checks.web.port: port 0 is out of range: must be 1 to 65535",
                 path.display()
             )
+        );
+    }
+
+    #[test]
+    fn demo_serves_loopback_with_glue_and_no_warnings() {
+        let config = Config::default_demo();
+        assert_eq!(config.server.mode, ServerMode::Authoritative);
+        assert_eq!(
+            config.server.listen,
+            [
+                "127.0.0.1:53".parse::<SocketAddr>().unwrap(),
+                "[::1]:53".parse().unwrap()
+            ]
+        );
+        assert!(!config.server.listen_is_default);
+        let zone = &config.zones[0];
+        assert_eq!(zone.mname, "ns1.example.test.");
+        assert_eq!(
+            zone.nameservers[0].addresses,
+            [
+                IpAddr::from([127, 0, 0, 1]),
+                IpAddr::from(std::net::Ipv6Addr::LOCALHOST)
+            ]
+        );
+        assert!(config.warnings().is_empty(), "{:?}", config.warnings());
+    }
+
+    #[test]
+    fn soa_fields_and_nameservers() {
+        let config = parse(&example_with(
+            "ttl = 30",
+            "ttl = 30\nmname = \"primary.example.test\"\nrname = \"dns@example.net\"\n\
+             serial = 4294967295\nrefresh = 7200\nretry = 900\nexpire = 2419200\nminimum = 300\n\
+             soa_ttl = 120\nnameservers = [\n\
+               { name = \"ns1.example.test.\", addresses = [\"192.0.2.53\", \"2001:db8::53\"] },\n\
+               { name = \"primary.example.test.\", addresses = [\"192.0.2.54\"] },\n\
+               { name = \"ns.provider.net.\" },\n]",
+        ))
+        .unwrap();
+        let zone = &config.zones[0];
+        assert_eq!(zone.mname, "primary.example.test.");
+        assert_eq!(zone.rname, "dns.example.net.");
+        assert_eq!(
+            (
+                zone.serial,
+                zone.refresh,
+                zone.retry,
+                zone.expire,
+                zone.minimum
+            ),
+            (u32::MAX, 7200, 900, 2_419_200, 300)
+        );
+        assert_eq!(zone.soa_ttl, 120);
+        assert_eq!(zone.soa().negative_ttl, 120, "min(soa_ttl, minimum)");
+        assert_eq!(zone.nameservers.len(), 3);
+        assert!(zone.nameservers[2].addresses.is_empty());
+        assert!(!zone.nameservers_defaulted);
+        assert!(config.warnings().is_empty());
+        // Without mname, the first nameserver is the primary.
+        let config = parse(&example_with(
+            "ttl = 30",
+            "ttl = 30\nnameservers = [{ name = \"ns.provider.net\" }]",
+        ))
+        .unwrap();
+        assert_eq!(config.zones[0].mname, "ns.provider.net.");
+        assert!(config.warnings().is_empty(), "out of zone: nothing to glue");
+        // minimum below the zone TTL decides the negative TTL.
+        let config = parse(&example_with("ttl = 30", "ttl = 30\nminimum = 5")).unwrap();
+        assert_eq!(config.zones[0].soa().negative_ttl, 5);
+    }
+
+    #[test]
+    fn soa_field_errors() {
+        assert_error(
+            &example_with("ttl = 30", "ttl = 30\nserial = 4294967296"),
+            &["zone[0].serial", "must be 0 to 4294967295"],
+        );
+        assert_error(
+            &example_with("ttl = 30", "ttl = 30\nserial = -1"),
+            &["zone[0].serial"],
+        );
+        for key in ["refresh", "retry", "expire", "minimum", "soa_ttl"] {
+            assert_error(
+                &example_with("ttl = 30", &format!("ttl = 30\n{key} = 2147483648")),
+                &[&format!("zone[0].{key}"), "out of range"],
+            );
+        }
+        assert_error(
+            &example_with("ttl = 30", "ttl = 30\nmname = \"a..b\""),
+            &["zone[0].mname", "empty label"],
+        );
+        assert_error(
+            &example_with("ttl = 30", "ttl = 30\nrname = \"first.last@example.test\""),
+            &["zone[0].rname", "local part without dots"],
+        );
+        assert_error(
+            &example_with("ttl = 30", "ttl = 30\nrname = \"a@b@c\""),
+            &["zone[0].rname"],
+        );
+    }
+
+    #[test]
+    fn nameserver_rules() {
+        let with_ns = |ns: &str| example_with("ttl = 30", &format!("ttl = 30\nnameservers = {ns}"));
+        assert_error(
+            &with_ns("[{ name = \"ns1.example.test.\" }]"),
+            &[
+                "zone[0].nameservers[0].addresses",
+                "ns1.example.test. lies inside zone example.test.",
+                "required",
+            ],
+        );
+        assert_error(
+            &with_ns("[{ name = \"ns1.example.net.\", addresses = [\"192.0.2.1\"] }]"),
+            &[
+                "zone[0].nameservers[0].addresses",
+                "outside every configured zone",
+            ],
+        );
+        assert_error(
+            &with_ns("[{ name = \"ns.example.net.\" }, { name = \"NS.example.net\" }]"),
+            &["zone[0].nameservers[1].name", "listed twice"],
+        );
+        assert_error(&with_ns("[]"), &["zone[0].nameservers", "at least one"]);
+        assert_error(
+            &with_ns("[{ name = \"ns1.example.test.\", addresses = [\"fe80::1\"] }]"),
+            &["zone[0].nameservers[0].addresses[0]", "link-local"],
+        );
+        assert_error(
+            &with_ns(
+                "[{ name = \"ns1.example.test.\", addresses = [\"192.0.2.1\", \"192.0.2.1\"] }]",
+            ),
+            &["zone[0].nameservers[0].addresses[1]", "listed twice"],
+        );
+        assert_error(
+            &with_ns("[{ name = \"ns1.example.test.\", addresses = [\"ns1\"] }]"),
+            &["zone[0].nameservers[0].addresses[0]", "not an IP address"],
+        );
+        assert_error(
+            &with_ns("[{ name = \"www.example.test.\", addresses = [\"192.0.2.1\"] }]"),
+            &[
+                "zone[0].nameservers[0]",
+                "www.example.test. is also the name of record[0]",
+            ],
+        );
+        // The default nameserver (mname) may clash too: say where it came from.
+        assert_error(
+            &example_with("ttl = 30", "ttl = 30\nmname = \"www.example.test.\""),
+            &[
+                "zone[0].nameservers",
+                "not configured, so the nameserver is the SOA MNAME www.example.test.",
+                "record[0]",
+            ],
+        );
+        // One nameserver, one set of addresses, whichever zone lists it.
+        let two_zones = |second: &str| {
+            format!(
+                "{}\n[[zone]]\norigin = \"example.org.\"\nnameservers = [{second}]\n",
+                with_ns(
+                    "[{ name = \"ns1.example.test.\", addresses = [\"192.0.2.53\", \"2001:db8::53\"] }]"
+                )
+            )
+        };
+        let shared = parse(&two_zones(
+            "{ name = \"ns1.example.test.\", addresses = [\"2001:db8::53\", \"192.0.2.53\"] }",
+        ))
+        .unwrap();
+        assert_eq!(shared.zones[1].mname, "ns1.example.test.");
+        assert_error(
+            &two_zones("{ name = \"ns1.example.test.\", addresses = [\"192.0.2.54\"] }"),
+            &[
+                "zone[1].nameservers[0].addresses",
+                "other addresses in zone[0].nameservers[0]",
+            ],
+        );
+    }
+
+    #[test]
+    fn aaaa_records_and_hot_names() {
+        let aaaa = "\n[[record]]\nname = \"WWW.example.test.\"\ntype = \"aaaa\"\npolicy = \"all-healthy\"\n\
+                    check = \"web\"\nendpoints = [{ address = \"2001:db8::10\" }, { address = \"2001:DB8::11\", priority = 2 }]\n\
+                    [[record]]\nname = \"api.example.test.\"\ntype = \"AAAA\"\npolicy = \"failover\"\n\
+                    check = \"web\"\nendpoints = [{ address = \"2001:db8::20\" }]\n";
+        let config = parse(&format!("{EXAMPLE}{aaaa}")).unwrap();
+        let record = &config.records[1];
+        assert_eq!(record.rtype, RecordType::Aaaa);
+        assert_eq!(record.rtype.code(), RTYPE_AAAA);
+        assert_eq!(record.zone, 0);
+        assert_eq!(
+            record.endpoints[1].address,
+            "2001:db8::11".parse::<IpAddr>().unwrap()
+        );
+        assert_eq!(
+            config.hot_names(),
+            [
+                HotName {
+                    name: "www.example.test.".into(),
+                    zone: 0,
+                    records: vec![0, 1]
+                },
+                HotName {
+                    name: "api.example.test.".into(),
+                    zone: 0,
+                    records: vec![2]
+                },
+            ]
+        );
+        let dup = format!(
+            "{EXAMPLE}{aaaa}{}",
+            &aaaa[..aaaa.find("[[record]]\nname = \"api").unwrap()]
+        );
+        assert_error(
+            &dup,
+            &[
+                "record[3].name",
+                "duplicate record: WWW.example.test. AAAA",
+                "record[1]",
+            ],
+        );
+        assert_error(
+            &format!("{EXAMPLE}{}", aaaa.replace("2001:db8::20", "fe80::20")),
+            &["record[2].endpoints[0].address", "link-local"],
+        );
+        assert_error(
+            &format!("{EXAMPLE}{}", aaaa.replace("2001:db8::20", "ff02::1")),
+            &["record[2].endpoints[0].address", "not a unicast address"],
+        );
+        assert_error(
+            &format!("{EXAMPLE}{}", aaaa.replace("2001:db8::20", "2001:db8::zz")),
+            &["record[2].endpoints[0].address", "not an IPv6 address"],
+        );
+    }
+
+    #[test]
+    fn server_section() {
+        let with_server = |server: &str| format!("[server]\n{server}\n{EXAMPLE}");
+        let front = parse(&with_server("mode = \"front\"")).unwrap();
+        assert_eq!(front.server.mode, ServerMode::Front);
+        assert!(front.server.listen.is_empty());
+        let listen = parse(&with_server(
+            "listen = [\"192.0.2.53\", \"[2001:db8::53]:5353\", \"::1\", \"127.0.0.1:53\"]\n\
+             tcp_idle_timeout = \"3s\"\ntcp_max_connections = 10",
+        ))
+        .unwrap();
+        assert_eq!(
+            listen.server.listen,
+            [
+                "192.0.2.53:53".parse::<SocketAddr>().unwrap(),
+                "[2001:db8::53]:5353".parse().unwrap(),
+                "[::1]:53".parse().unwrap(),
+                "127.0.0.1:53".parse().unwrap(),
+            ]
+        );
+        assert!(!listen.server.listen_is_default);
+        assert_eq!(listen.server.tcp_idle_timeout, Duration::from_secs(3));
+        assert_eq!(listen.server.tcp_max_connections, 10);
+
+        assert_error(
+            &with_server("mode = \"recursive\""),
+            &["server.mode", "unknown mode \"recursive\""],
+        );
+        assert_error(
+            &with_server("mode = \"front\"\nlisten = [\"0.0.0.0:53\"]"),
+            &["server.listen", "binds nothing"],
+        );
+        assert_error(
+            &with_server("listen = []"),
+            &["server.listen", "at least one"],
+        );
+        assert_error(
+            &with_server("listen = [\"localhost:53\"]"),
+            &["server.listen[0]", "not an address to listen on"],
+        );
+        assert_error(
+            &with_server("listen = [\"::1\", \"[::1]:53\"]"),
+            &["server.listen[1]", "[::1]:53 is listed twice"],
+        );
+        assert_error(
+            &with_server("listen = [\"127.0.0.1:0\"]"),
+            &["server.listen[0]", "port 0"],
+        );
+        assert_error(
+            &with_server("tcp_idle_timeout = \"0s\""),
+            &["server.tcp_idle_timeout", "longer than zero"],
+        );
+        assert_error(
+            &with_server("tcp_max_connections = 0"),
+            &["server.tcp_max_connections", "out of range"],
         );
     }
 }

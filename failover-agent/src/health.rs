@@ -284,4 +284,16 @@ mod tests {
         let down = tcp_check(addr, Duration::from_secs(1)).await;
         assert_eq!(down.outcome, Err(Failure::Refused));
     }
+
+    #[tokio::test]
+    async fn tcp_check_over_ipv6() {
+        let listener = tokio::net::TcpListener::bind("[::1]:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        assert!(addr.is_ipv6());
+        let up = tcp_check(addr, Duration::from_secs(1)).await;
+        assert!(up.is_success(), "{up:?}");
+        drop(listener);
+        let down = tcp_check(addr, Duration::from_secs(1)).await;
+        assert_eq!(down.outcome, Err(Failure::Refused));
+    }
 }

@@ -2,7 +2,7 @@
 //! no I/O, so every rule is unit-tested here.
 
 use std::fmt;
-use std::net::Ipv4Addr;
+use std::net::IpAddr;
 
 use crate::config::Endpoint;
 use crate::health::Health;
@@ -31,7 +31,7 @@ impl fmt::Display for Policy {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Decision {
     /// In configuration order (the kernel rotates the set). Never empty.
-    pub addrs: Vec<Ipv4Addr>,
+    pub addrs: Vec<IpAddr>,
     /// No endpoint is healthy: `addrs` is the best priority level regardless of
     /// health. Answering with something is better than answering with nothing
     /// (a resolver would cache NXDOMAIN/NODATA), as Route 53 does.
@@ -53,7 +53,7 @@ pub fn decide(policy: Policy, endpoints: &[Endpoint], health: &[Health]) -> Opti
         return None;
     }
     let healthy = |i: usize| health[i] == Health::Healthy;
-    let chosen: Vec<Ipv4Addr> = match policy {
+    let chosen: Vec<IpAddr> = match policy {
         Policy::Failover => {
             match (0..endpoints.len())
                 .filter(|&i| healthy(i))
@@ -93,16 +93,20 @@ pub fn decide(policy: Policy, endpoints: &[Endpoint], health: &[Health]) -> Opti
 mod tests {
     use super::*;
     use Health::{Healthy as H, Unhealthy as D, Unknown as U};
+    use std::net::Ipv4Addr;
 
     fn ep(last: u8, priority: u32) -> Endpoint {
         Endpoint {
-            address: Ipv4Addr::new(192, 0, 2, last),
+            address: Ipv4Addr::new(192, 0, 2, last).into(),
             priority,
         }
     }
 
-    fn addrs(lasts: &[u8]) -> Vec<Ipv4Addr> {
-        lasts.iter().map(|&l| Ipv4Addr::new(192, 0, 2, l)).collect()
+    fn addrs(lasts: &[u8]) -> Vec<IpAddr> {
+        lasts
+            .iter()
+            .map(|&l| Ipv4Addr::new(192, 0, 2, l).into())
+            .collect()
     }
 
     fn ok(lasts: &[u8]) -> Option<Decision> {

@@ -1,0 +1,1428 @@
+//! The userspace responder: one DNS query in, its answer out. No sockets
+//! ([`crate::server`] has those), so every rule is tested as a pure function,
+//! and fuzzers and the kernel/userspace differential test call it directly.
+//!
+//! It answers from the zone structure in the configuration (apex SOA and NS,
+//! nameserver addresses, which names exist) and from the [`AnswerTable`] the
+//! agent keeps current (answer sets of the health-checked records, NODATA
+//! declarations, each zone's SOA), the same calls that feed the kernel map.
+//!
+//! What it answers, for a query that parses (RFC 1035, 2308, 6891, 8020, 8482):
+//!
+//! | query | answer |
+//! |---|---|
+//! | QR=1 (a response), or under 12 bytes | nothing (never answer an answer: no loops) |
+//! | does not parse, trailing bytes, counts that cannot fit | FORMERR: the id, opcode and RD echoed, nothing else |
+//! | opcode other than QUERY | NOTIMP |
+//! | EDNS version > 0 | BADVERS (extended RCODE 16) with an OPT of version 0 |
+//! | QDCOUNT != 1, ANCOUNT or NSCOUNT != 0, QTYPE OPT | FORMERR |
+//! | class other than IN | REFUSED: there is no data in other classes |
+//! | name in no configured zone | REFUSED: this is not a resolver |
+//! | AXFR, IXFR | REFUSED: zone transfers are not offered |
+//! | name that does not exist in the zone | NXDOMAIN, SOA in authority |
+//! | name that exists, type it lacks | NOERROR, no answer, SOA in authority (NODATA) |
+//! | record, A/AAAA | the answer set, the record's TTL |
+//! | record not yet decided (first checks running) | SERVFAIL |
+//! | apex SOA / NS | the SOA / the NS set, nameserver addresses in additional |
+//! | ANY | one RRset (RFC 8482): the SOA at the apex, else A, else AAAA; NODATA if none |
+//!
+//! Names that exist: zone apexes, record names, nameserver names inside a
+//! zone, and every name between those and their apex (empty non-terminals,
+//! RFC 8020: NODATA, not NXDOMAIN). The most specific zone wins when zones
+//! nest. Names compare case-insensitively; the question is echoed exactly as
+//! sent and answer owners use the query's spelling (0x20 survives).
+//!
+//! Every response: QR=1, the query's id and opcode, RD and CD copied, RA=0,
+//! AD=0, AA=1 for answers from a zone (NOERROR, NXDOMAIN) and 0 for errors.
+//! It carries an OPT (UDP size 1232, version 0, DO copied, no options) exactly
+//! when the query did. Over UDP a response never exceeds 512 bytes without
+//! EDNS or max(512, advertised size) capped at 1232 with it; one that would is
+//! sent truncated: TC=1, the question (and OPT), no records, so the client
+//! retries over TCP, where the same query gets the whole answer.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use failover_common::{EDNS_UDP_SIZE, PLAIN_UDP_SIZE};
+use hickory_proto::op::{Edns, Message, MessageType, OpCode, ResponseCode};
+use hickory_proto::rr::rdata::{A, AAAA, NS, SOA};
+use hickory_proto::rr::{DNSClass, Name, RData, Record, RecordType};
+use hickory_proto::serialize::binary::{BinDecodable, BinDecoder};
+use log::warn;
+
+use crate::answers::{AnswerTable, AnswerView, Entry, name_key};
+use crate::config::{Config, RecordType as ConfigType};
+use crate::sink::{RTYPE_A, RTYPE_AAAA, ZoneSoa};
+
+/// How the query arrived: decides the size limit of the response.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Transport {
+    Udp,
+    Tcp,
+}
+
+/// Largest DNS message over TCP (2-byte length prefix).
+const MAX_TCP_MESSAGE: usize = 65_535;
+/// Smallest question and resource record in wire format (root name): bounds
+/// what a count in the header may claim before anything is allocated.
+const MIN_QUESTION_LEN: usize = 5;
+const MIN_RECORD_LEN: usize = 11;
+
+/// Answers DNS queries from the configuration's zones and an [`AnswerTable`].
+/// Cheap to clone; clones share the table.
+#[derive(Clone)]
+pub struct Responder {
+    zones: Arc<Zones>,
+    answers: AnswerTable,
+}
+
+/// The zone structure of a configuration: what exists, independent of health.
+struct Zones {
+    zones: Vec<ZoneData>,
+    /// Apex (lowercased wire format) -> index in `zones`.
+    by_apex: HashMap<Vec<u8>, usize>,
+}
+
+struct ZoneData {
+    /// The zone number the sinks know it by (its index in the configuration).
+    index: u32,
+    /// Labels in the apex (root not counted).
+    labels: usize,
+    /// TTL of the NS records and the nameservers' addresses.
+    ttl: u32,
+    soa_ttl: u32,
+    /// The NS set, spelled as configured.
+    nameservers: Vec<Name>,
+    /// Every name that exists in the zone (lowercased wire format).
+    nodes: HashMap<Vec<u8>, Node>,
+}
+
+/// One existing name: where its A and AAAA records come from.
+#[derive(Clone, Debug, Default)]
+struct Node {
+    a: Source,
+    aaaa: Source,
+}
+
+#[derive(Clone, Debug, Default)]
+enum Source {
+    /// No records of the type.
+    #[default]
+    None,
+    /// A health-checked record: the answer table has its answer set.
+    Checked,
+    /// A nameserver's configured addresses, with the zone's TTL.
+    Fixed(Vec<IpAddr>),
+}
+
+/// What the query resolved to, before encoding.
+struct Outcome {
+    rcode: ResponseCode,
+    authoritative: bool,
+    answers: Vec<Record>,
+    authority: Vec<Record>,
+    additional: Vec<Record>,
+}
+
+impl Outcome {
+    fn error(rcode: ResponseCode) -> Outcome {
+        Outcome {
+            rcode,
+            authoritative: false,
+            answers: Vec::new(),
+            authority: Vec::new(),
+            additional: Vec::new(),
+        }
+    }
+
+    fn authoritative(rcode: ResponseCode) -> Outcome {
+        Outcome {
+            authoritative: true,
+            ..Outcome::error(rcode)
+        }
+    }
+}
+
+impl Responder {
+    /// A responder for `config`'s zones, answering records from `answers`.
+    pub fn new(config: &Config, answers: AnswerTable) -> Responder {
+        Responder {
+            zones: Arc::new(Zones::new(config)),
+            answers,
+        }
+    }
+
+    /// The table this responder answers from.
+    pub fn answers(&self) -> &AnswerTable {
+        &self.answers
+    }
+
+    /// The response to `query` (one DNS message, without the TCP length
+    /// prefix), or `None` when it must not be answered at all.
+    pub fn answer(&self, query: &[u8], transport: Transport) -> Option<Vec<u8>> {
+        if query.len() < 12 {
+            return None;
+        }
+        if query[2] & 0x80 != 0 {
+            return None;
+        }
+        let opcode = (query[2] >> 3) & 0x0f;
+        let message = match parse(query) {
+            Ok(message) => message,
+            Err(()) => {
+                let rcode = if opcode == 0 {
+                    ResponseCode::FormErr
+                } else {
+                    ResponseCode::NotImp
+                };
+                return Some(bare_error(query, rcode));
+            }
+        };
+        let outcome = self.resolve(&message);
+        Some(encode(&message, outcome, transport))
+    }
+
+    fn resolve(&self, message: &Message) -> Outcome {
+        if message
+            .extensions()
+            .as_ref()
+            .is_some_and(|e| e.version() > 0)
+        {
+            return Outcome::error(ResponseCode::BADVERS);
+        }
+        if message.op_code() != OpCode::Query {
+            return Outcome::error(ResponseCode::NotImp);
+        }
+        if message.queries().len() != 1
+            || message.answer_count() != 0
+            || message.name_server_count() != 0
+        {
+            return Outcome::error(ResponseCode::FormErr);
+        }
+        let question = &message.queries()[0];
+        if question.query_type() == RecordType::OPT {
+            return Outcome::error(ResponseCode::FormErr);
+        }
+        if question.query_class() != DNSClass::IN {
+            return Outcome::error(ResponseCode::Refused);
+        }
+        let qname = question.name();
+        let key = wire_key(qname);
+        let Some(zone) = self.zones.find(&key) else {
+            return Outcome::error(ResponseCode::Refused);
+        };
+        let qtype = question.query_type();
+        if matches!(qtype, RecordType::AXFR | RecordType::IXFR) {
+            return Outcome::error(ResponseCode::Refused);
+        }
+        let view = self.answers.read();
+        let Some(soa) = view.zone(zone.index) else {
+            // The agent declares every zone before serving: not yet.
+            return Outcome::error(ResponseCode::ServFail);
+        };
+        // The apex as the query spells it (the zone is a suffix of the name).
+        let apex = qname.trim_to(zone.labels);
+        let negative = |rcode| -> Outcome {
+            let mut outcome = Outcome::authoritative(rcode);
+            match soa_record(&apex, soa, soa.negative_ttl) {
+                Some(record) => outcome.authority.push(record),
+                None => return Outcome::error(ResponseCode::ServFail),
+            }
+            outcome
+        };
+        let Some(node) = zone.nodes.get(&key) else {
+            return negative(ResponseCode::NXDomain);
+        };
+        let is_apex = label_count_wire(&key) == zone.labels;
+        let mut outcome = Outcome::authoritative(ResponseCode::NoError);
+        match qtype {
+            RecordType::SOA if is_apex => match soa_record(qname, soa, zone.soa_ttl) {
+                Some(record) => outcome.answers.push(record),
+                None => return Outcome::error(ResponseCode::ServFail),
+            },
+            RecordType::NS if is_apex => {
+                for ns in &zone.nameservers {
+                    outcome.answers.push(Record::from_rdata(
+                        qname.clone(),
+                        zone.ttl,
+                        RData::NS(NS(ns.clone())),
+                    ));
+                }
+                for ns in &zone.nameservers {
+                    outcome.additional.extend(self.zones.addresses_of(ns));
+                }
+            }
+            RecordType::A | RecordType::AAAA => {
+                let (source, rtype) = if qtype == RecordType::A {
+                    (&node.a, RTYPE_A)
+                } else {
+                    (&node.aaaa, RTYPE_AAAA)
+                };
+                match rrset(&view, &key, qname, zone.ttl, source, rtype) {
+                    Lookup::Records(records) => outcome.answers = records,
+                    Lookup::NoData => return negative(ResponseCode::NoError),
+                    Lookup::Pending => return Outcome::error(ResponseCode::ServFail),
+                }
+            }
+            RecordType::ANY => {
+                // RFC 8482 section 4.2: one RRset rather than everything.
+                if is_apex {
+                    match soa_record(qname, soa, zone.soa_ttl) {
+                        Some(record) => outcome.answers.push(record),
+                        None => return Outcome::error(ResponseCode::ServFail),
+                    }
+                } else {
+                    for (source, rtype) in [(&node.a, RTYPE_A), (&node.aaaa, RTYPE_AAAA)] {
+                        match rrset(&view, &key, qname, zone.ttl, source, rtype) {
+                            Lookup::Records(records) => {
+                                outcome.answers = records;
+                                break;
+                            }
+                            Lookup::NoData => {}
+                            Lookup::Pending => return Outcome::error(ResponseCode::ServFail),
+                        }
+                    }
+                    if outcome.answers.is_empty() {
+                        return negative(ResponseCode::NoError);
+                    }
+                }
+            }
+            _ => return negative(ResponseCode::NoError),
+        }
+        outcome
+    }
+}
+
+enum Lookup {
+    Records(Vec<Record>),
+    NoData,
+    /// A checked record whose first answer set is not decided yet.
+    Pending,
+}
+
+/// The `rtype` RRset of the name `key` (owner spelled `owner`).
+fn rrset(
+    view: &AnswerView<'_>,
+    key: &[u8],
+    owner: &Name,
+    fixed_ttl: u32,
+    source: &Source,
+    rtype: u16,
+) -> Lookup {
+    // A NODATA or an answer set in the table wins over the configuration: the
+    // table is what the kernel answers from too.
+    let (ttl, addrs) = match (view.get(key, rtype), source) {
+        (Some(Entry::Answer { ttl, addrs, .. }), _) => (*ttl, addrs.as_slice()),
+        (Some(Entry::NoData { .. }), _) => return Lookup::NoData,
+        (None, Source::Checked) => return Lookup::Pending,
+        (None, Source::Fixed(addrs)) => (fixed_ttl, addrs.as_slice()),
+        (None, Source::None) => return Lookup::NoData,
+    };
+    let records: Vec<Record> = addrs
+        .iter()
+        .filter_map(|addr| address_record(owner, ttl, *addr, rtype))
+        .collect();
+    if records.is_empty() {
+        Lookup::NoData
+    } else {
+        Lookup::Records(records)
+    }
+}
+
+/// An A or AAAA record for `addr` if it is of the family of `rtype`.
+fn address_record(owner: &Name, ttl: u32, addr: IpAddr, rtype: u16) -> Option<Record> {
+    let rdata = match (addr, rtype) {
+        (IpAddr::V4(v4), RTYPE_A) => RData::A(A(v4)),
+        (IpAddr::V6(v6), RTYPE_AAAA) => RData::AAAA(AAAA(v6)),
+        _ => return None,
+    };
+    Some(Record::from_rdata(owner.clone(), ttl, rdata))
+}
+
+fn soa_record(owner: &Name, soa: &ZoneSoa, ttl: u32) -> Option<Record> {
+    let (Ok(mname), Ok(rname)) = (Name::from_ascii(&soa.mname), Name::from_ascii(&soa.rname))
+    else {
+        warn!("zone {}: SOA names do not parse: {soa:?}", soa.apex);
+        return None;
+    };
+    // hickory keeps REFRESH/RETRY/EXPIRE signed; the configuration limits
+    // them to 2^31 - 1 (RFC 2181), so nothing is lost.
+    let signed = |v: u32| i32::try_from(v).unwrap_or(i32::MAX);
+    Some(Record::from_rdata(
+        owner.clone(),
+        ttl,
+        RData::SOA(SOA::new(
+            mname,
+            rname,
+            soa.serial,
+            signed(soa.refresh),
+            signed(soa.retry),
+            signed(soa.expire),
+            soa.minimum,
+        )),
+    ))
+}
+
+impl Zones {
+    fn new(config: &Config) -> Zones {
+        let mut zones: Vec<ZoneData> = config
+            .zones
+            .iter()
+            .enumerate()
+            .map(|(i, zone)| {
+                let apex = name_key(&zone.origin).expect("validated name");
+                let mut nodes = HashMap::new();
+                nodes.insert(apex, Node::default());
+                ZoneData {
+                    index: i as u32,
+                    labels: label_count(&zone.origin),
+                    ttl: zone.ttl,
+                    soa_ttl: zone.soa_ttl,
+                    nameservers: zone
+                        .nameservers
+                        .iter()
+                        .map(|ns| Name::from_ascii(&ns.name).expect("validated name"))
+                        .collect(),
+                    nodes,
+                }
+            })
+            .collect();
+        let by_apex: HashMap<Vec<u8>, usize> = config
+            .zones
+            .iter()
+            .enumerate()
+            .map(|(i, z)| (name_key(&z.origin).expect("validated name"), i))
+            .collect();
+        let zone_of = |key: &[u8]| find_suffix(&by_apex, key);
+
+        for record in &config.records {
+            let key = name_key(&record.name).expect("validated name");
+            let node = zones[record.zone].nodes.entry(key).or_default();
+            match record.rtype {
+                ConfigType::A => node.a = Source::Checked,
+                ConfigType::Aaaa => node.aaaa = Source::Checked,
+            }
+        }
+        for zone in &config.zones {
+            for ns in &zone.nameservers {
+                let key = name_key(&ns.name).expect("validated name");
+                // Its records live in whichever zone contains it, if any.
+                let Some(home) = zone_of(&key) else { continue };
+                let node = zones[home].nodes.entry(key).or_default();
+                let v4: Vec<IpAddr> = ns
+                    .addresses
+                    .iter()
+                    .filter(|a| a.is_ipv4())
+                    .copied()
+                    .collect();
+                let v6: Vec<IpAddr> = ns
+                    .addresses
+                    .iter()
+                    .filter(|a| a.is_ipv6())
+                    .copied()
+                    .collect();
+                if !v4.is_empty() {
+                    node.a = Source::Fixed(v4);
+                }
+                if !v6.is_empty() {
+                    node.aaaa = Source::Fixed(v6);
+                }
+            }
+        }
+        // Empty non-terminals: every name between an existing name and its apex.
+        for zone in &mut zones {
+            let names: Vec<Vec<u8>> = zone.nodes.keys().cloned().collect();
+            for name in names {
+                let mut at = 0;
+                loop {
+                    at += 1 + name[at] as usize;
+                    let parent = &name[at..];
+                    if label_count_wire(parent) <= zone.labels {
+                        break;
+                    }
+                    zone.nodes.entry(parent.to_vec()).or_default();
+                }
+            }
+        }
+        Zones { zones, by_apex }
+    }
+
+    /// The most specific zone `key` lies in.
+    fn find(&self, key: &[u8]) -> Option<&ZoneData> {
+        find_suffix(&self.by_apex, key).map(|z| &self.zones[z])
+    }
+
+    /// The configured addresses of nameserver `ns`, as A then AAAA records
+    /// owned by `ns` (so they compress against the NS records), if a
+    /// configured zone holds the name.
+    fn addresses_of(&self, ns: &Name) -> Vec<Record> {
+        let key = wire_key(ns);
+        let Some(zone) = self.find(&key) else {
+            return Vec::new();
+        };
+        let Some(node) = zone.nodes.get(&key) else {
+            return Vec::new();
+        };
+        let mut records = Vec::new();
+        for (source, rtype) in [(&node.a, RTYPE_A), (&node.aaaa, RTYPE_AAAA)] {
+            if let Source::Fixed(addrs) = source {
+                records.extend(
+                    addrs
+                        .iter()
+                        .filter_map(|a| address_record(ns, zone.ttl, *a, rtype)),
+                );
+            }
+        }
+        records
+    }
+}
+
+/// Index of the longest suffix of `key` (at a label boundary) in `map`.
+fn find_suffix(map: &HashMap<Vec<u8>, usize>, key: &[u8]) -> Option<usize> {
+    let mut at = 0;
+    loop {
+        if let Some(&i) = map.get(&key[at..]) {
+            return Some(i);
+        }
+        let len = *key.get(at)? as usize;
+        if len == 0 {
+            return None;
+        }
+        at += 1 + len;
+        if at >= key.len() {
+            return None;
+        }
+    }
+}
+
+/// Labels of a text name, root not counted.
+fn label_count(name: &str) -> usize {
+    let trimmed = name.strip_suffix('.').unwrap_or(name);
+    if trimmed.is_empty() {
+        0
+    } else {
+        trimmed.split('.').count()
+    }
+}
+
+/// Labels of a wire-format name, root not counted.
+fn label_count_wire(mut name: &[u8]) -> usize {
+    let mut n = 0;
+    while let Some((&len, rest)) = name.split_first() {
+        if len == 0 {
+            break;
+        }
+        n += 1;
+        name = &rest[(len as usize).min(rest.len())..];
+    }
+    n
+}
+
+/// `name` in lowercased wire format, the key of [`AnswerTable`] and of the
+/// zone structure.
+fn wire_key(name: &Name) -> Vec<u8> {
+    let mut key = Vec::with_capacity(name.len() + 1);
+    for label in name.iter() {
+        key.push(label.len() as u8);
+        key.extend(label.iter().map(|b| b.to_ascii_lowercase()));
+    }
+    key.push(0);
+    key
+}
+
+/// Parses a whole query: the header's counts must be possible for the
+/// message length (before anything is allocated for them), and nothing may
+/// follow the last record.
+fn parse(query: &[u8]) -> Result<Message, ()> {
+    let count = |at: usize| u16::from_be_bytes([query[at], query[at + 1]]) as usize;
+    let (qd, an, ns, ar) = (count(4), count(6), count(8), count(10));
+    if 12 + qd * MIN_QUESTION_LEN + (an + ns + ar) * MIN_RECORD_LEN > query.len() {
+        return Err(());
+    }
+    let mut decoder = BinDecoder::new(query);
+    let message = Message::read(&mut decoder).map_err(|_| ())?;
+    if !decoder.is_empty() {
+        return Err(());
+    }
+    Ok(message)
+}
+
+/// An error response built from the header alone (the rest did not parse):
+/// the id and opcode echoed, RD and CD copied, no sections.
+fn bare_error(query: &[u8], rcode: ResponseCode) -> Vec<u8> {
+    let mut out = vec![0u8; 12];
+    out[0] = query[0];
+    out[1] = query[1];
+    // QR, the opcode, RD.
+    out[2] = 0x80 | (query[2] & 0x78) | (query[2] & 0x01);
+    // CD, and the RCODE (both used here fit in four bits).
+    out[3] = (query[3] & 0x10) | (u16::from(rcode) as u8 & 0x0f);
+    out
+}
+
+/// The response message for `query` and `outcome`, within the size limit of
+/// `transport`.
+fn encode(query: &Message, outcome: Outcome, transport: Transport) -> Vec<u8> {
+    let mut response = Message::new();
+    response
+        .set_id(query.id())
+        .set_message_type(MessageType::Response)
+        .set_op_code(query.op_code())
+        .set_authoritative(outcome.authoritative)
+        .set_recursion_desired(query.recursion_desired())
+        .set_checking_disabled(query.checking_disabled())
+        .set_response_code(outcome.rcode);
+    if query.queries().len() == 1 {
+        response.add_query(query.queries()[0].clone());
+    }
+    if let Some(edns) = query.extensions() {
+        let mut ours = Edns::new();
+        ours.set_max_payload(EDNS_UDP_SIZE);
+        ours.set_version(0);
+        ours.set_dnssec_ok(edns.flags().dnssec_ok);
+        response.set_edns(ours);
+    }
+    let limit = match transport {
+        Transport::Tcp => MAX_TCP_MESSAGE,
+        Transport::Udp => match query.extensions() {
+            None => PLAIN_UDP_SIZE as usize,
+            Some(edns) => edns.max_payload().clamp(PLAIN_UDP_SIZE, EDNS_UDP_SIZE) as usize,
+        },
+    };
+    let without_records = response.clone();
+    response.insert_answers(outcome.answers);
+    response.insert_name_servers(outcome.authority);
+    response.insert_additionals(outcome.additional);
+    match response.to_vec() {
+        Ok(bytes) if bytes.len() <= limit => return bytes,
+        Ok(_) => {}
+        Err(e) => {
+            warn!("encoding the response to query {}: {e}", query.id());
+            let mut failed = without_records;
+            failed
+                .set_response_code(ResponseCode::ServFail)
+                .set_authoritative(false);
+            return failed.to_vec().unwrap_or_else(|_| {
+                let mut header = [0u8; 12];
+                header[..2].copy_from_slice(&query.id().to_be_bytes());
+                header[2] = u8::from(query.op_code()) << 3 | u8::from(query.recursion_desired());
+                header[3] = (u8::from(query.checking_disabled()) << 4) | 2;
+                bare_error(&header, ResponseCode::ServFail)
+            });
+        }
+    }
+    // Too large: the header, question and OPT only, TC=1 (RFC 2181 9).
+    let mut truncated = without_records;
+    truncated.set_truncated(true);
+    truncated
+        .to_vec()
+        .expect("a question and an OPT encode: they did as part of the whole")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::agent::publish_all_healthy;
+    use crate::sink::AnswerSink as _;
+    use hickory_proto::op::Query;
+    use std::net::{Ipv4Addr, Ipv6Addr};
+
+    /// Two nested zones; records of both types, one at the apex, one below
+    /// an empty non-terminal, one with 16 AAAA endpoints and a long name (too
+    /// big for 512 bytes), one whose checks have not finished.
+    const CONFIG: &str = r#"
+[[zone]]
+origin = "example.test."
+ttl = 30
+soa_ttl = 300
+minimum = 60
+serial = 2024010101
+rname = "dns-admin@example.test"
+nameservers = [
+  { name = "ns1.example.test.", addresses = ["192.0.2.53", "2001:db8::53"] },
+  { name = "ns.provider.invalid." },
+]
+
+[[zone]]
+origin = "sub.example.test."
+ttl = 20
+minimum = 5
+
+[[record]]
+name = "www.example.test."
+type = "A"
+policy = "failover"
+check = "c"
+ttl = 10
+endpoints = [{ address = "192.0.2.10", priority = 1 }, { address = "192.0.2.11", priority = 2 }]
+
+[[record]]
+name = "www.example.test."
+type = "AAAA"
+policy = "all-healthy"
+check = "c"
+endpoints = [{ address = "2001:db8::10" }, { address = "2001:db8::11" }]
+
+[[record]]
+name = "v4only.deep.example.test."
+type = "A"
+policy = "failover"
+check = "c"
+endpoints = [{ address = "192.0.2.20" }]
+
+[[record]]
+name = "example.test."
+type = "A"
+policy = "failover"
+check = "c"
+endpoints = [{ address = "192.0.2.1" }]
+
+[[record]]
+name = "pending.example.test."
+type = "A"
+policy = "failover"
+check = "c"
+endpoints = [{ address = "192.0.2.30" }]
+
+[[record]]
+name = "api.sub.example.test."
+type = "A"
+policy = "failover"
+check = "c"
+endpoints = [{ address = "192.0.2.40" }]
+
+[checks.c]
+kind = "tcp"
+port = 80
+"#;
+
+    /// A 60-letter label: with 16 AAAA answers the response passes 512 bytes.
+    fn big_name() -> String {
+        format!("{}.example.test.", "b".repeat(60))
+    }
+
+    fn config() -> Config {
+        let big: String = (1..=16)
+            .map(|i| format!("{{ address = \"2001:db8::1:{i:x}\" }},"))
+            .collect();
+        let text = format!(
+            "{CONFIG}\n[[record]]\nname = \"{}\"\ntype = \"AAAA\"\npolicy = \"all-healthy\"\ncheck = \"c\"\nendpoints = [{big}]\n",
+            big_name()
+        );
+        Config::parse(&text, "test").unwrap()
+    }
+
+    /// The responder as the agent leaves it once every endpoint is healthy,
+    /// except that pending.example.test. A has no answer set yet.
+    fn responder() -> Responder {
+        let config = config();
+        let mut table = AnswerTable::new();
+        publish_all_healthy(&config, &mut table).unwrap();
+        table.withdraw("pending.example.test.", RTYPE_A).unwrap();
+        Responder::new(&config, table)
+    }
+
+    fn query(name: &str, rtype: RecordType) -> Message {
+        let mut m = Message::new();
+        m.set_id(0xbeef)
+            .set_message_type(MessageType::Query)
+            .set_op_code(OpCode::Query)
+            .set_recursion_desired(true)
+            .add_query(Query::query(Name::from_ascii(name).unwrap(), rtype));
+        m
+    }
+
+    fn with_edns(mut m: Message, payload: u16, dnssec_ok: bool) -> Message {
+        let mut edns = Edns::new();
+        edns.set_max_payload(payload);
+        edns.set_dnssec_ok(dnssec_ok);
+        m.set_edns(edns);
+        m
+    }
+
+    fn raw(r: &Responder, query: &[u8], transport: Transport) -> Vec<u8> {
+        r.answer(query, transport).expect("an answer")
+    }
+
+    fn ask_over(r: &Responder, query: &Message, transport: Transport) -> Message {
+        let bytes = query.to_vec().unwrap();
+        let answer = raw(r, &bytes, transport);
+        let response = Message::from_vec(&answer).unwrap();
+        // Always: the id, QR=1, RA=0, AD=0, RD copied.
+        assert_eq!(response.id(), query.id());
+        assert_eq!(response.message_type(), MessageType::Response);
+        assert!(!response.recursion_available());
+        assert!(!response.authentic_data());
+        assert_eq!(response.recursion_desired(), query.recursion_desired());
+        assert_eq!(response.checking_disabled(), query.checking_disabled());
+        // The OPT exactly when the query had one.
+        assert_eq!(
+            response.extensions().is_some(),
+            query.extensions().is_some()
+        );
+        response
+    }
+
+    fn ask(r: &Responder, query: &Message) -> Message {
+        ask_over(r, query, Transport::Udp)
+    }
+
+    fn v4(records: &[Record]) -> Vec<(String, u32, Ipv4Addr)> {
+        records
+            .iter()
+            .map(|r| match r.data() {
+                RData::A(a) => (r.name().to_string(), r.ttl(), a.0),
+                other => panic!("not an A record: {other:?}"),
+            })
+            .collect()
+    }
+
+    fn v6(records: &[Record]) -> Vec<(String, u32, Ipv6Addr)> {
+        records
+            .iter()
+            .map(|r| match r.data() {
+                RData::AAAA(a) => (r.name().to_string(), r.ttl(), a.0),
+                other => panic!("not an AAAA record: {other:?}"),
+            })
+            .collect()
+    }
+
+    /// Asserts a negative answer: `rcode`, AA, no answer, exactly the SOA of
+    /// `apex` with `ttl` in authority.
+    fn assert_negative(response: &Message, rcode: ResponseCode, apex: &str, ttl: u32) {
+        assert_eq!(response.response_code(), rcode, "{response}");
+        assert!(response.authoritative(), "{response}");
+        assert!(response.answers().is_empty(), "{response}");
+        assert!(response.additionals().is_empty(), "{response}");
+        let authority = response.name_servers();
+        assert_eq!(authority.len(), 1, "{response}");
+        assert_eq!(authority[0].record_type(), RecordType::SOA);
+        assert_eq!(authority[0].name().to_string(), apex);
+        assert_eq!(authority[0].ttl(), ttl, "min(SOA TTL, MINIMUM)");
+    }
+
+    fn assert_error(response: &Message, rcode: ResponseCode) {
+        assert_eq!(response.response_code(), rcode, "{response}");
+        assert!(!response.authoritative(), "{response}");
+        assert!(response.answers().is_empty());
+        assert!(response.name_servers().is_empty());
+        assert!(response.additionals().is_empty());
+    }
+
+    #[test]
+    fn a_and_aaaa_of_records_are_the_answer_sets() {
+        let r = responder();
+        let response = ask(&r, &query("www.example.test.", RecordType::A));
+        assert_eq!(response.response_code(), ResponseCode::NoError);
+        assert!(response.authoritative());
+        assert!(!response.truncated());
+        // The failover policy: the primary only, with the record's TTL.
+        assert_eq!(
+            v4(response.answers()),
+            [("www.example.test.".into(), 10, Ipv4Addr::new(192, 0, 2, 10))]
+        );
+        assert!(response.name_servers().is_empty() && response.additionals().is_empty());
+        assert_eq!(
+            response.queries(),
+            query("www.example.test.", RecordType::A).queries()
+        );
+
+        let response = ask(&r, &query("www.example.test.", RecordType::AAAA));
+        assert_eq!(
+            v6(response.answers()),
+            [
+                (
+                    "www.example.test.".into(),
+                    30,
+                    "2001:db8::10".parse().unwrap()
+                ),
+                (
+                    "www.example.test.".into(),
+                    30,
+                    "2001:db8::11".parse().unwrap()
+                ),
+            ],
+            "all-healthy, the zone's TTL"
+        );
+        let response = ask(&r, &query("example.test.", RecordType::A));
+        assert_eq!(
+            v4(response.answers()),
+            [("example.test.".into(), 30, Ipv4Addr::new(192, 0, 2, 1))],
+            "an A record at the apex"
+        );
+    }
+
+    #[test]
+    fn answers_follow_the_table() {
+        let r = responder();
+        let mut table = r.answers().clone();
+        let q = query("www.example.test.", RecordType::A);
+        let backup = IpAddr::V4(Ipv4Addr::new(192, 0, 2, 11));
+        table
+            .publish("www.example.test.", RTYPE_A, 0, 10, &[backup])
+            .unwrap();
+        assert_eq!(v4(ask(&r, &q).answers())[0].2, Ipv4Addr::new(192, 0, 2, 11));
+        table
+            .publish_nodata("www.example.test.", RTYPE_A, 0)
+            .unwrap();
+        assert_negative(&ask(&r, &q), ResponseCode::NoError, "example.test.", 60);
+        table.withdraw("www.example.test.", RTYPE_A).unwrap();
+        assert_error(&ask(&r, &q), ResponseCode::ServFail);
+    }
+
+    #[test]
+    fn a_record_without_an_answer_set_yet_is_servfail() {
+        let r = responder();
+        assert_error(
+            &ask(&r, &query("pending.example.test.", RecordType::A)),
+            ResponseCode::ServFail,
+        );
+        // The types it lacks are known without any check.
+        assert_negative(
+            &ask(&r, &query("pending.example.test.", RecordType::AAAA)),
+            ResponseCode::NoError,
+            "example.test.",
+            60,
+        );
+        // Nothing at all declared yet (the agent has not started).
+        let empty = Responder::new(&config(), AnswerTable::new());
+        assert_error(
+            &ask(&empty, &query("www.example.test.", RecordType::A)),
+            ResponseCode::ServFail,
+        );
+        assert_error(
+            &ask(&empty, &query("www.other.invalid.", RecordType::A)),
+            ResponseCode::Refused,
+        );
+    }
+
+    #[test]
+    fn types_a_name_lacks_are_nodata_with_the_soa() {
+        let r = responder();
+        for (name, rtype) in [
+            ("www.example.test.", RecordType::MX),
+            ("www.example.test.", RecordType::TXT),
+            ("www.example.test.", RecordType::HTTPS),
+            ("www.example.test.", RecordType::SVCB),
+            ("www.example.test.", RecordType::CNAME),
+            ("www.example.test.", RecordType::Unknown(65280)),
+            ("v4only.deep.example.test.", RecordType::AAAA),
+            ("example.test.", RecordType::AAAA),
+            ("example.test.", RecordType::MX),
+            ("ns1.example.test.", RecordType::TXT),
+            // SOA and NS exist only at the apex.
+            ("www.example.test.", RecordType::SOA),
+            ("www.example.test.", RecordType::NS),
+        ] {
+            let response = ask(&r, &query(name, rtype));
+            assert_negative(&response, ResponseCode::NoError, "example.test.", 60);
+        }
+    }
+
+    #[test]
+    fn empty_non_terminals_are_nodata_not_nxdomain() {
+        let r = responder();
+        for rtype in [RecordType::A, RecordType::AAAA, RecordType::TXT] {
+            assert_negative(
+                &ask(&r, &query("deep.example.test.", rtype)),
+                ResponseCode::NoError,
+                "example.test.",
+                60,
+            );
+        }
+        assert_negative(
+            &ask(&r, &query("below.deep.example.test.", RecordType::A)),
+            ResponseCode::NXDomain,
+            "example.test.",
+            60,
+        );
+    }
+
+    #[test]
+    fn unknown_names_in_a_zone_are_nxdomain() {
+        let r = responder();
+        for name in [
+            "nope.example.test.",
+            "below.www.example.test.",
+            "ww.example.test.",
+            "wwww.example.test.",
+        ] {
+            for rtype in [
+                RecordType::A,
+                RecordType::AAAA,
+                RecordType::MX,
+                RecordType::ANY,
+            ] {
+                assert_negative(
+                    &ask(&r, &query(name, rtype)),
+                    ResponseCode::NXDomain,
+                    "example.test.",
+                    60,
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn names_outside_every_zone_are_refused() {
+        let r = responder();
+        for name in [
+            "other.invalid.",
+            "test.",
+            ".",
+            "example.test.other.",
+            "xexample.test.",
+        ] {
+            let response = ask(&r, &query(name, RecordType::A));
+            assert_error(&response, ResponseCode::Refused);
+            assert_eq!(response.queries().len(), 1, "question echoed");
+        }
+    }
+
+    #[test]
+    fn the_most_specific_zone_answers() {
+        let r = responder();
+        let response = ask(&r, &query("api.sub.example.test.", RecordType::A));
+        assert_eq!(
+            v4(response.answers()),
+            [(
+                "api.sub.example.test.".into(),
+                20,
+                Ipv4Addr::new(192, 0, 2, 40)
+            )]
+        );
+        // sub's SOA: TTL min(20, 5), its default names.
+        let response = ask(&r, &query("api.sub.example.test.", RecordType::AAAA));
+        assert_negative(&response, ResponseCode::NoError, "sub.example.test.", 5);
+        let RData::SOA(soa) = response.name_servers()[0].data() else {
+            panic!()
+        };
+        assert_eq!(soa.mname().to_string(), "ns1.sub.example.test.");
+        assert_eq!(soa.rname().to_string(), "hostmaster.sub.example.test.");
+        assert_negative(
+            &ask(&r, &query("nope.sub.example.test.", RecordType::A)),
+            ResponseCode::NXDomain,
+            "sub.example.test.",
+            5,
+        );
+        // The default nameserver of sub exists (NODATA), it has no addresses.
+        assert_negative(
+            &ask(&r, &query("ns1.sub.example.test.", RecordType::A)),
+            ResponseCode::NoError,
+            "sub.example.test.",
+            5,
+        );
+        let ns = ask(&r, &query("sub.example.test.", RecordType::NS));
+        assert_eq!(ns.answers().len(), 1);
+        assert!(ns.additionals().is_empty(), "no addresses, no glue");
+    }
+
+    #[test]
+    fn apex_soa_ns_and_glue() {
+        let r = responder();
+        let response = ask(&r, &query("example.test.", RecordType::SOA));
+        assert_eq!(response.response_code(), ResponseCode::NoError);
+        assert!(response.authoritative());
+        assert_eq!(response.answers().len(), 1);
+        let soa_record = &response.answers()[0];
+        assert_eq!(
+            soa_record.ttl(),
+            300,
+            "the SOA's own TTL in a positive answer"
+        );
+        let RData::SOA(soa) = soa_record.data() else {
+            panic!("{soa_record:?}")
+        };
+        assert_eq!(
+            soa.mname().to_string(),
+            "ns1.example.test.",
+            "the first nameserver"
+        );
+        assert_eq!(soa.rname().to_string(), "dns-admin.example.test.");
+        assert_eq!(soa.serial(), 2024010101);
+        assert_eq!(
+            (soa.refresh(), soa.retry(), soa.expire(), soa.minimum()),
+            (3600, 600, 1209600, 60)
+        );
+        assert!(response.name_servers().is_empty());
+
+        let response = ask(&r, &query("example.test.", RecordType::NS));
+        assert!(response.authoritative());
+        let ns: Vec<(String, u32, String)> = response
+            .answers()
+            .iter()
+            .map(|r| match r.data() {
+                RData::NS(ns) => (r.name().to_string(), r.ttl(), ns.0.to_string()),
+                other => panic!("{other:?}"),
+            })
+            .collect();
+        assert_eq!(
+            ns,
+            [
+                ("example.test.".into(), 30, "ns1.example.test.".into()),
+                ("example.test.".into(), 30, "ns.provider.invalid.".into()),
+            ]
+        );
+        // Glue for the in-zone nameserver only, both families.
+        let additional = response.additionals();
+        assert_eq!(additional.len(), 2, "{response}");
+        assert_eq!(
+            v4(&additional[..1]),
+            [("ns1.example.test.".into(), 30, Ipv4Addr::new(192, 0, 2, 53))]
+        );
+        assert_eq!(
+            v6(&additional[1..]),
+            [(
+                "ns1.example.test.".into(),
+                30,
+                "2001:db8::53".parse().unwrap()
+            )]
+        );
+
+        // The nameserver's own address records.
+        let response = ask(&r, &query("ns1.example.test.", RecordType::A));
+        assert!(response.authoritative());
+        assert_eq!(
+            v4(response.answers()),
+            [("ns1.example.test.".into(), 30, Ipv4Addr::new(192, 0, 2, 53))]
+        );
+        let response = ask(&r, &query("NS1.example.TEST.", RecordType::AAAA));
+        assert_eq!(
+            v6(response.answers()),
+            [(
+                "NS1.example.TEST.".into(),
+                30,
+                "2001:db8::53".parse().unwrap()
+            )]
+        );
+    }
+
+    #[test]
+    fn any_is_answered_with_one_rrset() {
+        let r = responder();
+        let response = ask(&r, &query("example.test.", RecordType::ANY));
+        assert_eq!(response.answers().len(), 1);
+        assert_eq!(response.answers()[0].record_type(), RecordType::SOA);
+        let response = ask(&r, &query("www.example.test.", RecordType::ANY));
+        assert_eq!(
+            v4(response.answers()),
+            [("www.example.test.".into(), 10, Ipv4Addr::new(192, 0, 2, 10))]
+        );
+        let response = ask_over(&r, &query(&big_name(), RecordType::ANY), Transport::Tcp);
+        assert_eq!(v6(response.answers()).len(), 16, "AAAA when there is no A");
+        assert_negative(
+            &ask(&r, &query("deep.example.test.", RecordType::ANY)),
+            ResponseCode::NoError,
+            "example.test.",
+            60,
+        );
+        assert_error(
+            &ask(&r, &query("pending.example.test.", RecordType::ANY)),
+            ResponseCode::ServFail,
+        );
+    }
+
+    #[test]
+    fn zone_transfers_other_classes_and_opt_questions() {
+        let r = responder();
+        for rtype in [RecordType::AXFR, RecordType::IXFR] {
+            let response = ask(&r, &query("example.test.", rtype));
+            assert_error(&response, ResponseCode::Refused);
+        }
+        for class in [DNSClass::CH, DNSClass::HS, DNSClass::ANY, DNSClass::NONE] {
+            let mut q = query("www.example.test.", RecordType::A);
+            q.queries_mut()[0].set_query_class(class);
+            let response = ask(&r, &q);
+            assert_error(&response, ResponseCode::Refused);
+            assert_eq!(
+                response.queries()[0].query_class(),
+                class,
+                "question echoed"
+            );
+        }
+        assert_error(
+            &ask(&r, &query("www.example.test.", RecordType::OPT)),
+            ResponseCode::FormErr,
+        );
+    }
+
+    #[test]
+    fn question_and_owners_keep_the_queried_case() {
+        let r = responder();
+        for (name, apex) in [
+            ("WwW.ExAmPlE.tEsT.", "ExAmPlE.tEsT."),
+            ("WWW.EXAMPLE.TEST.", "EXAMPLE.TEST."),
+        ] {
+            let q = query(name, RecordType::A);
+            let bytes = q.to_vec().unwrap();
+            let answer = raw(&r, &bytes, Transport::Udp);
+            let question_len = bytes.len() - 12;
+            assert_eq!(
+                answer[12..12 + question_len],
+                bytes[12..],
+                "the question, byte for byte"
+            );
+            let response = Message::from_vec(&answer).unwrap();
+            assert_eq!(response.answers()[0].name().to_string(), name);
+            // The SOA owner in a negative answer: the apex as the query spells it.
+            let nodata = ask(&r, &query(name, RecordType::TXT));
+            assert_negative(&nodata, ResponseCode::NoError, apex, 60);
+        }
+    }
+
+    #[test]
+    fn flags_rd_cd_copied_ad_never_set() {
+        let r = responder();
+        for (rd, cd, ad) in [
+            (false, false, false),
+            (true, true, true),
+            (false, true, false),
+        ] {
+            let mut q = query("www.example.test.", RecordType::A);
+            q.set_recursion_desired(rd)
+                .set_checking_disabled(cd)
+                .set_authentic_data(ad);
+            let response = ask(&r, &q);
+            assert_eq!(response.recursion_desired(), rd);
+            assert_eq!(response.checking_disabled(), cd);
+            assert!(!response.authentic_data());
+        }
+    }
+
+    #[test]
+    fn edns_is_echoed_with_our_size_and_the_do_bit() {
+        let r = responder();
+        for dnssec_ok in [false, true] {
+            let q = with_edns(query("www.example.test.", RecordType::A), 4096, dnssec_ok);
+            let response = ask(&r, &q);
+            let edns = response.extensions().as_ref().expect("an OPT");
+            assert_eq!(edns.max_payload(), EDNS_UDP_SIZE);
+            assert_eq!(edns.version(), 0);
+            assert_eq!(edns.flags().dnssec_ok, dnssec_ok);
+            assert!(edns.options().as_ref().is_empty(), "no options");
+            assert_eq!(response.answers().len(), 1);
+        }
+        // Negative answers and errors carry it too.
+        let q = with_edns(query("nope.example.test.", RecordType::A), 1232, false);
+        assert!(ask(&r, &q).extensions().is_some());
+        let q = with_edns(query("other.invalid.", RecordType::A), 1232, false);
+        assert!(ask(&r, &q).extensions().is_some());
+    }
+
+    #[test]
+    fn edns_version_above_zero_is_badvers() {
+        let r = responder();
+        let mut q = with_edns(query("www.example.test.", RecordType::A), 1232, true);
+        q.extensions_mut().as_mut().unwrap().set_version(1);
+        let bytes = q.to_vec().unwrap();
+        let answer = raw(&r, &bytes, Transport::Udp);
+        // The header's 4 bits are 0; the OPT's extended RCODE is 1: 16 in all.
+        assert_eq!(answer[3] & 0x0f, 0);
+        let response = Message::from_vec(&answer).unwrap();
+        // hickory decodes 16 as BADSIG (the TSIG meaning of the same number).
+        assert_eq!(u16::from(response.response_code()), 16);
+        let edns = response.extensions().as_ref().unwrap();
+        assert_eq!(edns.version(), 0, "the version we do speak");
+        assert_eq!(edns.rcode_high(), 1);
+        assert!(edns.flags().dnssec_ok);
+        assert!(response.answers().is_empty());
+        assert_eq!(response.queries().len(), 1);
+    }
+
+    #[test]
+    fn too_big_for_udp_is_truncated_and_whole_over_tcp() {
+        let r = responder();
+        let name = big_name();
+        let q = query(&name, RecordType::AAAA);
+        let bytes = q.to_vec().unwrap();
+        let udp = raw(&r, &bytes, Transport::Udp);
+        assert!(udp.len() <= 512, "{} bytes", udp.len());
+        let response = Message::from_vec(&udp).unwrap();
+        assert!(response.truncated());
+        assert_eq!(response.response_code(), ResponseCode::NoError);
+        assert!(response.authoritative());
+        assert_eq!(response.queries(), q.queries(), "the question stays");
+        assert!(response.answers().is_empty() && response.name_servers().is_empty());
+        assert!(response.additionals().is_empty());
+
+        let tcp = raw(&r, &bytes, Transport::Tcp);
+        assert!(tcp.len() > 512);
+        let response = Message::from_vec(&tcp).unwrap();
+        assert!(!response.truncated());
+        assert_eq!(v6(response.answers()).len(), 16);
+
+        // EDNS: the advertised size counts (at least 512); OPT stays when truncated.
+        let edns = with_edns(q.clone(), 1232, false);
+        let whole = raw(&r, &edns.to_vec().unwrap(), Transport::Udp);
+        assert!(!Message::from_vec(&whole).unwrap().truncated());
+        for advertised in [512, 100, 0] {
+            let small = with_edns(q.clone(), advertised, false);
+            let answer = raw(&r, &small.to_vec().unwrap(), Transport::Udp);
+            assert!(answer.len() <= 512);
+            let response = Message::from_vec(&answer).unwrap();
+            assert!(response.truncated(), "advertised {advertised}");
+            assert!(response.extensions().is_some());
+        }
+        let exact = whole.len() as u16;
+        let fits = with_edns(q.clone(), exact, false);
+        assert!(
+            !ask(&r, &fits).truncated(),
+            "exactly the advertised size fits"
+        );
+        let short = with_edns(q.clone(), exact - 1, false);
+        assert!(ask(&r, &short).truncated(), "one byte over");
+        // We never send more than our own 1232 over UDP, whatever is advertised.
+        let huge = with_edns(q, 65535, false);
+        assert!(raw(&r, &huge.to_vec().unwrap(), Transport::Udp).len() <= 1232);
+    }
+
+    #[test]
+    fn responses_and_runts_get_nothing() {
+        let r = responder();
+        assert_eq!(r.answer(&[], Transport::Udp), None);
+        assert_eq!(r.answer(&[0u8; 11], Transport::Udp), None);
+        let mut q = query("www.example.test.", RecordType::A);
+        q.set_message_type(MessageType::Response);
+        assert_eq!(r.answer(&q.to_vec().unwrap(), Transport::Udp), None);
+        // Even a response that does not parse.
+        assert_eq!(r.answer(&[0, 1, 0x80, 0, 0xff, 0xff], Transport::Tcp), None);
+        let mut garbage = vec![0u8; 40];
+        garbage[2] = 0x84;
+        assert_eq!(r.answer(&garbage, Transport::Udp), None);
+    }
+
+    /// FORMERR built from the header alone: id, opcode, RD and CD echoed.
+    fn assert_bare(answer: &[u8], query: &[u8], rcode: u8) {
+        assert_eq!(answer.len(), 12, "{answer:02x?}");
+        assert_eq!(answer[..2], query[..2], "id");
+        assert_eq!(answer[2], 0x80 | (query[2] & 0x79), "QR, opcode, RD");
+        assert_eq!(answer[3], (query[3] & 0x10) | rcode, "CD, RCODE");
+        assert_eq!(answer[4..], [0u8; 8], "no sections");
+    }
+
+    #[test]
+    fn malformed_queries_are_formerr() {
+        let r = responder();
+        let good = query("www.example.test.", RecordType::A).to_vec().unwrap();
+        // Cut short in the question, in the name, after the header.
+        for cut in [12, 13, 20, good.len() - 1] {
+            let answer = raw(&r, &good[..cut], Transport::Udp);
+            assert_bare(&answer, &good, 1);
+        }
+        // A byte too many.
+        let mut long = good.clone();
+        long.push(0);
+        assert_bare(&raw(&r, &long, Transport::Udp), &good, 1);
+        // Counts the message cannot hold (nothing is allocated for them).
+        let mut counts = good.clone();
+        counts[6..12].copy_from_slice(&[0xff; 6]);
+        assert_bare(&raw(&r, &counts, Transport::Udp), &counts, 1);
+        // A label pointing forward / a compression loop.
+        let mut looped = good[..12].to_vec();
+        looped.extend_from_slice(&[0xc0, 12, 0, 1, 0, 1]);
+        assert_bare(&raw(&r, &looped, Transport::Udp), &looped, 1);
+        // CD and a zero id survive.
+        let mut cd = good.clone();
+        cd[0] = 0;
+        cd[1] = 0;
+        cd[3] |= 0x10;
+        cd.truncate(15);
+        assert_bare(&raw(&r, &cd, Transport::Udp), &cd, 1);
+    }
+
+    #[test]
+    fn wrong_section_counts_are_formerr() {
+        let r = responder();
+        let mut none = query("www.example.test.", RecordType::A);
+        none.queries_mut().clear();
+        let response = ask(&r, &none);
+        assert_error(&response, ResponseCode::FormErr);
+        assert!(response.queries().is_empty());
+
+        let mut two = query("www.example.test.", RecordType::A);
+        two.add_query(Query::query(
+            Name::from_ascii("example.test.").unwrap(),
+            RecordType::A,
+        ));
+        let response = ask(&r, &two);
+        assert_error(&response, ResponseCode::FormErr);
+        assert!(response.queries().is_empty());
+
+        let record = Record::from_rdata(
+            Name::from_ascii("www.example.test.").unwrap(),
+            1,
+            RData::A(A(Ipv4Addr::LOCALHOST)),
+        );
+        let mut answer = query("www.example.test.", RecordType::A);
+        answer.add_answer(record.clone());
+        assert_error(&ask(&r, &answer), ResponseCode::FormErr);
+        let mut authority = query("www.example.test.", RecordType::A);
+        authority.add_name_server(record.clone());
+        assert_error(&ask(&r, &authority), ResponseCode::FormErr);
+        // Other additional records are ignored (no TSIG support).
+        let mut additional = query("www.example.test.", RecordType::A);
+        additional.add_additional(record);
+        assert_eq!(ask(&r, &additional).answers().len(), 1);
+    }
+
+    #[test]
+    fn two_opt_records_are_formerr() {
+        let r = responder();
+        let q = with_edns(query("www.example.test.", RecordType::A), 1232, false);
+        let mut bytes = q.to_vec().unwrap();
+        bytes.extend_from_slice(&[0, 0, 41, 4, 0xd0, 0, 0, 0, 0, 0, 0]);
+        bytes[11] = 2;
+        let answer = raw(&r, &bytes, Transport::Udp);
+        assert_bare(&answer, &bytes, 1);
+        // An OPT whose owner is not the root.
+        let mut bytes = query("www.example.test.", RecordType::A).to_vec().unwrap();
+        bytes.extend_from_slice(&[1, b'x', 0, 0, 41, 4, 0xd0, 0, 0, 0, 0, 0, 0]);
+        bytes[11] = 1;
+        assert_bare(&raw(&r, &bytes, Transport::Udp), &bytes, 1);
+    }
+
+    #[test]
+    fn other_opcodes_are_notimp() {
+        let r = responder();
+        for opcode in [
+            OpCode::Status,
+            OpCode::Notify,
+            OpCode::Update,
+            OpCode::Unknown(3),
+        ] {
+            let mut q = with_edns(query("www.example.test.", RecordType::SOA), 1232, false);
+            q.set_op_code(opcode);
+            let response = ask(&r, &q);
+            assert_error(&response, ResponseCode::NotImp);
+            assert_eq!(response.op_code(), opcode);
+            assert_eq!(response.queries(), q.queries());
+        }
+        // Opcode 15 with a body that does not parse: NOTIMP from the header.
+        let mut bytes = vec![0x12, 0x34, 0x79, 0x10, 0, 1, 0, 0, 0, 0, 0, 0, 7];
+        let answer = raw(&r, &bytes, Transport::Udp);
+        assert_bare(&answer, &bytes, 4);
+        bytes.truncate(12);
+        assert_bare(&raw(&r, &bytes, Transport::Udp), &bytes, 4);
+    }
+
+    #[test]
+    fn tcp_answers_like_udp() {
+        let r = responder();
+        for (name, rtype) in [
+            ("www.example.test.", RecordType::A),
+            ("www.example.test.", RecordType::MX),
+            ("nope.example.test.", RecordType::A),
+            ("example.test.", RecordType::NS),
+            ("other.invalid.", RecordType::A),
+        ] {
+            let q = query(name, rtype);
+            let bytes = q.to_vec().unwrap();
+            assert_eq!(
+                raw(&r, &bytes, Transport::Tcp),
+                raw(&r, &bytes, Transport::Udp),
+                "{name} {rtype}"
+            );
+        }
+    }
+}
