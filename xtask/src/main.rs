@@ -20,11 +20,22 @@ use clap::{Parser, Subcommand, ValueEnum};
 const BPF_LINKER_VERSION: &str = "0.13.0";
 
 /// Commands the tests and benchmarks run, with the Debian package that has each.
+/// kdig, unbound and Knot are the real clients and servers of tests/real_clients.rs.
 const DEBIAN_COMMANDS: &[(&str, &str)] = &[
     ("dig", "bind9-dnsutils"),
     ("ip", "iproute2"),
     ("ethtool", "ethtool"),
+    ("kdig", "knot-dnsutils"),
+    ("unbound", "unbound"),
+    ("unbound-checkconf", "unbound"),
+    ("knotd", "knot"),
+    ("knotc", "knot"),
 ];
+
+/// Packages above that ship a service: on a host where apt starts services
+/// (systemd without a policy-rc.d), installing them starts one in the root
+/// namespace, which the tests never use (they run their own in namespaces).
+const DEBIAN_SERVICES: &[(&str, &str)] = &[("unbound", "unbound"), ("knot", "knot")];
 
 #[derive(Parser)]
 #[command(
@@ -41,7 +52,8 @@ struct Cli {
 enum Cmd {
     /// Install what is missing (rust-src, bpf-linker), then build the XDP object.
     BuildEbpf,
-    /// Install everything tests, demo and benchmarks need (eBPF toolchain, dig, ip, ethtool).
+    /// Install everything tests, demo and benchmarks need (eBPF toolchain, dig, kdig, ip,
+    /// ethtool, unbound, Knot).
     #[command(hide = true)]
     Prereqs,
     /// Build everything and run all tests (needs root). Extra args go to `cargo test`,
@@ -387,11 +399,13 @@ fn build_ebpf(root: &Path) -> Result<()> {
 // ---------------------------------------------------------------------------
 // Debian packages
 
-/// `command -v`: the first executable file called `name` on PATH.
+/// `command -v`: the first executable file called `name` on PATH, or in
+/// /usr/sbin and /sbin (where daemons live; a non-login PATH may lack them).
 fn find_on_path(name: &str) -> Option<PathBuf> {
     use std::os::unix::fs::PermissionsExt as _;
-    let path = std::env::var_os("PATH")?;
+    let path = std::env::var_os("PATH").unwrap_or_default();
     std::env::split_paths(&path)
+        .chain(["/usr/sbin", "/sbin"].map(PathBuf::from))
         .map(|dir| dir.join(name))
         .find(|p| {
             p.metadata()
@@ -407,11 +421,14 @@ fn ensure_debian_packages() -> Result<()> {
         .filter(|(cmd, _)| find_on_path(cmd).is_none())
         .collect();
     if missing.is_empty() {
-        eprintln!("xtask: dig, ip, ethtool: present");
+        let all: Vec<&str> = DEBIAN_COMMANDS.iter().map(|(c, _)| *c).collect();
+        eprintln!("xtask: {}: present", all.join(", "));
         return Ok(());
     }
     let commands: Vec<&str> = missing.iter().map(|(c, _)| *c).collect();
-    let packages: Vec<&str> = missing.iter().map(|(_, p)| *p).collect();
+    let mut packages: Vec<&str> = missing.iter().map(|(_, p)| *p).collect();
+    packages.sort_unstable();
+    packages.dedup();
     let how = format!("apt-get install -y {}", packages.join(" "));
     eprintln!(
         "xtask: missing commands: {}; installing Debian packages {}",
@@ -455,6 +472,15 @@ fn ensure_debian_packages() -> Result<()> {
             still.join(", "),
             std::env::var("PATH").unwrap_or_default()
         );
+    }
+    for (package, service) in DEBIAN_SERVICES {
+        if packages.contains(package) {
+            eprintln!(
+                "xtask: note: if apt started the {service} service, the tests do not need it \
+                 (they run their own {service} in network namespaces): \
+                 `systemctl disable --now {service}`"
+            );
+        }
     }
     Ok(())
 }
