@@ -12,7 +12,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::path::Path;
 use std::time::Duration;
 
-use failover_common::{MAX_ANSWER_ADDRS, QTYPE_A};
+use failover_common::{MAX_ANSWER_ADDRS, MAX_ZONES, QTYPE_A};
 use serde::Deserialize;
 
 use crate::dataplane::record_key;
@@ -583,6 +583,15 @@ fn validate(file: &ConfigFile) -> Result<Config, FieldError> {
         return Err(field_err(
             "zone",
             "at least one [[zone]] is required (e.g. origin = \"example.test.\")",
+        ));
+    }
+    if file.zone.len() > MAX_ZONES as usize {
+        return Err(field_err(
+            "zone",
+            format!(
+                "{} zones, but the kernel holds at most {MAX_ZONES}",
+                file.zone.len()
+            ),
         ));
     }
     let mut zones: Vec<Zone> = Vec::with_capacity(file.zone.len());
@@ -1599,6 +1608,10 @@ port = 443
             ],
         );
         assert_error("", &["zone", "at least one [[zone]]"]);
+        let many: String = (0..=MAX_ZONES)
+            .map(|i| format!("[[zone]]\norigin = \"z{i}.test.\"\n"))
+            .collect();
+        assert_error(&many, &["zone", "1025 zones", "at most 1024"]);
         assert_error(
             "[[zone]]\norigin = \"example.test.\"\n",
             &["record", "at least one [[record]]"],

@@ -8,4 +8,5 @@ pub mod demo;
 pub mod health;
 pub mod policy;
 pub mod responder;
+pub mod server;
 pub mod sink;

@@ -1,0 +1,941 @@
+//! DNS over UDP and TCP for the userspace [`Responder`]: what the XDP program
+//! passes up the stack (and everything over TCP) is answered here.
+//!
+//! - Sockets are bound by [`Listeners::bind`] before anything else happens
+//!   (before the XDP program is attached), so a port that is taken stops the
+//!   agent with a clear error and nothing to undo.
+//! - IPv6 sockets are IPv6-only: `0.0.0.0:53` and `[::]:53` coexist.
+//! - UDP replies leave from the address the query was sent to (IP_PKTINFO /
+//!   IPV6_PKTINFO), which a socket bound to a wildcard address would
+//!   otherwise not guarantee on a host with several addresses (anycast
+//!   service addresses on `lo`, secondary addresses).
+//! - TCP (RFC 7766): 2-byte length framing, any number of queries per
+//!   connection answered in order, the connection closed after
+//!   `tcp_idle_timeout` without a complete query, and at most
+//!   `tcp_max_connections` at once (more are closed as they arrive).
+
+use std::io;
+use std::mem::{size_of, zeroed};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
+use std::os::fd::{AsRawFd, RawFd};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use anyhow::{Context as _, Result, bail};
+use log::{debug, info, warn};
+use socket2::{Domain, Protocol, Socket, Type};
+use tokio::io::Interest;
+use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _, BufReader};
+use tokio::net::{TcpListener, TcpStream, UdpSocket};
+use tokio::sync::Semaphore;
+use tokio::task::JoinSet;
+
+use crate::responder::{Responder, Transport};
+
+/// Largest UDP payload: a query can be no larger.
+const MAX_UDP_MESSAGE: usize = 65_535;
+/// Pending TCP connections the kernel queues for accept.
+const TCP_BACKLOG: i32 = 1024;
+
+/// TCP limits ([`crate::config::Server`] holds the configured values).
+#[derive(Clone, Copy, Debug)]
+pub struct TcpLimits {
+    pub idle_timeout: Duration,
+    pub max_connections: u32,
+}
+
+/// Sockets bound and listening, not yet served.
+pub struct Listeners {
+    udp: Vec<std::net::UdpSocket>,
+    tcp: Vec<std::net::TcpListener>,
+}
+
+impl Listeners {
+    /// Binds UDP and TCP on every address in `addrs`. Port 0 picks one free
+    /// port for both (tests). With `ipv6_optional`, an IPv6 address on a host
+    /// without IPv6 is skipped with a warning instead of failing (for the
+    /// default listen addresses, which nobody chose).
+    pub fn bind(addrs: &[SocketAddr], ipv6_optional: bool) -> Result<Listeners> {
+        let mut listeners = Listeners {
+            udp: Vec::new(),
+            tcp: Vec::new(),
+        };
+        for &addr in addrs {
+            match bind_pair(addr) {
+                Ok((udp, tcp)) => {
+                    listeners.udp.push(udp);
+                    listeners.tcp.push(tcp);
+                }
+                Err(e) if ipv6_optional && addr.is_ipv6() && ipv6_unavailable(&e) => {
+                    warn!("not listening on {addr}: this host has no IPv6 ({e:#})");
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        if listeners.udp.is_empty() {
+            bail!("no address to serve DNS on");
+        }
+        Ok(listeners)
+    }
+
+    /// The bound addresses (UDP and TCP share each).
+    pub fn local_addrs(&self) -> Vec<SocketAddr> {
+        self.udp
+            .iter()
+            .map(|s| s.local_addr().expect("a bound socket has an address"))
+            .collect()
+    }
+}
+
+fn ipv6_unavailable(e: &anyhow::Error) -> bool {
+    e.chain()
+        .filter_map(|c| c.downcast_ref::<io::Error>())
+        .any(|io| {
+            matches!(
+                io.raw_os_error(),
+                Some(libc::EAFNOSUPPORT | libc::EADDRNOTAVAIL | libc::EPROTONOSUPPORT)
+            )
+        })
+}
+
+/// UDP and TCP on `addr`; with port 0, the same free port for both.
+fn bind_pair(addr: SocketAddr) -> Result<(std::net::UdpSocket, std::net::TcpListener)> {
+    if addr.port() != 0 {
+        return Ok((bind_udp(addr)?, bind_tcp(addr)?));
+    }
+    for _ in 0..32 {
+        let udp = bind_udp(addr)?;
+        let port = udp.local_addr()?.port();
+        if let Ok(tcp) = bind_tcp(SocketAddr::new(addr.ip(), port)) {
+            return Ok((udp, tcp));
+        }
+    }
+    bail!("no port on {} is free for both UDP and TCP", addr.ip())
+}
+
+fn bind_error(e: io::Error, proto: &str, addr: SocketAddr) -> anyhow::Error {
+    let hint = match e.raw_os_error() {
+        Some(libc::EADDRINUSE) => {
+            " (another DNS server listens there: stop it, choose other [server] listen addresses, or set [server] mode = \"front\" to let it answer what XDP passes)"
+        }
+        Some(libc::EACCES) => " (ports below 1024 need root or CAP_NET_BIND_SERVICE)",
+        Some(libc::EADDRNOTAVAIL) => " (no interface has this address)",
+        _ => "",
+    };
+    anyhow::Error::new(e).context(format!("binding {proto} {addr}{hint}"))
+}
+
+fn new_socket(addr: SocketAddr, ty: Type, proto: Protocol) -> io::Result<Socket> {
+    let socket = Socket::new(Domain::for_address(addr), ty, Some(proto))?;
+    if addr.is_ipv6() {
+        socket.set_only_v6(true)?;
+    }
+    socket.set_nonblocking(true)?;
+    Ok(socket)
+}
+
+fn bind_udp(addr: SocketAddr) -> Result<std::net::UdpSocket> {
+    let socket =
+        new_socket(addr, Type::DGRAM, Protocol::UDP).map_err(|e| bind_error(e, "UDP", addr))?;
+    enable_pktinfo(&socket, addr.is_ipv6()).map_err(|e| bind_error(e, "UDP", addr))?;
+    socket
+        .bind(&addr.into())
+        .map_err(|e| bind_error(e, "UDP", addr))?;
+    Ok(socket.into())
+}
+
+fn bind_tcp(addr: SocketAddr) -> Result<std::net::TcpListener> {
+    let socket =
+        new_socket(addr, Type::STREAM, Protocol::TCP).map_err(|e| bind_error(e, "TCP", addr))?;
+    // A restart must not wait for the old connections' TIME_WAIT.
+    socket
+        .set_reuse_address(true)
+        .map_err(|e| bind_error(e, "TCP", addr))?;
+    socket
+        .bind(&addr.into())
+        .map_err(|e| bind_error(e, "TCP", addr))?;
+    socket
+        .listen(TCP_BACKLOG)
+        .map_err(|e| bind_error(e, "TCP", addr))?;
+    Ok(socket.into())
+}
+
+/// Counters of the userspace server (monotonic).
+#[derive(Debug, Default)]
+pub struct ServerStats {
+    pub udp_queries: AtomicU64,
+    pub udp_answers: AtomicU64,
+    pub tcp_connections: AtomicU64,
+    /// Connections closed at once because `max_connections` were open.
+    pub tcp_rejected: AtomicU64,
+    pub tcp_queries: AtomicU64,
+    pub tcp_answers: AtomicU64,
+}
+
+impl ServerStats {
+    /// `udp_queries=.. udp_answers=.. ...` for the log.
+    pub fn summary(&self) -> String {
+        let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        format!(
+            "udp_queries={} udp_answers={} tcp_connections={} tcp_rejected={} tcp_queries={} tcp_answers={}",
+            get(&self.udp_queries),
+            get(&self.udp_answers),
+            get(&self.tcp_connections),
+            get(&self.tcp_rejected),
+            get(&self.tcp_queries),
+            get(&self.tcp_answers)
+        )
+    }
+}
+
+/// The running server. Dropping it stops every task (sockets close).
+pub struct Server {
+    tasks: JoinSet<()>,
+    addrs: Vec<SocketAddr>,
+    stats: Arc<ServerStats>,
+}
+
+impl Server {
+    /// Serves `listeners` with `responder`. Must be called inside a tokio
+    /// runtime.
+    pub fn start(listeners: Listeners, responder: Responder, limits: TcpLimits) -> Result<Server> {
+        let addrs = listeners.local_addrs();
+        let stats = Arc::new(ServerStats::default());
+        let mut tasks = JoinSet::new();
+        for socket in listeners.udp {
+            let addr = socket.local_addr()?;
+            let socket =
+                UdpSocket::from_std(socket).with_context(|| format!("registering UDP {addr}"))?;
+            tasks.spawn(serve_udp(socket, addr, responder.clone(), stats.clone()));
+        }
+        let permits = Arc::new(Semaphore::new(limits.max_connections as usize));
+        for listener in listeners.tcp {
+            let addr = listener.local_addr()?;
+            let listener = TcpListener::from_std(listener)
+                .with_context(|| format!("registering TCP {addr}"))?;
+            tasks.spawn(serve_tcp(
+                listener,
+                addr,
+                responder.clone(),
+                limits,
+                permits.clone(),
+                stats.clone(),
+            ));
+        }
+        info!(
+            "serving DNS over UDP and TCP on {}",
+            addrs
+                .iter()
+                .map(|a| a.to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+        Ok(Server {
+            tasks,
+            addrs,
+            stats,
+        })
+    }
+
+    /// Where it serves (UDP and TCP on each).
+    pub fn local_addrs(&self) -> &[SocketAddr] {
+        &self.addrs
+    }
+
+    pub fn stats(&self) -> &ServerStats {
+        &self.stats
+    }
+
+    /// Stops serving: every socket and connection is closed when this returns.
+    pub async fn stop(mut self) {
+        self.tasks.abort_all();
+        while self.tasks.join_next().await.is_some() {}
+    }
+}
+
+async fn serve_udp(
+    socket: UdpSocket,
+    addr: SocketAddr,
+    responder: Responder,
+    stats: Arc<ServerStats>,
+) {
+    let mut buf = vec![0u8; MAX_UDP_MESSAGE];
+    loop {
+        let received = socket
+            .async_io(Interest::READABLE, || {
+                recv_pktinfo(socket.as_raw_fd(), &mut buf)
+            })
+            .await;
+        let (len, peer, local) = match received {
+            Ok(r) => r,
+            Err(e) => {
+                // E.g. ENOMEM: back off rather than spin.
+                warn!("UDP {addr}: receiving: {e}");
+                tokio::time::sleep(Duration::from_millis(10)).await;
+                continue;
+            }
+        };
+        stats.udp_queries.fetch_add(1, Ordering::Relaxed);
+        // Port 0 cannot be answered (and is a classic reflection trick).
+        if peer.port() == 0 {
+            continue;
+        }
+        let Some(answer) = responder.answer(&buf[..len], Transport::Udp) else {
+            continue;
+        };
+        let sent = socket
+            .async_io(Interest::WRITABLE, || {
+                send_pktinfo(socket.as_raw_fd(), &answer, peer, local)
+            })
+            .await;
+        match sent {
+            Ok(_) => {
+                stats.udp_answers.fetch_add(1, Ordering::Relaxed);
+            }
+            Err(e) => debug!("UDP {addr}: answering {peer}: {e}"),
+        }
+    }
+}
+
+async fn serve_tcp(
+    listener: TcpListener,
+    addr: SocketAddr,
+    responder: Responder,
+    limits: TcpLimits,
+    permits: Arc<Semaphore>,
+    stats: Arc<ServerStats>,
+) {
+    let mut connections = JoinSet::new();
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((stream, peer)) => {
+                    stats.tcp_connections.fetch_add(1, Ordering::Relaxed);
+                    let Ok(permit) = permits.clone().try_acquire_owned() else {
+                        // Full: close at once so the client tries again or
+                        // elsewhere, instead of queueing behind idle ones.
+                        if stats.tcp_rejected.fetch_add(1, Ordering::Relaxed).is_multiple_of(1000) {
+                            warn!(
+                                "TCP {addr}: {} connections open, closing new ones (tcp_max_connections)",
+                                limits.max_connections
+                            );
+                        }
+                        drop(stream);
+                        continue;
+                    };
+                    let responder = responder.clone();
+                    let stats = stats.clone();
+                    connections.spawn(async move {
+                        serve_connection(stream, peer, responder, limits.idle_timeout, &stats).await;
+                        drop(permit);
+                    });
+                }
+                Err(e) => {
+                    // Out of file descriptors and the like: back off.
+                    warn!("TCP {addr}: accept: {e}");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+            },
+            // Reap finished connections (the set would grow otherwise).
+            Some(_) = connections.join_next(), if !connections.is_empty() => {}
+        }
+    }
+}
+
+/// Queries one after another on one connection until the client closes it,
+/// sends something unanswerable, or is idle for `idle`.
+async fn serve_connection(
+    stream: TcpStream,
+    peer: SocketAddr,
+    responder: Responder,
+    idle: Duration,
+    stats: &ServerStats,
+) {
+    let _ = stream.set_nodelay(true);
+    let (read, mut write) = stream.into_split();
+    let mut read = BufReader::new(read);
+    let mut message = Vec::new();
+    loop {
+        let mut prefix = [0u8; 2];
+        match tokio::time::timeout(idle, read.read_exact(&mut prefix)).await {
+            Ok(Ok(_)) => {}
+            Ok(Err(_)) => return,
+            Err(_) => {
+                debug!("TCP {peer}: idle for {idle:?}, closing");
+                return;
+            }
+        }
+        let len = u16::from_be_bytes(prefix) as usize;
+        message.resize(len, 0);
+        match tokio::time::timeout(idle, read.read_exact(&mut message)).await {
+            Ok(Ok(_)) => {}
+            _ => return,
+        }
+        stats.tcp_queries.fetch_add(1, Ordering::Relaxed);
+        let Some(answer) = responder.answer(&message, Transport::Tcp) else {
+            debug!("TCP {peer}: a message that gets no answer, closing");
+            return;
+        };
+        let mut out = Vec::with_capacity(2 + answer.len());
+        out.extend_from_slice(&(answer.len() as u16).to_be_bytes());
+        out.extend_from_slice(&answer);
+        match tokio::time::timeout(idle, write.write_all(&out)).await {
+            Ok(Ok(())) => {
+                stats.tcp_answers.fetch_add(1, Ordering::Relaxed);
+            }
+            _ => return,
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------
+// UDP with the destination address: recvmsg/sendmsg with PKTINFO.
+
+/// The address (and interface) a datagram was sent to.
+#[derive(Clone, Copy, Debug)]
+struct LocalAddr {
+    ip: IpAddr,
+    ifindex: u32,
+}
+
+fn setsockopt_on(fd: RawFd, level: libc::c_int, name: libc::c_int) -> io::Result<()> {
+    let one: libc::c_int = 1;
+    // SAFETY: fd is a valid socket; the option value is a c_int that lives
+    // for the call.
+    let rc = unsafe {
+        libc::setsockopt(
+            fd,
+            level,
+            name,
+            (&one as *const libc::c_int).cast(),
+            size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
+fn enable_pktinfo(socket: &Socket, v6: bool) -> io::Result<()> {
+    if v6 {
+        setsockopt_on(
+            socket.as_raw_fd(),
+            libc::IPPROTO_IPV6,
+            libc::IPV6_RECVPKTINFO,
+        )
+    } else {
+        setsockopt_on(socket.as_raw_fd(), libc::IPPROTO_IP, libc::IP_PKTINFO)
+    }
+}
+
+/// Control buffer for one PKTINFO message, aligned for `cmsghdr`.
+#[repr(C, align(8))]
+struct Control([u8; 64]);
+
+fn recv_pktinfo(fd: RawFd, buf: &mut [u8]) -> io::Result<(usize, SocketAddr, Option<LocalAddr>)> {
+    // SAFETY: all-zero is a valid sockaddr_storage and msghdr.
+    let mut peer: libc::sockaddr_storage = unsafe { zeroed() };
+    let mut control = Control([0; 64]);
+    let mut iov = libc::iovec {
+        iov_base: buf.as_mut_ptr().cast(),
+        iov_len: buf.len(),
+    };
+    let mut msg: libc::msghdr = unsafe { zeroed() };
+    msg.msg_name = (&mut peer as *mut libc::sockaddr_storage).cast();
+    msg.msg_namelen = size_of::<libc::sockaddr_storage>() as libc::socklen_t;
+    msg.msg_iov = &mut iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = control.0.as_mut_ptr().cast();
+    msg.msg_controllen = control.0.len() as _;
+    // SAFETY: every pointer in msg is valid for the call and sized as stated.
+    let n = unsafe { libc::recvmsg(fd, &mut msg, 0) };
+    if n < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    let peer = sockaddr_to_std(&peer).ok_or_else(|| io::Error::other("unknown address family"))?;
+    let mut local = None;
+    // SAFETY: msg was filled by recvmsg; the CMSG macros walk its control
+    // buffer within msg_controllen.
+    unsafe {
+        let mut cmsg = libc::CMSG_FIRSTHDR(&msg);
+        while !cmsg.is_null() {
+            let (level, kind) = ((*cmsg).cmsg_level, (*cmsg).cmsg_type);
+            let data = libc::CMSG_DATA(cmsg);
+            if level == libc::IPPROTO_IP && kind == libc::IP_PKTINFO {
+                let info: libc::in_pktinfo = std::ptr::read_unaligned(data.cast());
+                local = Some(LocalAddr {
+                    ip: IpAddr::V4(Ipv4Addr::from(u32::from_be(info.ipi_addr.s_addr))),
+                    ifindex: info.ipi_ifindex as u32,
+                });
+            } else if level == libc::IPPROTO_IPV6 && kind == libc::IPV6_PKTINFO {
+                let info: libc::in6_pktinfo = std::ptr::read_unaligned(data.cast());
+                local = Some(LocalAddr {
+                    ip: IpAddr::V6(Ipv6Addr::from(info.ipi6_addr.s6_addr)),
+                    ifindex: info.ipi6_ifindex,
+                });
+            }
+            cmsg = libc::CMSG_NXTHDR(&msg, cmsg);
+        }
+    }
+    Ok((n as usize, peer, local))
+}
+
+fn send_pktinfo(
+    fd: RawFd,
+    data: &[u8],
+    peer: SocketAddr,
+    local: Option<LocalAddr>,
+) -> io::Result<usize> {
+    let (mut name, name_len) = std_to_sockaddr(peer);
+    let mut iov = libc::iovec {
+        iov_base: data.as_ptr() as *mut libc::c_void,
+        iov_len: data.len(),
+    };
+    let mut control = Control([0; 64]);
+    // SAFETY: all-zero is a valid msghdr.
+    let mut msg: libc::msghdr = unsafe { zeroed() };
+    msg.msg_name = (&mut name as *mut libc::sockaddr_storage).cast();
+    msg.msg_namelen = name_len;
+    msg.msg_iov = &mut iov;
+    msg.msg_iovlen = 1;
+    if let Some(local) = local {
+        // SAFETY: the control buffer is large and aligned enough for one
+        // cmsghdr with an in6_pktinfo (the larger of the two); CMSG_* compute
+        // offsets within it.
+        unsafe {
+            let (level, kind, len) = match local.ip {
+                IpAddr::V4(_) => (
+                    libc::IPPROTO_IP,
+                    libc::IP_PKTINFO,
+                    size_of::<libc::in_pktinfo>(),
+                ),
+                IpAddr::V6(_) => (
+                    libc::IPPROTO_IPV6,
+                    libc::IPV6_PKTINFO,
+                    size_of::<libc::in6_pktinfo>(),
+                ),
+            };
+            msg.msg_control = control.0.as_mut_ptr().cast();
+            msg.msg_controllen = libc::CMSG_SPACE(len as u32) as _;
+            let cmsg = libc::CMSG_FIRSTHDR(&msg);
+            (*cmsg).cmsg_level = level;
+            (*cmsg).cmsg_type = kind;
+            (*cmsg).cmsg_len = libc::CMSG_LEN(len as u32) as _;
+            let data = libc::CMSG_DATA(cmsg);
+            match local.ip {
+                IpAddr::V4(v4) => {
+                    let info = libc::in_pktinfo {
+                        // 0: routing picks the interface; only the source
+                        // address is pinned.
+                        ipi_ifindex: 0,
+                        ipi_spec_dst: libc::in_addr {
+                            s_addr: u32::from(v4).to_be(),
+                        },
+                        ipi_addr: libc::in_addr { s_addr: 0 },
+                    };
+                    std::ptr::write_unaligned(data.cast(), info);
+                }
+                IpAddr::V6(v6) => {
+                    let info = libc::in6_pktinfo {
+                        ipi6_addr: libc::in6_addr {
+                            s6_addr: v6.octets(),
+                        },
+                        // A link-local source needs its interface.
+                        ipi6_ifindex: if v6.is_unicast_link_local() {
+                            local.ifindex
+                        } else {
+                            0
+                        },
+                    };
+                    std::ptr::write_unaligned(data.cast(), info);
+                }
+            }
+        }
+    }
+    // SAFETY: every pointer in msg is valid for the call.
+    let n = unsafe { libc::sendmsg(fd, &msg, 0) };
+    if n < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(n as usize)
+    }
+}
+
+fn sockaddr_to_std(storage: &libc::sockaddr_storage) -> Option<SocketAddr> {
+    match storage.ss_family as libc::c_int {
+        libc::AF_INET => {
+            // SAFETY: the family says it is a sockaddr_in.
+            let sin: libc::sockaddr_in =
+                unsafe { std::ptr::read((storage as *const libc::sockaddr_storage).cast()) };
+            Some(SocketAddr::V4(SocketAddrV4::new(
+                Ipv4Addr::from(u32::from_be(sin.sin_addr.s_addr)),
+                u16::from_be(sin.sin_port),
+            )))
+        }
+        libc::AF_INET6 => {
+            // SAFETY: the family says it is a sockaddr_in6.
+            let sin6: libc::sockaddr_in6 =
+                unsafe { std::ptr::read((storage as *const libc::sockaddr_storage).cast()) };
+            Some(SocketAddr::V6(SocketAddrV6::new(
+                Ipv6Addr::from(sin6.sin6_addr.s6_addr),
+                u16::from_be(sin6.sin6_port),
+                u32::from_be(sin6.sin6_flowinfo),
+                sin6.sin6_scope_id,
+            )))
+        }
+        _ => None,
+    }
+}
+
+fn std_to_sockaddr(addr: SocketAddr) -> (libc::sockaddr_storage, libc::socklen_t) {
+    // SAFETY: all-zero is a valid sockaddr_storage.
+    let mut storage: libc::sockaddr_storage = unsafe { zeroed() };
+    let len = match addr {
+        SocketAddr::V4(v4) => {
+            // SAFETY: sockaddr_storage is larger than and aligned for sockaddr_in.
+            let sin = unsafe {
+                &mut *(&mut storage as *mut libc::sockaddr_storage).cast::<libc::sockaddr_in>()
+            };
+            sin.sin_family = libc::AF_INET as libc::sa_family_t;
+            sin.sin_port = v4.port().to_be();
+            sin.sin_addr.s_addr = u32::from(*v4.ip()).to_be();
+            size_of::<libc::sockaddr_in>()
+        }
+        SocketAddr::V6(v6) => {
+            // SAFETY: sockaddr_storage is larger than and aligned for sockaddr_in6.
+            let sin6 = unsafe {
+                &mut *(&mut storage as *mut libc::sockaddr_storage).cast::<libc::sockaddr_in6>()
+            };
+            sin6.sin6_family = libc::AF_INET6 as libc::sa_family_t;
+            sin6.sin6_port = v6.port().to_be();
+            sin6.sin6_flowinfo = v6.flowinfo().to_be();
+            sin6.sin6_addr.s6_addr = v6.ip().octets();
+            sin6.sin6_scope_id = v6.scope_id();
+            size_of::<libc::sockaddr_in6>()
+        }
+    };
+    (storage, len as libc::socklen_t)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::agent::publish_all_healthy;
+    use crate::answers::AnswerTable;
+    use crate::config::Config;
+    use hickory_proto::op::{Message, MessageType, OpCode, Query, ResponseCode};
+    use hickory_proto::rr::{Name, RData, RecordType};
+    use std::time::Instant;
+
+    const CONFIG: &str = r#"
+[[zone]]
+origin = "example.test."
+nameservers = [{ name = "ns1.example.test.", addresses = ["192.0.2.53"] }]
+[[record]]
+name = "www.example.test."
+type = "A"
+policy = "all-healthy"
+check = "c"
+endpoints = [{ address = "192.0.2.10" }]
+[[record]]
+name = "big.bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb.example.test."
+type = "AAAA"
+policy = "all-healthy"
+check = "c"
+endpoints = [
+  { address = "2001:db8::1" }, { address = "2001:db8::2" }, { address = "2001:db8::3" },
+  { address = "2001:db8::4" }, { address = "2001:db8::5" }, { address = "2001:db8::6" },
+  { address = "2001:db8::7" }, { address = "2001:db8::8" }, { address = "2001:db8::9" },
+  { address = "2001:db8::a" }, { address = "2001:db8::b" }, { address = "2001:db8::c" },
+  { address = "2001:db8::d" }, { address = "2001:db8::e" }, { address = "2001:db8::f" },
+  { address = "2001:db8::10" },
+]
+[checks.c]
+kind = "tcp"
+port = 80
+"#;
+
+    /// 16 AAAA records under a long name: more than 512 bytes.
+    const BIG: &str =
+        "big.bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb.example.test.";
+
+    const LIMITS: TcpLimits = TcpLimits {
+        idle_timeout: Duration::from_secs(5),
+        max_connections: 16,
+    };
+    const WAIT: Duration = Duration::from_secs(2);
+
+    fn responder() -> Responder {
+        let config = Config::parse(CONFIG, "test").unwrap();
+        let mut table = AnswerTable::new();
+        publish_all_healthy(&config, &mut table).unwrap();
+        Responder::new(&config, table)
+    }
+
+    fn start(addrs: &[&str], limits: TcpLimits) -> Server {
+        let addrs: Vec<SocketAddr> = addrs.iter().map(|a| a.parse().unwrap()).collect();
+        let listeners = Listeners::bind(&addrs, false).unwrap();
+        Server::start(listeners, responder(), limits).unwrap()
+    }
+
+    fn query(id: u16, name: &str, rtype: RecordType) -> Vec<u8> {
+        let mut m = Message::new();
+        m.set_id(id)
+            .set_message_type(MessageType::Query)
+            .set_op_code(OpCode::Query)
+            .add_query(Query::query(Name::from_ascii(name).unwrap(), rtype));
+        m.to_vec().unwrap()
+    }
+
+    async fn udp_exchange(client: &UdpSocket, query: &[u8]) -> Option<Message> {
+        client.send(query).await.unwrap();
+        let mut buf = vec![0u8; 4096];
+        match tokio::time::timeout(Duration::from_millis(500), client.recv(&mut buf)).await {
+            Ok(Ok(n)) => Some(Message::from_vec(&buf[..n]).unwrap()),
+            Ok(Err(e)) => panic!("receiving: {e}"),
+            Err(_) => None,
+        }
+    }
+
+    async fn udp_client(server: SocketAddr) -> UdpSocket {
+        let bind: SocketAddr = if server.is_ipv6() {
+            "[::1]:0".parse().unwrap()
+        } else {
+            "127.0.0.1:0".parse().unwrap()
+        };
+        let client = UdpSocket::bind(bind).await.unwrap();
+        // Connected: datagrams from any other source address are dropped, so
+        // an answer from the wrong address is never seen.
+        client.connect(server).await.unwrap();
+        client
+    }
+
+    async fn tcp_read(stream: &mut TcpStream) -> Option<Message> {
+        let mut prefix = [0u8; 2];
+        match tokio::time::timeout(WAIT, stream.read_exact(&mut prefix)).await {
+            Ok(Ok(_)) => {}
+            Ok(Err(_)) => return None,
+            Err(_) => panic!("no answer and no close within {WAIT:?}"),
+        }
+        let mut msg = vec![0u8; u16::from_be_bytes(prefix) as usize];
+        stream.read_exact(&mut msg).await.unwrap();
+        Some(Message::from_vec(&msg).unwrap())
+    }
+
+    fn framed(query: &[u8]) -> Vec<u8> {
+        let mut out = (query.len() as u16).to_be_bytes().to_vec();
+        out.extend_from_slice(query);
+        out
+    }
+
+    fn a_records(m: &Message) -> Vec<Ipv4Addr> {
+        m.answers()
+            .iter()
+            .filter_map(|r| match r.data() {
+                RData::A(a) => Some(a.0),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn udp_over_ipv4_and_ipv6() {
+        let server = start(&["127.0.0.1:0", "[::1]:0"], LIMITS);
+        for &addr in server.local_addrs() {
+            let client = udp_client(addr).await;
+            let answer = udp_exchange(&client, &query(7, "www.example.test.", RecordType::A))
+                .await
+                .unwrap_or_else(|| panic!("no answer from {addr}"));
+            assert_eq!(answer.id(), 7);
+            assert_eq!(a_records(&answer), [Ipv4Addr::new(192, 0, 2, 10)]);
+            let nodata = udp_exchange(&client, &query(8, "www.example.test.", RecordType::MX))
+                .await
+                .unwrap();
+            assert_eq!(nodata.response_code(), ResponseCode::NoError);
+            assert_eq!(nodata.name_servers().len(), 1);
+            // A response is never answered.
+            let mut response = query(9, "www.example.test.", RecordType::A);
+            response[2] |= 0x80;
+            assert!(udp_exchange(&client, &response).await.is_none());
+        }
+        let stats = server.stats();
+        assert_eq!(stats.udp_queries.load(Ordering::Relaxed), 6);
+        assert_eq!(stats.udp_answers.load(Ordering::Relaxed), 4);
+        server.stop().await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn wildcard_sockets_answer_from_the_queried_address() {
+        // Both wildcards on one port: the IPv6 socket is IPv6-only.
+        let mut both = None;
+        for _ in 0..20 {
+            let v4 = Listeners::bind(&["0.0.0.0:0".parse().unwrap()], false).unwrap();
+            let port = v4.local_addrs()[0].port();
+            if let Ok(v6) = Listeners::bind(
+                &[SocketAddr::new(Ipv6Addr::UNSPECIFIED.into(), port)],
+                false,
+            ) {
+                both = Some(Listeners {
+                    udp: v4.udp.into_iter().chain(v6.udp).collect(),
+                    tcp: v4.tcp.into_iter().chain(v6.tcp).collect(),
+                });
+                break;
+            }
+        }
+        let listeners = both.expect("a port free on 0.0.0.0 and [::]");
+        let server = Server::start(listeners, responder(), LIMITS).unwrap();
+        let v4 = server.local_addrs()[0];
+        for ip in ["127.0.0.1", "127.0.0.2", "127.0.1.1", "::1"] {
+            let target = SocketAddr::new(ip.parse().unwrap(), v4.port());
+            // The client's own address is 127.0.0.1 whichever 127/8 address it
+            // queries; a reply from 127.0.0.1 to a query for 127.0.0.2 would
+            // be dropped by the connected socket.
+            let client = udp_client(target).await;
+            let answer = udp_exchange(&client, &query(1, "www.example.test.", RecordType::A)).await;
+            assert!(answer.is_some(), "no answer from {target}");
+        }
+        server.stop().await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn tcp_answers_several_queries_per_connection_in_order() {
+        let server = start(&["127.0.0.1:0", "[::1]:0"], LIMITS);
+        for &addr in server.local_addrs() {
+            let mut stream = TcpStream::connect(addr).await.unwrap();
+            // Three queries in one write (pipelined), one of them too big for UDP.
+            let mut out = framed(&query(1, "www.example.test.", RecordType::A));
+            out.extend(framed(&query(2, BIG, RecordType::AAAA)));
+            out.extend(framed(&query(3, "nope.example.test.", RecordType::A)));
+            stream.write_all(&out).await.unwrap();
+            let first = tcp_read(&mut stream).await.unwrap();
+            assert_eq!((first.id(), a_records(&first).len()), (1, 1));
+            let second = tcp_read(&mut stream).await.unwrap();
+            assert_eq!(second.id(), 2);
+            assert!(!second.truncated());
+            assert_eq!(second.answers().len(), 16, "whole over TCP");
+            let third = tcp_read(&mut stream).await.unwrap();
+            assert_eq!(
+                (third.id(), third.response_code()),
+                (3, ResponseCode::NXDomain)
+            );
+            // A query split across writes.
+            let q = framed(&query(4, "www.example.test.", RecordType::A));
+            stream.write_all(&q[..5]).await.unwrap();
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            stream.write_all(&q[5..]).await.unwrap();
+            assert_eq!(tcp_read(&mut stream).await.unwrap().id(), 4);
+            // Something that gets no answer (a response) closes the connection.
+            let mut response = query(5, "www.example.test.", RecordType::A);
+            response[2] |= 0x80;
+            stream.write_all(&framed(&response)).await.unwrap();
+            assert!(tcp_read(&mut stream).await.is_none(), "closed");
+        }
+        // The same big answer over UDP is truncated.
+        let client = udp_client(server.local_addrs()[0]).await;
+        let udp = udp_exchange(&client, &query(6, BIG, RecordType::AAAA))
+            .await
+            .unwrap();
+        assert!(udp.truncated());
+        assert!(udp.answers().is_empty());
+        server.stop().await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn idle_tcp_connections_are_closed() {
+        let idle = Duration::from_millis(300);
+        let server = start(
+            &["127.0.0.1:0"],
+            TcpLimits {
+                idle_timeout: idle,
+                max_connections: 4,
+            },
+        );
+        let addr = server.local_addrs()[0];
+        let mut stream = TcpStream::connect(addr).await.unwrap();
+        stream
+            .write_all(&framed(&query(1, "www.example.test.", RecordType::A)))
+            .await
+            .unwrap();
+        assert!(tcp_read(&mut stream).await.is_some());
+        // Idle from here: closed after `idle`, not before.
+        let since = Instant::now();
+        let mut byte = [0u8; 1];
+        let n = tokio::time::timeout(WAIT, stream.read(&mut byte))
+            .await
+            .expect("closed within the limit")
+            .unwrap_or(0);
+        assert_eq!(n, 0, "the server closed the connection");
+        let took = since.elapsed();
+        assert!(took >= idle - Duration::from_millis(20), "{took:?}");
+        // Half a message then silence counts as idle too.
+        let mut stream = TcpStream::connect(addr).await.unwrap();
+        stream.write_all(&[0, 40, 1, 2]).await.unwrap();
+        let n = tokio::time::timeout(WAIT, stream.read(&mut byte))
+            .await
+            .expect("closed within the limit")
+            .unwrap_or(0);
+        assert_eq!(n, 0);
+        server.stop().await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn tcp_connections_beyond_the_limit_are_closed() {
+        let server = start(
+            &["127.0.0.1:0"],
+            TcpLimits {
+                idle_timeout: Duration::from_secs(5),
+                max_connections: 2,
+            },
+        );
+        let addr = server.local_addrs()[0];
+        let mut held = Vec::new();
+        for id in 0..2 {
+            let mut stream = TcpStream::connect(addr).await.unwrap();
+            stream
+                .write_all(&framed(&query(id, "www.example.test.", RecordType::A)))
+                .await
+                .unwrap();
+            assert!(tcp_read(&mut stream).await.is_some(), "connection {id}");
+            held.push(stream);
+        }
+        let mut third = TcpStream::connect(addr).await.unwrap();
+        let _ = third
+            .write_all(&framed(&query(3, "www.example.test.", RecordType::A)))
+            .await;
+        assert!(
+            tcp_read(&mut third).await.is_none(),
+            "over the limit: closed"
+        );
+        assert_eq!(server.stats().tcp_rejected.load(Ordering::Relaxed), 1);
+        // A slot frees when a client leaves.
+        drop(held.pop());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let mut fourth = TcpStream::connect(addr).await.unwrap();
+        fourth
+            .write_all(&framed(&query(4, "www.example.test.", RecordType::A)))
+            .await
+            .unwrap();
+        assert_eq!(tcp_read(&mut fourth).await.unwrap().id(), 4);
+        server.stop().await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_taken_port_is_a_clear_error_and_stop_frees_it() {
+        let server = start(&["127.0.0.1:0"], LIMITS);
+        let addr = server.local_addrs()[0];
+        let error = match Listeners::bind(&[addr], false) {
+            Ok(_) => panic!("bound {addr} twice"),
+            Err(e) => format!("{e:#}"),
+        };
+        assert!(
+            error.contains(&format!("binding UDP {addr}")) && error.contains("another DNS server"),
+            "{error}"
+        );
+        server.stop().await;
+        let again = Listeners::bind(&[addr], false).expect("free after stop");
+        assert_eq!(again.local_addrs(), [addr]);
+    }
+}
