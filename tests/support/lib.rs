@@ -11,6 +11,7 @@ pub mod config;
 pub mod dns;
 pub mod netns;
 pub mod packets;
+pub mod peers;
 pub mod xdp;
 
 pub use config::{AgentConfig, EndpointSpec};

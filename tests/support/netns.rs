@@ -4,7 +4,7 @@
 use std::{
     collections::BTreeMap,
     fs::File,
-    net::{Ipv4Addr, SocketAddrV4, TcpStream},
+    net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, TcpStream},
     path::{Path, PathBuf},
     process::{Child, Command, ExitStatus, Output, Stdio},
     sync::atomic::{AtomicU32, Ordering},
@@ -25,6 +25,10 @@ use crate::{dns::DnsClient, in_netns, poll_until};
 pub const DNS_SERVER_ADDR: Ipv4Addr = Ipv4Addr::new(198, 51, 100, 1);
 /// The client namespace's veth address.
 pub const CLIENT_ADDR: Ipv4Addr = Ipv4Addr::new(198, 51, 100, 2);
+/// The server veth's IPv6 address (documentation prefix, RFC 3849).
+pub const DNS_SERVER_ADDR6: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0x53, 0, 0, 0, 0, 1);
+/// The client veth's IPv6 address.
+pub const CLIENT_ADDR6: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0x53, 0, 0, 0, 0, 2);
 /// Endpoint addresses (TEST-NET-1) on the server namespace's lo.
 pub const ENDPOINT_ADDRS: [Ipv4Addr; 2] =
     [Ipv4Addr::new(192, 0, 2, 10), Ipv4Addr::new(192, 0, 2, 11)];
@@ -32,6 +36,27 @@ pub const ENDPOINT_ADDRS: [Ipv4Addr; 2] =
 /// veth names; they only ever exist inside our namespaces, so they need not be unique.
 pub const SERVER_VETH: &str = "fo-srv0";
 pub const CLIENT_VETH: &str = "fo-cli0";
+
+/// The addresses of an 802.1Q sub-interface pair made by [`Netns::add_vlan`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Vlan {
+    pub id: u16,
+    pub server: Ipv4Addr,
+    pub client: Ipv4Addr,
+    pub server6: Ipv6Addr,
+    pub client6: Ipv6Addr,
+}
+
+impl Vlan {
+    /// Sub-interface names, `<veth>.<id>` on both sides.
+    pub fn server_iface(&self) -> String {
+        format!("{SERVER_VETH}.{}", self.id)
+    }
+
+    pub fn client_iface(&self) -> String {
+        format!("{CLIENT_VETH}.{}", self.id)
+    }
+}
 
 /// How long a process gets to exit after SIGTERM before it is killed.
 const STOP_TIMEOUT: Duration = Duration::from_secs(10);
@@ -74,7 +99,7 @@ pub struct Netns {
     client_created: bool,
     /// The pass-through XDP program on the client veth (see `attach_pass`).
     pass: Option<Ebpf>,
-    endpoints: BTreeMap<SocketAddrV4, Proc>,
+    endpoints: BTreeMap<SocketAddr, Proc>,
     agent: Option<Proc>,
     agent_runs: u32,
 }
@@ -148,6 +173,21 @@ impl Netns {
         }
         ip(&["-n", &cli, "link", "set", "lo", "up"])?;
         ip(&["-n", &cli, "addr", "add", &client_cidr, "dev", CLIENT_VETH])?;
+        // IPv6 on the same veth. `nodad`: usable at once, no duplicate
+        // address detection to wait out (nothing else is on this link).
+        for (ns, addr) in [(&srv, DNS_SERVER_ADDR6), (&cli, CLIENT_ADDR6)] {
+            let veth = if ns == &srv { SERVER_VETH } else { CLIENT_VETH };
+            ip(&[
+                "-n",
+                ns,
+                "addr",
+                "add",
+                &format!("{addr}/64"),
+                "dev",
+                veth,
+                "nodad",
+            ])?;
+        }
         ip(&["-n", &srv, "link", "set", SERVER_VETH, "up"])?;
         ip(&["-n", &cli, "link", "set", CLIENT_VETH, "up"])?;
         self.pass = Some(attach_pass(&cli)?);
@@ -159,10 +199,116 @@ impl Netns {
     }
 
     /// `ip netns exec <server> <program>`: `ip` execs, so the child's PID is the program's.
-    fn server_command(&self, program: &Path) -> Command {
+    pub fn server_command(&self, program: impl AsRef<std::ffi::OsStr>) -> Command {
         let mut cmd = Command::new("ip");
         cmd.args(["netns", "exec", &self.server]).arg(program);
         cmd
+    }
+
+    /// `ip netns exec <client> <program>`, likewise.
+    pub fn client_command(&self, program: impl AsRef<std::ffi::OsStr>) -> Command {
+        let mut cmd = Command::new("ip");
+        cmd.args(["netns", "exec", &self.client]).arg(program);
+        cmd
+    }
+
+    /// Adds `addr` (as a host route: /32 or /128) to the server namespace's
+    /// lo, e.g. for more endpoint addresses than [`ENDPOINT_ADDRS`].
+    pub fn add_server_lo_address(&self, addr: IpAddr) -> Result<()> {
+        let cidr = match addr {
+            IpAddr::V4(a) => format!("{a}/32"),
+            IpAddr::V6(a) => format!("{a}/128"),
+        };
+        let mut args = vec!["-n", &self.server, "addr", "add", &cidr, "dev", "lo"];
+        if addr.is_ipv6() {
+            args.push("nodad");
+        }
+        ip(&args)
+    }
+
+    /// An 802.1Q sub-interface with id `id` on each veth, with its own IPv4
+    /// /24 (198.51.<id % 256>.0, never 100) and IPv6 /64 (2001:db8:53:<id>::).
+    /// The XDP program on the server veth then sees tagged frames.
+    ///
+    /// VLAN tag offload is switched off on both veths so that the tag is in
+    /// the frame's bytes, where an XDP program sees it, rather than in skb
+    /// metadata (veth would otherwise hand XDP untagged data).
+    pub fn add_vlan(&self, id: u16) -> Result<Vlan> {
+        if !(1..=4094).contains(&id) || id % 256 == 100 {
+            bail!("VLAN id {id}: must be 1..=4094 and not clash with 198.51.100.0/24");
+        }
+        let third = (id % 256) as u8;
+        let vlan = Vlan {
+            id,
+            server: Ipv4Addr::new(198, 51, third, 1),
+            client: Ipv4Addr::new(198, 51, third, 2),
+            server6: Ipv6Addr::new(0x2001, 0xdb8, 0x53, id, 0, 0, 0, 1),
+            client6: Ipv6Addr::new(0x2001, 0xdb8, 0x53, id, 0, 0, 0, 2),
+        };
+        let id_text = id.to_string();
+        for (ns, veth, sub, v4, v6) in [
+            (
+                &self.server,
+                SERVER_VETH,
+                vlan.server_iface(),
+                vlan.server,
+                vlan.server6,
+            ),
+            (
+                &self.client,
+                CLIENT_VETH,
+                vlan.client_iface(),
+                vlan.client,
+                vlan.client6,
+            ),
+        ] {
+            ethtool(ns, &["-K", veth, "rxvlan", "off", "txvlan", "off"])?;
+            ip(&[
+                "-n", ns, "link", "add", "link", veth, "name", &sub, "type", "vlan", "id", &id_text,
+            ])?;
+            ip(&["-n", ns, "addr", "add", &format!("{v4}/24"), "dev", &sub])?;
+            ip(&[
+                "-n",
+                ns,
+                "addr",
+                "add",
+                &format!("{v6}/64"),
+                "dev",
+                &sub,
+                "nodad",
+            ])?;
+            ip(&["-n", ns, "link", "set", &sub, "up"])?;
+        }
+        Ok(vlan)
+    }
+
+    /// Switches transmit checksum offload of the client veth off, so the
+    /// client's UDP checksums are complete in the bytes it sends. veth
+    /// otherwise hands frames over with CHECKSUM_PARTIAL (checksum field not
+    /// yet filled in), which stays consistent only while the skb's metadata
+    /// survives to the receiver.
+    pub fn client_tx_checksum_off(&self) -> Result<()> {
+        ethtool(&self.client, &["-K", CLIENT_VETH, "tx", "off"])
+    }
+
+    /// Waits until something in the server namespace accepts TCP connections
+    /// on `addr` (e.g. the agent's DNS listener, a backing DNS server).
+    pub fn wait_for_server_tcp(&self, addr: SocketAddr, limit: Duration) -> Result<()> {
+        let server = self.server.clone();
+        let up = poll_until(limit, Duration::from_millis(20), || {
+            let server = server.clone();
+            let up = in_netns(&server, move || {
+                Ok(TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok())
+            })?;
+            Ok(up.then_some(()))
+        })?;
+        if up.is_none() {
+            bail!(
+                "nothing accepts TCP on {addr} in {} after {limit:?}",
+                self.server
+            );
+        }
+        Ok(())
     }
 
     /// Spawns `cmd` with stderr to `<log_name>` and stdout to `<log_name>.stdout`.
@@ -185,8 +331,10 @@ impl Netns {
     // ----- endpoints ------------------------------------------------------
 
     /// Starts a demo endpoint listening on `listen` in the server namespace and
-    /// waits until it accepts connections.
-    pub fn start_endpoint(&mut self, listen: SocketAddrV4) -> Result<()> {
+    /// waits until it accepts connections. An unspecified address (`[::]:80`)
+    /// makes one endpoint answer for every address of the namespace.
+    pub fn start_endpoint(&mut self, listen: impl Into<SocketAddr>) -> Result<()> {
+        let listen: SocketAddr = listen.into();
         if self.endpoints.contains_key(&listen) {
             bail!("endpoint {listen} is already running");
         }
@@ -204,7 +352,7 @@ impl Netns {
             }
             let server = server.clone();
             let up = in_netns(&server, move || {
-                Ok(TcpStream::connect_timeout(&listen.into(), Duration::from_millis(200)).is_ok())
+                Ok(TcpStream::connect_timeout(&listen, Duration::from_millis(200)).is_ok())
             })?;
             Ok(up.then_some(()))
         });
@@ -228,7 +376,8 @@ impl Netns {
     }
 
     /// Kills the endpoint's process (SIGKILL, as a crash would) and reaps it.
-    pub fn kill_endpoint(&mut self, listen: SocketAddrV4) -> Result<()> {
+    pub fn kill_endpoint(&mut self, listen: impl Into<SocketAddr>) -> Result<()> {
+        let listen: SocketAddr = listen.into();
         let mut proc = self
             .endpoints
             .remove(&listen)
@@ -494,6 +643,25 @@ fn ip(args: &[&str]) -> Result<()> {
     if !out.status.success() {
         bail!(
             "`ip {}` failed ({}): {}",
+            args.join(" "),
+            out.status,
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
+    Ok(())
+}
+
+/// `ip netns exec <ns> ethtool <args>`; fails with its stderr.
+fn ethtool(ns: &str, args: &[&str]) -> Result<()> {
+    let out = Command::new("ip")
+        .args(["netns", "exec", ns, "ethtool"])
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .context("running ethtool (`cargo xtask prereqs` installs it)")?;
+    if !out.status.success() {
+        bail!(
+            "`ethtool {}` in {ns} failed ({}): {}",
             args.join(" "),
             out.status,
             String::from_utf8_lossy(&out.stderr).trim()

@@ -1,0 +1,880 @@
+//! DNS software no one here wrote, run against the agent: servers (Knot DNS,
+//! unbound) started inside the test namespaces from generated config files,
+//! and clients (dig, kdig) whose printed answers are parsed into
+//! [`ToolAnswer`]s.
+//!
+//! Every process is started directly (`ip netns exec` execs), in the
+//! foreground, so the PID we hold is the daemon's; it is stopped by that PID
+//! (SIGTERM, then SIGKILL) when its [`Daemon`] is dropped, panics included.
+//! Config files and logs live in a directory under the fixture's work
+//! directory. Every client command runs with a wall-clock limit.
+
+use std::{
+    collections::BTreeSet,
+    fmt::Write as _,
+    fs::File,
+    net::{IpAddr, Ipv4Addr, SocketAddr, SocketAddrV4},
+    path::{Path, PathBuf},
+    process::{Child, Command, ExitStatus, Output, Stdio},
+    time::{Duration, Instant},
+};
+
+use anyhow::{Context as _, Result, bail};
+use hickory_proto::{op::ResponseCode, rr::RecordType};
+
+use crate::{Netns, dns::DnsClient, poll_until};
+
+/// How long a daemon gets to answer its first query.
+const START_TIMEOUT: Duration = Duration::from_secs(15);
+/// How long a daemon gets to exit after SIGTERM before it is killed.
+const STOP_TIMEOUT: Duration = Duration::from_secs(5);
+/// Wall-clock limit of one dig/kdig run (each also has its own query timeout).
+const CLIENT_LIMIT: Duration = Duration::from_secs(10);
+
+/// Fails unless `program` is on PATH, naming the Debian package and the
+/// command that installs it.
+pub fn require_program(program: &str, package: &str) -> Result<PathBuf> {
+    use std::os::unix::fs::PermissionsExt as _;
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    // Daemons live in sbin, which a non-login PATH may lack.
+    let dirs = std::env::split_paths(&path)
+        .chain(["/usr/sbin", "/sbin"].map(PathBuf::from))
+        .collect::<Vec<_>>();
+    dirs.iter()
+        .map(|d| d.join(program))
+        .find(|p| {
+            p.metadata()
+                .map(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+                .unwrap_or(false)
+        })
+        .with_context(|| {
+            format!(
+                "{program} is not installed (Debian package {package}): run `cargo xtask prereqs` \
+                 (`cargo xtask test` runs it first) or `apt-get install {package}`"
+            )
+        })
+}
+
+/// Runs `cmd` to completion with stdin closed, killing it (by PID) if it has
+/// not exited within `limit`.
+pub fn run_bounded(cmd: &mut Command, limit: Duration) -> Result<Output> {
+    let shown = format!("{cmd:?}");
+    let mut child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .with_context(|| format!("spawning {shown}"))?;
+    // Drain both pipes on threads so a chatty child never blocks on a full pipe.
+    let mut stdout = child.stdout.take().expect("piped");
+    let mut stderr = child.stderr.take().expect("piped");
+    let out_reader = std::thread::spawn(move || {
+        let mut buf = Vec::new();
+        std::io::Read::read_to_end(&mut stdout, &mut buf).map(|_| buf)
+    });
+    let err_reader = std::thread::spawn(move || {
+        let mut buf = Vec::new();
+        std::io::Read::read_to_end(&mut stderr, &mut buf).map(|_| buf)
+    });
+    let status = poll_until(limit, Duration::from_millis(5), || Ok(child.try_wait()?))?;
+    let Some(status) = status else {
+        child.kill().ok();
+        child.wait().ok();
+        bail!("{shown} did not finish within {limit:?}; killed it");
+    };
+    Ok(Output {
+        status,
+        stdout: out_reader
+            .join()
+            .map_err(|_| anyhow::anyhow!("stdout reader panicked"))??,
+        stderr: err_reader
+            .join()
+            .map_err(|_| anyhow::anyhow!("stderr reader panicked"))??,
+    })
+}
+
+// ---------------------------------------------------------------------------
+// Daemons
+
+/// A server process started in a namespace, stopped by PID on drop.
+pub struct Daemon {
+    name: String,
+    child: Child,
+    /// stdout and stderr, together.
+    log: PathBuf,
+    /// Its generated configuration and state.
+    dir: PathBuf,
+}
+
+impl Daemon {
+    /// Spawns `cmd` (already `ip netns exec ...`) with stdout and stderr going
+    /// to `<dir>/<name>.log`.
+    fn spawn(name: &str, mut cmd: Command, dir: &Path) -> Result<Self> {
+        let log = dir.join(format!("{name}.log"));
+        let file = File::create(&log).with_context(|| format!("creating {}", log.display()))?;
+        let child = cmd
+            .stdin(Stdio::null())
+            .stdout(file.try_clone()?)
+            .stderr(file)
+            .spawn()
+            .with_context(|| format!("spawning {name}: {cmd:?}"))?;
+        Ok(Self {
+            name: name.to_string(),
+            child,
+            log,
+            dir: dir.to_path_buf(),
+        })
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Everything the daemon printed so far.
+    pub fn log(&self) -> String {
+        std::fs::read(&self.log)
+            .map(|b| String::from_utf8_lossy(&b).into_owned())
+            .unwrap_or_else(|e| format!("(cannot read {}: {e})", self.log.display()))
+    }
+
+    /// Fails, with its log, if the daemon has exited.
+    pub fn ensure_running(&mut self) -> Result<()> {
+        if let Some(status) = self.child.try_wait()? {
+            bail!("{} exited ({status}); its log:\n{}", self.name, self.log());
+        }
+        Ok(())
+    }
+
+    /// Polls `ready` until it says yes, failing early (with the log) if the
+    /// daemon exits and after [`START_TIMEOUT`].
+    fn wait_ready(&mut self, mut ready: impl FnMut() -> Result<bool>) -> Result<()> {
+        let started = Instant::now();
+        let up = poll_until(START_TIMEOUT, Duration::from_millis(50), || {
+            self.ensure_running()?;
+            Ok(ready()?.then_some(()))
+        })?;
+        if up.is_none() {
+            bail!(
+                "{} did not answer within {START_TIMEOUT:?}; its log:\n{}",
+                self.name,
+                self.log()
+            );
+        }
+        eprintln!(
+            "{} (pid {}) ready after {} ms",
+            self.name,
+            self.pid(),
+            started.elapsed().as_millis()
+        );
+        Ok(())
+    }
+
+    /// SIGTERM by PID, up to [`STOP_TIMEOUT`] to exit, then SIGKILL. Reaps it.
+    pub fn stop(&mut self) -> Result<ExitStatus> {
+        if let Some(status) = self.child.try_wait()? {
+            return Ok(status);
+        }
+        // SAFETY: kill(2) on the PID of our own child, not yet reaped.
+        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
+        if let Some(status) = poll_until(STOP_TIMEOUT, Duration::from_millis(10), || {
+            Ok(self.child.try_wait()?)
+        })? {
+            return Ok(status);
+        }
+        self.child.kill().ok();
+        let status = self.child.wait()?;
+        bail!(
+            "{} did not exit within {STOP_TIMEOUT:?} of SIGTERM; killed it ({status})",
+            self.name
+        )
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        if let Err(e) = self.stop() {
+            eprintln!("peers: stopping {}: {e:#}", self.name);
+        }
+    }
+}
+
+/// A fresh directory `<workdir>/<name>` for one daemon's files.
+fn daemon_dir(netns: &Netns, name: &str) -> Result<PathBuf> {
+    let dir = netns.workdir().join(name);
+    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    Ok(dir)
+}
+
+/// Whether a UDP query for `name`/`qtype` sent from namespace `ns` to
+/// `server` gets an answer with rcode `want`.
+fn answers(
+    ns: &str,
+    server: SocketAddrV4,
+    name: &str,
+    qtype: RecordType,
+    want: ResponseCode,
+) -> Result<bool> {
+    let mut client = DnsClient::new(ns, server)?;
+    let answer = client.query(
+        name,
+        qtype,
+        crate::dns::QueryOptions::default(),
+        Duration::from_millis(300),
+    )?;
+    Ok(answer.is_some_and(|a| a.rcode == want))
+}
+
+/// Knot DNS (`knotd`) in the server namespace, serving one zone from a zone
+/// file on `listen` (UDP and TCP), as the existing server the agent sits in
+/// front of.
+pub struct Knot {
+    pub daemon: Daemon,
+    pub listen: Vec<SocketAddr>,
+}
+
+impl Knot {
+    /// Writes `knot.conf` and `<origin>zone` (the zone file text `zone`)
+    /// and starts knotd, waiting until it answers the zone's SOA
+    /// authoritatively on the first IPv4 `listen` address.
+    pub fn start(netns: &Netns, origin: &str, zone: &str, listen: &[SocketAddr]) -> Result<Self> {
+        let knotd = require_program("knotd", "knot")?;
+        let dir = daemon_dir(netns, "knot")?;
+        let zone_file = dir.join(format!("{origin}zone"));
+        std::fs::write(&zone_file, zone)
+            .with_context(|| format!("writing {}", zone_file.display()))?;
+        let listen_list = listen
+            .iter()
+            .map(|a| format!("{}@{}", a.ip(), a.port()))
+            .collect::<Vec<_>>()
+            .join(", ");
+        // Runs as root in the foreground, logs to stderr; journal and zone
+        // file sync off, so nothing but this directory is written.
+        let config = format!(
+            "server:\n    rundir: \"{dir}\"\n    listen: [ {listen_list} ]\n    background-workers: 1\n\
+             log:\n  - target: stderr\n    any: info\n\
+             database:\n    storage: \"{dir}/db\"\n\
+             zone:\n  - domain: {origin}\n    storage: \"{dir}\"\n    file: \"{file}\"\n\
+             \x20   journal-content: none\n    zonefile-sync: -1\n    zonefile-load: whole\n",
+            dir = dir.display(),
+            file = zone_file.display(),
+        );
+        let config_path = dir.join("knot.conf");
+        std::fs::write(&config_path, &config)
+            .with_context(|| format!("writing {}", config_path.display()))?;
+        // knotc checks the configuration and the zone file without a server.
+        let knotc = require_program("knotc", "knot")?;
+        for what in ["conf-check", "zone-check"] {
+            let out = run_bounded(
+                Command::new(&knotc).arg("-c").arg(&config_path).arg(what),
+                Duration::from_secs(10),
+            )?;
+            if !out.status.success() {
+                bail!(
+                    "knotc {what} rejects the generated {}:\n{}{}",
+                    config_path.display(),
+                    String::from_utf8_lossy(&out.stdout),
+                    String::from_utf8_lossy(&out.stderr)
+                );
+            }
+        }
+        let mut cmd = netns.server_command(&knotd);
+        cmd.arg("-c").arg(&config_path);
+        let mut daemon = Daemon::spawn("knotd", cmd, &dir)?;
+        let probe = listen
+            .iter()
+            .find_map(|a| match a {
+                SocketAddr::V4(a) => Some(*a),
+                SocketAddr::V6(_) => None,
+            })
+            .context("Knot needs an IPv4 listen address (the readiness probe uses it)")?;
+        let server_ns = netns.server.clone();
+        let origin_owned = origin.to_string();
+        daemon.wait_ready(|| {
+            answers(
+                &server_ns,
+                probe,
+                &origin_owned,
+                RecordType::SOA,
+                ResponseCode::NoError,
+            )
+        })?;
+        Ok(Self {
+            daemon,
+            listen: listen.to_vec(),
+        })
+    }
+}
+
+/// unbound in the client namespace: a validating-free recursive resolver
+/// whose only way out is a `stub-zone` for the test zone pointing at our
+/// server, listening on the client namespace's loopback.
+pub struct Unbound {
+    pub daemon: Daemon,
+    pub listen: SocketAddrV4,
+}
+
+/// What the generated unbound.conf says besides the fixed parts.
+#[derive(Clone, Debug)]
+pub struct UnboundConfig {
+    /// The stub zone, e.g. `"example.test."`.
+    pub zone: String,
+    /// Where unbound sends the zone's queries (our server), port 53.
+    pub stub_addrs: Vec<IpAddr>,
+    /// Where unbound listens: `127.0.0.1:<port>`.
+    pub listen: SocketAddrV4,
+    /// `use-caps-for-id`: randomise the case of the names it sends (0x20)
+    /// and reject answers that do not echo them.
+    pub caps_for_id: bool,
+}
+
+impl UnboundConfig {
+    pub fn new(zone: &str, stub_addrs: &[IpAddr]) -> Self {
+        Self {
+            zone: zone.to_string(),
+            stub_addrs: stub_addrs.to_vec(),
+            listen: SocketAddrV4::new(Ipv4Addr::LOCALHOST, 53),
+            caps_for_id: true,
+        }
+    }
+
+    pub fn render(&self, dir: &Path) -> String {
+        let mut s = String::new();
+        let d = dir.display();
+        // Foreground (`-d` too), no privilege drop or chroot (the test runs as
+        // root and the files are in our temp dir), logs to stderr, one
+        // thread, the iterator alone (no DNSSEC: there is no trust anchor for
+        // a test zone). `test.` is one of unbound's built-in RFC 6761 local
+        // zones (it would answer NXDOMAIN itself), so that default is lifted.
+        // The lame/infra cache is kept short so a timeout never parks our
+        // server for long.
+        let _ = write!(
+            s,
+            "server:\n\
+             \x20   interface: {ip}@{port}\n\
+             \x20   port: {port}\n\
+             \x20   do-daemonize: no\n\
+             \x20   username: \"\"\n\
+             \x20   chroot: \"\"\n\
+             \x20   directory: \"{d}\"\n\
+             \x20   pidfile: \"{d}/unbound.pid\"\n\
+             \x20   logfile: \"\"\n\
+             \x20   use-syslog: no\n\
+             \x20   log-time-ascii: yes\n\
+             \x20   verbosity: 1\n\
+             \x20   log-queries: yes\n\
+             \x20   log-replies: yes\n\
+             \x20   log-servfail: yes\n\
+             \x20   num-threads: 1\n\
+             \x20   module-config: \"iterator\"\n\
+             \x20   access-control: 127.0.0.0/8 allow\n\
+             \x20   do-ip4: yes\n\
+             \x20   do-ip6: yes\n\
+             \x20   use-caps-for-id: {caps}\n\
+             \x20   qname-minimisation: yes\n\
+             \x20   infra-host-ttl: 5\n\
+             \x20   prefetch: no\n\
+             \x20   serve-expired: no\n\
+             \x20   local-zone: \"test.\" nodefault\n\
+             remote-control:\n\
+             \x20   control-enable: no\n\
+             stub-zone:\n\
+             \x20   name: \"{zone}\"\n",
+            ip = self.listen.ip(),
+            port = self.listen.port(),
+            caps = if self.caps_for_id { "yes" } else { "no" },
+            zone = self.zone,
+        );
+        for addr in &self.stub_addrs {
+            let _ = writeln!(s, "    stub-addr: {addr}");
+        }
+        s
+    }
+}
+
+impl Unbound {
+    /// Writes `unbound.conf`, checks it with unbound-checkconf, starts
+    /// `unbound -d` in the client namespace and waits until it answers
+    /// (`localhost.` A, which it answers itself).
+    pub fn start(netns: &Netns, config: &UnboundConfig) -> Result<Self> {
+        let unbound = require_program("unbound", "unbound")?;
+        let dir = daemon_dir(netns, "unbound")?;
+        let config_path = dir.join("unbound.conf");
+        std::fs::write(&config_path, config.render(&dir))
+            .with_context(|| format!("writing {}", config_path.display()))?;
+        if let Ok(checkconf) = require_program("unbound-checkconf", "unbound") {
+            let out = run_bounded(
+                Command::new(checkconf).arg(&config_path),
+                Duration::from_secs(10),
+            )?;
+            if !out.status.success() {
+                bail!(
+                    "unbound-checkconf rejects {}:\n{}{}",
+                    config_path.display(),
+                    String::from_utf8_lossy(&out.stdout),
+                    String::from_utf8_lossy(&out.stderr)
+                );
+            }
+        }
+        let mut cmd = netns.client_command(&unbound);
+        cmd.arg("-d").arg("-c").arg(&config_path);
+        let mut daemon = Daemon::spawn("unbound", cmd, &dir)?;
+        let client_ns = netns.client.clone();
+        let listen = config.listen;
+        daemon.wait_ready(|| {
+            answers(
+                &client_ns,
+                listen,
+                "localhost.",
+                RecordType::A,
+                ResponseCode::NoError,
+            )
+        })?;
+        Ok(Self { daemon, listen })
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Clients
+
+/// Which client program.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Tool {
+    /// ISC's dig (bind9-dnsutils). Sends names with the case given.
+    Dig,
+    /// Knot's kdig (knot-dnsutils). Lowercases names before sending.
+    Kdig,
+}
+
+impl Tool {
+    pub fn program(self) -> &'static str {
+        match self {
+            Tool::Dig => "dig",
+            Tool::Kdig => "kdig",
+        }
+    }
+
+    pub fn package(self) -> &'static str {
+        match self {
+            Tool::Dig => "bind9-dnsutils",
+            Tool::Kdig => "knot-dnsutils",
+        }
+    }
+}
+
+/// One dig/kdig invocation.
+#[derive(Clone, Debug)]
+pub struct ToolQuery {
+    pub tool: Tool,
+    pub server: IpAddr,
+    pub port: u16,
+    pub name: String,
+    /// As the tools spell it: `"A"`, `"AAAA"`, `"SOA"`, `"TYPE65"`, ...
+    pub qtype: String,
+    pub tcp: bool,
+    /// `Some(size)`: EDNS version 0 advertising `size`; `None`: no OPT.
+    pub edns: Option<u16>,
+    pub recurse: bool,
+    /// Show a truncated UDP answer instead of retrying over TCP.
+    pub ignore_tc: bool,
+    /// Seconds the tool waits for the answer (one try).
+    pub timeout_secs: u32,
+}
+
+impl ToolQuery {
+    pub fn new(tool: Tool, server: IpAddr, name: &str, qtype: &str) -> Self {
+        Self {
+            tool,
+            server,
+            port: 53,
+            name: name.to_string(),
+            qtype: qtype.to_string(),
+            tcp: false,
+            edns: Some(1232),
+            recurse: false,
+            ignore_tc: true,
+            timeout_secs: 2,
+        }
+    }
+
+    pub fn args(&self) -> Vec<String> {
+        let mut args = vec![
+            format!("@{}", self.server),
+            "-p".into(),
+            self.port.to_string(),
+            self.name.clone(),
+            self.qtype.clone(),
+            // Every section, its name and the header, nothing else.
+            "+noall".into(),
+            "+comments".into(),
+            "+question".into(),
+            "+answer".into(),
+            "+authority".into(),
+            "+additional".into(),
+            if self.recurse {
+                "+recurse"
+            } else {
+                "+norecurse"
+            }
+            .into(),
+        ];
+        match self.tool {
+            Tool::Dig => {
+                args.extend([
+                    "+tries=1".to_string(),
+                    format!("+time={}", self.timeout_secs),
+                    // Cookies are an EDNS option the server may ignore; without
+                    // one the answers' OPT records compare plainly.
+                    "+nocookie".into(),
+                ]);
+            }
+            Tool::Kdig => {
+                args.extend([
+                    "+header".to_string(),
+                    "+opt".into(),
+                    "+retry=0".into(),
+                    format!("+timeout={}", self.timeout_secs),
+                ]);
+            }
+        }
+        match self.edns {
+            Some(size) => args.extend(["+edns=0".to_string(), format!("+bufsize={size}")]),
+            None => args.push("+noedns".into()),
+        }
+        if self.tcp {
+            args.push("+tcp".into());
+        }
+        if self.ignore_tc {
+            args.push("+ignore".into());
+        }
+        args
+    }
+
+    /// Runs the tool in namespace `ns` and parses what it printed. Fails if
+    /// it gets no answer (timeout, refused connection) or prints no header.
+    pub fn run(&self, ns: &str) -> Result<ToolAnswer> {
+        let program = require_program(self.tool.program(), self.tool.package())?;
+        let mut cmd = Command::new("ip");
+        cmd.args(["netns", "exec", ns])
+            .arg(program)
+            .args(self.args());
+        let out = run_bounded(&mut cmd, CLIENT_LIMIT)?;
+        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+        if !out.status.success() {
+            bail!(
+                "{} {} failed ({}):\n{stdout}{}",
+                self.tool.program(),
+                self.args().join(" "),
+                out.status,
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        ToolAnswer::parse(&stdout).with_context(|| {
+            format!(
+                "parsing the output of {} {}:\n{stdout}",
+                self.tool.program(),
+                self.args().join(" ")
+            )
+        })
+    }
+}
+
+/// One resource record as the tools print it.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Rr {
+    /// Owner name as printed (case kept), absolute.
+    pub name: String,
+    pub ttl: u32,
+    pub class: String,
+    pub rtype: String,
+    /// The RDATA fields joined by single spaces.
+    pub rdata: String,
+}
+
+impl Rr {
+    /// Owner lowercased; the rest as is: for comparing record sets.
+    pub fn normalized(&self) -> Rr {
+        Rr {
+            name: self.name.to_ascii_lowercase(),
+            ..self.clone()
+        }
+    }
+}
+
+/// What dig or kdig printed, parsed.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ToolAnswer {
+    /// `NOERROR`, `NXDOMAIN`, `REFUSED`, `BADVERS`, ...
+    pub rcode: String,
+    /// Header flags, lowercase: `qr`, `aa`, `tc`, `rd`, `ra`, ...
+    pub flags: BTreeSet<String>,
+    /// Question name (as printed) and type.
+    pub question: Option<(String, String)>,
+    pub answer: Vec<Rr>,
+    pub authority: Vec<Rr>,
+    /// Without the OPT pseudo-record.
+    pub additional: Vec<Rr>,
+    /// EDNS of the response: (version, UDP payload size).
+    pub edns: Option<(u8, u16)>,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Section {
+    None,
+    Question,
+    Answer,
+    Authority,
+    Additional,
+}
+
+impl ToolAnswer {
+    pub fn has_flag(&self, flag: &str) -> bool {
+        self.flags.contains(flag)
+    }
+
+    /// Records of the answer section of type `rtype`, owner lowercased, sorted.
+    pub fn answer_set(&self, rtype: &str) -> Vec<Rr> {
+        let mut set: Vec<Rr> = self
+            .answer
+            .iter()
+            .filter(|r| r.rtype == rtype)
+            .map(Rr::normalized)
+            .collect();
+        set.sort();
+        set
+    }
+
+    /// RDATA of the answer records of type `rtype`, sorted.
+    pub fn rdata(&self, rtype: &str) -> Vec<String> {
+        let mut v: Vec<String> = self
+            .answer
+            .iter()
+            .filter(|r| r.rtype == rtype)
+            .map(|r| r.rdata.clone())
+            .collect();
+        v.sort();
+        v
+    }
+
+    /// Parses dig's or kdig's text output (`+noall +comments +question
+    /// +answer +authority +additional`, plus `+header +opt` for kdig).
+    pub fn parse(text: &str) -> Result<Self> {
+        let mut answer = ToolAnswer::default();
+        let mut section = Section::None;
+        let mut saw_header = false;
+        for line in text.lines() {
+            let trimmed = line.trim();
+            if trimmed.is_empty() {
+                section = Section::None;
+                continue;
+            }
+            if let Some(rest) = trimmed.split("->>HEADER<<-").nth(1) {
+                // dig: "opcode: QUERY, status: NOERROR, id: 1"; kdig uses ';'.
+                let status = rest
+                    .split([',', ';'])
+                    .find_map(|part| part.trim().strip_prefix("status:"))
+                    .context("header line without a status")?;
+                answer.rcode = status.trim().to_string();
+                saw_header = true;
+                continue;
+            }
+            let lower = trimmed.to_ascii_lowercase();
+            if let Some(rest) = lower.strip_prefix(";; flags:") {
+                // "qr aa rd; QUERY: 1, ..." (dig) or "qr aa rd; QUERY: 1; ..." (kdig).
+                let flags = rest.split(';').next().unwrap_or("");
+                answer.flags = flags.split_whitespace().map(str::to_string).collect();
+                continue;
+            }
+            if let Some(rest) = lower.strip_prefix("; edns: version:") {
+                // dig: "; EDNS: version: 0, flags:; udp: 1232"
+                let version = rest.split(',').next().unwrap_or("").trim();
+                let udp = rest
+                    .split("udp:")
+                    .nth(1)
+                    .map(|u| u.trim().trim_end_matches(';').trim())
+                    .unwrap_or("");
+                answer.edns = Some((
+                    version.parse().context("EDNS version")?,
+                    udp.parse().context("EDNS UDP size")?,
+                ));
+                continue;
+            }
+            if let Some(rest) = lower.strip_prefix(";; version:") {
+                // kdig: ";; Version: 0; flags: ; UDP size: 1232 B; ext-rcode: NOERROR"
+                let version = rest.split(';').next().unwrap_or("").trim();
+                let udp = rest
+                    .split("udp size:")
+                    .nth(1)
+                    .and_then(|u| u.split_whitespace().next())
+                    .unwrap_or("");
+                answer.edns = Some((
+                    version.parse().context("EDNS version")?,
+                    udp.parse().context("EDNS UDP size")?,
+                ));
+                continue;
+            }
+            if trimmed.starts_with(";;") && trimmed.ends_with("SECTION:") {
+                section = if trimmed.contains("QUESTION") {
+                    Section::Question
+                } else if trimmed.contains("ANSWER") {
+                    Section::Answer
+                } else if trimmed.contains("AUTHORITY") {
+                    Section::Authority
+                } else if trimmed.contains("ADDITIONAL") {
+                    Section::Additional
+                } else {
+                    Section::None
+                };
+                continue;
+            }
+            match section {
+                Section::Question => {
+                    // dig: ";name.\t\tIN\tA"; kdig: ";; name.   \t\tIN\tA"
+                    let fields: Vec<&str> =
+                        trimmed.trim_start_matches(';').split_whitespace().collect();
+                    if let [name, _class, qtype] = fields[..] {
+                        answer.question = Some((name.to_string(), qtype.to_string()));
+                    } else {
+                        bail!("question line {trimmed:?}");
+                    }
+                }
+                Section::Answer | Section::Authority | Section::Additional
+                    if !trimmed.starts_with(';') =>
+                {
+                    let rr = parse_rr(trimmed)?;
+                    if rr.rtype == "OPT" {
+                        continue;
+                    }
+                    match section {
+                        Section::Answer => answer.answer.push(rr),
+                        Section::Authority => answer.authority.push(rr),
+                        _ => answer.additional.push(rr),
+                    }
+                }
+                _ => {}
+            }
+        }
+        if !saw_header {
+            bail!("no ->>HEADER<<- line: the tool printed no answer");
+        }
+        Ok(answer)
+    }
+}
+
+/// "name ttl class type rdata..." (whitespace-separated, as both tools print).
+fn parse_rr(line: &str) -> Result<Rr> {
+    let fields: Vec<&str> = line.split_whitespace().collect();
+    if fields.len() < 4 {
+        bail!("record line {line:?}");
+    }
+    Ok(Rr {
+        name: fields[0].to_string(),
+        ttl: fields[1]
+            .parse()
+            .with_context(|| format!("TTL in {line:?}"))?,
+        class: fields[2].to_string(),
+        rtype: fields[3].to_string(),
+        rdata: fields[4..].join(" "),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const DIG: &str = ";; Got answer:
+;; ->>HEADER<<- opcode: QUERY, status: NOERROR, id: 7933
+;; flags: qr aa; QUERY: 1, ANSWER: 1, AUTHORITY: 0, ADDITIONAL: 1
+
+;; OPT PSEUDOSECTION:
+; EDNS: version: 0, flags:; udp: 1232
+;; QUESTION SECTION:
+;wWw.Example.TEST.\t\tIN\tA
+
+;; ANSWER SECTION:
+wWw.Example.TEST.\t300\tIN\tA\t203.0.113.99
+
+";
+
+    const KDIG: &str = ";; ->>HEADER<<- opcode: QUERY; status: NXDOMAIN; id: 30620
+;; Flags: qr aa tc; QUERY: 1; ANSWER: 0; AUTHORITY: 1; ADDITIONAL: 1
+
+;; EDNS PSEUDOSECTION:
+;; Version: 0; flags: ; UDP size: 1232 B; ext-rcode: NOERROR
+
+;; QUESTION SECTION:
+;; nope.example.test.   \t\tIN\tTXT
+
+;; AUTHORITY SECTION:
+example.test.       \t60\tIN\tSOA\tns1.example.test. hostmaster.example.test. 2026112301 3600 600 1209600 60
+
+;; Received 61 B
+;; Time 2026-11-23 22:09:47 UTC
+;; From 198.51.100.1@53(UDP) in 3.1 ms
+";
+
+    #[test]
+    fn parses_dig_output() {
+        let a = ToolAnswer::parse(DIG).unwrap();
+        assert_eq!(a.rcode, "NOERROR");
+        assert_eq!(
+            a.flags,
+            ["qr", "aa"].map(String::from).into_iter().collect()
+        );
+        assert_eq!(a.edns, Some((0, 1232)));
+        assert_eq!(
+            a.question,
+            Some(("wWw.Example.TEST.".to_string(), "A".to_string()))
+        );
+        assert_eq!(a.answer.len(), 1);
+        assert_eq!(a.answer[0].ttl, 300);
+        assert_eq!(a.answer[0].rdata, "203.0.113.99");
+        assert_eq!(a.answer_set("A")[0].name, "www.example.test.");
+        assert!(a.authority.is_empty());
+    }
+
+    #[test]
+    fn parses_kdig_output() {
+        let a = ToolAnswer::parse(KDIG).unwrap();
+        assert_eq!(a.rcode, "NXDOMAIN");
+        assert!(a.has_flag("tc") && a.has_flag("aa") && !a.has_flag("rd"));
+        assert_eq!(a.edns, Some((0, 1232)));
+        assert_eq!(
+            a.question,
+            Some(("nope.example.test.".to_string(), "TXT".to_string()))
+        );
+        assert!(a.answer.is_empty());
+        assert_eq!(a.authority.len(), 1);
+        let soa = &a.authority[0];
+        assert_eq!((soa.rtype.as_str(), soa.ttl), ("SOA", 60));
+        assert_eq!(
+            soa.rdata,
+            "ns1.example.test. hostmaster.example.test. 2026112301 3600 600 1209600 60"
+        );
+    }
+
+    #[test]
+    fn no_header_is_an_error() {
+        assert!(
+            ToolAnswer::parse(";; connection timed out; no servers could be reached\n").is_err()
+        );
+    }
+
+    #[test]
+    fn unbound_config_has_the_stub_and_0x20() {
+        let config = UnboundConfig::new(
+            "example.test.",
+            &[
+                "198.51.100.1".parse().unwrap(),
+                "2001:db8:53::1".parse().unwrap(),
+            ],
+        );
+        let text = config.render(Path::new("/tmp/x"));
+        assert!(text.contains("use-caps-for-id: yes"));
+        assert!(text.contains("stub-zone:\n    name: \"example.test.\"\n    stub-addr: 198.51.100.1\n    stub-addr: 2001:db8:53::1\n"));
+        assert!(text.contains("interface: 127.0.0.1@53"));
+    }
+}
