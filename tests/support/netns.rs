@@ -37,27 +37,6 @@ pub const ENDPOINT_ADDRS: [Ipv4Addr; 2] =
 pub const SERVER_VETH: &str = "fo-srv0";
 pub const CLIENT_VETH: &str = "fo-cli0";
 
-/// The addresses of an 802.1Q sub-interface pair made by [`Netns::add_vlan`].
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Vlan {
-    pub id: u16,
-    pub server: Ipv4Addr,
-    pub client: Ipv4Addr,
-    pub server6: Ipv6Addr,
-    pub client6: Ipv6Addr,
-}
-
-impl Vlan {
-    /// Sub-interface names, `<veth>.<id>` on both sides.
-    pub fn server_iface(&self) -> String {
-        format!("{SERVER_VETH}.{}", self.id)
-    }
-
-    pub fn client_iface(&self) -> String {
-        format!("{CLIENT_VETH}.{}", self.id)
-    }
-}
-
 /// How long a process gets to exit after SIGTERM before it is killed.
 const STOP_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long a started process gets to become ready.
@@ -224,62 +203,6 @@ impl Netns {
             args.push("nodad");
         }
         ip(&args)
-    }
-
-    /// An 802.1Q sub-interface with id `id` on each veth, with its own IPv4
-    /// /24 (198.51.<id % 256>.0, never 100) and IPv6 /64 (2001:db8:53:<id>::).
-    /// The XDP program on the server veth then sees tagged frames.
-    ///
-    /// VLAN tag offload is switched off on both veths so that the tag is in
-    /// the frame's bytes, where an XDP program sees it, rather than in skb
-    /// metadata (veth would otherwise hand XDP untagged data).
-    pub fn add_vlan(&self, id: u16) -> Result<Vlan> {
-        if !(1..=4094).contains(&id) || id % 256 == 100 {
-            bail!("VLAN id {id}: must be 1..=4094 and not clash with 198.51.100.0/24");
-        }
-        let third = (id % 256) as u8;
-        let vlan = Vlan {
-            id,
-            server: Ipv4Addr::new(198, 51, third, 1),
-            client: Ipv4Addr::new(198, 51, third, 2),
-            server6: Ipv6Addr::new(0x2001, 0xdb8, 0x53, id, 0, 0, 0, 1),
-            client6: Ipv6Addr::new(0x2001, 0xdb8, 0x53, id, 0, 0, 0, 2),
-        };
-        let id_text = id.to_string();
-        for (ns, veth, sub, v4, v6) in [
-            (
-                &self.server,
-                SERVER_VETH,
-                vlan.server_iface(),
-                vlan.server,
-                vlan.server6,
-            ),
-            (
-                &self.client,
-                CLIENT_VETH,
-                vlan.client_iface(),
-                vlan.client,
-                vlan.client6,
-            ),
-        ] {
-            ethtool(ns, &["-K", veth, "rxvlan", "off", "txvlan", "off"])?;
-            ip(&[
-                "-n", ns, "link", "add", "link", veth, "name", &sub, "type", "vlan", "id", &id_text,
-            ])?;
-            ip(&["-n", ns, "addr", "add", &format!("{v4}/24"), "dev", &sub])?;
-            ip(&[
-                "-n",
-                ns,
-                "addr",
-                "add",
-                &format!("{v6}/64"),
-                "dev",
-                &sub,
-                "nodad",
-            ])?;
-            ip(&["-n", ns, "link", "set", &sub, "up"])?;
-        }
-        Ok(vlan)
     }
 
     /// Switches transmit checksum offload of the client veth off, so the
