@@ -15,9 +15,13 @@ use log::{error, info, warn};
 use tokio::signal::unix::{SignalKind, signal};
 
 use crate::agent::Agent;
-use crate::config::Config;
+use crate::answers::AnswerTable;
+use crate::config::{Config, ServerMode, listen_address};
 use crate::dataplane::{AttachMode, Dataplane};
 use crate::demo::DemoEndpoints;
+use crate::fanout::FanOut;
+use crate::responder::Responder;
+use crate::server::{Listeners, Server, ServerStats, TcpLimits};
 
 const EXIT_RUNTIME: u8 = 1;
 const EXIT_USAGE: u8 = 2;
@@ -26,7 +30,7 @@ const EXIT_USAGE: u8 = 2;
 #[command(
     name = "failover-agent",
     version,
-    about = "DNS failover: answers A queries from XDP with only the endpoints that are healthy now"
+    about = "DNS failover: answers A/AAAA queries from XDP with only the endpoints that are healthy now"
 )]
 struct Cli {
     #[command(subcommand)]
@@ -35,9 +39,11 @@ struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Command {
-    /// Health-check the configured endpoints and answer DNS queries for the
-    /// records from XDP on IFACE (needs root). Without --config, runs the
-    /// built-in demo on lo: two local endpoints for www.example.test.
+    /// Health-check the configured endpoints, answer DNS queries for the
+    /// records from XDP on IFACE, and (mode authoritative) everything else
+    /// over UDP and TCP in userspace (needs root). Without --config, runs the
+    /// built-in demo on lo: two local endpoints for www.example.test.,
+    /// served on 127.0.0.1:53 and [::1]:53.
     Run(RunArgs),
     /// Validate a configuration file and exit (0 if valid, 2 if not).
     CheckConfig {
@@ -71,6 +77,21 @@ struct RunArgs {
     /// They are also logged once at exit.
     #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = humantime::parse_duration)]
     stats_interval: Duration,
+    /// Serve DNS on ADDR (UDP and TCP), e.g. 192.0.2.53, [::1]:5353;
+    /// repeatable. Replaces [server] listen; implies mode authoritative.
+    #[arg(long, value_name = "ADDR")]
+    listen: Vec<String>,
+    /// authoritative: serve DNS in userspace on the listen addresses.
+    /// front: bind nothing; a DNS server already on the host answers what
+    /// XDP passes. Replaces [server] mode.
+    #[arg(long, value_enum, value_name = "MODE")]
+    mode: Option<ModeArg>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum ModeArg {
+    Authoritative,
+    Front,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -112,6 +133,9 @@ pub fn main() -> ExitCode {
         Command::Run(args) => run(args),
         Command::CheckConfig { config: path } => match Config::load(&path) {
             Ok(config) => {
+                for warning in config.warnings() {
+                    warn!("{}: {warning}", path.display());
+                }
                 println!(
                     "{}: ok: {} zones, {} records, {} endpoints",
                     path.display(),
@@ -157,10 +181,37 @@ struct Plan {
 }
 
 fn plan(args: &RunArgs) -> Result<Plan, String> {
-    let (config, demo) = match &args.config {
+    let (mut config, demo) = match &args.config {
         Some(path) => (Config::load(path).map_err(|e| e.to_string())?, false),
         None => (Config::default_demo(), true),
     };
+    // Command line over file.
+    if let Some(mode) = args.mode {
+        config.server.mode = match mode {
+            ModeArg::Authoritative => ServerMode::Authoritative,
+            ModeArg::Front => ServerMode::Front,
+        };
+    }
+    if !args.listen.is_empty() {
+        if args.mode == Some(ModeArg::Front) {
+            return Err("--listen and --mode front contradict each other: in front mode the agent binds nothing".to_string());
+        }
+        let mut listen = Vec::with_capacity(args.listen.len());
+        for text in &args.listen {
+            let addr = listen_address("--listen", text)
+                .map_err(|e| format!("{}: {}", e.field, e.message))?;
+            if !listen.contains(&addr) {
+                listen.push(addr);
+            }
+        }
+        config.server.mode = ServerMode::Authoritative;
+        config.server.listen = listen;
+        config.server.listen_is_default = false;
+    } else if config.server.mode == ServerMode::Authoritative && config.server.listen.is_empty() {
+        // --mode authoritative over a file that says front: the defaults.
+        config.server.listen = crate::config::Server::default().listen;
+        config.server.listen_is_default = true;
+    }
     let iface = match (&args.iface, demo) {
         (Some(iface), _) => iface.clone(),
         (None, true) => "lo".to_string(),
@@ -208,6 +259,9 @@ fn run(args: RunArgs) -> ExitCode {
     }
 }
 
+/// The agent's sink: the kernel map and the userspace table, fed alike.
+type Sinks = FanOut<Dataplane, AnswerTable>;
+
 fn run_plan(plan: Plan, stats_interval: Duration) -> Result<()> {
     let Plan {
         config,
@@ -215,6 +269,26 @@ fn run_plan(plan: Plan, stats_interval: Duration) -> Result<()> {
         mode,
         demo,
     } = plan;
+    for warning in config.warnings() {
+        warn!("{warning}");
+    }
+    // Bound first: a port that is taken stops us before the kernel is
+    // touched, and once XDP passes queries up, something answers them.
+    let listeners = match config.server.mode {
+        ServerMode::Authoritative => Some(
+            Listeners::bind(
+                &config.server.listen,
+                config.server.listen_is_default || demo,
+            )
+            .context("serving DNS in userspace (mode authoritative)")?,
+        ),
+        ServerMode::Front => {
+            info!(
+                "mode front: no userspace DNS server; queries XDP does not answer go to the DNS server on this host"
+            );
+            None
+        }
+    };
     let mut dataplane = Dataplane::load().map_err(|e| {
         // SAFETY: geteuid has no preconditions.
         if unsafe { libc::geteuid() } != 0 {
@@ -254,8 +328,24 @@ fn run_plan(plan: Plan, stats_interval: Duration) -> Result<()> {
         .enable_all()
         .build()
         .context("starting the async runtime")?;
-    let mut agent = Agent::new(config, dataplane);
+    let table = AnswerTable::new();
+    let responder = Responder::new(&config, table.clone());
+    let limits = TcpLimits {
+        idle_timeout: config.server.tcp_idle_timeout,
+        max_connections: config.server.tcp_max_connections,
+    };
+    let mut agent = Agent::new(
+        config,
+        FanOut::new(dataplane, table, ["kernel map", "userspace table"]),
+    );
+    // SOA, NS and negative answers are known before any check has run.
+    agent.declare_zones();
     let result = runtime.block_on(async {
+        let server = match listeners {
+            Some(listeners) => Some(Server::start(listeners, responder, limits)?),
+            None => None,
+        };
+        let server_stats = server.as_ref().map(|s| s.stats());
         let mut sigint =
             signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
         let mut sigterm =
@@ -266,14 +356,22 @@ fn run_plan(plan: Plan, stats_interval: Duration) -> Result<()> {
                 _ = sigterm.recv() => info!("SIGTERM: shutting down"),
             }
         };
-        agent
-            .run(shutdown, Some(stats_interval), log_counters)
-            .await
+        let result = agent
+            .run(shutdown, Some(stats_interval), |sinks: &Sinks| {
+                log_counters(&sinks.first, server_stats.as_deref())
+            })
+            .await;
+        if let Some(server) = server {
+            let stats = server.stats();
+            server.stop().await;
+            info!("userspace server stopped: {}", stats.summary());
+        }
+        result
     });
     // Stops the check tasks before the dataplane goes away.
     drop(runtime);
-    let mut dataplane = agent.into_sink();
-    log_counters(&dataplane);
+    let mut dataplane = agent.into_sink().first;
+    log_counters(&dataplane, None);
     let detached = dataplane
         .detach()
         .with_context(|| format!("detaching the XDP responder from {iface}"));
@@ -305,14 +403,16 @@ fn start_demo(config: &Config) -> Result<DemoEndpoints> {
             demo.command_line(addr)
         );
     }
+    let name = record.name.trim_end_matches('.');
+    info!("demo: watch the answers with `dig @127.0.0.1 {name}` (from XDP)");
     info!(
-        "demo: watch the answers with `dig @127.0.0.1 {}`",
-        record.name.trim_end_matches('.')
+        "demo: userspace answers the rest: `dig @127.0.0.1 {name} MX`, `dig @::1 {name} AAAA`, `dig @127.0.0.1 {name} +tcp`, `dig @127.0.0.1 {} SOA`",
+        config.zones[0].origin.trim_end_matches('.')
     );
     Ok(demo)
 }
 
-fn log_counters(dataplane: &Dataplane) {
+fn log_counters(dataplane: &Dataplane, server: Option<&ServerStats>) {
     match dataplane.counters() {
         Ok(counters) => info!(
             "kernel counters: {}",
@@ -323,6 +423,9 @@ fn log_counters(dataplane: &Dataplane) {
                 .join(" ")
         ),
         Err(e) => warn!("reading the kernel counters: {e:#}"),
+    }
+    if let Some(server) = server {
+        info!("userspace server counters: {}", server.summary());
     }
 }
 
@@ -392,10 +495,86 @@ mod tests {
     }
 
     #[test]
+    fn listen_and_mode_override_the_file() {
+        let demo = plan(&run_args(&[])).unwrap();
+        assert_eq!(demo.config.server.mode, ServerMode::Authoritative);
+        assert_eq!(
+            demo.config.server.listen,
+            [
+                "127.0.0.1:53".parse::<SocketAddr>().unwrap(),
+                "[::1]:53".parse().unwrap()
+            ]
+        );
+        let front = plan(&run_args(&["--mode", "front"])).unwrap();
+        assert_eq!(front.config.server.mode, ServerMode::Front);
+        let listen = plan(&run_args(&[
+            "--listen",
+            "127.0.0.53",
+            "--listen",
+            "[::1]:5353",
+            "--listen",
+            "127.0.0.53:53",
+        ]))
+        .unwrap();
+        assert_eq!(
+            listen.config.server.listen,
+            [
+                "127.0.0.53:53".parse::<SocketAddr>().unwrap(),
+                "[::1]:5353".parse().unwrap()
+            ],
+            "port 53 by default, duplicates once"
+        );
+        assert!(!listen.config.server.listen_is_default);
+        assert_eq!(
+            plan(&run_args(&["--listen", "localhost"])).err().as_deref(),
+            Some(
+                "--listen: \"localhost\" is not an address to listen on (e.g. \"0.0.0.0:53\", \"[::]:53\", \"192.0.2.53\")"
+            )
+        );
+        assert!(
+            plan(&run_args(&["--listen", "::1", "--mode", "front"]))
+                .err()
+                .unwrap()
+                .contains("contradict")
+        );
+
+        // A file in front mode, switched back on the command line.
+        let dir = std::env::temp_dir().join(format!("failover-cli-mode-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("front.toml");
+        std::fs::write(
+            &path,
+            crate::config::DEFAULT_CONFIG.replace(
+                "mode = \"authoritative\"\nlisten = [\"127.0.0.1:53\", \"[::1]:53\"]",
+                "mode = \"front\"",
+            ),
+        )
+        .unwrap();
+        let p = path.to_str().unwrap();
+        let file = plan(&run_args(&["--config", p, "--iface", "lo"])).map(|p| p.config.server);
+        let back = plan(&run_args(&[
+            "--config",
+            p,
+            "--iface",
+            "lo",
+            "--mode",
+            "authoritative",
+        ]))
+        .map(|p| p.config.server);
+        std::fs::remove_dir_all(&dir).unwrap();
+        let file = file.unwrap();
+        assert_eq!((file.mode, file.listen.len()), (ServerMode::Front, 0));
+        let back = back.unwrap();
+        assert_eq!(back.mode, ServerMode::Authoritative);
+        assert_eq!(back.listen, crate::config::Server::default().listen);
+    }
+
+    #[test]
     fn bad_arguments_are_usage_errors() {
         for argv in [
             &["failover-agent", "run", "--xdp-mode", "driver"][..],
             &["failover-agent", "run", "--stats-interval", "soon"],
+            &["failover-agent", "run", "--mode", "recursive"],
             &["failover-agent", "demo-endpoint", "--listen", "localhost"],
             &["failover-agent", "frobnicate"],
         ] {

@@ -459,9 +459,9 @@ impl fmt::Display for ConfigError {
 impl std::error::Error for ConfigError {}
 
 /// A validation failure before the file name is attached.
-struct FieldError {
-    field: String,
-    message: String,
+pub(crate) struct FieldError {
+    pub(crate) field: String,
+    pub(crate) message: String,
 }
 
 fn field_err(field: impl Into<String>, message: impl Into<String>) -> FieldError {
@@ -815,7 +815,7 @@ fn server_value(server: &ServerFile) -> Result<Server, FieldError> {
 
 /// `"192.0.2.53"`, `"192.0.2.53:53"`, `"::1"` or `"[::1]:53"`; port 53 when
 /// none is given.
-fn listen_address(field: &str, text: &str) -> Result<SocketAddr, FieldError> {
+pub(crate) fn listen_address(field: &str, text: &str) -> Result<SocketAddr, FieldError> {
     let addr = match text.trim().parse::<SocketAddr>() {
         Ok(addr) => addr,
         Err(_) => match text.trim().parse::<IpAddr>() {

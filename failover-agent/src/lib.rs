@@ -1,10 +1,12 @@
-//! failover agent: health checks endpoints and keeps the kernel's answer map true.
+//! failover agent: health checks endpoints, keeps the kernel's answer map true,
+//! and answers in userspace what the kernel passes up.
 pub mod agent;
 pub mod answers;
 pub mod cli;
 pub mod config;
 pub mod dataplane;
 pub mod demo;
+pub mod fanout;
 pub mod health;
 pub mod policy;
 pub mod responder;

@@ -243,8 +243,9 @@ impl Server {
         &self.addrs
     }
 
-    pub fn stats(&self) -> &ServerStats {
-        &self.stats
+    /// The counters, shared: they keep counting while the server runs.
+    pub fn stats(&self) -> Arc<ServerStats> {
+        self.stats.clone()
     }
 
     /// Stops serving: every socket and connection is closed when this returns.
