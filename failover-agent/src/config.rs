@@ -2021,4 +2021,29 @@ port = 443
             &["server.tcp_max_connections", "out of range"],
         );
     }
+
+    /// The configuration reference in the README loads as documented.
+    #[test]
+    fn readme_reference_loads() {
+        let readme = include_str!("../../README.md");
+        let section = &readme[readme
+            .find("## Configuration reference")
+            .expect("README has the section")..];
+        let start = section.find("```toml\n").unwrap() + "```toml\n".len();
+        let text = &section[start..start + section[start..].find("```").unwrap()];
+        let config = parse(text).unwrap_or_else(|e| panic!("{e}"));
+        let server = Server {
+            // Written out: a missing IPv6 stack is then an error.
+            listen_is_default: false,
+            ..Server::default()
+        };
+        assert_eq!(config.server, server);
+        let zone = &config.zones[0];
+        assert_eq!(zone.nameservers.len(), 2);
+        assert_eq!(zone.soa().negative_ttl, 30);
+        assert_eq!(config.records.len(), 2);
+        assert_eq!(config.records[1].rtype, RecordType::Aaaa);
+        assert_eq!(config.hot_names().len(), 1);
+        assert!(config.warnings().is_empty());
+    }
 }
