@@ -7,8 +7,12 @@
 //!
 //! All traffic stays inside the namespaces these fixtures create.
 
+pub mod compare;
 pub mod config;
 pub mod dns;
+// `gen` is a reserved word in edition 2024.
+pub mod r#gen;
+pub mod mutation;
 pub mod netns;
 pub mod packets;
 pub mod peers;

@@ -1,0 +1,279 @@
+//! Kernel == userspace: the XDP fast path and the userspace responder,
+//! fed the same configuration the same way (`publish_all_healthy`, every
+//! endpoint healthy), answer every query alike.
+//!
+//! 100,000 generated queries (tests/support/gen.rs: names in and out of
+//! zones, under hot names, near 255 bytes, random case, A AAAA HTTPS MX TXT
+//! SOA NS SVCB ANY and others, class IN and not, EDNS on and off with sizes
+//! below 512 to 65535 and DO, RD/CD/AD, IPv4 and IPv6, VLAN or not) run
+//! through the XDP program (BPF_PROG_TEST_RUN). For each one:
+//! - XDP_TX: the answer frame passes `packets::check_answer` (every layer)
+//!   and its DNS message means the same as the userspace responder's answer
+//!   to the same message over UDP (`compare::semantic_diff`: RCODE, flags,
+//!   question bytes, answer/authority/additional as sets with TTLs, OPT).
+//! - XDP_PASS: the frame is untouched, and userspace answers it (a response
+//!   with the query's id that hickory parses). If the query is one the
+//!   kernel is built to answer (a hot name, A/AAAA/HTTPS, class IN, EDNS
+//!   version 0 or none) and userspace's answer fits without truncation, the
+//!   kernel passing it is a difference too: the test cannot go green by the
+//!   kernel passing everything.
+//!
+//! Seed: FAILOVER_DIFF_SEED (decimal, 0x-hex or "random"); count:
+//! FAILOVER_DIFF_QUERIES. Needs root (BPF).
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use failover_agent::agent::publish_all_healthy;
+use failover_agent::answers::AnswerTable;
+use failover_agent::responder::{Responder as Userspace, Transport};
+use failover_tests::compare::{hex, semantic_diff};
+use failover_tests::r#gen::{
+    Generated, Layout, NameKind, QueryGen, TYPE_A, TYPE_AAAA, TYPE_HTTPS, Universe, count_from_env,
+    seed_from_env, test_config, type_name,
+};
+use failover_tests::packets::check_answer;
+use failover_tests::xdp::{Responder, XDP_PASS, XDP_TX};
+use hickory_proto::op::{Message, MessageType};
+use hickory_proto::rr::{RData, Record};
+
+const DEFAULT_SEED: u64 = 0xd1ff_0003;
+const DEFAULT_QUERIES: u64 = 100_000;
+/// Stop collecting after this many differences.
+const MAX_DIFFERENCES: usize = 10;
+
+#[derive(Default)]
+struct Tally {
+    queries: u64,
+    answered: u64,
+}
+
+#[derive(Default)]
+struct Stats {
+    all: Tally,
+    by_type: BTreeMap<u16, Tally>,
+    by_kind: BTreeMap<NameKind, Tally>,
+    /// Userspace RCODEs of all queries (TC counted apart).
+    user_rcodes: BTreeMap<String, u64>,
+    kernel_time: Duration,
+    user_time: Duration,
+    check_time: Duration,
+}
+
+impl Stats {
+    fn count(&mut self, g: &Generated, answered: bool) {
+        for t in [
+            &mut self.all,
+            self.by_type.entry(g.query.qtype).or_default(),
+            self.by_kind.entry(g.kind).or_default(),
+        ] {
+            t.queries += 1;
+            t.answered += u64::from(answered);
+        }
+    }
+
+    fn print(&self, seed: u64, elapsed: Duration) {
+        let a = &self.all;
+        let pct = |t: &Tally| 100.0 * t.answered as f64 / t.queries.max(1) as f64;
+        println!(
+            "differential: seed {seed:#x}: {} queries, kernel answered {} ({:.1}%), passed {}; \
+             {:.1} s ({:.1} µs/query: kernel {:.1}, userspace {:.1}, checks {:.1})",
+            a.queries,
+            a.answered,
+            pct(a),
+            a.queries - a.answered,
+            elapsed.as_secs_f64(),
+            elapsed.as_secs_f64() * 1e6 / a.queries.max(1) as f64,
+            self.kernel_time.as_secs_f64() * 1e6 / a.queries.max(1) as f64,
+            self.user_time.as_secs_f64() * 1e6 / a.queries.max(1) as f64,
+            self.check_time.as_secs_f64() * 1e6 / a.queries.max(1) as f64,
+        );
+        let line = |label: String, t: &Tally| {
+            println!(
+                "  {label:<18} {:>7} queries, {:>7} kernel-answered ({:>5.1}%)",
+                t.queries,
+                t.answered,
+                pct(t)
+            )
+        };
+        for (qtype, t) in &self.by_type {
+            line(format!("type {}", type_name(*qtype)), t);
+        }
+        for (kind, t) in &self.by_kind {
+            line(format!("{kind:?}"), t);
+        }
+        let rcodes: Vec<String> = self
+            .user_rcodes
+            .iter()
+            .map(|(r, n)| format!("{r} {n}"))
+            .collect();
+        println!("  userspace answers: {}", rcodes.join(", "));
+    }
+}
+
+/// The size of `answer` as the kernel would encode it: owners as a pointer
+/// to the question, names in RDATA (the SOA's) uncompressed, an OPT with no
+/// options.
+fn kernel_encoding_len(answer: &Message) -> usize {
+    let question: usize = answer
+        .queries()
+        .iter()
+        .map(|q| q.name().len() + 1 + 4)
+        .sum();
+    let rdata = |r: &Record| match r.data() {
+        RData::SOA(soa) => soa.mname().len() + 1 + soa.rname().len() + 1 + 20,
+        RData::A(_) => 4,
+        RData::AAAA(_) => 16,
+        other => panic!("the kernel never sends {other:?}"),
+    };
+    let records: usize = answer
+        .answers()
+        .iter()
+        .chain(answer.name_servers())
+        .map(|r| 2 + 10 + rdata(r))
+        .sum();
+    12 + question + records + if answer.extensions().is_some() { 11 } else { 0 }
+}
+
+/// Is `g` a query the kernel is built to answer, if its answer fits?
+fn kernel_should_answer(g: &Generated, universe: &Universe) -> bool {
+    let q = &g.query;
+    universe.is_hot(&q.qname)
+        && q.qclass == 1
+        && [TYPE_A, TYPE_AAAA, TYPE_HTTPS].contains(&q.qtype)
+        && q.opt.as_ref().is_none_or(|o| o.version == 0)
+}
+
+#[test]
+fn kernel_and_userspace_answer_every_query_alike() {
+    let seed = seed_from_env("FAILOVER_DIFF_SEED", DEFAULT_SEED);
+    let queries = count_from_env("FAILOVER_DIFF_QUERIES", DEFAULT_QUERIES);
+    println!(
+        "differential: seed {seed:#x} (set FAILOVER_DIFF_SEED to repeat or vary), {queries} queries"
+    );
+    let config = test_config();
+    let mut kernel = Responder::load().expect("load the XDP responder (are we root?)");
+    publish_all_healthy(&config, &mut kernel.dataplane).expect("fill the kernel map");
+    let mut table = AnswerTable::new();
+    publish_all_healthy(&config, &mut table).expect("fill the userspace table");
+    let userspace = Userspace::new(&config, table);
+    let universe = Universe::of(&config);
+    let mut generator = QueryGen::new(universe.clone(), seed);
+
+    let mut stats = Stats::default();
+    let mut differences: Vec<String> = Vec::new();
+    let start = Instant::now();
+    for _ in 0..queries {
+        let g = generator.generate();
+        let frame = g.query.frame();
+        let message = g.message();
+
+        let t0 = Instant::now();
+        let run = kernel.run(&frame).expect("BPF_PROG_TEST_RUN");
+        let t1 = Instant::now();
+        let user = userspace.answer(&message, Transport::Udp);
+        let t2 = Instant::now();
+        let outcome = judge(
+            &g,
+            &frame,
+            &run.frame,
+            run.verdict,
+            user.as_deref(),
+            &universe,
+        );
+        stats.check_time += t2.elapsed();
+        stats.kernel_time += t1 - t0;
+        stats.user_time += t2 - t1;
+
+        stats.count(&g, run.verdict == XDP_TX);
+        let rcode = match user.as_deref().map(Message::from_vec) {
+            Some(Ok(m)) if m.truncated() => format!("{:?}+TC", m.response_code()),
+            Some(Ok(m)) => format!("{:?}", m.response_code()),
+            Some(Err(_)) => "unparseable".into(),
+            None => "none".into(),
+        };
+        *stats.user_rcodes.entry(rcode).or_default() += 1;
+
+        if let Err(e) = outcome {
+            differences.push(format!(
+                "{g}\n    {e}\n  query:     {}\n  kernel:    verdict {} {}\n  userspace: {}",
+                hex(&message),
+                run.verdict,
+                hex(&run.frame),
+                user.as_deref().map_or_else(|| "none".to_string(), hex),
+            ));
+            if differences.len() >= MAX_DIFFERENCES {
+                break;
+            }
+        }
+    }
+    stats.print(seed, start.elapsed());
+    assert!(
+        differences.is_empty(),
+        "{} difference(s) between kernel and userspace (seed {seed:#x}; first {MAX_DIFFERENCES} \
+         at most):\n{}",
+        differences.len(),
+        differences.join("\n")
+    );
+    // Both halves of the comparison must have been exercised.
+    let a = &stats.all;
+    assert!(
+        a.answered * 5 >= a.queries,
+        "the kernel answered only {} of {} queries",
+        a.answered,
+        a.queries
+    );
+    assert!(
+        a.answered * 5 <= a.queries * 4,
+        "the kernel passed only {} of {} queries",
+        a.queries - a.answered,
+        a.queries
+    );
+}
+
+/// The verdict on one query.
+fn judge(
+    g: &Generated,
+    frame: &[u8],
+    out: &[u8],
+    verdict: u32,
+    user: Option<&[u8]>,
+    universe: &Universe,
+) -> Result<(), String> {
+    match verdict {
+        XDP_TX => {
+            check_answer(&g.query, out).map_err(|e| format!("kernel answer frame: {e:#}"))?;
+            let user = user.ok_or("the kernel answered; userspace would not answer at all")?;
+            let kernel_dns = &out[Layout::of(&g.query).dns()..];
+            semantic_diff(kernel_dns, user)
+        }
+        XDP_PASS => {
+            if out != frame {
+                return Err("XDP_PASS but the frame was modified".into());
+            }
+            let user = user.ok_or("the kernel passed it and userspace does not answer")?;
+            let m = Message::from_vec(user)
+                .map_err(|e| format!("userspace answer does not parse: {e}"))?;
+            if m.message_type() != MessageType::Response || m.id() != g.query.id {
+                return Err("userspace answer is not a response with the query's id".into());
+            }
+            if kernel_should_answer(g, universe) && !m.truncated() {
+                // The kernel writes names in records uncompressed (a pointer
+                // to the question for owners): userspace's answer may fit
+                // where the kernel's would not.
+                let size = kernel_encoding_len(&m);
+                let limit = g.query.opt.as_ref().map_or(512, |o| o.udp_size.max(512));
+                if size <= usize::from(limit) {
+                    return Err(format!(
+                        "the kernel passed a query it answers by design; userspace answered \
+                         {:?} in {} bytes ({size} as the kernel encodes it, limit {limit})",
+                        m.response_code(),
+                        user.len()
+                    ));
+                }
+            }
+            Ok(())
+        }
+        other => Err(format!("verdict {other}")),
+    }
+}
