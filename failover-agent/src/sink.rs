@@ -33,6 +33,17 @@ pub struct ZoneSoa {
 /// Receives whole answer sets. Every call replaces what the sink held for that
 /// (name, type) atomically: a reader sees the old or the new set, never a mix.
 /// Names are absolute (`"www.example.test."`), any case.
+///
+/// The agent's order ([`crate::agent::publish_all_healthy`] follows it too):
+/// `set_zone` for every zone at start; once every endpoint has been checked,
+/// `publish` for each record and `publish_nodata` for each of A, AAAA and HTTPS
+/// a record name lacks; after that `publish` whenever an answer set changes.
+/// A call that fails is repeated after the next check (and a failed
+/// `set_zone` before any further write), so repeating a call must be harmless.
+/// A sink that does not hold a zone's SOA (its `set_zone` failed) must not
+/// give negative answers for that zone without it: refuse such writes, or
+/// leave such queries to someone else. [`crate::fanout::FanOut`] feeds two
+/// sinks, each independently of the other's failures.
 pub trait AnswerSink {
     /// Declares zone number `zone` (its index in the configuration) and its SOA.
     /// Called before any record of the zone is published.
