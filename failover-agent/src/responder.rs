@@ -1425,4 +1425,93 @@ port = 80
             );
         }
     }
+
+    /// Valid queries with random byte flips, cuts and extensions, and plain
+    /// random bytes: never a panic; every answer parses, echoes the id, is a
+    /// response, and keeps the UDP size limit.
+    #[test]
+    fn mutated_queries_never_panic_and_every_answer_parses() {
+        let r = responder();
+        let mut seed: u64 = 0x9e37_79b9_7f4a_7c15;
+        let mut next = move || {
+            // xorshift64*: deterministic, no dependency.
+            seed ^= seed >> 12;
+            seed ^= seed << 25;
+            seed ^= seed >> 27;
+            seed.wrapping_mul(0x2545_f491_4f6c_dd1d)
+        };
+        let names = [
+            "www.example.test.",
+            "WwW.eXaMpLe.TeSt.",
+            "example.test.",
+            "nope.example.test.",
+            "deep.example.test.",
+            "api.sub.example.test.",
+            "other.invalid.",
+        ];
+        let types = [
+            RecordType::A,
+            RecordType::AAAA,
+            RecordType::HTTPS,
+            RecordType::MX,
+            RecordType::NS,
+            RecordType::SOA,
+            RecordType::ANY,
+        ];
+        let mut answered = 0;
+        for case in 0..20_000u32 {
+            let mut bytes = if case % 10 == 9 {
+                (0..next() % 64).map(|_| next() as u8).collect()
+            } else {
+                let name = names[next() as usize % names.len()];
+                let rtype = types[next() as usize % types.len()];
+                let mut q = query(name, rtype);
+                if next() % 2 == 0 {
+                    q = with_edns(q, (next() % 5000) as u16, next() % 2 == 0);
+                }
+                q.to_vec().unwrap()
+            };
+            match next() % 4 {
+                0 => {
+                    for _ in 0..1 + next() % 4 {
+                        let at = next() as usize % bytes.len().max(1);
+                        if let Some(b) = bytes.get_mut(at) {
+                            *b ^= 1 << (next() % 8);
+                        }
+                    }
+                }
+                1 => {
+                    let at = next() as usize % bytes.len().max(1);
+                    bytes[at..].iter_mut().for_each(|b| *b = next() as u8);
+                }
+                2 => bytes.truncate(next() as usize % (bytes.len() + 1)),
+                _ => bytes.extend((0..next() % 16).map(|_| next() as u8)),
+            }
+            let transport = if next() % 4 == 0 {
+                Transport::Tcp
+            } else {
+                Transport::Udp
+            };
+            let Some(answer) = r.answer(&bytes, transport) else {
+                assert!(
+                    bytes.len() < 12 || bytes[2] & 0x80 != 0,
+                    "silence for {bytes:02x?}"
+                );
+                continue;
+            };
+            answered += 1;
+            let response = Message::from_vec(&answer).unwrap_or_else(|e| {
+                panic!("unparseable answer {answer:02x?} to {bytes:02x?}: {e}")
+            });
+            assert_eq!(answer[..2], bytes[..2], "id");
+            assert_eq!(response.message_type(), MessageType::Response);
+            if transport == Transport::Udp {
+                assert!(answer.len() <= EDNS_UDP_SIZE as usize);
+                if response.extensions().is_none() {
+                    assert!(answer.len() <= 512, "{} bytes", answer.len());
+                }
+            }
+        }
+        assert!(answered > 15_000, "only {answered} answered");
+    }
 }
