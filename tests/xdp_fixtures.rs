@@ -16,9 +16,10 @@ use std::{
 use failover_agent::sink::{AnswerSink, RTYPE_A, RTYPE_AAAA, RTYPE_HTTPS, ZoneSoa};
 use failover_common::Counter;
 use failover_tests::{
-    packets::{ExpectedSoa, Opt, Query, check_answer, wire_name},
+    packets::{ExpectedSoa, Opt, Query, check_answer, check_answer_rcode, wire_name},
     xdp::{Responder, XDP_PASS, XDP_TX, pin_to_cpu},
 };
+use hickory_proto::op::ResponseCode;
 
 const WWW: &str = "www.example.test.";
 const POOL: &str = "pool.example.test.";
@@ -27,6 +28,10 @@ const MAIL: &str = "mail.example.test.";
 /// Has only AAAA records.
 const V6ONLY: &str = "v6.example.test.";
 const MX: u16 = 15;
+/// Every endpoint down, policy says SERVFAIL.
+const BROKEN: &str = "broken.example.test.";
+/// Weighted record.
+const SPLIT: &str = "split.example.test.";
 
 fn zone() -> ZoneSoa {
     ZoneSoa {
@@ -121,6 +126,8 @@ fn responder() -> Responder {
     )
     .unwrap();
     r.set_a(&long_name(), 5, &sixteen()).unwrap();
+    r.dataplane.set_servfail(BROKEN, RTYPE_A, 0).unwrap();
+    r.dataplane.set_servfail(BROKEN, RTYPE_AAAA, 0).unwrap();
     r
 }
 
@@ -129,6 +136,8 @@ enum Expect {
     Answer(Vec<IpAddr>, u32),
     /// XDP_TX, NOERROR, no answer, the zone's SOA in the authority section.
     NoData,
+    /// XDP_TX, SERVFAIL, AA clear, no records.
+    ServFail,
     /// XDP_PASS, frame untouched, this counter bumped.
     Pass(Counter),
 }
@@ -163,7 +172,7 @@ fn raw(name: &'static str, query: Query, edit: impl Fn(&mut Vec<u8>), counter: C
 
 fn fixtures() -> Vec<Fixture> {
     use Counter::*;
-    use Expect::{Answer, NoData, Pass};
+    use Expect::{Answer, NoData, Pass, ServFail};
     let www = v4(&[Ipv4Addr::new(192, 0, 2, 10)]);
     let mail = v4(&[Ipv4Addr::new(192, 0, 2, 25), Ipv4Addr::new(192, 0, 2, 26)]);
     let pool = v4(&pool_addrs());
@@ -294,6 +303,17 @@ fn fixtures() -> Vec<Fixture> {
             "NODATA: A of an AAAA-only name, mixed case",
             q("V6.Example.TEST.").with_qtype(1),
             NoData,
+        ),
+        fixture("SERVFAIL", q(BROKEN), ServFail),
+        fixture(
+            "SERVFAIL over IPv6, EDNS, AAAA",
+            q(BROKEN).with_qtype(28).v6().with_opt(Opt::new(1232)),
+            ServFail,
+        ),
+        fixture(
+            "SERVFAIL behind a VLAN tag, odd-length name, EDNS",
+            q(BROKEN).tagged(9).with_opt(Opt::new(4096)),
+            ServFail,
         ),
         // Not ours to answer.
         fixture(
@@ -617,6 +637,18 @@ fn fixtures_give_the_expected_verdict_and_frame() {
                     }
                 }
             }
+            Expect::ServFail => {
+                if run.verdict != XDP_TX {
+                    Err(format!(
+                        "verdict {} (counters bumped: {bumped:?})",
+                        run.verdict
+                    ))
+                } else {
+                    check_answer_rcode(&f.query, &run.frame, ResponseCode::ServFail)
+                        .map(|_| ())
+                        .map_err(|e| format!("{e:#}"))
+                }
+            }
             Expect::Pass(counter) => {
                 if run.verdict != XDP_PASS {
                     Err(format!("verdict {}, want XDP_PASS", run.verdict))
@@ -695,6 +727,45 @@ fn answer_set_updates_are_seen_by_the_next_query() {
     responder.dataplane.withdraw(WWW, RTYPE_A).unwrap();
     let run = responder.run(&query.frame()).unwrap();
     assert_eq!(run.verdict, XDP_PASS);
+}
+
+#[test]
+fn weighted_answers_split_by_weight_per_query() {
+    let mut responder = responder();
+    let addrs: Vec<IpAddr> = (1..=3)
+        .map(|i| IpAddr::V4(Ipv4Addr::new(192, 0, 2, 100 + i)))
+        .collect();
+    let weights = [1u32, 2, 7];
+    let weighted: Vec<(IpAddr, u32)> = addrs.iter().copied().zip(weights).collect();
+    responder
+        .dataplane
+        .set_weighted(SPLIT, RTYPE_A, 0, 20, &weighted)
+        .unwrap();
+    let query = Query::a(SPLIT);
+    let frame = query.frame();
+    const RUNS: u32 = 10_000;
+    let mut seen = [0u32; 3];
+    for _ in 0..RUNS {
+        let run = responder.run(&frame).unwrap();
+        assert_eq!(run.verdict, XDP_TX);
+        let answer = check_answer(&query, &run.frame).unwrap();
+        assert_eq!(answer.addrs.len(), 1, "a weighted answer holds one address");
+        assert_eq!(answer.ttls, vec![20]);
+        seen[addrs.iter().position(|a| *a == answer.addrs[0]).unwrap()] += 1;
+    }
+    // Binomial: each count within 5 standard deviations of its expectation.
+    let total: u32 = weights.iter().sum();
+    for (i, w) in weights.iter().enumerate() {
+        let p = *w as f64 / total as f64;
+        let expected = RUNS as f64 * p;
+        let sigma = (RUNS as f64 * p * (1.0 - p)).sqrt();
+        assert!(
+            (seen[i] as f64 - expected).abs() < 5.0 * sigma,
+            "address {i} answered {} times, expected {expected:.0} +- {:.0} ({seen:?})",
+            seen[i],
+            5.0 * sigma
+        );
+    }
 }
 
 fn hex(bytes: &[u8]) -> String {

@@ -10,9 +10,10 @@ use aya::{
     programs::{Xdp, XdpMode, xdp::XdpLinkId},
 };
 use failover_common::{
-    ANSWER_ADDRS, ANSWER_NODATA, AnswerSet, COUNTER_COUNT, Counter, MAP_COUNTERS, MAP_RECORDS,
-    MAP_ZONES, MAX_ANSWER_ADDRS, MAX_NAME_WIRE_LEN, MAX_ZONES, PROGRAM_RESPONDER, QCLASS_IN,
-    QTYPE_A, QTYPE_AAAA, QTYPE_HTTPS, QTYPE_SOA, RecordKey, SOA_RR_MAX,
+    ANSWER_ADDRS, ANSWER_NODATA, ANSWER_SERVFAIL, ANSWER_WEIGHTED, AnswerSet, COUNTER_COUNT,
+    Counter, MAP_COUNTERS, MAP_RECORDS, MAP_ZONES, MAX_ANSWER_ADDRS, MAX_NAME_WIRE_LEN, MAX_ZONES,
+    PROGRAM_RESPONDER, QCLASS_IN, QTYPE_A, QTYPE_AAAA, QTYPE_HTTPS, QTYPE_SOA, RecordKey,
+    SOA_RR_MAX,
 };
 
 use crate::sink::{AnswerSink, ZoneSoa};
@@ -123,7 +124,8 @@ impl Dataplane {
             .with_context(|| format!("writing the SOA of {}", soa.apex))
     }
 
-    /// Writes the whole answer set of (`name`, A or AAAA) as one map update.
+    /// Writes the whole answer set of (`name`, A or AAAA) as one map update;
+    /// the kernel answers all of it, rotating the order per query.
     pub fn set_addresses(
         &mut self,
         name: &str,
@@ -132,24 +134,42 @@ impl Dataplane {
         ttl: u32,
         addrs: &[IpAddr],
     ) -> Result<()> {
-        if addrs.is_empty() || addrs.len() > MAX_ANSWER_ADDRS {
-            bail!(
-                "{name}: an answer set holds 1 to {MAX_ANSWER_ADDRS} addresses, not {}",
-                addrs.len()
-            );
-        }
-        let mut value = AnswerSet::empty();
-        value.ttl = ttl;
-        value.count = addrs.len() as u16;
+        let mut value = address_value(name, rtype, zone, ttl, addrs)?;
         value.kind = ANSWER_ADDRS;
-        value.zone = zone;
-        for (slot, addr) in value.addrs.iter_mut().zip(addrs) {
-            match (rtype, addr) {
-                (QTYPE_A, IpAddr::V4(v4)) => slot[..4].copy_from_slice(&v4.octets()),
-                (QTYPE_AAAA, IpAddr::V6(v6)) => *slot = v6.octets(),
-                _ => bail!("{name}: {addr} does not belong in a type {rtype} answer set"),
+        self.insert(name, rtype, value)
+    }
+
+    /// Writes a weighted answer set: the kernel answers ONE address per query,
+    /// picked at random in proportion to its weight (every weight >= 1).
+    pub fn set_weighted(
+        &mut self,
+        name: &str,
+        rtype: u16,
+        zone: u32,
+        ttl: u32,
+        weighted: &[(IpAddr, u32)],
+    ) -> Result<()> {
+        let addrs: Vec<IpAddr> = weighted.iter().map(|(a, _)| *a).collect();
+        let mut value = address_value(name, rtype, zone, ttl, &addrs)?;
+        value.kind = ANSWER_WEIGHTED;
+        let mut total: u32 = 0;
+        for (slot, (addr, weight)) in value.weights.iter_mut().zip(weighted) {
+            if *weight == 0 {
+                bail!("{name}: {addr} has weight 0; the kernel picks among weights >= 1");
             }
+            total = total
+                .checked_add(*weight)
+                .with_context(|| format!("{name}: weights add up to more than 2^32"))?;
+            *slot = total;
         }
+        self.insert(name, rtype, value)
+    }
+
+    /// Declares that (`name`, `rtype`) is answered SERVFAIL.
+    pub fn set_servfail(&mut self, name: &str, rtype: u16, zone: u32) -> Result<()> {
+        let mut value = AnswerSet::empty();
+        value.kind = ANSWER_SERVFAIL;
+        value.zone = zone;
         self.insert(name, rtype, value)
     }
 
@@ -233,6 +253,34 @@ impl AnswerSink for Dataplane {
     fn withdraw(&mut self, name: &str, rtype: u16) -> Result<()> {
         self.remove(name, rtype)
     }
+}
+
+/// A map value holding `addrs` (kind still to be set).
+fn address_value(
+    name: &str,
+    rtype: u16,
+    zone: u32,
+    ttl: u32,
+    addrs: &[IpAddr],
+) -> Result<AnswerSet> {
+    if addrs.is_empty() || addrs.len() > MAX_ANSWER_ADDRS {
+        bail!(
+            "{name}: an answer set holds 1 to {MAX_ANSWER_ADDRS} addresses, not {}",
+            addrs.len()
+        );
+    }
+    let mut value = AnswerSet::empty();
+    value.ttl = ttl;
+    value.count = addrs.len() as u16;
+    value.zone = zone;
+    for (slot, addr) in value.addrs.iter_mut().zip(addrs) {
+        match (rtype, addr) {
+            (QTYPE_A, IpAddr::V4(v4)) => slot[..4].copy_from_slice(&v4.octets()),
+            (QTYPE_AAAA, IpAddr::V6(v6)) => *slot = v6.octets(),
+            _ => bail!("{name}: {addr} does not belong in a type {rtype} answer set"),
+        }
+    }
+    Ok(value)
 }
 
 /// Wire format of an absolute name, as given (case kept), e.g. for SOA RDATA.

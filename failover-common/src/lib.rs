@@ -8,7 +8,7 @@
 /// Bump whenever a map key, value or counter index changes meaning. Anything that
 /// persists maps (pin paths, dumps) must include it so an old layout is never
 /// reused by a new program.
-pub const LAYOUT_VERSION: u32 = 2;
+pub const LAYOUT_VERSION: u32 = 3;
 
 /// Longest domain name in wire format, terminating root label included (RFC 1035 3.1).
 pub const MAX_NAME_WIRE_LEN: usize = 255;
@@ -72,6 +72,12 @@ pub const ANSWER_ADDRS: u16 = 0;
 /// `AnswerSet::kind`: the name exists but has no record of this type: answer
 /// NOERROR with the zone's SOA in the authority section (NODATA, RFC 2308).
 pub const ANSWER_NODATA: u16 = 1;
+/// `AnswerSet::kind`: answer with ONE address, picked per query at random with
+/// probability proportional to its weight (`weights` holds running totals).
+pub const ANSWER_WEIGHTED: u16 = 2;
+/// `AnswerSet::kind`: answer SERVFAIL (a record whose policy says so when
+/// every endpoint is down).
+pub const ANSWER_SERVFAIL: u16 = 3;
 
 /// Value of the record map: one (name, type)'s whole answer.
 ///
@@ -85,11 +91,14 @@ pub struct AnswerSet {
     pub ttl: u32,
     /// Number of valid entries in `addrs`.
     pub count: u16,
-    /// `ANSWER_ADDRS` or `ANSWER_NODATA`.
+    /// `ANSWER_ADDRS`, `ANSWER_NODATA`, `ANSWER_WEIGHTED` or `ANSWER_SERVFAIL`.
     pub kind: u16,
     /// Index of the zone in the zone map (its SOA, for NODATA).
     pub zone: u32,
     pub _pad: u32,
+    /// For `ANSWER_WEIGHTED`: running totals of the weights of `addrs[..count]`
+    /// (`weights[i]` = sum of the weights of addresses 0..=i), every weight >= 1.
+    pub weights: [u32; MAX_ANSWER_ADDRS],
     /// Addresses in network byte order: A records use the first 4 bytes,
     /// AAAA records all 16.
     pub addrs: [[u8; 16]; MAX_ANSWER_ADDRS],
@@ -103,6 +112,7 @@ impl AnswerSet {
             kind: ANSWER_ADDRS,
             zone: 0,
             _pad: 0,
+            weights: [0; MAX_ANSWER_ADDRS],
             addrs: [[0; 16]; MAX_ANSWER_ADDRS],
         }
     }
@@ -205,5 +215,5 @@ mod pod {
 
 // No implicit padding: size equals the sum of the fields.
 const _: () = assert!(core::mem::size_of::<RecordKey>() == NAME_KEY_LEN + 2);
-const _: () = assert!(core::mem::size_of::<AnswerSet>() == 16 + 16 * MAX_ANSWER_ADDRS);
+const _: () = assert!(core::mem::size_of::<AnswerSet>() == 16 + 20 * MAX_ANSWER_ADDRS);
 const _: () = assert!(core::mem::size_of::<ZoneSoa>() == 8 + SOA_RR_MAX);

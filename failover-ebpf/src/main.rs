@@ -20,8 +20,9 @@ use aya_ebpf::{
     maps::{Array, HashMap, PerCpuArray},
     programs::XdpContext,
 };
+use aya_ebpf::helpers::generated::bpf_get_prandom_u32;
 use failover_common::{
-    ANSWER_ADDRS, ANSWER_NODATA, AnswerSet, COUNTER_COUNT, Counter, MAX_RECORDS, MAX_ZONES,
+    ANSWER_ADDRS, ANSWER_NODATA, ANSWER_SERVFAIL, ANSWER_WEIGHTED, AnswerSet, MAX_ANSWER_ADDRS, COUNTER_COUNT, Counter, MAX_RECORDS, MAX_ZONES,
     QTYPE_A, QTYPE_AAAA, RecordKey, ZoneSoa,
 };
 
@@ -129,19 +130,62 @@ fn answer_query<const L3: usize, const V6: bool>(ctx: &XdpContext) -> Result<(),
         Some(p) => unsafe { &*p },
         None => return Err(Refusal::Pass(Counter::PassNameNotInMap)),
     };
+    let stored = set.count as usize;
     match (set.kind, query.qtype) {
-        (ANSWER_ADDRS, QTYPE_A) => {
-            response::addresses::<L3, V6, 4>(ctx, &query, set, next_rotation())
+        (ANSWER_ADDRS, QTYPE_A) if stored > 0 => {
+            let start = next_rotation() as usize % stored;
+            response::addresses::<L3, V6, 4>(ctx, &query, set, start, stored)
         }
-        (ANSWER_ADDRS, QTYPE_AAAA) => {
-            response::addresses::<L3, V6, 16>(ctx, &query, set, next_rotation())
+        (ANSWER_ADDRS, QTYPE_AAAA) if stored > 0 => {
+            let start = next_rotation() as usize % stored;
+            response::addresses::<L3, V6, 16>(ctx, &query, set, start, stored)
         }
+        (ANSWER_WEIGHTED, QTYPE_A) => {
+            let pick = weighted_pick(set, scratch)?;
+            response::addresses::<L3, V6, 4>(ctx, &query, set, pick, 1)
+        }
+        (ANSWER_WEIGHTED, QTYPE_AAAA) => {
+            let pick = weighted_pick(set, scratch)?;
+            response::addresses::<L3, V6, 16>(ctx, &query, set, pick, 1)
+        }
+        (ANSWER_SERVFAIL, _) => response::rcode_only::<L3, V6>(ctx, &query, 2),
         (ANSWER_NODATA, _) => match ZONES.get(set.zone) {
             Some(soa) => response::nodata::<L3, V6>(ctx, &query, soa),
             None => Err(Refusal::Pass(Counter::PassNameNotInMap)),
         },
         _ => Err(Refusal::Pass(Counter::PassNameNotInMap)),
     }
+}
+
+/// Index of the address this query gets: random, in proportion to the
+/// weights, decided per query (so traffic splits by weight even from one
+/// resolver).
+#[inline(always)]
+fn weighted_pick(set: &AnswerSet, scratch: &mut Scratch) -> Result<usize, Refusal> {
+    let stored = set.count as usize;
+    if stored == 0 || stored > MAX_ANSWER_ADDRS {
+        return Err(Refusal::Pass(Counter::PassNameNotInMap));
+    }
+    let total = set.weights[(stored - 1) & (MAX_ANSWER_ADDRS - 1)];
+    if total == 0 {
+        return Err(Refusal::Pass(Counter::PassNameNotInMap));
+    }
+    let r = unsafe { bpf_get_prandom_u32() } % total;
+    // The number of running totals <= r is the index picked.
+    let mut pick = 0u32;
+    let mut k = 0;
+    while k < MAX_ANSWER_ADDRS - 1 {
+        if k + 1 >= stored {
+            break;
+        }
+        if set.weights[k] <= r {
+            pick += 1;
+        }
+        k += 1;
+    }
+    // Verifier barrier: one unknown index instead of one path per value.
+    scratch.fields[7] = pick;
+    Ok(unsafe { core::ptr::read_volatile(&scratch.fields[7]) } as usize & (MAX_ANSWER_ADDRS - 1))
 }
 
 #[inline(always)]

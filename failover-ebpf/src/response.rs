@@ -33,31 +33,32 @@ pub enum Refusal {
 
 type F<const L3: usize, const V6: bool> = Frame<L3, V6>;
 
-/// Writes the answer for `query` from `set`, starting the round robin at
-/// `rotation`, and leaves the frame ready for XDP_TX.
+/// Writes `count` addresses of `set`, from index `start` on (wrapping), and
+/// leaves the frame ready for XDP_TX. Round robin: all of them from a rotating
+/// start; weighted: one, picked per query.
 #[inline(always)]
 pub fn addresses<const L3: usize, const V6: bool, const ADDR_LEN: usize>(
     ctx: &XdpContext,
     query: &Query,
     set: &AnswerSet,
-    rotation: u32,
+    start: usize,
+    count: usize,
 ) -> Result<(), Refusal> {
     // Owner pointer, TYPE, CLASS, TTL, RDLENGTH, then the address.
     let rr_len = 12 + ADDR_LEN;
     let rtype = if ADDR_LEN == 4 { QTYPE_A } else { QTYPE_AAAA };
-    let count = set.count as usize;
-    if count == 0 || count > MAX_ANSWER_ADDRS {
+    let stored = set.count as usize;
+    if count == 0 || count > stored || stored > MAX_ANSWER_ADDRS || start >= stored {
         return Err(Refusal::Pass(Counter::PassNameNotInMap));
     }
     let name_len = query.name_len & 0xff;
     let answers_off = F::<L3, V6>::QNAME + name_len + 4;
     let dns_len = DNS_HEADER_LEN + name_len + 4 + rr_len * count + opt_len(query);
     let (data, data_end, mut sum) = begin::<L3, V6>(ctx, query, dns_len)?;
-    sum += dns_header::<L3, V6>(data, query, count as u16, 0);
+    sum += dns_header::<L3, V6>(data, query, FLAGS_AA_NOERROR, count as u16, 0);
 
     // Answers in rotated order; the checksum of the section does not depend on
     // the order, so it is summed alongside.
-    let start = rotation as usize % count;
     let ttl = set.ttl;
     let mut rr_sum: u32 = 0;
     let mut k = 0;
@@ -66,8 +67,8 @@ pub fn addresses<const L3: usize, const V6: bool, const ADDR_LEN: usize>(
             break;
         }
         let mut idx = start + k;
-        if idx >= count {
-            idx -= count;
+        if idx >= stored {
+            idx -= stored;
         }
         let addr = &set.addrs[idx & (MAX_ANSWER_ADDRS - 1)];
         let off = answers_off + k * rr_len;
@@ -118,7 +119,7 @@ pub fn nodata<const L3: usize, const V6: bool>(
     let auth_off = F::<L3, V6>::QNAME + name_len + 4;
     let dns_len = DNS_HEADER_LEN + name_len + 4 + 2 + rr_len + opt_len(query);
     let (data, data_end, mut sum) = begin::<L3, V6>(ctx, query, dns_len)?;
-    sum += dns_header::<L3, V6>(data, query, 0, 1);
+    sum += dns_header::<L3, V6>(data, query, FLAGS_AA_NOERROR, 0, 1);
     if data + auth_off + 2 > data_end {
         return Err(Refusal::Drop(Counter::DropResizeFailed));
     }
@@ -150,6 +151,27 @@ pub fn nodata<const L3: usize, const V6: bool>(
     finish::<L3, V6>(data, sum);
     Ok(())
 }
+
+/// A header-only answer: the question and, with EDNS, an OPT. Used for
+/// SERVFAIL, which carries no AA (RFC 1035: AA speaks of answers).
+#[inline(always)]
+pub fn rcode_only<const L3: usize, const V6: bool>(
+    ctx: &XdpContext,
+    query: &Query,
+    rcode: u16,
+) -> Result<(), Refusal> {
+    let name_len = query.name_len & 0xff;
+    let dns_len = DNS_HEADER_LEN + name_len + 4 + opt_len(query);
+    let (data, data_end, mut sum) = begin::<L3, V6>(ctx, query, dns_len)?;
+    sum += dns_header::<L3, V6>(data, query, 0x8000 | (rcode & 0xf), 0, 0);
+    let odd = name_len & 1 == 1;
+    sum += append_opt(data, data_end, query, F::<L3, V6>::QNAME + name_len + 4, odd)?;
+    finish::<L3, V6>(data, sum);
+    Ok(())
+}
+
+/// QR and AA set, RCODE NOERROR.
+const FLAGS_AA_NOERROR: u16 = 0x8400;
 
 #[inline(always)]
 fn opt_len(query: &Query) -> usize {
@@ -230,12 +252,14 @@ fn begin<const L3: usize, const V6: bool>(
 fn dns_header<const L3: usize, const V6: bool>(
     data: usize,
     query: &Query,
+    base_flags: u16,
     ancount: u16,
     nscount: u16,
 ) -> u32 {
     let arcount: u16 = if query.edns { 1 } else { 0 };
-    // QR, AA; RD and CD copied (RFC 1035 4.1.1, RFC 4035 3.1.6); RA=0, NOERROR.
-    let flags = 0x8400 | (query.flags & 0x0110);
+    // `base_flags` (QR, AA, RCODE); RD and CD copied (RFC 1035 4.1.1,
+    // RFC 4035 3.1.6); RA=0.
+    let flags = base_flags | (query.flags & 0x0110);
     unsafe {
         write_be16(data + F::<L3, V6>::DNS_FLAGS, flags);
         write_be16(data + F::<L3, V6>::DNS_ANCOUNT, ancount);

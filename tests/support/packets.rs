@@ -294,6 +294,10 @@ pub struct Answer {
 /// checksums), then the DNS message via [`check_dns`]. Returns the answer for
 /// the caller's record-level checks.
 pub fn check_answer(query: &Query, out: &[u8]) -> Result<Answer> {
+    check_answer_frame(query, out, ResponseCode::NoError)
+}
+
+fn check_answer_frame(query: &Query, out: &[u8], rcode: ResponseCode) -> Result<Answer> {
     ensure!(
         out.len() >= 14,
         "answer frame of {} bytes is too short",
@@ -379,13 +383,29 @@ pub fn check_answer(query: &Query, out: &[u8]) -> Result<Answer> {
         fold(sum_words(&pseudo) + sum_words(udp)) == 0xffff,
         "UDP checksum wrong ({udp_csum:#06x})"
     );
-    check_dns(query, &udp[8..])
+    check_dns_rcode(query, &udp[8..], rcode)
 }
 
 /// Checks a DNS answer message to `query`: header fields, the question echoed
 /// byte for byte (so the client's case survives), each answer record (owner a
 /// pointer to the question, type, class), the authority SOA if any, the OPT.
 pub fn check_dns(query: &Query, dns: &[u8]) -> Result<Answer> {
+    check_dns_rcode(query, dns, ResponseCode::NoError)
+}
+
+/// [`check_answer`] for an answer with another RCODE (SERVFAIL: AA clear,
+/// no records).
+pub fn check_answer_rcode(query: &Query, out: &[u8], rcode: ResponseCode) -> Result<Answer> {
+    let answer = check_answer_frame(query, out, rcode)?;
+    ensure!(
+        answer.addrs.is_empty() && answer.soa.is_none(),
+        "{rcode:?} answer carries records"
+    );
+    Ok(answer)
+}
+
+/// [`check_dns`] with the RCODE to expect; AA is expected exactly for NOERROR.
+pub fn check_dns_rcode(query: &Query, dns: &[u8], rcode: ResponseCode) -> Result<Answer> {
     let limit = match &query.opt {
         Some(opt) => opt.udp_size.max(512) as usize,
         None => 512,
@@ -400,7 +420,11 @@ pub fn check_dns(query: &Query, dns: &[u8]) -> Result<Answer> {
     ensure!(h.id() == query.id, "id not echoed");
     ensure!(h.message_type() == MessageType::Response, "QR not set");
     ensure!(h.op_code() == OpCode::Query, "opcode not QUERY");
-    ensure!(h.authoritative(), "AA not set");
+    ensure!(
+        h.authoritative() == (rcode == ResponseCode::NoError),
+        "AA {} for {rcode:?}",
+        h.authoritative()
+    );
     ensure!(!h.truncated(), "TC set");
     ensure!(
         h.recursion_desired() == (query.flags & 0x0100 != 0),
@@ -413,8 +437,8 @@ pub fn check_dns(query: &Query, dns: &[u8]) -> Result<Answer> {
         "CD not copied"
     );
     ensure!(
-        h.response_code() == ResponseCode::NoError,
-        "rcode {:?}",
+        h.response_code() == rcode,
+        "rcode {:?}, want {rcode:?}",
         h.response_code()
     );
     ensure!(h.query_count() == 1, "QDCOUNT {}", h.query_count());
