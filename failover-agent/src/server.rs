@@ -117,7 +117,7 @@ fn bind_pair(addr: SocketAddr) -> Result<(std::net::UdpSocket, std::net::TcpList
 fn bind_error(e: io::Error, proto: &str, addr: SocketAddr) -> anyhow::Error {
     let hint = match e.raw_os_error() {
         Some(libc::EADDRINUSE) => {
-            " (another DNS server listens there: stop it, choose other [server] listen addresses, or set [server] mode = \"front\" to let it answer what XDP passes)"
+            " (another DNS server listens there: stop it, serve elsewhere with [server] listen or --listen, or let it answer what XDP passes with [server] mode = \"front\" or --mode front)"
         }
         Some(libc::EACCES) => " (ports below 1024 need root or CAP_NET_BIND_SERVICE)",
         Some(libc::EADDRNOTAVAIL) => " (no interface has this address)",
