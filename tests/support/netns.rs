@@ -205,6 +205,24 @@ impl Netns {
         ip(&args)
     }
 
+    /// Sends `frame` (a whole Ethernet frame) out of the client veth through
+    /// a raw packet socket and returns the first frame arriving on that veth
+    /// within `timeout` that `is_reply` accepts, or `None`. The kernel moves a
+    /// received 802.1Q tag into metadata before packet sockets see the frame;
+    /// it is put back in place here, so the frame is returned as it was on
+    /// the wire. For what no socket API sends: tagged frames where the kernel
+    /// has no 8021q support, hand-made queries.
+    pub fn client_raw_exchange(
+        &self,
+        frame: Vec<u8>,
+        timeout: Duration,
+        is_reply: impl Fn(&[u8]) -> bool + Send + 'static,
+    ) -> Result<Option<Vec<u8>>> {
+        in_netns(&self.client, move || {
+            raw_exchange(&frame, timeout, is_reply)
+        })
+    }
+
     /// Switches transmit checksum offload of the client veth off, so the
     /// client's UDP checksums are complete in the bytes it sends. veth
     /// otherwise hands frames over with CHECKSUM_PARTIAL (checksum field not
@@ -572,6 +590,139 @@ fn ip(args: &[&str]) -> Result<()> {
         );
     }
     Ok(())
+}
+
+/// See [`Netns::client_raw_exchange`]; runs inside the client namespace.
+fn raw_exchange(
+    frame: &[u8],
+    timeout: Duration,
+    is_reply: impl Fn(&[u8]) -> bool,
+) -> Result<Option<Vec<u8>>> {
+    use std::os::fd::{AsRawFd as _, FromRawFd as _, OwnedFd};
+    let protocol = (libc::ETH_P_ALL as u16).to_be();
+    // SAFETY: plain socket(2); the result is checked and owned right away.
+    let raw = unsafe { libc::socket(libc::AF_PACKET, libc::SOCK_RAW, i32::from(protocol)) };
+    if raw < 0 {
+        return Err(std::io::Error::last_os_error()).context("opening a packet socket");
+    }
+    // SAFETY: `raw` is a fresh descriptor nobody else owns.
+    let fd = unsafe { OwnedFd::from_raw_fd(raw) };
+    let name = std::ffi::CString::new(CLIENT_VETH).expect("no NUL");
+    // SAFETY: valid NUL-terminated string.
+    let ifindex = unsafe { libc::if_nametoindex(name.as_ptr()) };
+    if ifindex == 0 {
+        bail!("{CLIENT_VETH} does not exist in this namespace");
+    }
+    let one: libc::c_int = 1;
+    // SAFETY: setsockopt with a pointer to a live c_int and its size.
+    let ok = unsafe {
+        libc::setsockopt(
+            fd.as_raw_fd(),
+            libc::SOL_PACKET,
+            libc::PACKET_AUXDATA,
+            (&one as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    if ok != 0 {
+        return Err(std::io::Error::last_os_error()).context("PACKET_AUXDATA");
+    }
+    // SAFETY: all-zero is a valid sockaddr_ll.
+    let mut sll: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
+    sll.sll_family = libc::AF_PACKET as u16;
+    sll.sll_protocol = protocol;
+    sll.sll_ifindex = ifindex as i32;
+    // SAFETY: bind with a pointer to a live sockaddr_ll and its size.
+    let ok = unsafe {
+        libc::bind(
+            fd.as_raw_fd(),
+            (&sll as *const libc::sockaddr_ll).cast(),
+            std::mem::size_of::<libc::sockaddr_ll>() as libc::socklen_t,
+        )
+    };
+    if ok != 0 {
+        return Err(std::io::Error::last_os_error()).context("binding the packet socket");
+    }
+    let slice = libc::timeval {
+        tv_sec: 0,
+        tv_usec: 20_000,
+    };
+    // SAFETY: setsockopt with a pointer to a live timeval and its size.
+    unsafe {
+        libc::setsockopt(
+            fd.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_RCVTIMEO,
+            (&slice as *const libc::timeval).cast(),
+            std::mem::size_of::<libc::timeval>() as libc::socklen_t,
+        )
+    };
+    // SAFETY: send(2) from a live buffer of the given length.
+    let sent = unsafe { libc::send(fd.as_raw_fd(), frame.as_ptr().cast(), frame.len(), 0) };
+    if sent < 0 {
+        return Err(std::io::Error::last_os_error()).context("sending the raw frame");
+    }
+    let deadline = std::time::Instant::now() + timeout;
+    let mut buf = vec![0u8; 65536];
+    let mut control = [0u64; 16];
+    while std::time::Instant::now() < deadline {
+        // SAFETY: all-zero is a valid sockaddr_ll and msghdr.
+        let mut from: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
+        let mut iov = libc::iovec {
+            iov_base: buf.as_mut_ptr().cast(),
+            iov_len: buf.len(),
+        };
+        let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+        msg.msg_name = (&mut from as *mut libc::sockaddr_ll).cast();
+        msg.msg_namelen = std::mem::size_of::<libc::sockaddr_ll>() as libc::socklen_t;
+        msg.msg_iov = &mut iov;
+        msg.msg_iovlen = 1;
+        msg.msg_control = control.as_mut_ptr().cast();
+        msg.msg_controllen = std::mem::size_of_val(&control);
+        // SAFETY: every pointer in `msg` refers to a live local buffer of the stated size.
+        let len = unsafe { libc::recvmsg(fd.as_raw_fd(), &mut msg, 0) };
+        if len < 0 {
+            let e = std::io::Error::last_os_error();
+            if matches!(
+                e.kind(),
+                std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+            ) {
+                continue;
+            }
+            return Err(e).context("receiving on the packet socket");
+        }
+        if from.sll_pkttype == libc::PACKET_OUTGOING {
+            continue; // our own query going out
+        }
+        let mut received = buf[..len as usize].to_vec();
+        // SAFETY: CMSG_* walk the control buffer recvmsg filled in, bounded by msg_controllen.
+        unsafe {
+            let mut cmsg = libc::CMSG_FIRSTHDR(&msg);
+            while !cmsg.is_null() {
+                if (*cmsg).cmsg_level == libc::SOL_PACKET
+                    && (*cmsg).cmsg_type == libc::PACKET_AUXDATA
+                {
+                    let aux: libc::tpacket_auxdata =
+                        std::ptr::read_unaligned(libc::CMSG_DATA(cmsg).cast());
+                    if aux.tp_status & libc::TP_STATUS_VLAN_VALID != 0 && received.len() >= 12 {
+                        let tpid = if aux.tp_vlan_tpid == 0 {
+                            0x8100
+                        } else {
+                            aux.tp_vlan_tpid
+                        };
+                        let mut tag = tpid.to_be_bytes().to_vec();
+                        tag.extend_from_slice(&aux.tp_vlan_tci.to_be_bytes());
+                        received.splice(12..12, tag);
+                    }
+                }
+                cmsg = libc::CMSG_NXTHDR(&msg, cmsg);
+            }
+        }
+        if is_reply(&received) {
+            return Ok(Some(received));
+        }
+    }
+    Ok(None)
 }
 
 /// `ip netns exec <ns> ethtool <args>`; fails with its stderr.

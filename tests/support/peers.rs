@@ -364,7 +364,7 @@ impl UnboundConfig {
              \x20   logfile: \"\"\n\
              \x20   use-syslog: no\n\
              \x20   log-time-ascii: yes\n\
-             \x20   verbosity: 1\n\
+             \x20   verbosity: 3\n\
              \x20   log-queries: yes\n\
              \x20   log-replies: yes\n\
              \x20   log-servfail: yes\n\
@@ -482,6 +482,8 @@ pub struct ToolQuery {
     pub ignore_tc: bool,
     /// Seconds the tool waits for the answer (one try).
     pub timeout_secs: u32,
+    /// More arguments, after all the others (later options win).
+    pub extra: Vec<String>,
 }
 
 impl ToolQuery {
@@ -497,6 +499,7 @@ impl ToolQuery {
             recurse: false,
             ignore_tc: true,
             timeout_secs: 2,
+            extra: Vec::new(),
         }
     }
 
@@ -550,6 +553,7 @@ impl ToolQuery {
         if self.ignore_tc {
             args.push("+ignore".into());
         }
+        args.extend(self.extra.iter().cloned());
         args
     }
 
