@@ -186,8 +186,8 @@ fn tailroom_hint(counters: &BTreeMap<String, u64>) -> String {
             "\n{n} answers went up the stack as pass_no_tailroom: bpf_xdp_adjust_tail could not \
              grow the frame. Native XDP on veth copies a frame from a local socket into a buffer \
              sized to the frame rounded up to a cache line (skb_pp_cow_data), so an answer can \
-             grow it by 0 to 63 bytes only: never enough for a NODATA SOA (75 bytes here), and \
-             for one A/AAAA record only for some query lengths. bpf_xdp_adjust_head has 256 \
+             usually grow it by under 64 bytes: too little for a NODATA SOA (75 bytes here) \
+             and, for some query lengths, for one A/AAAA record. bpf_xdp_adjust_head has 256 \
              bytes of headroom there"
         ),
         _ => String::new(),
@@ -967,6 +967,18 @@ fn knot_serves_the_rest_of_the_zone_behind_xdp_in_front_mode() {
         .write_config("agent.toml", &agent_config(Mode::Front, &[]))
         .unwrap();
     netns.start_agent(&path, &[]).expect("starting the agent");
+    // Front mode binds nothing: no socket in the server namespace is the agent's.
+    let agent_pid = netns.agent_pid().expect("the agent runs");
+    let sockets = netns
+        .server_command("ss")
+        .arg("-Hlnutp")
+        .output()
+        .expect("running ss (iproute2)");
+    let sockets = String::from_utf8_lossy(&sockets.stdout).into_owned();
+    assert!(
+        sockets.contains("knotd") && !sockets.contains(&format!("pid={agent_pid},")),
+        "in front mode the agent (pid {agent_pid}) must hold no socket, Knot port 53:\n{sockets}"
+    );
 
     let mut udp_hot = 0u64;
     let mut udp_passed = 0u64;

@@ -223,15 +223,6 @@ impl Netns {
         })
     }
 
-    /// Switches transmit checksum offload of the client veth off, so the
-    /// client's UDP checksums are complete in the bytes it sends. veth
-    /// otherwise hands frames over with CHECKSUM_PARTIAL (checksum field not
-    /// yet filled in), which stays consistent only while the skb's metadata
-    /// survives to the receiver.
-    pub fn client_tx_checksum_off(&self) -> Result<()> {
-        ethtool(&self.client, &["-K", CLIENT_VETH, "tx", "off"])
-    }
-
     /// Waits until something in the server namespace accepts TCP connections
     /// on `addr` (e.g. the agent's DNS listener, a backing DNS server).
     pub fn wait_for_server_tcp(&self, addr: SocketAddr, limit: Duration) -> Result<()> {
@@ -459,6 +450,11 @@ impl Netns {
     }
 
     // ----- observation ----------------------------------------------------
+
+    /// PID of the running agent.
+    pub fn agent_pid(&self) -> Option<u32> {
+        self.agent.as_ref().map(|p| p.child.id())
+    }
 
     /// PIDs of the processes the fixture is running (agent, endpoints).
     pub fn pids(&self) -> Vec<u32> {
@@ -723,25 +719,6 @@ fn raw_exchange(
         }
     }
     Ok(None)
-}
-
-/// `ip netns exec <ns> ethtool <args>`; fails with its stderr.
-fn ethtool(ns: &str, args: &[&str]) -> Result<()> {
-    let out = Command::new("ip")
-        .args(["netns", "exec", ns, "ethtool"])
-        .args(args)
-        .stdin(Stdio::null())
-        .output()
-        .context("running ethtool (`cargo xtask prereqs` installs it)")?;
-    if !out.status.success() {
-        bail!(
-            "`ethtool {}` in {ns} failed ({}): {}",
-            args.join(" "),
-            out.status,
-            String::from_utf8_lossy(&out.stderr).trim()
-        );
-    }
-    Ok(())
 }
 
 fn read_lossy(path: &Path) -> String {
