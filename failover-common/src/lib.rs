@@ -163,7 +163,8 @@ pub enum Counter {
     /// The answer would exceed 512 bytes (no EDNS) or the advertised size;
     /// userspace answers with TC=1.
     PassAnswerTooLarge = 7,
-    /// The driver could not grow the frame to hold the answer.
+    /// The frame could not grow to hold the answer, neither at its tail nor at
+    /// its head.
     PassNoTailroom = 8,
     /// Dropped: the frame was resized for the answer but is shorter than asked.
     /// Cannot happen short of a kernel bug; counted so it would be seen.

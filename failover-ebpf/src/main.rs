@@ -63,6 +63,14 @@ pub struct Scratch {
 #[map]
 static SCRATCH: PerCpuArray<Scratch> = PerCpuArray::with_max_entries(1, 0);
 
+/// Room for a frame's headers and question (VLAN + IPv6 + UDP + DNS header +
+/// 255-byte name + type and class = 325 bytes), saved while the frame grows at
+/// its head (see response.rs).
+pub const FRAME_COPY_LEN: usize = 328;
+
+#[map]
+static FRAME_COPY: PerCpuArray<[u8; FRAME_COPY_LEN]> = PerCpuArray::with_max_entries(1, 0);
+
 #[inline(always)]
 fn count(counter: Counter) {
     if let Some(slot) = COUNTERS.get_ptr_mut(counter as u32) {

@@ -6,7 +6,9 @@
 //! and the frame can no longer be passed up the stack.
 
 use aya_ebpf::{
-    helpers::generated::{bpf_xdp_adjust_tail, bpf_xdp_store_bytes},
+    helpers::generated::{
+        bpf_xdp_adjust_head, bpf_xdp_adjust_tail, bpf_xdp_load_bytes, bpf_xdp_store_bytes,
+    },
     programs::XdpContext,
 };
 use failover_common::{
@@ -198,9 +200,9 @@ fn begin<const L3: usize, const V6: bool>(
     let new_len = F::<L3, V6>::DNS + dns_len;
     let delta = new_len as i32 - old_len as i32;
     if unsafe { bpf_xdp_adjust_tail(ctx.ctx, delta) } != 0 {
-        return Err(Refusal::Pass(Counter::PassNoTailroom));
+        grow_at_head::<L3, V6>(ctx, query, delta)?;
     }
-    // Every packet pointer is stale after adjust_tail: start over from ctx.
+    // Every packet pointer is stale after adjust_tail/head: start over from ctx.
     let data = ctx.data();
     let data_end = ctx.data_end();
     if data + F::<L3, V6>::QNAME > data_end {
@@ -244,6 +246,44 @@ fn begin<const L3: usize, const V6: bool>(
         sum += udp_len as u32;
     }
     Ok((data, data_end, sum))
+}
+
+/// Makes the frame `delta` bytes longer at the front when there is no room at
+/// the tail: saves everything up to the end of the question, moves the start
+/// of the frame back and puts it there again; the answer then goes where the
+/// old frame's tail was. veth hands XDP the skb's own buffer when it has enough
+/// headroom, and such buffers often have too little tailroom for an answer.
+#[inline(always)]
+fn grow_at_head<const L3: usize, const V6: bool>(
+    ctx: &XdpContext,
+    query: &Query,
+    delta: i32,
+) -> Result<(), Refusal> {
+    let no_room = Refusal::Pass(Counter::PassNoTailroom);
+    if delta <= 0 {
+        return Err(no_room);
+    }
+    let copy = match crate::FRAME_COPY.get_ptr_mut(0) {
+        Some(p) => p as *mut u8,
+        None => return Err(no_room),
+    };
+    let keep = F::<L3, V6>::QNAME + (query.name_len & 0xff) + 4;
+    if keep > crate::FRAME_COPY_LEN {
+        return Err(no_room);
+    }
+    unsafe {
+        if bpf_xdp_load_bytes(ctx.ctx, 0, copy as *mut _, keep as u32) != 0 {
+            return Err(no_room);
+        }
+        if bpf_xdp_adjust_head(ctx.ctx, -delta) != 0 {
+            return Err(no_room);
+        }
+        // From here on the frame is moved: it cannot be passed any more.
+        if bpf_xdp_store_bytes(ctx.ctx, 0, copy as *mut _, keep as u32) != 0 {
+            return Err(Refusal::Drop(Counter::DropResizeFailed));
+        }
+    }
+    Ok(())
 }
 
 /// Writes the DNS header of the answer; returns its checksum sum and that of
