@@ -105,7 +105,8 @@ pub fn count_from_env(var: &str, default: u64) -> u64 {
     }
 }
 
-fn parse_seed(s: &str) -> Option<u64> {
+/// A seed: decimal, `0x` hex (`_` allowed in both), or `random` (from the clock).
+pub fn parse_seed(s: &str) -> Option<u64> {
     let s = s.trim();
     if s == "random" {
         let nanos = std::time::SystemTime::now()
