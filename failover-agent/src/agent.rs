@@ -1,24 +1,31 @@
 //! The run loop: checks every endpoint, tracks its health and writes each
 //! record's answer set to an [`AnswerSink`] whenever it changes.
 //!
-//! One task per (record, endpoint) runs that endpoint's checks on its own
-//! interval, so a slow or hanging endpoint never delays another's check. The
-//! tasks send results to one loop that owns all state and the sink: no locks,
-//! and every write carries a record's whole answer set.
+//! One task per probe (a check aimed at a target, shared by every (record,
+//! endpoint) that uses the same check on the same target) runs its checks on
+//! its own interval, so a slow or hanging endpoint never delays another's
+//! check ([`crate::checks`]). The tasks send results to one loop that owns
+//! all state and the sink: no locks, and every write carries a record's
+//! whole answer set.
 
+use std::collections::{HashMap, HashSet};
 use std::future::Future;
-use std::net::{IpAddr, SocketAddr};
-use std::time::{Duration, Instant};
+use std::net::IpAddr;
+use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::{Result, bail};
-use log::{debug, error, info};
+use log::{debug, error, info, warn};
 use tokio::sync::mpsc;
-use tokio::task::JoinSet;
 use tokio::time::MissedTickBehavior;
 
-use crate::config::{Check, Config, RecordType};
-use crate::health::{CheckResult, Health, HealthTracker, tcp_check};
-use crate::policy::decide;
+use crate::admin_state::{AdminStore, Mode, normalise_record, until_value};
+use crate::checks::{ProbeEvent, ProbeId, ProbeKey, Probes};
+use crate::config::{Config, RecordType};
+use crate::control::{
+    ControlMsg, EndpointReport, ForceState, RecordStatus, Reply, Request, StatusReport,
+};
+use crate::health::{EndpointStatus, Health, HealthSnapshot};
+use crate::policy::{Answer, Rules, State, decide};
 use crate::sink::{AnswerSink, RTYPE_A, RTYPE_AAAA, RTYPE_HTTPS};
 
 /// Types a hot name is answered for in the kernel: each is either published
@@ -65,16 +72,9 @@ pub fn publish_all_healthy(config: &Config, sink: &mut impl AnswerSink) -> Resul
         sink.set_zone(i as u32, &zone.soa())?;
     }
     for record in &config.records {
-        let health = vec![Health::Healthy; record.endpoints.len()];
-        let decision =
-            decide(record.policy, &record.endpoints, &health).expect("every endpoint is known");
-        sink.publish(
-            &record.name,
-            record.rtype.code(),
-            record.zone as u32,
-            record.ttl,
-            &decision.addrs,
-        )?;
+        let states = vec![State::Healthy; record.endpoints.len()];
+        let decision = decide(&Rules::of(record), &states).expect("every endpoint is known");
+        write_answer(sink, record, &decision.answer, decision.ttl)?;
     }
     for nodata in nodata_declarations(config) {
         sink.publish_nodata(&nodata.name, nodata.rtype, nodata.zone)?;
@@ -82,19 +82,27 @@ pub fn publish_all_healthy(config: &Config, sink: &mut impl AnswerSink) -> Resul
     Ok(())
 }
 
-/// One check result, addressed by indexes into the configuration.
-#[derive(Debug)]
-struct CheckEvent {
-    record: usize,
-    endpoint: usize,
-    result: CheckResult,
+/// The probe that checks each endpoint of each record of `config`.
+fn probe_keys(config: &Config) -> Vec<Vec<ProbeKey>> {
+    config
+        .records
+        .iter()
+        .map(|r| {
+            r.endpoints
+                .iter()
+                .map(|e| (r.check.clone(), r.check.target(e)))
+                .collect()
+        })
+        .collect()
 }
 
 struct RecordState {
-    trackers: Vec<HealthTracker>,
-    /// The answer set the sink holds (last successful write).
-    published: Option<Vec<IpAddr>>,
-    /// The current decision is the fail-open set (logged once per entry).
+    /// Health of each endpoint (its probe's), in configuration order.
+    health: Vec<Health>,
+    /// The answer and TTL the sink holds (last successful write).
+    published: Option<(Answer, u32)>,
+    /// No endpoint is usable: the answer is `when_all_down`'s (logged once
+    /// per entry).
     fail_open: bool,
     /// The last write failed (logged once per run of failures).
     failing: bool,
@@ -142,6 +150,9 @@ impl<T> Pending<T> {
     }
 }
 
+/// Called with each configuration a reload applies.
+type ConfigHook = Box<dyn FnMut(&Config) + Send>;
+
 /// The agent: configuration, health state and the sink it writes to.
 pub struct Agent<S> {
     config: Config,
@@ -152,8 +163,43 @@ pub struct Agent<S> {
     /// NODATA declarations, written with the first answer sets.
     nodata: Vec<Pending<NoData>>,
     /// Endpoints that have not had their first check result yet. No answer
-    /// set is written while this is non-zero.
+    /// set is written while this is non-zero during the first round.
     unknown: usize,
+    /// The first round of checks is over (answer sets are being written).
+    first_round_done: bool,
+    /// The running probes (from `run` on), and which (record, endpoint)
+    /// pairs each serves.
+    probes: Option<Probes>,
+    users: HashMap<ProbeId, Vec<(usize, usize)>>,
+    /// The probe of each endpoint of each record, once `run` started them.
+    endpoint_probes: Vec<Vec<Option<ProbeId>>>,
+    /// Withdrawals of removed records and NODATA declarations (reload).
+    withdrawals: Vec<Pending<(String, u16)>>,
+    /// New configurations to apply (SIGHUP, `failover-agent reload`).
+    reload_tx: mpsc::UnboundedSender<Config>,
+    reload_rx: mpsc::UnboundedReceiver<Config>,
+    /// Called with every configuration applied by a reload (e.g. to give
+    /// the userspace responder the new zones).
+    on_config: Option<ConfigHook>,
+    /// The operator's overrides (drain, force), from the admin-state file
+    /// and the control socket.
+    admin: AdminStore,
+    /// The override in force per (record name, type, endpoint), to log changes.
+    admin_seen: HashMap<(String, u16, IpAddr), (Mode, Option<SystemTime>)>,
+    /// Requests from the control socket.
+    control: Option<mpsc::Receiver<ControlMsg>>,
+}
+
+/// Hands new configurations to a running agent ([`Agent::reloader`]).
+#[derive(Clone)]
+pub struct Reloader(mpsc::UnboundedSender<Config>);
+
+impl Reloader {
+    /// Queues `config` (already validated) for the agent's loop to apply;
+    /// false when the agent is gone.
+    pub fn reload(&self, config: Config) -> bool {
+        self.0.send(config).is_ok()
+    }
 }
 
 impl<S: AnswerSink> Agent<S> {
@@ -162,11 +208,7 @@ impl<S: AnswerSink> Agent<S> {
             .records
             .iter()
             .map(|r| RecordState {
-                trackers: r
-                    .endpoints
-                    .iter()
-                    .map(|_| HealthTracker::new(r.check.rise, r.check.fall))
-                    .collect(),
+                health: vec![Health::Unknown; r.endpoints.len()],
                 published: None,
                 fail_open: false,
                 failing: false,
@@ -178,6 +220,7 @@ impl<S: AnswerSink> Agent<S> {
             .into_iter()
             .map(Pending::new)
             .collect();
+        let (reload_tx, reload_rx) = mpsc::unbounded_channel();
         Self {
             config,
             sink,
@@ -185,6 +228,67 @@ impl<S: AnswerSink> Agent<S> {
             zones,
             nodata,
             unknown,
+            first_round_done: false,
+            probes: None,
+            users: HashMap::new(),
+            endpoint_probes: Vec::new(),
+            withdrawals: Vec::new(),
+            reload_tx,
+            reload_rx,
+            on_config: None,
+            admin: AdminStore::memory(),
+            admin_seen: HashMap::new(),
+            control: None,
+        }
+    }
+
+    /// The configuration in force.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// A handle that makes the running agent apply a new configuration.
+    pub fn reloader(&self) -> Reloader {
+        Reloader(self.reload_tx.clone())
+    }
+
+    /// `hook` is called with every configuration a reload applies, after the
+    /// sink got the new zones and before the first answer set of it is written.
+    pub fn on_config_change(&mut self, hook: impl FnMut(&Config) + Send + 'static) {
+        self.on_config = Some(Box::new(hook));
+    }
+
+    /// Every endpoint's health with its probe's latency, last failure and
+    /// last change, in configuration order.
+    pub fn snapshot(&self) -> HealthSnapshot {
+        let mut endpoints = Vec::with_capacity(self.config.endpoint_count());
+        for (r, record) in self.config.records.iter().enumerate() {
+            for (e, endpoint) in record.endpoints.iter().enumerate() {
+                let probe = self
+                    .endpoint_probes
+                    .get(r)
+                    .and_then(|p| p.get(e).copied().flatten());
+                let status = match (probe, &self.probes) {
+                    (Some(id), Some(probes)) => probes.status(id),
+                    _ => Default::default(),
+                };
+                endpoints.push(EndpointStatus {
+                    record: record.name.clone(),
+                    rtype: record.rtype.to_string(),
+                    address: endpoint.address,
+                    check: record.check_name.clone(),
+                    kind: record.check.kind.name(),
+                    target: record.check.target(endpoint),
+                    shared_by: probe
+                        .and_then(|id| self.users.get(&id))
+                        .map_or(1, |u| u.len()),
+                    status,
+                });
+            }
+        }
+        HealthSnapshot {
+            endpoints,
+            probes: self.probes.as_ref().map_or(0, |p| p.len()),
         }
     }
 
@@ -202,11 +306,7 @@ impl<S: AnswerSink> Agent<S> {
 
     /// Health of every endpoint of record `record`, in configuration order.
     pub fn health(&self, record: usize) -> Vec<Health> {
-        self.records[record]
-            .trackers
-            .iter()
-            .map(|t| t.state())
-            .collect()
+        self.records[record].health.clone()
     }
 
     /// Declares every zone to the sink (its SOA), so that negative answers
@@ -233,22 +333,20 @@ impl<S: AnswerSink> Agent<S> {
     {
         self.declare_zones();
         let endpoints = self.config.endpoint_count();
-        info!(
-            "checking {endpoints} endpoints of {} records; answer sets are written once every endpoint has been checked",
-            self.config.records.len()
-        );
         let started = Instant::now();
         let (tx, mut rx) = mpsc::channel(2 * endpoints + 16);
-        // Dropping the set (on return) aborts every check task.
-        let mut checks = JoinSet::new();
-        for (r, record) in self.config.records.iter().enumerate() {
-            for (e, endpoint) in record.endpoints.iter().enumerate() {
-                let target = SocketAddr::new(endpoint.address, record.check.port);
-                checks.spawn(check_loop(r, e, target, record.check, tx.clone()));
-            }
-        }
-        drop(tx);
+        // Dropped on return: aborts every probe.
+        self.probes = Some(Probes::new(tx));
+        let report = self.sync_probes();
+        info!(
+            "checking {endpoints} endpoints of {} records with {} probes (identical checks of one target run once); answer sets are written once every endpoint has been checked",
+            self.config.records.len(),
+            report.started
+        );
 
+        // Admin-state file changes and expiring overrides, once a second.
+        let mut admin_tick = tokio::time::interval(Duration::from_secs(1));
+        admin_tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
         let mut stats = stats_every.filter(|d| !d.is_zero()).map(|every| {
             let mut interval = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
             interval.set_missed_tick_behavior(MissedTickBehavior::Delay);
@@ -262,74 +360,266 @@ impl<S: AnswerSink> Agent<S> {
                     Some(event) => self.handle(event, started),
                     None => bail!("every health check task has stopped"),
                 },
+                Some(config) = self.reload_rx.recv() => self.apply_config(config),
+                Some(msg) = async {
+                    match self.control.as_mut() {
+                        Some(control) => control.recv().await,
+                        None => std::future::pending().await,
+                    }
+                } => {
+                    let reply = self.control_request(msg.request);
+                    let _ = msg.reply.send(reply);
+                }
+                _ = admin_tick.tick() => self.admin_tick(),
                 _ = async {
                     match stats.as_mut() {
                         Some(interval) => interval.tick().await,
                         None => std::future::pending().await,
                     }
                 } => on_stats(&self.sink),
-                Some(joined) = checks.join_next() => {
-                    // Check loops never return on their own: this is a panic.
-                    if let Err(e) = joined {
-                        bail!("a health check task failed: {e}");
+                failure = async {
+                    match self.probes.as_mut() {
+                        Some(probes) => probes.failed().await,
+                        None => std::future::pending().await,
                     }
-                }
+                } => bail!("a health check task failed: {failure}"),
             }
         }
     }
 
-    fn handle(&mut self, event: CheckEvent, started: Instant) {
+    /// Starts the probes the configuration needs and stops the others; maps
+    /// every probe to the (record, endpoint) pairs it serves.
+    fn sync_probes(&mut self) -> crate::checks::SyncReport {
+        let Some(probes) = self.probes.as_mut() else {
+            return Default::default();
+        };
+        let keys = probe_keys(&self.config);
+        let wanted: HashSet<ProbeKey> = keys.iter().flatten().cloned().collect();
+        let report = probes.sync(&wanted);
+        self.users.clear();
+        self.endpoint_probes = keys
+            .iter()
+            .enumerate()
+            .map(|(r, endpoints)| {
+                endpoints
+                    .iter()
+                    .enumerate()
+                    .map(|(e, key)| {
+                        let id = probes.id(key);
+                        if let Some(id) = id {
+                            self.users.entry(id).or_default().push((r, e));
+                        }
+                        id
+                    })
+                    .collect()
+            })
+            .collect();
+        report
+    }
+
+    fn handle(&mut self, event: ProbeEvent, started: Instant) {
         // Zones first, always: a failed declaration is retried before more
         // records of the zone are written.
         self.declare_zones();
-        let record = &self.config.records[event.record];
-        let endpoint = record.endpoints[event.endpoint];
-        debug!(
-            "{} {} {} check: {}",
-            record.name,
-            record.rtype,
-            endpoint.address,
-            match &event.result.outcome {
-                Ok(()) => format!("ok, {}", crate::health::Latency(event.result.latency)),
-                Err(f) => format!("{f}, {}", crate::health::Latency(event.result.latency)),
-            }
-        );
-        let state = &mut self.records[event.record];
-        let Some(transition) = state.trackers[event.endpoint].observe(&event.result) else {
-            // No change of health, but retry writes that failed earlier.
-            if self.unknown == 0 {
-                self.update(event.record);
-                self.declare_nodata();
-            }
+        self.withdraw_pending();
+        // A result of a probe stopped by a reload has no users any more.
+        let Some(users) = self.users.get(&event.probe).cloned() else {
             return;
         };
-        info!(
-            "{} {} {} {} -> {} ({})",
-            record.name,
-            record.rtype,
-            endpoint.address,
-            transition.old,
-            transition.new,
-            transition.reason
-        );
-        if transition.old == Health::Unknown {
-            self.unknown -= 1;
-            if self.unknown == 0 {
-                info!(
-                    "first round of health checks complete in {}: writing answer sets",
-                    crate::health::Latency(started.elapsed())
-                );
-                for r in 0..self.records.len() {
-                    self.update(r);
+        let mut changed = Vec::with_capacity(users.len());
+        for (r, e) in users {
+            let record = &self.config.records[r];
+            let endpoint = record.endpoints[e];
+            debug!(
+                "{} {} {} {} check of {}: {}",
+                record.name,
+                record.rtype,
+                endpoint.address,
+                record.check.kind.name(),
+                record.check.target(&endpoint),
+                match &event.result.outcome {
+                    Ok(()) => format!(
+                        "ok ({}), {}",
+                        event.result.note,
+                        crate::health::Latency(event.result.latency)
+                    ),
+                    Err(f) => format!("{f}, {}", crate::health::Latency(event.result.latency)),
                 }
-                self.declare_nodata();
+            );
+            let state = &mut self.records[r];
+            let old = state.health[e];
+            if old == event.health {
+                changed.push(r);
+                continue;
             }
-            return;
+            let reason = match &event.transition {
+                Some(t) => t.reason.clone(),
+                None => "shared check".to_string(),
+            };
+            info!(
+                "{} {} {} {} -> {} ({reason})",
+                record.name, record.rtype, endpoint.address, old, event.health,
+            );
+            state.health[e] = event.health;
+            if old == Health::Unknown {
+                self.unknown -= 1;
+            }
+            changed.push(r);
         }
-        if self.unknown == 0 {
-            self.update(event.record);
+        if !self.first_round_done {
+            if self.unknown > 0 {
+                return;
+            }
+            self.first_round_done = true;
+            info!(
+                "first round of health checks complete in {}: writing answer sets",
+                crate::health::Latency(started.elapsed())
+            );
+            changed = (0..self.records.len()).collect();
+        }
+        // Also when nothing changed: retries writes that failed earlier.
+        changed.dedup();
+        for r in changed {
+            self.update(r);
+        }
+        self.declare_nodata();
+    }
+
+    /// Applies a new (validated) configuration without dropping queries:
+    /// probes still wanted keep running with their state (same check, same
+    /// target), new ones start, the others stop; zones are declared again;
+    /// records keep their answer sets until their new endpoints have been
+    /// checked; removed records and stale NODATA declarations are withdrawn.
+    pub fn apply_config(&mut self, new: Config) {
+        if new.server != self.config.server {
+            warn!(
+                "reload: [server] changed; listening sockets and limits change only on a restart"
+            );
+        }
+        let old = std::mem::replace(&mut self.config, new);
+        let report = self.sync_probes();
+        // Keep each surviving record's state (what the sink holds) by name and type.
+        let mut old_states: HashMap<(String, u16), (usize, u32, RecordState)> = old
+            .records
+            .iter()
+            .zip(std::mem::take(&mut self.records))
+            .map(|(r, state)| {
+                (
+                    (r.name.to_ascii_lowercase(), r.rtype.code()),
+                    (r.zone, r.ttl, state),
+                )
+            })
+            .collect();
+        let mut records = Vec::with_capacity(self.config.records.len());
+        let (mut added, mut kept) = (0, 0);
+        for (r, record) in self.config.records.iter().enumerate() {
+            let health: Vec<Health> = (0..record.endpoints.len())
+                .map(|e| {
+                    let probe = self.endpoint_probes.get(r).and_then(|p| p[e]);
+                    match (probe, &self.probes) {
+                        (Some(id), Some(probes)) => probes.status(id).health(),
+                        _ => Health::Unknown,
+                    }
+                })
+                .collect();
+            let key = (record.name.to_ascii_lowercase(), record.rtype.code());
+            let state = match old_states.remove(&key) {
+                Some((zone, ttl, mut state)) => {
+                    kept += 1;
+                    state.health = health;
+                    if zone != record.zone || ttl != record.ttl {
+                        // Same answers, new zone index or TTL: write again.
+                        state.published = None;
+                    }
+                    state
+                }
+                None => {
+                    added += 1;
+                    RecordState {
+                        health,
+                        published: None,
+                        fail_open: false,
+                        failing: false,
+                    }
+                }
+            };
+            records.push(state);
+        }
+        self.records = records;
+        self.unknown = self
+            .records
+            .iter()
+            .map(|s| s.health.iter().filter(|h| **h == Health::Unknown).count())
+            .sum();
+
+        // Withdraw what no longer exists: removed records, and NODATA
+        // declarations of (name, type) pairs that are neither a record nor
+        // NODATA now.
+        let new_nodata = nodata_declarations(&self.config);
+        let exists = |name: &str, rtype: u16, config: &Config| {
+            config
+                .records
+                .iter()
+                .any(|r| r.rtype.code() == rtype && r.name.eq_ignore_ascii_case(name))
+                || new_nodata
+                    .iter()
+                    .any(|n| n.rtype == rtype && n.name.eq_ignore_ascii_case(name))
+        };
+        let mut removed = 0;
+        for record in &old.records {
+            let key = (record.name.to_ascii_lowercase(), record.rtype.code());
+            if old_states.contains_key(&key) {
+                removed += 1;
+                self.withdrawals
+                    .push(Pending::new((record.name.clone(), key.1)));
+            }
+        }
+        for nodata in nodata_declarations(&old) {
+            if !exists(&nodata.name, nodata.rtype, &self.config) {
+                self.withdrawals
+                    .push(Pending::new((nodata.name.clone(), nodata.rtype)));
+            }
+        }
+        self.zones = (0..self.config.zones.len() as u32)
+            .map(Pending::new)
+            .collect();
+        self.nodata = new_nodata.into_iter().map(Pending::new).collect();
+        info!(
+            "reload: {} records ({added} new, {kept} kept, {removed} removed), {} zones; probes: {} started, {} stopped, {} kept with their state",
+            self.config.records.len(),
+            self.config.zones.len(),
+            report.started,
+            report.stopped,
+            report.kept
+        );
+        for warning in self.config.warnings() {
+            warn!("{warning}");
+        }
+        self.declare_zones();
+        if let Some(hook) = self.on_config.as_mut() {
+            hook(&self.config);
+        }
+        if self.first_round_done {
+            for r in 0..self.records.len() {
+                self.update(r);
+            }
             self.declare_nodata();
         }
+        self.withdraw_pending();
+    }
+
+    /// Withdraws what a reload removed (retried after every check).
+    fn withdraw_pending(&mut self) {
+        if self.withdrawals.is_empty() {
+            return;
+        }
+        for pending in self.withdrawals.iter_mut() {
+            let (name, rtype) = &pending.item;
+            let result = self.sink.withdraw(name, *rtype);
+            let what = format!("{name} {} (withdrawal)", type_name(*rtype));
+            pending.attempted(result, || what);
+        }
+        self.withdrawals.retain(|p| !p.done);
     }
 
     /// Writes the NODATA declarations the sink does not hold yet.
@@ -342,73 +632,111 @@ impl<S: AnswerSink> Agent<S> {
         }
     }
 
-    /// Writes record `r`'s answer set if it differs from what the sink holds.
+    /// Writes record `r`'s answer if it differs from what the sink holds.
     fn update(&mut self, r: usize) {
+        let states = self.states(r);
         let record = &self.config.records[r];
         let state = &mut self.records[r];
-        let health: Vec<Health> = state.trackers.iter().map(|t| t.state()).collect();
-        let Some(decision) = decide(record.policy, &record.endpoints, &health) else {
+        // An endpoint not checked yet (a record or check new in a reload):
+        // keep what the sink holds until it has been.
+        if state.health.contains(&Health::Unknown) {
+            return;
+        }
+        let Some(decision) = decide(&Rules::of(record), &states) else {
             return;
         };
-        if decision.fail_open && !state.fail_open {
+        if decision.all_down && !state.fail_open {
             error!(
-                "{} {}: no endpoint is healthy; failing open with the best priority level: {}",
-                record.name,
-                record.rtype,
-                list(&decision.addrs)
+                "{} {}: no endpoint is healthy; when_all_down = {}: answering {}",
+                record.name, record.rtype, record.when_all_down, decision.answer
             );
-        } else if !decision.fail_open && state.fail_open {
+        } else if !decision.all_down && state.fail_open {
             info!(
-                "{} {}: healthy endpoints again, no longer failing open",
+                "{} {}: healthy endpoints again, no longer all down",
                 record.name, record.rtype
             );
         }
-        state.fail_open = decision.fail_open;
-        if state.published.as_ref() == Some(&decision.addrs) {
+        state.fail_open = decision.all_down;
+        let wanted = (decision.answer, decision.ttl);
+        if state.published.as_ref() == Some(&wanted) {
             return;
         }
-        match self.sink.publish(
-            &record.name,
-            record.rtype.code(),
-            record.zone as u32,
-            record.ttl,
-            &decision.addrs,
-        ) {
+        let (answer, ttl) = &wanted;
+        match write_answer(&mut self.sink, record, answer, *ttl) {
             Ok(()) => {
                 info!(
-                    "{} {} answer set: {} (was {}){}",
+                    "{} {} answer: {} ttl {} (was {}){}",
                     record.name,
                     record.rtype,
-                    list(&decision.addrs),
+                    answer,
+                    ttl,
                     state
                         .published
-                        .as_deref()
-                        .map_or("nothing".to_string(), list),
-                    if decision.fail_open {
-                        " [fail open]"
+                        .as_ref()
+                        .map_or("nothing".to_string(), |(a, t)| format!("{a} ttl {t}")),
+                    if decision.all_down {
+                        format!(" [all down: {}]", record.when_all_down)
+                    } else if decision.degraded {
+                        " [degraded]".to_string()
                     } else {
-                        ""
+                        String::new()
                     }
                 );
-                state.published = Some(decision.addrs);
+                state.published = Some(wanted);
                 state.failing = false;
             }
             Err(e) if !state.failing => {
                 state.failing = true;
                 error!(
-                    "{} {}: writing the answer set {} failed: {e:#}; retrying after every check",
-                    record.name,
-                    record.rtype,
-                    list(&decision.addrs)
+                    "{} {}: writing the answer {answer} failed: {e:#}; retrying after every check",
+                    record.name, record.rtype,
                 );
             }
             Err(e) => debug!(
-                "{} {}: writing the answer set {} failed again: {e:#}",
-                record.name,
-                record.rtype,
-                list(&decision.addrs)
+                "{} {}: writing the answer {answer} failed again: {e:#}",
+                record.name, record.rtype,
             ),
         }
+    }
+
+    /// The state of each endpoint of record `r` as the policy sees it:
+    /// health, then the operator's override.
+    fn states(&self, r: usize) -> Vec<State> {
+        let record = &self.config.records[r];
+        let now = SystemTime::now();
+        record
+            .endpoints
+            .iter()
+            .zip(&self.records[r].health)
+            .map(|(endpoint, health)| {
+                match self.admin.state.mode(&record.name, endpoint.address, now) {
+                    Some((Mode::Drain, _)) => State::Drained,
+                    Some((Mode::ForceUp, _)) => State::Healthy,
+                    Some((Mode::ForceDown, _)) => State::Unhealthy,
+                    Some((Mode::Normal, _)) | None => match health {
+                        Health::Unknown => State::Unknown,
+                        Health::Healthy => State::Healthy,
+                        Health::Unhealthy => State::Unhealthy,
+                    },
+                }
+            })
+            .collect()
+    }
+}
+
+/// Writes `answer` for `record` through the sink call its kind needs.
+fn write_answer(
+    sink: &mut impl AnswerSink,
+    record: &crate::config::Record,
+    answer: &Answer,
+    ttl: u32,
+) -> Result<()> {
+    let (name, rtype, zone) = (&record.name, record.rtype.code(), record.zone as u32);
+    match answer {
+        Answer::Addrs(addrs) => sink.publish(name, rtype, zone, ttl, addrs),
+        Answer::Weighted(weighted) => sink.publish_weighted(name, rtype, zone, ttl, weighted),
+        Answer::NoData => sink.publish_nodata(name, rtype, zone),
+        Answer::ServFail => sink.publish_servfail(name, rtype, zone),
     }
 }
 
@@ -421,42 +749,294 @@ fn type_name(rtype: u16) -> String {
     }
 }
 
-fn list(addrs: &[IpAddr]) -> String {
-    addrs
-        .iter()
-        .map(|a| a.to_string())
-        .collect::<Vec<_>>()
-        .join(" ")
-}
+/// Manual control: the admin-state file and the control socket.
+impl<S: AnswerSink> Agent<S> {
+    /// Overrides from `store` (the admin-state file); they apply from the
+    /// first answer on.
+    pub fn set_admin(&mut self, store: AdminStore) {
+        self.admin = store;
+        self.refresh_admin("admin state file");
+    }
 
-/// Checks one endpoint every `check.interval` forever (until aborted or the
-/// agent loop is gone). `timeout < interval` (validated), so checks of one
-/// endpoint never overlap.
-async fn check_loop(
-    record: usize,
-    endpoint: usize,
-    target: SocketAddr,
-    check: Check,
-    tx: mpsc::Sender<CheckEvent>,
-) {
-    let mut ticker = tokio::time::interval(check.interval);
-    // After a stall, check at once and then keep the interval from there
-    // rather than firing a burst of catch-up checks.
-    ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
-    loop {
-        ticker.tick().await;
-        let result = tcp_check(target, check.timeout).await;
-        if tx
-            .send(CheckEvent {
+    /// A channel for control requests, served inside `run`'s loop.
+    pub fn control_channel(&mut self) -> mpsc::Sender<ControlMsg> {
+        let (tx, rx) = mpsc::channel(64);
+        self.control = Some(rx);
+        tx
+    }
+
+    /// Re-reads the admin-state file if it changed, and applies overrides
+    /// that began or ended.
+    fn admin_tick(&mut self) {
+        match self.admin.poll() {
+            Ok(true) => info!(
+                "admin state file {} changed: applying it",
+                self.admin
+                    .path()
+                    .map_or(String::new(), |p| p.display().to_string())
+            ),
+            Ok(false) => {}
+            Err(e) => error!("{e:#}; keeping the admin state in force"),
+        }
+        self.refresh_admin("admin state file");
+    }
+
+    /// Logs every override that began, changed or ended (`why` says where it
+    /// came from), and rewrites the records it affects.
+    fn refresh_admin(&mut self, why: &str) {
+        let now = SystemTime::now();
+        let mut current = HashMap::new();
+        let mut changed = Vec::new();
+        for (r, record) in self.config.records.iter().enumerate() {
+            for endpoint in &record.endpoints {
+                let key = (record.name.clone(), record.rtype.code(), endpoint.address);
+                let mode = self.admin.state.mode(&record.name, endpoint.address, now);
+                if mode != self.admin_seen.get(&key).copied() {
+                    match mode {
+                        Some((mode, until)) => info!(
+                            "{} {} {}: {}{} ({why})",
+                            record.name,
+                            record.rtype,
+                            endpoint.address,
+                            admin_text(mode),
+                            until.map_or(String::new(), |t| format!(
+                                " until {}",
+                                humantime::format_rfc3339_seconds(t)
+                            )),
+                        ),
+                        None => info!(
+                            "{} {} {}: back to its health checks ({why})",
+                            record.name, record.rtype, endpoint.address
+                        ),
+                    }
+                    if !changed.contains(&r) {
+                        changed.push(r);
+                    }
+                }
+                if let Some(mode) = mode {
+                    current.insert(key, mode);
+                }
+            }
+        }
+        self.admin_seen = current;
+        if self.first_round_done {
+            for r in changed {
+                self.update(r);
+            }
+        }
+    }
+
+    /// Answers one control request.
+    pub fn control_request(&mut self, request: Request) -> Reply {
+        let now = SystemTime::now();
+        let (record, endpoint, change) = match request {
+            Request::Status => {
+                return Reply {
+                    ok: true,
+                    status: Some(self.status()),
+                    ..Reply::default()
+                };
+            }
+            Request::Drain {
                 record,
                 endpoint,
-                result,
+                until,
+            } => (record, endpoint, Change::Set(Mode::Drain, until)),
+            Request::Undrain { record, endpoint } => {
+                (record, endpoint, Change::Clear(&[Mode::Drain]))
+            }
+            Request::Force {
+                state,
+                record,
+                endpoint,
+                until,
+            } => match state {
+                ForceState::Up => (record, endpoint, Change::Set(Mode::ForceUp, until)),
+                ForceState::Down => (record, endpoint, Change::Set(Mode::ForceDown, until)),
+                ForceState::Clear => (
+                    record,
+                    endpoint,
+                    Change::Clear(&[Mode::ForceUp, Mode::ForceDown]),
+                ),
+            },
+        };
+        let name = normalise_record(&record);
+        let Ok(address) = endpoint.trim().parse::<IpAddr>() else {
+            return Reply::error(format!("{endpoint:?} is not an IP address"));
+        };
+        let records: Vec<usize> = (0..self.config.records.len())
+            .filter(|&r| {
+                let rec = &self.config.records[r];
+                normalise_record(&rec.name) == name
+                    && rec.endpoints.iter().any(|e| e.address == address)
             })
-            .await
-            .is_err()
-        {
-            return;
+            .collect();
+        if records.is_empty() {
+            let known: Vec<String> = self
+                .config
+                .records
+                .iter()
+                .filter(|r| normalise_record(&r.name) == name)
+                .flat_map(|r| r.endpoints.iter().map(|e| e.address.to_string()))
+                .collect();
+            return Reply::error(if known.is_empty() {
+                format!("no record named {name}")
+            } else {
+                format!(
+                    "{address} is not an endpoint of {name} (endpoints: {})",
+                    known.join(", ")
+                )
+            });
         }
+        let backup = self.admin.state.clone();
+        let done = match change {
+            Change::Set(mode, until) => {
+                let until = match until_value(until.as_deref(), None, now) {
+                    Ok(until) => until,
+                    Err(e) => return Reply::error(format!("{e:#}")),
+                };
+                self.admin.state.set(&name, address, mode, until);
+                format!(
+                    "{}{}",
+                    admin_text(mode),
+                    until.map_or(String::new(), |t| format!(
+                        " until {}",
+                        humantime::format_rfc3339_seconds(t)
+                    ))
+                )
+            }
+            Change::Clear(modes) => {
+                if !self.admin.state.clear(&name, address, modes, now) {
+                    let what = if modes.contains(&Mode::Drain) {
+                        "drained"
+                    } else {
+                        "forced up or down"
+                    };
+                    return Reply::ok(format!("{name} {address}: not {what}; nothing to do"));
+                }
+                "back to its health checks".to_string()
+            }
+        };
+        self.admin.state.prune(now);
+        let persisted = match self.admin.save(now) {
+            Ok(()) => match self.admin.path() {
+                Some(path) => format!("saved in {}", path.display()),
+                None => "not saved: no [admin] state_file, lost at restart".to_string(),
+            },
+            Err(e) => {
+                self.admin.state = backup;
+                return Reply::error(format!("{e:#}; nothing changed"));
+            }
+        };
+        self.refresh_admin("control socket");
+        let answers: Vec<String> = records
+            .iter()
+            .map(|&r| {
+                let record = &self.config.records[r];
+                let answer = self.records[r]
+                    .published
+                    .as_ref()
+                    .map_or("none yet (first checks running)".to_string(), |(a, _)| {
+                        a.to_string()
+                    });
+                format!("{} {} answer: {answer}", record.name, record.rtype)
+            })
+            .collect();
+        Reply::ok(format!(
+            "{name} {address}: {done} ({persisted}); {}",
+            answers.join("; ")
+        ))
+    }
+
+    /// Every record with its endpoints' health, overrides and answer.
+    pub fn status(&self) -> StatusReport {
+        let now = SystemTime::now();
+        let snapshot = self.snapshot();
+        let mut records = Vec::with_capacity(self.config.records.len());
+        for (r, record) in self.config.records.iter().enumerate() {
+            let state = &self.records[r];
+            let states = self.states(r);
+            let decision = decide(&Rules::of(record), &states);
+            let (answer, addresses, weights, ttl) = match &state.published {
+                None => ("none", Vec::new(), Vec::new(), record.ttl),
+                Some((answer, ttl)) => {
+                    let (kind, weights) = match answer {
+                        Answer::Addrs(_) => ("addresses", Vec::new()),
+                        Answer::Weighted(w) => ("weighted", w.iter().map(|(_, w)| *w).collect()),
+                        Answer::NoData => ("nodata", Vec::new()),
+                        Answer::ServFail => ("servfail", Vec::new()),
+                    };
+                    let addrs = answer.addrs().iter().map(|a| a.to_string()).collect();
+                    (kind, addrs, weights, *ttl)
+                }
+            };
+            let answered: Vec<IpAddr> = state
+                .published
+                .as_ref()
+                .map_or(Vec::new(), |(a, _)| a.addrs());
+            let endpoints = record
+                .endpoints
+                .iter()
+                .enumerate()
+                .map(|(e, endpoint)| {
+                    let admin = self.admin.state.mode(&record.name, endpoint.address, now);
+                    let probe = snapshot.endpoints.iter().find(|s| {
+                        s.record == record.name
+                            && s.rtype == record.rtype.to_string()
+                            && s.address == endpoint.address
+                    });
+                    EndpointReport {
+                        address: endpoint.address.to_string(),
+                        priority: endpoint.priority,
+                        weight: endpoint.weight,
+                        health: state.health[e].to_string(),
+                        admin: admin.map(|(m, _)| m.name().to_string()),
+                        admin_until: admin
+                            .and_then(|(_, u)| u)
+                            .map(|u| humantime::format_rfc3339_seconds(u).to_string()),
+                        answered: answered.contains(&endpoint.address),
+                        check: probe.map(|p| format!("{} ({} {})", p.check, p.kind, p.target)),
+                        latency_ms: probe
+                            .and_then(|p| p.status.last_latency)
+                            .map(|l| l.as_secs_f64() * 1000.0),
+                        last_failure: probe.and_then(|p| p.status.last_failure.clone()),
+                    }
+                })
+                .collect();
+            records.push(RecordStatus {
+                name: record.name.clone(),
+                rtype: record.rtype.to_string(),
+                policy: record.policy.to_string(),
+                when_all_down: record.when_all_down.to_string(),
+                answer: answer.to_string(),
+                addresses,
+                weights,
+                ttl,
+                degraded: decision.as_ref().is_some_and(|d| d.degraded),
+                all_down: decision.as_ref().is_some_and(|d| d.all_down),
+                endpoints,
+            });
+        }
+        StatusReport {
+            answering: self.first_round_done,
+            admin_state_file: self.admin.path().map(|p| p.display().to_string()),
+            records,
+        }
+    }
+}
+
+/// What a control request does to an endpoint's override.
+enum Change {
+    Set(Mode, Option<String>),
+    Clear(&'static [Mode]),
+}
+
+fn admin_text(mode: Mode) -> &'static str {
+    match mode {
+        Mode::Drain => "drained",
+        Mode::ForceUp => "forced up",
+        Mode::ForceDown => "forced down",
+        Mode::Normal => "normal",
     }
 }
 
@@ -464,7 +1044,7 @@ async fn check_loop(
 mod tests {
     use super::*;
     use crate::sink::ZoneSoa;
-    use std::net::Ipv4Addr;
+    use std::net::{IpAddr, Ipv4Addr, SocketAddr};
     use std::sync::{Arc, Mutex};
 
     use tokio::net::{TcpListener, TcpSocket, TcpStream};
@@ -487,7 +1067,9 @@ mod tests {
     enum Call {
         Zone(u32, String),
         Publish(String, u16),
+        Weighted(String, u16, Vec<(IpAddr, u32)>),
         NoData(String, u16, u32),
+        ServFail(String, u16),
     }
 
     /// Records every write and reports answer sets to the test as they
@@ -543,6 +1125,33 @@ mod tests {
             Ok(())
         }
 
+        fn publish_weighted(
+            &mut self,
+            name: &str,
+            rtype: u16,
+            zone: u32,
+            ttl: u32,
+            weighted: &[(IpAddr, u32)],
+        ) -> Result<()> {
+            assert!(weighted.iter().all(|(_, w)| *w >= 1), "{weighted:?}");
+            self.calls.lock().unwrap().push(Call::Weighted(
+                name.to_string(),
+                rtype,
+                weighted.to_vec(),
+            ));
+            let write = Write {
+                at: Instant::now(),
+                name: name.to_string(),
+                rtype,
+                zone,
+                ttl,
+                addrs: weighted.iter().map(|(a, _)| *a).collect(),
+            };
+            self.writes.lock().unwrap().push(write.clone());
+            let _ = self.tx.send(write);
+            Ok(())
+        }
+
         fn publish_nodata(&mut self, name: &str, rtype: u16, zone: u32) -> Result<()> {
             if *self.broken.lock().unwrap() {
                 bail!("NODATA not supported (test)");
@@ -551,6 +1160,25 @@ mod tests {
                 .lock()
                 .unwrap()
                 .push(Call::NoData(name.to_string(), rtype, zone));
+            Ok(())
+        }
+
+        fn publish_servfail(&mut self, name: &str, rtype: u16, zone: u32) -> Result<()> {
+            self.calls
+                .lock()
+                .unwrap()
+                .push(Call::ServFail(name.to_string(), rtype));
+            // Reported to the test as a write with no addresses.
+            let write = Write {
+                at: Instant::now(),
+                name: name.to_string(),
+                rtype,
+                zone,
+                ttl: 0,
+                addrs: Vec::new(),
+            };
+            self.writes.lock().unwrap().push(write.clone());
+            let _ = self.tx.send(write);
             Ok(())
         }
 
@@ -960,8 +1588,24 @@ mod tests {
             self.0.push(Call::Publish(name.into(), rtype));
             Ok(())
         }
+        fn publish_weighted(
+            &mut self,
+            name: &str,
+            rtype: u16,
+            _: u32,
+            _: u32,
+            weighted: &[(IpAddr, u32)],
+        ) -> Result<()> {
+            self.0
+                .push(Call::Weighted(name.into(), rtype, weighted.to_vec()));
+            Ok(())
+        }
         fn publish_nodata(&mut self, name: &str, rtype: u16, zone: u32) -> Result<()> {
             self.0.push(Call::NoData(name.into(), rtype, zone));
+            Ok(())
+        }
+        fn publish_servfail(&mut self, name: &str, rtype: u16, _: u32) -> Result<()> {
+            self.0.push(Call::ServFail(name.into(), rtype));
             Ok(())
         }
         fn withdraw(&mut self, _: &str, _: u16) -> Result<()> {

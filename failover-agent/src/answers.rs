@@ -21,16 +21,56 @@ pub enum Entry {
         ttl: u32,
         addrs: Vec<IpAddr>,
     },
+    /// One address per query, picked at random in proportion to its weight
+    /// (every weight >= 1), as the kernel does.
+    Weighted {
+        zone: u32,
+        ttl: u32,
+        choices: Vec<(IpAddr, u32)>,
+    },
     /// The name has no records of this type: NODATA with the zone's SOA.
     NoData { zone: u32 },
+    /// Answer SERVFAIL (every endpoint down, `when_all_down = "servfail"`).
+    ServFail { zone: u32 },
 }
 
 impl Entry {
     pub fn zone(&self) -> u32 {
         match self {
-            Entry::Answer { zone, .. } | Entry::NoData { zone } => *zone,
+            Entry::Answer { zone, .. }
+            | Entry::Weighted { zone, .. }
+            | Entry::NoData { zone }
+            | Entry::ServFail { zone } => *zone,
         }
     }
+}
+
+/// Picks one of `choices` at random in proportion to the weights (every
+/// weight >= 1; at least one choice), with `r` a uniformly random number.
+pub fn weighted_pick(choices: &[(IpAddr, u32)], r: u64) -> IpAddr {
+    let total: u64 = choices.iter().map(|(_, w)| u64::from(*w)).sum();
+    let mut point = r % total.max(1);
+    for (addr, weight) in choices {
+        if point < u64::from(*weight) {
+            return *addr;
+        }
+        point -= u64::from(*weight);
+    }
+    choices[choices.len() - 1].0
+}
+
+/// A random number for [`weighted_pick`]: std's per-process random SipHash
+/// keys over a counter (no extra dependency; not for cryptography).
+pub fn random_u64() -> u64 {
+    use std::hash::BuildHasher as _;
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    thread_local! {
+        static KEYS: std::collections::hash_map::RandomState =
+            std::collections::hash_map::RandomState::new();
+    }
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    KEYS.with(|keys| keys.hash_one(n))
 }
 
 #[derive(Debug, Default)]
@@ -126,23 +166,7 @@ impl AnswerSink for AnswerTable {
         addrs: &[IpAddr],
     ) -> Result<()> {
         let key = name_key(name)?;
-        if addrs.is_empty() || addrs.len() > MAX_ANSWER_ADDRS {
-            bail!(
-                "{name}: an answer set holds 1 to {MAX_ANSWER_ADDRS} addresses, not {}",
-                addrs.len()
-            );
-        }
-        let family_ok = |a: &IpAddr| match rtype {
-            RTYPE_A => a.is_ipv4(),
-            RTYPE_AAAA => a.is_ipv6(),
-            _ => false,
-        };
-        if rtype != RTYPE_A && rtype != RTYPE_AAAA {
-            bail!("{name}: answer sets are A or AAAA, not type {rtype}");
-        }
-        if let Some(bad) = addrs.iter().find(|a| !family_ok(a)) {
-            bail!("{name}: {bad} in a type {rtype} answer set");
-        }
+        check_answer_set(name, rtype, addrs)?;
         self.check_zone(name, zone)?;
         self.write().entries.insert(
             (key, rtype),
@@ -152,6 +176,47 @@ impl AnswerSink for AnswerTable {
                 addrs: addrs.to_vec(),
             },
         );
+        Ok(())
+    }
+
+    fn publish_weighted(
+        &mut self,
+        name: &str,
+        rtype: u16,
+        zone: u32,
+        ttl: u32,
+        weighted: &[(IpAddr, u32)],
+    ) -> Result<()> {
+        let key = name_key(name)?;
+        let addrs: Vec<IpAddr> = weighted.iter().map(|(a, _)| *a).collect();
+        check_answer_set(name, rtype, &addrs)?;
+        if let Some((addr, _)) = weighted.iter().find(|(_, w)| *w == 0) {
+            bail!("{name}: {addr} has weight 0; a weighted set picks among weights >= 1");
+        }
+        if weighted.iter().map(|(_, w)| u64::from(*w)).sum::<u64>() > u64::from(u32::MAX) {
+            bail!("{name}: weights add up to more than 2^32");
+        }
+        self.check_zone(name, zone)?;
+        self.write().entries.insert(
+            (key, rtype),
+            Entry::Weighted {
+                zone,
+                ttl,
+                choices: weighted.to_vec(),
+            },
+        );
+        Ok(())
+    }
+
+    fn publish_servfail(&mut self, name: &str, rtype: u16, zone: u32) -> Result<()> {
+        let key = name_key(name)?;
+        if rtype != RTYPE_A && rtype != RTYPE_AAAA {
+            bail!("{name}: SERVFAIL is declared for A or AAAA, not type {rtype}");
+        }
+        self.check_zone(name, zone)?;
+        self.write()
+            .entries
+            .insert((key, rtype), Entry::ServFail { zone });
         Ok(())
     }
 
@@ -172,6 +237,28 @@ impl AnswerSink for AnswerTable {
         self.write().entries.remove(&(key, rtype));
         Ok(())
     }
+}
+
+/// 1 to 16 addresses of `rtype`'s family (A or AAAA).
+fn check_answer_set(name: &str, rtype: u16, addrs: &[IpAddr]) -> Result<()> {
+    if addrs.is_empty() || addrs.len() > MAX_ANSWER_ADDRS {
+        bail!(
+            "{name}: an answer set holds 1 to {MAX_ANSWER_ADDRS} addresses, not {}",
+            addrs.len()
+        );
+    }
+    let family_ok = |a: &IpAddr| match rtype {
+        RTYPE_A => a.is_ipv4(),
+        RTYPE_AAAA => a.is_ipv6(),
+        _ => false,
+    };
+    if rtype != RTYPE_A && rtype != RTYPE_AAAA {
+        bail!("{name}: answer sets are A or AAAA, not type {rtype}");
+    }
+    if let Some(bad) = addrs.iter().find(|a| !family_ok(a)) {
+        bail!("{name}: {bad} in a type {rtype} answer set");
+    }
+    Ok(())
 }
 
 /// `name` (absolute or not, any case, labels separated by dots, no escapes)
@@ -290,5 +377,57 @@ mod tests {
         table.publish("www.t.", RTYPE_A, 0, 1, &[V4; 16]).unwrap();
         table.publish_nodata("www.t.", RTYPE_HTTPS, 0).unwrap();
         assert_eq!(table.read().len(), 2);
+        // Weighted sets: weights >= 1, the family of the type; SERVFAIL for
+        // A and AAAA only.
+        assert!(
+            table
+                .publish_weighted("w.t.", RTYPE_A, 0, 1, &[(V4, 0)])
+                .is_err()
+        );
+        assert!(
+            table
+                .publish_weighted("w.t.", RTYPE_A, 0, 1, &[(V6, 1)])
+                .is_err()
+        );
+        assert!(table.publish_weighted("w.t.", RTYPE_A, 0, 1, &[]).is_err());
+        assert!(
+            table
+                .publish_weighted("w.t.", RTYPE_A, 0, 1, &[(V4, u32::MAX), (V4, 1)])
+                .is_err()
+        );
+        assert!(table.publish_servfail("w.t.", RTYPE_HTTPS, 0).is_err());
+        assert_eq!(table.read().len(), 2);
+        table
+            .publish_weighted("w.t.", RTYPE_A, 0, 9, &[(V4, 3)])
+            .unwrap();
+        table.publish_servfail("w.t.", RTYPE_AAAA, 0).unwrap();
+        assert_eq!(
+            table.get("w.t.", RTYPE_A),
+            Some(Entry::Weighted {
+                zone: 0,
+                ttl: 9,
+                choices: vec![(V4, 3)]
+            })
+        );
+        assert_eq!(
+            table.get("w.t.", RTYPE_AAAA),
+            Some(Entry::ServFail { zone: 0 })
+        );
+    }
+
+    #[test]
+    fn weighted_pick_follows_the_weights() {
+        let a: IpAddr = Ipv4Addr::new(192, 0, 2, 1).into();
+        let b: IpAddr = Ipv4Addr::new(192, 0, 2, 2).into();
+        let choices = [(a, 1), (b, 3)];
+        // Deterministic in r: [0, 1) -> a, [1, 4) -> b, modulo the total.
+        let picks: Vec<IpAddr> = (0..8).map(|r| weighted_pick(&choices, r)).collect();
+        assert_eq!(picks, [a, b, b, b, a, b, b, b]);
+        // With real random numbers the split is near 1:3.
+        let n = 40_000;
+        let hits = (0..n)
+            .filter(|_| weighted_pick(&choices, random_u64()) == a)
+            .count();
+        assert!((9_000..11_000).contains(&hits), "{hits} of {n}");
     }
 }

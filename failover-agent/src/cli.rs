@@ -5,7 +5,7 @@
 //! failure (loading or attaching the XDP program, ...).
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -51,6 +51,60 @@ enum Command {
         #[arg(long, value_name = "FILE")]
         config: PathBuf,
     },
+    /// Make the running agent re-read its configuration file and apply it
+    /// (sends it SIGHUP). Records appear and disappear, changed checks
+    /// restart, unchanged endpoints keep their health; an invalid file
+    /// changes nothing (the agent logs why).
+    Reload {
+        /// The running agent's pid file (run --pid-file).
+        #[arg(long, value_name = "FILE", default_value = crate::reload::DEFAULT_PID_FILE)]
+        pid_file: PathBuf,
+        /// Validate this file first and signal nothing if it is invalid
+        /// (give the file the agent runs with).
+        #[arg(long, value_name = "FILE")]
+        config: Option<PathBuf>,
+    },
+    /// Take an endpoint out of every answer of RECORD at once (maintenance);
+    /// its checks keep running. Kept in the admin-state file if one is
+    /// configured (survives restarts).
+    Drain {
+        /// The record's name, e.g. www.example.test.
+        record: String,
+        /// The endpoint's address, e.g. 192.0.2.10.
+        endpoint: String,
+        #[command(flatten)]
+        until: UntilArgs,
+        #[command(flatten)]
+        socket: SocketArg,
+    },
+    /// End a drain: the endpoint's health checks decide again.
+    Undrain {
+        record: String,
+        endpoint: String,
+        #[command(flatten)]
+        socket: SocketArg,
+    },
+    /// Override an endpoint's health: up (healthy whatever its checks say),
+    /// down (unhealthy: as if its checks failed), clear (back to its checks).
+    Force {
+        #[arg(value_enum)]
+        state: ForceArg,
+        record: String,
+        endpoint: String,
+        #[command(flatten)]
+        until: UntilArgs,
+        #[command(flatten)]
+        socket: SocketArg,
+    },
+    /// Show every record: its answer now, and each endpoint's health,
+    /// override (drain/force), check latency and last failure.
+    Status {
+        /// The agent's JSON reply as it is.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        socket: SocketArg,
+    },
     /// A tiny TCP endpoint for the demo: accepts connections and answers
     /// "HTTP/1.0 200 OK". Runs until killed.
     DemoEndpoint {
@@ -58,6 +112,30 @@ enum Command {
         #[arg(long, value_name = "ADDR:PORT")]
         listen: SocketAddr,
     },
+}
+
+#[derive(clap::Args, Debug)]
+struct UntilArgs {
+    /// Only until this time (RFC 3339), e.g. 2026-11-24T06:00:00Z.
+    #[arg(long, value_name = "TIME", conflicts_with = "for_")]
+    until: Option<String>,
+    /// Only for this long, e.g. 2h, 30m.
+    #[arg(long = "for", value_name = "DURATION", id = "for_")]
+    for_: Option<String>,
+}
+
+#[derive(clap::Args, Debug)]
+struct SocketArg {
+    /// The running agent's control socket.
+    #[arg(long, value_name = "PATH", default_value = crate::control::DEFAULT_SOCKET)]
+    control_socket: PathBuf,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum ForceArg {
+    Up,
+    Down,
+    Clear,
 }
 
 #[derive(clap::Args, Debug)]
@@ -86,6 +164,14 @@ struct RunArgs {
     /// XDP passes. Replaces [server] mode.
     #[arg(long, value_enum, value_name = "MODE")]
     mode: Option<ModeArg>,
+    /// Serve the control socket (drain, undrain, force, status) here.
+    /// Replaces [admin] control_socket (default /run/failover-agent.sock).
+    #[arg(long, value_name = "PATH")]
+    control_socket: Option<PathBuf>,
+    /// Write the agent's pid here (for `failover-agent reload`); removed at
+    /// exit. SIGHUP reloads the --config file.
+    #[arg(long, value_name = "FILE", default_value = crate::reload::DEFAULT_PID_FILE)]
+    pid_file: PathBuf,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -150,6 +236,79 @@ pub fn main() -> ExitCode {
                 ExitCode::from(EXIT_USAGE)
             }
         },
+        Command::Reload { pid_file, config } => {
+            match crate::reload::signal_agent(&pid_file, config.as_deref()) {
+                Ok(pid) => {
+                    println!(
+                        "sent SIGHUP to failover-agent pid {pid}: it reloads its configuration and logs the result"
+                    );
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    error!("{e:#}");
+                    ExitCode::from(
+                        if config.is_some() && format!("{e}").ends_with("not reloading") {
+                            EXIT_USAGE
+                        } else {
+                            EXIT_RUNTIME
+                        },
+                    )
+                }
+            }
+        }
+        Command::Drain {
+            record,
+            endpoint,
+            until,
+            socket,
+        } => control_command(
+            &socket.control_socket,
+            until.resolve().map(|until| crate::control::Request::Drain {
+                record,
+                endpoint,
+                until,
+            }),
+            false,
+        ),
+        Command::Undrain {
+            record,
+            endpoint,
+            socket,
+        } => control_command(
+            &socket.control_socket,
+            Ok(crate::control::Request::Undrain { record, endpoint }),
+            false,
+        ),
+        Command::Force {
+            state,
+            record,
+            endpoint,
+            until,
+            socket,
+        } => {
+            let state = match state {
+                ForceArg::Up => crate::control::ForceState::Up,
+                ForceArg::Down => crate::control::ForceState::Down,
+                ForceArg::Clear => crate::control::ForceState::Clear,
+            };
+            let request = match (state, until.until.is_some() || until.for_.is_some()) {
+                (crate::control::ForceState::Clear, true) => {
+                    Err("force clear takes no --until or --for".to_string())
+                }
+                _ => until.resolve().map(|until| crate::control::Request::Force {
+                    state,
+                    record,
+                    endpoint,
+                    until,
+                }),
+            };
+            control_command(&socket.control_socket, request, false)
+        }
+        Command::Status { json, socket } => control_command(
+            &socket.control_socket,
+            Ok(crate::control::Request::Status),
+            json,
+        ),
         Command::DemoEndpoint { listen } => {
             let runtime = match tokio::runtime::Builder::new_current_thread()
                 .enable_all()
@@ -178,6 +337,8 @@ struct Plan {
     iface: String,
     mode: AttachMode,
     demo: bool,
+    /// The admin-state file's overrides (or an empty in-memory state).
+    admin: crate::admin_state::AdminStore,
 }
 
 fn plan(args: &RunArgs) -> Result<Plan, String> {
@@ -225,12 +386,76 @@ fn plan(args: &RunArgs) -> Result<Plan, String> {
     if interface_index(&iface).is_none() {
         return Err(format!("--iface {iface}: no such network interface"));
     }
+    if let Some(path) = &args.control_socket {
+        config.admin.control_socket = Some(path.clone());
+        config.admin.control_socket_is_default = false;
+    }
+    let admin = match &config.admin.state_file {
+        Some(path) => crate::admin_state::AdminStore::open(path).map_err(|e| format!("{e:#}"))?,
+        None => crate::admin_state::AdminStore::memory(),
+    };
     Ok(Plan {
         config,
         iface,
         mode,
         demo,
+        admin,
     })
+}
+
+impl UntilArgs {
+    /// `--until` or `--for` as an RFC 3339 time.
+    fn resolve(&self) -> Result<Option<String>, String> {
+        crate::admin_state::until_value(
+            self.until.as_deref(),
+            self.for_.as_deref(),
+            std::time::SystemTime::now(),
+        )
+        .map(|t| t.map(|t| humantime::format_rfc3339_seconds(t).to_string()))
+        .map_err(|e| format!("{e:#}"))
+    }
+}
+
+/// Sends one control request and prints the reply: exit 0 when the agent
+/// did it, 1 when it refused or cannot be reached, 2 for bad arguments.
+fn control_command(
+    socket: &Path,
+    request: Result<crate::control::Request, String>,
+    json: bool,
+) -> ExitCode {
+    let request = match request {
+        Ok(request) => request,
+        Err(message) => {
+            error!("{message}");
+            return ExitCode::from(EXIT_USAGE);
+        }
+    };
+    match crate::control::request(socket, &request, Duration::from_secs(10)) {
+        Ok(reply) => {
+            if json {
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&reply).expect("replies serialise")
+                );
+            } else if let Some(status) = &reply.status {
+                print!("{}", status.render());
+            } else if let Some(message) = &reply.message {
+                println!("{message}");
+            }
+            if reply.ok {
+                ExitCode::SUCCESS
+            } else {
+                if !json {
+                    error!("{}", reply.error.as_deref().unwrap_or("the agent refused"));
+                }
+                ExitCode::from(EXIT_RUNTIME)
+            }
+        }
+        Err(e) => {
+            error!("{e:#}");
+            ExitCode::from(EXIT_RUNTIME)
+        }
+    }
 }
 
 fn interface_index(iface: &str) -> Option<u32> {
@@ -250,7 +475,16 @@ fn run(args: RunArgs) -> ExitCode {
             return ExitCode::from(EXIT_USAGE);
         }
     };
-    match run_plan(plan, args.stats_interval) {
+    let reload = ReloadSetup {
+        file_server: args
+            .config
+            .as_ref()
+            .and_then(|p| Config::load(p).ok())
+            .map(|c| c.server),
+        config_path: args.config.clone(),
+        pid_file: args.pid_file.clone(),
+    };
+    match run_plan(plan, args.stats_interval, reload) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             error!("{e:#}");
@@ -259,15 +493,23 @@ fn run(args: RunArgs) -> ExitCode {
     }
 }
 
+/// What SIGHUP needs: the file to re-read, and its `[server]` as loaded.
+struct ReloadSetup {
+    config_path: Option<PathBuf>,
+    file_server: Option<crate::config::Server>,
+    pid_file: PathBuf,
+}
+
 /// The agent's sink: the kernel map and the userspace table, fed alike.
 type Sinks = FanOut<Dataplane, AnswerTable>;
 
-fn run_plan(plan: Plan, stats_interval: Duration) -> Result<()> {
+fn run_plan(plan: Plan, stats_interval: Duration, reload: ReloadSetup) -> Result<()> {
     let Plan {
         config,
         iface,
         mode,
         demo,
+        admin,
     } = plan;
     for warning in config.warnings() {
         warn!("{warning}");
@@ -340,12 +582,59 @@ fn run_plan(plan: Plan, stats_interval: Duration) -> Result<()> {
     );
     // SOA, NS and negative answers are known before any check has run.
     agent.declare_zones();
+    agent.set_admin(admin);
+    let control_socket = agent.config().admin.control_socket.clone().map(|path| {
+        let is_default = agent.config().admin.control_socket_is_default;
+        (path, is_default, agent.control_channel())
+    });
+    {
+        // A reload gives the userspace responder the new zones.
+        let responder = responder.clone();
+        agent.on_config_change(move |config| responder.set_config(config));
+    }
+    let running_server = agent.config().server.clone();
+    let reloader = agent.reloader();
+    // The default path is best effort (e.g. /run not writable); a given one must work.
+    let _pid_file = match crate::reload::PidFile::write(&reload.pid_file) {
+        Ok(pid_file) => Some(pid_file),
+        Err(e) if reload.pid_file == Path::new(crate::reload::DEFAULT_PID_FILE) => {
+            warn!("{e:#}; `failover-agent reload` will not find this agent (SIGHUP still works)");
+            None
+        }
+        Err(e) => return Err(e),
+    };
     let result = runtime.block_on(async {
         let server = match listeners {
             Some(listeners) => Some(Server::start(listeners, responder, limits)?),
             None => None,
         };
         let server_stats = server.as_ref().map(|s| s.stats());
+        if let Some((path, is_default, control)) = control_socket
+            && let Some(listener) = crate::control::bind(&path, is_default)?
+        {
+            tokio::spawn(crate::control::serve(listener, path, control));
+        }
+        match (&reload.config_path, reload.file_server) {
+            (Some(path), Some(file_server)) => {
+                tokio::spawn(crate::reload::on_sighup(
+                    path.clone(),
+                    running_server,
+                    file_server,
+                    reloader,
+                ));
+            }
+            _ => {
+                // The built-in demo has no file to re-read: SIGHUP is
+                // acknowledged and changes nothing (rather than killing us).
+                if let Ok(mut hangups) = signal(SignalKind::hangup()) {
+                    tokio::spawn(async move {
+                        while hangups.recv().await.is_some() {
+                            info!("SIGHUP: the built-in demo configuration has no file to reload");
+                        }
+                    });
+                }
+            }
+        }
         let mut sigint =
             signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
         let mut sigterm =
@@ -388,7 +677,7 @@ fn start_demo(config: &Config) -> Result<DemoEndpoints> {
     let listen: Vec<SocketAddr> = record
         .endpoints
         .iter()
-        .map(|e| SocketAddr::from((e.address, record.check.port)))
+        .map(|e| SocketAddr::from((e.address, record.check.port.expect("the demo check is tcp"))))
         .collect();
     let demo = DemoEndpoints::start(&listen)?;
     for ((addr, pid), endpoint) in demo.pids().into_iter().zip(&record.endpoints) {

@@ -9,14 +9,14 @@
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::net::{IpAddr, SocketAddr};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use failover_common::{MAX_ANSWER_ADDRS, MAX_ZONES, QTYPE_A};
 use serde::Deserialize;
 
 use crate::dataplane::record_key;
-use crate::policy::Policy;
+use crate::policy::{MinHealthy, Policy, WhenAllDown};
 use crate::sink::{RTYPE_A, RTYPE_AAAA, ZoneSoa};
 
 /// Largest TTL a record may carry (RFC 2181 section 8: 2^31 - 1 seconds).
@@ -94,6 +94,26 @@ pub struct ConfigFile {
     /// `[checks.NAME]`: health checks, referenced by name from records.
     #[serde(default)]
     pub checks: BTreeMap<String, CheckFile>,
+    /// `[admin]`: manual control (drain, force) and where it is kept.
+    /// Optional; every key has a default.
+    #[serde(default)]
+    pub admin: Option<AdminFile>,
+}
+
+/// `[admin]`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AdminFile {
+    /// Optional. The admin-state file: drain / force-up / force-down entries
+    /// per `"RECORD/ENDPOINT"` glob, re-read within a second of a change;
+    /// `failover-agent drain|undrain|force` write their changes to it, so
+    /// they survive a restart. A missing file is an empty state. Default:
+    /// none (control changes live in memory only).
+    pub state_file: Option<String>,
+    /// Optional. The Unix socket `failover-agent drain|undrain|force|status`
+    /// talk to (mode 0600). `""` disables it. Default
+    /// `"/run/failover-agent.sock"`.
+    pub control_socket: Option<String>,
 }
 
 /// `[server]`
@@ -192,11 +212,12 @@ pub struct RecordFile {
     pub rtype: String,
     /// Required. How the answer set is chosen from the healthy endpoints:
     /// - `"failover"`: the healthy endpoints of the best (lowest) priority
-    ///   level that has any healthy endpoint;
-    /// - `"all-healthy"`: every healthy endpoint, whatever its priority.
+    ///   level that is up (has `min_healthy` healthy endpoints);
+    /// - `"all-healthy"`: every healthy endpoint, at most `max_answers`;
+    /// - `"weighted"`: ONE healthy endpoint per query, picked by `weight`
+    ///   (in the kernel, per query).
     ///
-    /// With no endpoint healthy, both answer with every endpoint of the best
-    /// priority level (fail open) and log an error.
+    /// With no endpoint healthy, `when_all_down` decides.
     pub policy: String,
     /// Required. Name of the `[checks.NAME]` that checks this record's endpoints.
     pub check: String,
@@ -205,6 +226,29 @@ pub struct RecordFile {
     pub endpoints: Vec<EndpointFile>,
     /// Optional, seconds, 0 to 2147483647. Overrides the zone's TTL.
     pub ttl: Option<i64>,
+    /// Optional, seconds, 0 to `ttl`. While the record is degraded (an
+    /// endpoint unhealthy, drained or not checked yet; failed over; all
+    /// down) answers carry this shorter TTL, so resolvers come back sooner
+    /// for the recovered set. Default: always `ttl`.
+    pub degraded_ttl: Option<i64>,
+    /// Optional, policy `failover` only. How many healthy endpoints make a
+    /// priority level count as up: a count (`2`; a level with fewer
+    /// endpoints needs all of them) or a percentage of the level's endpoints
+    /// (`"50%"`, rounded up). Default 1.
+    pub min_healthy: Option<toml::Value>,
+    /// Optional, policy `all-healthy` only, 1 to 16. Most addresses in one
+    /// answer (the best priorities first). Default 8, like Route 53 multivalue.
+    pub max_answers: Option<i64>,
+    /// Optional. The answer when no endpoint is healthy: `"fail-open"`
+    /// (default; the best priority level regardless of health, drained
+    /// endpoints excepted, logged as an error), `"fallback"` (the `fallback`
+    /// addresses), `"nodata"` (NOERROR, no records, the zone's SOA) or
+    /// `"servfail"`.
+    pub when_all_down: Option<String>,
+    /// Required with `when_all_down = "fallback"`, not allowed otherwise: 1 to
+    /// 16 static addresses of the record's family, e.g. a sorry server,
+    /// `["192.0.2.99"]`. Not health-checked.
+    pub fallback: Option<Vec<String>>,
 }
 
 /// One entry of `endpoints`.
@@ -215,20 +259,42 @@ pub struct EndpointFile {
     /// (`"192.0.2.10"`), IPv6 for `"AAAA"` (`"2001:db8::10"`, not link-local);
     /// each address at most once per record. The check connects to it.
     pub address: String,
-    /// Optional, 1 or more; lower is preferred. Default 1. Only the
-    /// `failover` policy (and failing open) looks at it.
+    /// Optional, 1 or more; lower is preferred. Default 1. The `failover`
+    /// and `all-healthy` policies (and failing open) look at it; not allowed
+    /// with `weighted`.
     pub priority: Option<i64>,
+    /// Required with policy `weighted`, not allowed otherwise; 0 to 1000000.
+    /// The endpoint's share of the queries among the healthy ones. 0: only
+    /// while no endpoint of weight >= 1 is healthy (then the weight-0 ones
+    /// share equally).
+    pub weight: Option<i64>,
+    /// Optional. Probe this address instead of `address` (any family), e.g. the
+    /// backend's private address behind the public one the record answers.
+    /// Overrides the check's `target_address`.
+    pub check_address: Option<String>,
+    /// Optional, 1 to 65535. Probe this port instead of the check's `port`.
+    pub check_port: Option<i64>,
 }
 
-/// `[checks.NAME]`
+/// `[checks.NAME]`. Keys every kind has: `kind`, `port`, `interval`,
+/// `timeout`, `rise`, `fall`, `jitter`, `target_address`; the others belong to
+/// one kind (given to another kind they are an error).
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CheckFile {
-    /// Required. `"tcp"`: the endpoint is healthy when a TCP connection to
-    /// `address:port` is established within `timeout`. (The only kind so far.)
+    /// Required. What a check does; the endpoint is healthy when, within `timeout`:
+    /// - `"tcp"`: a TCP connection to `address:port` is established;
+    /// - `"http"`, `"https"`: an HTTP/1.1 request gets a status in
+    ///   `expect_status` (and `expect_body` in the body, if set);
+    /// - `"dns"`: a UDP query for `query_name`/`query_type` gets `expect_rcode`
+    ///   (and `expect_answer` among the answers, if set);
+    /// - `"icmp"`: an ICMP (ICMPv6) echo request gets its echo reply;
+    /// - `"exec"`: `command` exits 0.
     pub kind: String,
-    /// Required. TCP port, 1 to 65535.
-    pub port: i64,
+    /// TCP/UDP port, 1 to 65535. Required for `tcp`; default 80 for `http`,
+    /// 443 for `https`, 53 for `dns`; optional for `exec` (passed as
+    /// `FAILOVER_PORT`); not allowed for `icmp`.
+    pub port: Option<i64>,
     /// Optional. Time between the starts of two checks of one endpoint, e.g.
     /// `"1s"`, `"500ms"`. Default `"1s"`.
     pub interval: Option<String>,
@@ -243,6 +309,79 @@ pub struct CheckFile {
     ///
     /// An endpoint starts unknown and its first check decides at once.
     pub fall: Option<i64>,
+    /// Optional. Random spread of every interval: each wait is drawn from
+    /// `interval ± jitter`. A duration (`"50ms"`) or a percentage of
+    /// `interval` (`"10%"`); at most half the interval. Default `"0s"` (the
+    /// first checks are spread over the first interval anyway).
+    pub jitter: Option<String>,
+    /// Optional. Probe this address instead of the endpoint's own (e.g. a
+    /// health proxy or a management address); an endpoint's `check_address`
+    /// overrides it in turn.
+    pub target_address: Option<String>,
+
+    // http and https
+    /// `http`/`https`, optional. Request method, e.g. `"HEAD"`. Default `"GET"`.
+    pub method: Option<String>,
+    /// `http`/`https`, optional. Request target; starts with `/`. Default `"/"`.
+    pub path: Option<String>,
+    /// `http`/`https`, optional. The Host header. Default: `sni` if set, else
+    /// the probed address (and port, unless it is the default one).
+    pub host: Option<String>,
+    /// `http`/`https`, optional. Extra request headers, e.g.
+    /// `{ "User-Agent" = "failover", "X-Health" = "1" }`.
+    pub headers: Option<BTreeMap<String, String>>,
+    /// `http`/`https`, optional. Statuses that count as up: codes and
+    /// inclusive ranges, e.g. `["200-299", "301"]` or `[200, 204]`.
+    /// Default `["200-399"]`.
+    pub expect_status: Option<Vec<StatusFile>>,
+    /// `http`/`https`, optional. A string the body must contain within its
+    /// first `body_limit` bytes (after de-chunking).
+    pub expect_body: Option<String>,
+    /// `http`/`https`, optional, 1 to 1048576. How many body bytes are read
+    /// looking for `expect_body`. Default 4096.
+    pub body_limit: Option<i64>,
+    /// `https`, optional. TLS server name sent (SNI) and verified. Default:
+    /// `host` if set, else none (the certificate must then name the address).
+    pub sni: Option<String>,
+    /// `https`, optional. Verify the certificate chain and name. Default true.
+    /// `false` accepts any certificate (self-signed backends).
+    pub verify: Option<bool>,
+    /// `https`, optional. PEM file of CA certificates to verify against,
+    /// instead of the built-in web roots.
+    pub ca_file: Option<String>,
+
+    // dns
+    /// `dns`, required. The name to query, e.g. `"www.example.test."`.
+    pub query_name: Option<String>,
+    /// `dns`, optional. The type to query, e.g. `"A"`, `"AAAA"`, `"SOA"`,
+    /// `"TXT"`. Default `"A"`.
+    pub query_type: Option<String>,
+    /// `dns`, optional. The response code that counts as up, e.g.
+    /// `"NOERROR"`, `"NXDOMAIN"`. Default `"NOERROR"`.
+    pub expect_rcode: Option<String>,
+    /// `dns`, optional. Some answer record's data (as text: `"192.0.2.1"`,
+    /// `"ns1.example.test."`) must equal this or contain it.
+    pub expect_answer: Option<String>,
+    /// `dns`, optional. Set RD (recursion desired): true to check a
+    /// resolver, false (default) to check an authoritative server.
+    pub recursion: Option<bool>,
+
+    // exec
+    /// `exec`, required. The program and its arguments,
+    /// `["/usr/local/bin/check-db", "--quick"]` (no shell). Run with
+    /// `FAILOVER_ADDRESS`, `FAILOVER_PORT` (empty without a port),
+    /// `FAILOVER_TIMEOUT_MS` and `FAILOVER_CHECK` (the check's name) in its
+    /// environment; exit 0 = up. At the timeout its whole process group is
+    /// killed (SIGKILL).
+    pub command: Option<Vec<String>>,
+}
+
+/// One entry of `expect_status`: `200` or `"200"` or `"200-299"`.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub enum StatusFile {
+    Code(i64),
+    Text(String),
 }
 
 const DEFAULT_INTERVAL: Duration = Duration::from_secs(1);
@@ -259,6 +398,28 @@ pub struct Config {
     pub server: Server,
     pub zones: Vec<Zone>,
     pub records: Vec<Record>,
+    pub admin: Admin,
+}
+
+/// `[admin]`, validated.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Admin {
+    pub state_file: Option<PathBuf>,
+    /// None: no control socket.
+    pub control_socket: Option<PathBuf>,
+    /// `control_socket` is the default (another agent may hold it: then
+    /// this one runs without, with a warning).
+    pub control_socket_is_default: bool,
+}
+
+impl Default for Admin {
+    fn default() -> Self {
+        Admin {
+            state_file: None,
+            control_socket: Some(PathBuf::from(crate::control::DEFAULT_SOCKET)),
+            control_socket_is_default: true,
+        }
+    }
 }
 
 /// How queries that the XDP program passes up are answered.
@@ -403,6 +564,13 @@ pub struct Record {
     pub check_name: String,
     pub check: Check,
     pub endpoints: Vec<Endpoint>,
+    /// Failover: healthy endpoints that make a priority level up.
+    pub min_healthy: MinHealthy,
+    /// All-healthy (and fail open): most addresses in an answer, 1..=16.
+    pub max_answers: usize,
+    pub when_all_down: WhenAllDown,
+    /// TTL while degraded, <= `ttl`.
+    pub degraded_ttl: Option<u32>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -410,21 +578,128 @@ pub struct Endpoint {
     /// IPv4 for an A record, IPv6 for an AAAA record.
     pub address: IpAddr,
     pub priority: u32,
+    /// Policy weighted: the share of queries (0 = last resort). 1 otherwise.
+    pub weight: u32,
+    /// Probe this address instead (see [`Check::target`]).
+    pub check_address: Option<IpAddr>,
+    /// Probe this port instead of the check's.
+    pub check_port: Option<u16>,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// What one check does, with its kind's settings.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub enum CheckKind {
     Tcp,
+    /// `http` (no `tls`) and `https`.
+    Http(HttpCheck),
+    Dns(DnsCheck),
+    Icmp,
+    Exec(ExecCheck),
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+impl CheckKind {
+    /// The kind's name in the file.
+    pub fn name(&self) -> &'static str {
+        match self {
+            CheckKind::Tcp => "tcp",
+            CheckKind::Http(http) if http.tls.is_some() => "https",
+            CheckKind::Http(_) => "http",
+            CheckKind::Dns(_) => "dns",
+            CheckKind::Icmp => "icmp",
+            CheckKind::Exec(_) => "exec",
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct HttpCheck {
+    pub method: String,
+    pub path: String,
+    /// The Host header when configured (else derived from the target).
+    pub host: Option<String>,
+    /// Extra headers, in name order.
+    pub headers: Vec<(String, String)>,
+    /// Inclusive ranges of statuses that count as up.
+    pub expect_status: Vec<(u16, u16)>,
+    pub expect_body: Option<String>,
+    pub body_limit: usize,
+    /// `Some` for https.
+    pub tls: Option<TlsCheck>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct TlsCheck {
+    /// Server name for SNI and verification; `None`: the target address.
+    pub sni: Option<String>,
+    pub verify: bool,
+    pub ca_file: Option<std::path::PathBuf>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct DnsCheck {
+    /// Absolute, with the trailing dot.
+    pub query_name: String,
+    pub query_type: u16,
+    pub expect_rcode: u16,
+    pub expect_answer: Option<String>,
+    pub recursion: bool,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct ExecCheck {
+    /// Program and arguments; never empty.
+    pub command: Vec<String>,
+    /// The check's name (`FAILOVER_CHECK`).
+    pub check_name: String,
+}
+
+/// A validated `[checks.NAME]`. Two records whose checks are equal and whose
+/// endpoints probe the same target share one probe.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct Check {
     pub kind: CheckKind,
-    pub port: u16,
+    /// `None` for icmp, and for exec without a port.
+    pub port: Option<u16>,
     pub interval: Duration,
     pub timeout: Duration,
     pub rise: u32,
     pub fall: u32,
+    /// Each interval is drawn from `interval ± jitter`.
+    pub jitter: Duration,
+    /// Probe this address instead of the endpoint's (unless the endpoint
+    /// has its own `check_address`).
+    pub target_address: Option<IpAddr>,
+}
+
+impl Check {
+    /// The address and port a check of `endpoint` probes: the endpoint's
+    /// `check_address`/`check_port`, else the check's `target_address`/`port`,
+    /// else the endpoint's address.
+    pub fn target(&self, endpoint: &Endpoint) -> CheckTarget {
+        CheckTarget {
+            address: endpoint
+                .check_address
+                .or(self.target_address)
+                .unwrap_or(endpoint.address),
+            port: endpoint.check_port.or(self.port),
+        }
+    }
+}
+
+/// What one probe is aimed at.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct CheckTarget {
+    pub address: IpAddr,
+    pub port: Option<u16>,
+}
+
+impl fmt::Display for CheckTarget {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.port {
+            Some(port) => write!(f, "{}", SocketAddr::new(self.address, port)),
+            None => write!(f, "{}", self.address),
+        }
+    }
 }
 
 // ---------------------------------------------------------------------------
@@ -609,7 +884,7 @@ fn validate(file: &ConfigFile) -> Result<Config, FieldError> {
 
     let mut checks: HashMap<&str, Check> = HashMap::new();
     for (name, check) in &file.checks {
-        checks.insert(name, check_value(&format!("checks.{name}"), check)?);
+        checks.insert(name, check_value(name, &format!("checks.{name}"), check)?);
     }
 
     if file.record.is_empty() {
@@ -656,14 +931,17 @@ fn validate(file: &ConfigFile) -> Result<Config, FieldError> {
         let policy = match record.policy.as_str() {
             "failover" => Policy::Failover,
             "all-healthy" => Policy::AllHealthy,
+            "weighted" => Policy::Weighted,
             other => {
                 return Err(field_err(
                     format!("{path}.policy"),
-                    format!("unknown policy {other:?}: expected \"failover\" or \"all-healthy\""),
+                    format!(
+                        "unknown policy {other:?}: expected \"failover\", \"all-healthy\" or \"weighted\""
+                    ),
                 ));
             }
         };
-        let Some(check) = checks.get(record.check.as_str()).copied() else {
+        let Some(check) = checks.get(record.check.as_str()).cloned() else {
             let known: Vec<String> = file
                 .checks
                 .keys()
@@ -708,6 +986,12 @@ fn validate(file: &ConfigFile) -> Result<Config, FieldError> {
                 ));
             }
             let priority = match endpoint.priority {
+                Some(_) if policy == Policy::Weighted => {
+                    return Err(field_err(
+                        format!("{epath}.priority"),
+                        "not allowed with policy \"weighted\" (it picks by weight alone)",
+                    ));
+                }
                 None => 1,
                 Some(p) if (1..=i64::from(u32::MAX)).contains(&p) => p as u32,
                 Some(p) => {
@@ -717,12 +1001,21 @@ fn validate(file: &ConfigFile) -> Result<Config, FieldError> {
                     ));
                 }
             };
-            endpoints.push(Endpoint { address, priority });
+            let weight = endpoint_weight(&epath, endpoint.weight, policy)?;
+            let (check_address, check_port) = endpoint_check_target(&epath, endpoint, &check)?;
+            endpoints.push(Endpoint {
+                address,
+                priority,
+                weight,
+                check_address,
+                check_port,
+            });
         }
         let ttl = match record.ttl {
             Some(ttl) => ttl_value(&format!("{path}.ttl"), ttl)?,
             None => zones[zone].ttl,
         };
+        let rules = record_rules(&path, record, policy, rtype, ttl)?;
         records.push(Record {
             name,
             rtype,
@@ -732,15 +1025,227 @@ fn validate(file: &ConfigFile) -> Result<Config, FieldError> {
             check_name: record.check.clone(),
             check,
             endpoints,
+            min_healthy: rules.min_healthy,
+            max_answers: rules.max_answers,
+            when_all_down: rules.when_all_down,
+            degraded_ttl: rules.degraded_ttl,
         });
     }
     check_nameservers(&zones, &records)?;
+    let admin = match &file.admin {
+        None => Admin::default(),
+        Some(admin) => admin_value(admin)?,
+    };
     Ok(Config {
         server,
         zones,
         records,
+        admin,
     })
 }
+
+fn admin_value(admin: &AdminFile) -> Result<Admin, FieldError> {
+    let path = |field: &str, text: &str| -> Result<PathBuf, FieldError> {
+        if text.contains('\0') {
+            return Err(field_err(field, "a path cannot contain NUL"));
+        }
+        let path = PathBuf::from(text);
+        if !path.is_absolute() {
+            return Err(field_err(
+                field,
+                format!("{text:?} must be an absolute path (the agent may run from any directory)"),
+            ));
+        }
+        Ok(path)
+    };
+    let state_file = match admin.state_file.as_deref() {
+        None => None,
+        Some("") => {
+            return Err(field_err(
+                "admin.state_file",
+                "empty path (leave the key out for none)",
+            ));
+        }
+        Some(text) => Some(path("admin.state_file", text)?),
+    };
+    let (control_socket, control_socket_is_default) = match admin.control_socket.as_deref() {
+        None => (Admin::default().control_socket, true),
+        Some("") => (None, false),
+        Some(text) => (Some(path("admin.control_socket", text)?), false),
+    };
+    Ok(Admin {
+        state_file,
+        control_socket,
+        control_socket_is_default,
+    })
+}
+
+/// A record's policy options, validated.
+struct RecordRules {
+    min_healthy: MinHealthy,
+    max_answers: usize,
+    when_all_down: WhenAllDown,
+    degraded_ttl: Option<u32>,
+}
+
+/// Default `max_answers` (Route 53 multivalue answers up to 8).
+pub const DEFAULT_MAX_ANSWERS: usize = 8;
+
+fn record_rules(
+    path: &str,
+    record: &RecordFile,
+    policy: Policy,
+    rtype: RecordType,
+    ttl: u32,
+) -> Result<RecordRules, FieldError> {
+    let only_with = |key: &str, wanted: Policy| {
+        field_err(
+            format!("{path}.{key}"),
+            format!("only allowed with policy \"{wanted}\", not \"{policy}\""),
+        )
+    };
+    let min_healthy = match &record.min_healthy {
+        None => MinHealthy::default(),
+        Some(_) if policy != Policy::Failover => {
+            return Err(only_with("min_healthy", Policy::Failover));
+        }
+        Some(value) => min_healthy_value(&format!("{path}.min_healthy"), value)?,
+    };
+    let max_answers = match record.max_answers {
+        None => DEFAULT_MAX_ANSWERS,
+        Some(_) if policy != Policy::AllHealthy => {
+            return Err(only_with("max_answers", Policy::AllHealthy));
+        }
+        Some(n) if (1..=MAX_ANSWER_ADDRS as i64).contains(&n) => n as usize,
+        Some(n) => {
+            return Err(field_err(
+                format!("{path}.max_answers"),
+                format!("{n} is out of range: 1 to {MAX_ANSWER_ADDRS}"),
+            ));
+        }
+    };
+    let mode = record.when_all_down.as_deref().unwrap_or("fail-open");
+    let when_all_down = match mode {
+        "fail-open" => WhenAllDown::FailOpen,
+        "fallback" => {
+            let Some(list) = &record.fallback else {
+                return Err(field_err(
+                    format!("{path}.fallback"),
+                    "required with when_all_down = \"fallback\" (e.g. fallback = [\"192.0.2.99\"])",
+                ));
+            };
+            if list.is_empty() || list.len() > MAX_ANSWER_ADDRS {
+                return Err(field_err(
+                    format!("{path}.fallback"),
+                    format!(
+                        "{} addresses: 1 to {MAX_ANSWER_ADDRS} are allowed",
+                        list.len()
+                    ),
+                ));
+            }
+            let mut addrs: Vec<IpAddr> = Vec::with_capacity(list.len());
+            for (k, text) in list.iter().enumerate() {
+                let address = endpoint_address(&format!("{path}.fallback[{k}]"), text, rtype)?;
+                if addrs.contains(&address) {
+                    return Err(field_err(
+                        format!("{path}.fallback[{k}]"),
+                        format!("{address} is listed twice"),
+                    ));
+                }
+                addrs.push(address);
+            }
+            WhenAllDown::Fallback(addrs)
+        }
+        "nodata" => WhenAllDown::NoData,
+        "servfail" => WhenAllDown::ServFail,
+        other => {
+            return Err(field_err(
+                format!("{path}.when_all_down"),
+                format!(
+                    "unknown mode {other:?}: expected \"fail-open\", \"fallback\", \"nodata\" or \"servfail\""
+                ),
+            ));
+        }
+    };
+    if record.fallback.is_some() && !matches!(when_all_down, WhenAllDown::Fallback(_)) {
+        return Err(field_err(
+            format!("{path}.fallback"),
+            format!("only allowed with when_all_down = \"fallback\", not \"{mode}\""),
+        ));
+    }
+    let degraded_ttl = match record.degraded_ttl {
+        None => None,
+        Some(t) => {
+            let field = format!("{path}.degraded_ttl");
+            let short = ttl_value(&field, t)?;
+            if short > ttl {
+                return Err(field_err(
+                    field,
+                    format!("{short} is longer than the record's TTL ({ttl}): it must shorten it"),
+                ));
+            }
+            Some(short)
+        }
+    };
+    Ok(RecordRules {
+        min_healthy,
+        max_answers,
+        when_all_down,
+        degraded_ttl,
+    })
+}
+
+/// `min_healthy`: a count >= 1 or a percentage `"1%"` to `"100%"`.
+fn min_healthy_value(field: &str, value: &toml::Value) -> Result<MinHealthy, FieldError> {
+    let bad = |what: String| {
+        field_err(
+            field,
+            format!("{what}: expected a count (2) or a percentage (\"50%\")"),
+        )
+    };
+    match value {
+        toml::Value::Integer(n) if (1..=i64::from(u32::MAX)).contains(n) => {
+            Ok(MinHealthy::Count(*n as u32))
+        }
+        toml::Value::Integer(n) => Err(bad(format!("{n} is out of range (1 or more)"))),
+        toml::Value::String(text) => {
+            let number = text
+                .trim()
+                .strip_suffix('%')
+                .and_then(|n| n.trim().parse::<u32>().ok());
+            match number {
+                Some(p) if (1..=100).contains(&p) => Ok(MinHealthy::Percent(p)),
+                Some(p) => Err(bad(format!("{p}% is out of range (1% to 100%)"))),
+                None => Err(bad(format!("{text:?} is not a percentage"))),
+            }
+        }
+        other => Err(bad(format!("a {}", other.type_str()))),
+    }
+}
+
+/// `weight`: required (0 to 1000000) with policy weighted, else absent (1).
+fn endpoint_weight(epath: &str, weight: Option<i64>, policy: Policy) -> Result<u32, FieldError> {
+    match (weight, policy) {
+        (None, Policy::Weighted) => Err(field_err(
+            format!("{epath}.weight"),
+            "required with policy \"weighted\" (0 to 1000000; 0 = only when nothing else is up)",
+        )),
+        (None, _) => Ok(1),
+        (Some(_), _) if policy != Policy::Weighted => Err(field_err(
+            format!("{epath}.weight"),
+            format!("only allowed with policy \"weighted\", not \"{policy}\""),
+        )),
+        (Some(w), _) if (0..=MAX_WEIGHT).contains(&w) => Ok(w as u32),
+        (Some(w), _) => Err(field_err(
+            format!("{epath}.weight"),
+            format!("{w} is out of range: 0 to {MAX_WEIGHT}"),
+        )),
+    }
+}
+
+/// Largest endpoint weight: 16 of them add up to well under 2^32 (the
+/// kernel's running totals are 32-bit).
+const MAX_WEIGHT: i64 = 1_000_000;
 
 /// Index of the most specific zone that `name` lies in.
 fn zone_index(zones: &[Zone], name: &str) -> Option<usize> {
@@ -1175,25 +1680,99 @@ fn count_value(field: &str, value: Option<i64>, default: u32) -> Result<u32, Fie
     }
 }
 
-fn check_value(path: &str, check: &CheckFile) -> Result<Check, FieldError> {
-    let kind = match check.kind.as_str() {
-        "tcp" => CheckKind::Tcp,
-        other => {
+/// DNS response codes `expect_rcode` accepts (RFC 1035, 2136).
+const RCODES: [(&str, u16); 11] = [
+    ("NOERROR", 0),
+    ("FORMERR", 1),
+    ("SERVFAIL", 2),
+    ("NXDOMAIN", 3),
+    ("NOTIMP", 4),
+    ("REFUSED", 5),
+    ("YXDOMAIN", 6),
+    ("YXRRSET", 7),
+    ("NXRRSET", 8),
+    ("NOTAUTH", 9),
+    ("NOTZONE", 10),
+];
+
+/// The name of response code `code` ("NOERROR"), or its number.
+pub fn rcode_name(code: u16) -> String {
+    RCODES
+        .iter()
+        .find(|(_, c)| *c == code)
+        .map_or_else(|| format!("RCODE{code}"), |(n, _)| n.to_string())
+}
+
+const DEFAULT_BODY_LIMIT: usize = 4096;
+const MAX_BODY_LIMIT: i64 = 1 << 20;
+
+fn check_value(name: &str, path: &str, check: &CheckFile) -> Result<Check, FieldError> {
+    let kind_name = check.kind.as_str();
+    if !["tcp", "http", "https", "dns", "icmp", "exec"].contains(&kind_name) {
+        return Err(field_err(
+            format!("{path}.kind"),
+            format!(
+                "unknown check kind {kind_name:?}: expected \"tcp\", \"http\", \"https\", \"dns\", \"icmp\" or \"exec\""
+            ),
+        ));
+    }
+    // Keys of one kind given to another are mistakes, not silently ignored.
+    let is_http = kind_name == "http" || kind_name == "https";
+    let foreign: [(&str, bool, &str); 15] = [
+        ("method", check.method.is_some(), "http/https"),
+        ("path", check.path.is_some(), "http/https"),
+        ("host", check.host.is_some(), "http/https"),
+        ("headers", check.headers.is_some(), "http/https"),
+        ("expect_status", check.expect_status.is_some(), "http/https"),
+        ("expect_body", check.expect_body.is_some(), "http/https"),
+        ("body_limit", check.body_limit.is_some(), "http/https"),
+        ("sni", check.sni.is_some(), "https"),
+        ("verify", check.verify.is_some(), "https"),
+        ("ca_file", check.ca_file.is_some(), "https"),
+        ("query_name", check.query_name.is_some(), "dns"),
+        ("query_type", check.query_type.is_some(), "dns"),
+        ("expect_rcode", check.expect_rcode.is_some(), "dns"),
+        ("expect_answer", check.expect_answer.is_some(), "dns"),
+        ("command", check.command.is_some(), "exec"),
+    ];
+    for (key, present, kinds) in foreign {
+        let applies = match kinds {
+            "http/https" => is_http,
+            other => other == kind_name,
+        };
+        if present && !applies {
             return Err(field_err(
-                format!("{path}.kind"),
-                format!("unknown check kind {other:?}: only \"tcp\" is supported for now"),
+                format!("{path}.{key}"),
+                format!("{key} is for {kinds} checks, not {kind_name}"),
             ));
         }
-    };
-    let port = u16::try_from(check.port)
-        .ok()
-        .filter(|p| *p != 0)
-        .ok_or_else(|| {
-            field_err(
+    }
+    if check.recursion.is_some() && kind_name != "dns" {
+        return Err(field_err(
+            format!("{path}.recursion"),
+            format!("recursion is for dns checks, not {kind_name}"),
+        ));
+    }
+
+    let port = match (check.port, kind_name) {
+        (None, "tcp") => {
+            return Err(field_err(
                 format!("{path}.port"),
-                format!("port {} is out of range: must be 1 to 65535", check.port),
-            )
-        })?;
+                "required for a tcp check (e.g. port = 443)",
+            ));
+        }
+        (None, "http") => Some(80),
+        (None, "https") => Some(443),
+        (None, "dns") => Some(53),
+        (None, _) => None,
+        (Some(_), "icmp") => {
+            return Err(field_err(
+                format!("{path}.port"),
+                "an icmp check has no port (echo requests go to the address)",
+            ));
+        }
+        (Some(p), _) => Some(port_value(&format!("{path}.port"), p)?),
+    };
     let interval = duration_value(
         &format!("{path}.interval"),
         check.interval.as_ref(),
@@ -1216,6 +1795,33 @@ fn check_value(path: &str, check: &CheckFile) -> Result<Check, FieldError> {
     }
     let rise = count_value(&format!("{path}.rise"), check.rise, DEFAULT_RISE)?;
     let fall = count_value(&format!("{path}.fall"), check.fall, DEFAULT_FALL)?;
+    let jitter = jitter_value(&format!("{path}.jitter"), check.jitter.as_deref(), interval)?;
+    let target_address = check
+        .target_address
+        .as_deref()
+        .map(|text| unicast_address(&format!("{path}.target_address"), text))
+        .transpose()?;
+
+    let kind = match kind_name {
+        "tcp" => CheckKind::Tcp,
+        "icmp" => CheckKind::Icmp,
+        "http" | "https" => CheckKind::Http(http_value(path, check, kind_name == "https")?),
+        "dns" => CheckKind::Dns(dns_value(path, check)?),
+        "exec" => {
+            let command = check.command.clone().unwrap_or_default();
+            if command.is_empty() || command[0].is_empty() {
+                return Err(field_err(
+                    format!("{path}.command"),
+                    "required for an exec check: the program and its arguments, e.g. [\"/usr/local/bin/check\", \"--quick\"]",
+                ));
+            }
+            CheckKind::Exec(ExecCheck {
+                command,
+                check_name: name.to_string(),
+            })
+        }
+        _ => unreachable!("checked above"),
+    };
     Ok(Check {
         kind,
         port,
@@ -1223,7 +1829,319 @@ fn check_value(path: &str, check: &CheckFile) -> Result<Check, FieldError> {
         timeout,
         rise,
         fall,
+        jitter,
+        target_address,
     })
+}
+
+fn port_value(field: &str, port: i64) -> Result<u16, FieldError> {
+    u16::try_from(port).ok().filter(|p| *p != 0).ok_or_else(|| {
+        field_err(
+            field,
+            format!("port {port} is out of range: must be 1 to 65535"),
+        )
+    })
+}
+
+/// `"10%"` of `interval`, or a duration (`"50ms"`, `"0s"`); at most half the
+/// interval, so the next check never starts before this one could end.
+fn jitter_value(
+    field: &str,
+    text: Option<&str>,
+    interval: Duration,
+) -> Result<Duration, FieldError> {
+    let Some(text) = text else {
+        return Ok(Duration::ZERO);
+    };
+    let jitter = if let Some(percent) = text.trim().strip_suffix('%') {
+        let percent: f64 = percent.trim().parse().map_err(|_| {
+            field_err(
+                field,
+                format!("{text:?} is not a percentage or a duration (e.g. \"10%\", \"50ms\")"),
+            )
+        })?;
+        if !(0.0..=50.0).contains(&percent) {
+            return Err(field_err(
+                field,
+                format!("{text:?}: must be 0% to 50% of the interval"),
+            ));
+        }
+        interval.mul_f64(percent / 100.0)
+    } else {
+        humantime::parse_duration(text.trim()).map_err(|e| {
+            field_err(
+                field,
+                format!("{text:?} is not a percentage or a duration ({e}); write e.g. \"10%\" or \"50ms\""),
+            )
+        })?
+    };
+    if jitter > interval / 2 {
+        return Err(field_err(
+            field,
+            format!(
+                "jitter {} is more than half the interval {}",
+                humantime::format_duration(jitter),
+                humantime::format_duration(interval)
+            ),
+        ));
+    }
+    Ok(jitter)
+}
+
+fn http_value(path: &str, check: &CheckFile, tls: bool) -> Result<HttpCheck, FieldError> {
+    let method = check.method.clone().unwrap_or_else(|| "GET".to_string());
+    if method.is_empty() || !method.bytes().all(|b| b.is_ascii_uppercase()) {
+        return Err(field_err(
+            format!("{path}.method"),
+            format!("{method:?} is not an HTTP method (e.g. \"GET\", \"HEAD\")"),
+        ));
+    }
+    let request_path = check.path.clone().unwrap_or_else(|| "/".to_string());
+    if !request_path.starts_with('/') || request_path.bytes().any(|b| b <= b' ' || b == 0x7f) {
+        return Err(field_err(
+            format!("{path}.path"),
+            format!(
+                "{request_path:?}: must start with / and contain no spaces or control characters (percent-encode them)"
+            ),
+        ));
+    }
+    let header_text_ok = |v: &str| !v.bytes().any(|b| b == b'\r' || b == b'\n' || b == 0);
+    if let Some(host) = &check.host
+        && (host.is_empty() || !header_text_ok(host) || host.contains(' '))
+    {
+        return Err(field_err(
+            format!("{path}.host"),
+            format!("{host:?} is not a host name"),
+        ));
+    }
+    let mut headers = Vec::new();
+    for (name, value) in check.headers.iter().flatten() {
+        let token = !name.is_empty()
+            && name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b));
+        if !token {
+            return Err(field_err(
+                format!("{path}.headers"),
+                format!("{name:?} is not a header name"),
+            ));
+        }
+        let managed = ["host", "connection", "content-length", "transfer-encoding"];
+        if managed.contains(&name.to_ascii_lowercase().as_str()) {
+            return Err(field_err(
+                format!("{path}.headers.{name}"),
+                format!("{name} is set by the check itself (use host = ... for Host)"),
+            ));
+        }
+        if !header_text_ok(value) {
+            return Err(field_err(
+                format!("{path}.headers.{name}"),
+                "a header value cannot contain line breaks",
+            ));
+        }
+        headers.push((name.clone(), value.clone()));
+    }
+    let expect_status = match &check.expect_status {
+        None => vec![(200, 399)],
+        Some(list) if list.is_empty() => {
+            return Err(field_err(
+                format!("{path}.expect_status"),
+                "at least one status or range is required (or leave it out for 200-399)",
+            ));
+        }
+        Some(list) => {
+            let mut ranges = Vec::with_capacity(list.len());
+            for (i, item) in list.iter().enumerate() {
+                ranges.push(status_value(&format!("{path}.expect_status[{i}]"), item)?);
+            }
+            ranges
+        }
+    };
+    if let Some(body) = &check.expect_body
+        && body.is_empty()
+    {
+        return Err(field_err(
+            format!("{path}.expect_body"),
+            "empty: leave it out to not look at the body",
+        ));
+    }
+    let body_limit = match check.body_limit {
+        None => DEFAULT_BODY_LIMIT,
+        Some(n) if (1..=MAX_BODY_LIMIT).contains(&n) => n as usize,
+        Some(n) => {
+            return Err(field_err(
+                format!("{path}.body_limit"),
+                format!("{n} is out of range: must be 1 to {MAX_BODY_LIMIT}"),
+            ));
+        }
+    };
+    if let Some(body) = &check.expect_body
+        && body.len() > body_limit
+    {
+        return Err(field_err(
+            format!("{path}.expect_body"),
+            format!(
+                "{} bytes long, more than body_limit ({body_limit}): it could never be found",
+                body.len()
+            ),
+        ));
+    }
+    let tls = if tls {
+        let sni = match check.sni.as_ref().or(check.host.as_ref()) {
+            None => None,
+            Some(text) => {
+                let name = text.trim_end_matches('.').to_string();
+                // An IP address is verified against the certificate's IP SANs.
+                let valid = name.parse::<IpAddr>().is_ok()
+                    || rustls::pki_types::ServerName::try_from(name.as_str()).is_ok();
+                if !valid {
+                    let key = if check.sni.is_some() { "sni" } else { "host" };
+                    return Err(field_err(
+                        format!("{path}.{key}"),
+                        format!("{text:?} is not a valid TLS server name"),
+                    ));
+                }
+                Some(name)
+            }
+        };
+        let ca_file = match &check.ca_file {
+            None => None,
+            Some(file) => {
+                let file_path = std::path::PathBuf::from(file);
+                crate::checks::http::load_ca_file(&file_path)
+                    .map_err(|e| field_err(format!("{path}.ca_file"), e))?;
+                Some(file_path)
+            }
+        };
+        let verify = check.verify.unwrap_or(true);
+        if !verify && ca_file.is_some() {
+            return Err(field_err(
+                format!("{path}.ca_file"),
+                "verify = false accepts any certificate: ca_file would be ignored",
+            ));
+        }
+        Some(TlsCheck {
+            sni,
+            verify,
+            ca_file,
+        })
+    } else {
+        None
+    };
+    Ok(HttpCheck {
+        method,
+        path: request_path,
+        host: check.host.clone(),
+        headers,
+        expect_status,
+        expect_body: check.expect_body.clone(),
+        body_limit,
+        tls,
+    })
+}
+
+/// `200`, `"200"` or `"200-299"`, 100 to 599.
+fn status_value(field: &str, item: &StatusFile) -> Result<(u16, u16), FieldError> {
+    let bad = |text: String| {
+        field_err(
+            field,
+            format!(
+                "{text} is not a status or a range of statuses 100 to 599 (e.g. 200, \"200-299\")"
+            ),
+        )
+    };
+    let code = |n: i64| u16::try_from(n).ok().filter(|c| (100..=599).contains(c));
+    match item {
+        StatusFile::Code(n) => code(*n).map(|c| (c, c)).ok_or_else(|| bad(n.to_string())),
+        StatusFile::Text(text) => {
+            let parse = |s: &str| s.trim().parse::<i64>().ok().and_then(code);
+            let range = match text.split_once('-') {
+                None => parse(text).map(|c| (c, c)),
+                Some((low, high)) => parse(low).zip(parse(high)),
+            };
+            match range {
+                Some((low, high)) if low <= high => Ok((low, high)),
+                _ => Err(bad(format!("{text:?}"))),
+            }
+        }
+    }
+}
+
+fn dns_value(path: &str, check: &CheckFile) -> Result<DnsCheck, FieldError> {
+    let Some(name) = &check.query_name else {
+        return Err(field_err(
+            format!("{path}.query_name"),
+            "required for a dns check: the name to query, e.g. \"www.example.test.\"",
+        ));
+    };
+    let query_name = dns_name(&format!("{path}.query_name"), name)?;
+    let type_text = check.query_type.as_deref().unwrap_or("A");
+    let query_type = type_text
+        .to_ascii_uppercase()
+        .parse::<hickory_proto::rr::RecordType>()
+        .ok()
+        .filter(|t| !matches!(t, hickory_proto::rr::RecordType::Unknown(_)))
+        .map(u16::from)
+        .ok_or_else(|| {
+            field_err(
+                format!("{path}.query_type"),
+                format!("{type_text:?} is not a DNS record type (e.g. \"A\", \"AAAA\", \"SOA\")"),
+            )
+        })?;
+    let rcode_text = check.expect_rcode.as_deref().unwrap_or("NOERROR");
+    let expect_rcode = RCODES
+        .iter()
+        .find(|(n, _)| n.eq_ignore_ascii_case(rcode_text))
+        .map(|(_, c)| *c)
+        .ok_or_else(|| {
+            let names: Vec<&str> = RCODES.iter().map(|(n, _)| *n).collect();
+            field_err(
+                format!("{path}.expect_rcode"),
+                format!(
+                    "{rcode_text:?} is not a response code ({})",
+                    names.join(", ")
+                ),
+            )
+        })?;
+    if let Some(answer) = &check.expect_answer
+        && answer.is_empty()
+    {
+        return Err(field_err(
+            format!("{path}.expect_answer"),
+            "empty: leave it out to accept any answer",
+        ));
+    }
+    Ok(DnsCheck {
+        query_name,
+        query_type,
+        expect_rcode,
+        expect_answer: check.expect_answer.clone(),
+        recursion: check.recursion.unwrap_or(false),
+    })
+}
+
+/// An endpoint's `check_address`/`check_port`.
+fn endpoint_check_target(
+    path: &str,
+    endpoint: &EndpointFile,
+    check: &Check,
+) -> Result<(Option<IpAddr>, Option<u16>), FieldError> {
+    let address = endpoint
+        .check_address
+        .as_deref()
+        .map(|text| unicast_address(&format!("{path}.check_address"), text))
+        .transpose()?;
+    let port = match endpoint.check_port {
+        None => None,
+        Some(_) if check.kind == CheckKind::Icmp => {
+            return Err(field_err(
+                format!("{path}.check_port"),
+                "the record's check is icmp, which has no port",
+            ));
+        }
+        Some(p) => Some(port_value(&format!("{path}.check_port"), p)?),
+    };
+    Ok((address, port))
 }
 
 #[cfg(test)]
@@ -1281,6 +2199,230 @@ fall = 3
         }
     }
 
+    /// The example's record with `extra` lines after `check = "web"`.
+    fn with_record_keys(extra: &str) -> String {
+        example_with("check = \"web\"\n", &format!("check = \"web\"\n{extra}\n"))
+    }
+
+    /// A weighted record with `endpoints` (the inside of the list).
+    fn weighted(endpoints: &str) -> String {
+        example_with(
+            "policy = \"failover\"\ncheck = \"web\"\nendpoints = [\n  { address = \"192.0.2.10\", priority = 1 },\n  { address = \"192.0.2.11\", priority = 2 },\n]",
+            &format!("policy = \"weighted\"\ncheck = \"web\"\nendpoints = [{endpoints}]"),
+        )
+    }
+
+    #[test]
+    fn policy_options_parse() {
+        let record = |text: &str| parse(text).unwrap().records.remove(0);
+        let r = record(EXAMPLE);
+        assert_eq!(r.min_healthy, MinHealthy::Count(1));
+        assert_eq!(r.max_answers, DEFAULT_MAX_ANSWERS);
+        assert_eq!(r.when_all_down, WhenAllDown::FailOpen);
+        assert_eq!(r.degraded_ttl, None);
+        assert_eq!(r.endpoints[0].weight, 1);
+        assert_eq!(
+            record(&with_record_keys("min_healthy = 2")).min_healthy,
+            MinHealthy::Count(2)
+        );
+        assert_eq!(
+            record(&with_record_keys("min_healthy = \"50%\"")).min_healthy,
+            MinHealthy::Percent(50)
+        );
+        let r = record(&with_record_keys("ttl = 60\ndegraded_ttl = 5"));
+        assert_eq!((r.ttl, r.degraded_ttl), (60, Some(5)));
+        for (mode, expected) in [
+            ("fail-open", WhenAllDown::FailOpen),
+            ("nodata", WhenAllDown::NoData),
+            ("servfail", WhenAllDown::ServFail),
+        ] {
+            let r = record(&with_record_keys(&format!("when_all_down = \"{mode}\"")));
+            assert_eq!(r.when_all_down, expected);
+        }
+        let r = record(&with_record_keys(
+            "when_all_down = \"fallback\"\nfallback = [\"192.0.2.99\", \"192.0.2.98\"]",
+        ));
+        assert_eq!(
+            r.when_all_down,
+            WhenAllDown::Fallback(vec![
+                Ipv4Addr::new(192, 0, 2, 99).into(),
+                Ipv4Addr::new(192, 0, 2, 98).into()
+            ])
+        );
+        let r = record(&example_with(
+            "policy = \"failover\"",
+            "policy = \"all-healthy\"\nmax_answers = 3",
+        ));
+        assert_eq!((r.policy, r.max_answers), (Policy::AllHealthy, 3));
+        let r = record(&weighted(
+            "{ address = \"192.0.2.10\", weight = 3 }, { address = \"192.0.2.11\", weight = 0 }",
+        ));
+        assert_eq!(r.policy, Policy::Weighted);
+        assert_eq!(
+            r.endpoints.iter().map(|e| e.weight).collect::<Vec<_>>(),
+            [3, 0]
+        );
+    }
+
+    #[test]
+    fn policy_option_errors_name_the_field() {
+        let cases: &[(String, &[&str])] = &[
+            (
+                with_record_keys("min_healthy = 0"),
+                &["record[0].min_healthy", "0 is out of range"],
+            ),
+            (
+                with_record_keys("min_healthy = \"150%\""),
+                &["record[0].min_healthy", "150% is out of range"],
+            ),
+            (
+                with_record_keys("min_healthy = \"half\""),
+                &["record[0].min_healthy", "not a percentage"],
+            ),
+            (
+                with_record_keys("min_healthy = 1.5"),
+                &["record[0].min_healthy", "a float"],
+            ),
+            (
+                with_record_keys("max_answers = 2"),
+                &[
+                    "record[0].max_answers",
+                    "only allowed with policy \"all-healthy\"",
+                ],
+            ),
+            (
+                example_with(
+                    "policy = \"failover\"",
+                    "policy = \"all-healthy\"\nmax_answers = 17",
+                ),
+                &["record[0].max_answers", "17 is out of range: 1 to 16"],
+            ),
+            (
+                example_with(
+                    "policy = \"failover\"",
+                    "policy = \"all-healthy\"\nmin_healthy = 2",
+                ),
+                &[
+                    "record[0].min_healthy",
+                    "only allowed with policy \"failover\"",
+                ],
+            ),
+            (
+                with_record_keys("when_all_down = \"panic\""),
+                &["record[0].when_all_down", "unknown mode \"panic\""],
+            ),
+            (
+                with_record_keys("when_all_down = \"fallback\""),
+                &[
+                    "record[0].fallback",
+                    "required with when_all_down = \"fallback\"",
+                ],
+            ),
+            (
+                with_record_keys("fallback = [\"192.0.2.99\"]"),
+                &[
+                    "record[0].fallback",
+                    "only allowed with when_all_down = \"fallback\"",
+                ],
+            ),
+            (
+                with_record_keys("when_all_down = \"fallback\"\nfallback = []"),
+                &["record[0].fallback", "0 addresses"],
+            ),
+            (
+                with_record_keys("when_all_down = \"fallback\"\nfallback = [\"2001:db8::1\"]"),
+                &["record[0].fallback[0]", "IPv6"],
+            ),
+            (
+                with_record_keys(
+                    "when_all_down = \"fallback\"\nfallback = [\"192.0.2.9\", \"192.0.2.9\"]",
+                ),
+                &["record[0].fallback[1]", "listed twice"],
+            ),
+            (
+                with_record_keys("degraded_ttl = 31"),
+                &[
+                    "record[0].degraded_ttl",
+                    "longer than the record's TTL (30)",
+                ],
+            ),
+            (
+                with_record_keys("degraded_ttl = -1"),
+                &["record[0].degraded_ttl"],
+            ),
+            (
+                weighted("{ address = \"192.0.2.10\" }"),
+                &[
+                    "record[0].endpoints[0].weight",
+                    "required with policy \"weighted\"",
+                ],
+            ),
+            (
+                weighted("{ address = \"192.0.2.10\", weight = 1000001 }"),
+                &[
+                    "record[0].endpoints[0].weight",
+                    "out of range: 0 to 1000000",
+                ],
+            ),
+            (
+                weighted("{ address = \"192.0.2.10\", weight = 1, priority = 1 }"),
+                &[
+                    "record[0].endpoints[0].priority",
+                    "not allowed with policy \"weighted\"",
+                ],
+            ),
+            (
+                example_with(
+                    "{ address = \"192.0.2.10\", priority = 1 }",
+                    "{ address = \"192.0.2.10\", priority = 1, weight = 2 }",
+                ),
+                &[
+                    "record[0].endpoints[0].weight",
+                    "only allowed with policy \"weighted\"",
+                ],
+            ),
+        ];
+        for (text, expected) in cases {
+            assert_error(text, expected);
+        }
+    }
+
+    #[test]
+    fn admin_section() {
+        let config = parse(EXAMPLE).unwrap();
+        assert_eq!(config.admin, Admin::default());
+        assert_eq!(
+            config.admin.control_socket.as_deref(),
+            Some(Path::new("/run/failover-agent.sock"))
+        );
+        let config = parse(&format!(
+            "{EXAMPLE}\n[admin]\nstate_file = \"/var/lib/failover/admin-state.toml\"\ncontrol_socket = \"/run/f.sock\"\n"
+        ))
+        .unwrap();
+        assert_eq!(
+            config.admin,
+            Admin {
+                state_file: Some(PathBuf::from("/var/lib/failover/admin-state.toml")),
+                control_socket: Some(PathBuf::from("/run/f.sock")),
+                control_socket_is_default: false,
+            }
+        );
+        let config = parse(&format!("{EXAMPLE}\n[admin]\ncontrol_socket = \"\"\n")).unwrap();
+        assert_eq!(config.admin.control_socket, None, "\"\" disables it");
+        assert_error(
+            &format!("{EXAMPLE}\n[admin]\nstate_file = \"admin.toml\"\n"),
+            &["admin.state_file", "absolute path"],
+        );
+        assert_error(
+            &format!("{EXAMPLE}\n[admin]\ncontrol_socket = \"f.sock\"\n"),
+            &["admin.control_socket", "absolute path"],
+        );
+        assert_error(
+            &format!("{EXAMPLE}\n[admin]\nsocket = \"/run/x\"\n"),
+            &["admin.socket", "unknown field"],
+        );
+    }
+
     #[test]
     fn example_loads() {
         let config = parse(EXAMPLE).unwrap();
@@ -1315,22 +2457,34 @@ fall = 3
                 check_name: "web".into(),
                 check: Check {
                     kind: CheckKind::Tcp,
-                    port: 80,
+                    port: Some(80),
                     interval: Duration::from_secs(1),
                     timeout: Duration::from_millis(500),
                     rise: 2,
                     fall: 3,
+                    jitter: Duration::ZERO,
+                    target_address: None,
                 },
                 endpoints: vec![
                     Endpoint {
                         address: Ipv4Addr::new(192, 0, 2, 10).into(),
-                        priority: 1
+                        priority: 1,
+                        weight: 1,
+                        check_address: None,
+                        check_port: None
                     },
                     Endpoint {
                         address: Ipv4Addr::new(192, 0, 2, 11).into(),
-                        priority: 2
+                        priority: 2,
+                        weight: 1,
+                        check_address: None,
+                        check_port: None
                     },
                 ],
+                min_healthy: MinHealthy::Count(1),
+                max_answers: 8,
+                when_all_down: WhenAllDown::FailOpen,
+                degraded_ttl: None,
             }]
         );
         assert_eq!(config.endpoint_count(), 2);
@@ -1380,15 +2534,21 @@ fall = 3
             vec![
                 Endpoint {
                     address: Ipv4Addr::new(127, 0, 0, 10).into(),
-                    priority: 1
+                    priority: 1,
+                    weight: 1,
+                    check_address: None,
+                    check_port: None
                 },
                 Endpoint {
                     address: Ipv4Addr::new(127, 0, 0, 11).into(),
-                    priority: 2
+                    priority: 2,
+                    weight: 1,
+                    check_address: None,
+                    check_port: None
                 },
             ]
         );
-        assert_eq!(record.check.port, 8080);
+        assert_eq!(record.check.port, Some(8080));
         assert_eq!(record.check.interval, Duration::from_secs(1));
         assert_eq!(record.check.timeout, Duration::from_millis(500));
         assert_eq!((record.check.rise, record.check.fall), (2, 3));
@@ -1425,7 +2585,7 @@ port = 443
         assert_eq!(api.policy, Policy::AllHealthy);
         assert_eq!(api.endpoints[1].priority, 1);
         assert_eq!(config.records[1].ttl, DEFAULT_TTL);
-        let check = api.check;
+        let check = &api.check;
         assert_eq!(check.interval, DEFAULT_INTERVAL);
         assert_eq!(check.timeout, DEFAULT_TIMEOUT);
         assert_eq!((check.rise, check.fall), (DEFAULT_RISE, DEFAULT_FALL));
@@ -1436,9 +2596,9 @@ port = 443
         assert_error(
             &example_with(
                 "{ address = \"192.0.2.11\", priority = 2 }",
-                "{ address = \"192.0.2.11\", priority = 2, weight = 5 }",
+                "{ address = \"192.0.2.11\", priority = 2, wieght = 5 }",
             ),
-            &["test.toml:13:43: record[0].endpoints[1].weight: unknown field `weight`"],
+            &["test.toml:13:43: record[0].endpoints[1].wieght: unknown field `wieght`"],
         );
         assert_error(
             &example_with("fall = 3", "fall = 3\nretries = 1"),
@@ -1637,11 +2797,11 @@ port = 443
             ],
         );
         assert_error(
-            &example_with("policy = \"failover\"", "policy = \"weighted\""),
+            &example_with("policy = \"failover\"", "policy = \"round-robin\""),
             &[
                 "record[0].policy",
-                "unknown policy \"weighted\"",
-                "\"failover\" or \"all-healthy\"",
+                "unknown policy \"round-robin\"",
+                "\"failover\", \"all-healthy\" or \"weighted\"",
             ],
         );
         assert_error(
@@ -1670,14 +2830,329 @@ port = 443
         assert_eq!(zero.records[0].ttl, 0);
     }
 
+    /// The example with its `[checks.web]` replaced by `check` (TOML body).
+    fn with_check(check: &str) -> String {
+        let at = EXAMPLE.find("[checks.web]").unwrap();
+        format!("{}[checks.web]\n{check}\n", &EXAMPLE[..at])
+    }
+
+    fn check_of(check: &str) -> Check {
+        parse(&with_check(check))
+            .unwrap_or_else(|e| panic!("{e}"))
+            .records[0]
+            .check
+            .clone()
+    }
+
+    #[test]
+    fn http_and_https_checks() {
+        let check = check_of(
+            "kind = \"http\"\nmethod = \"HEAD\"\npath = \"/healthz?deep=1\"\nhost = \"www.example.test\"\n\
+             headers = { \"X-Probe\" = \"failover\", Accept = \"text/plain\" }\n\
+             expect_status = [\"200-299\", 301, \"302\"]\nexpect_body = \"ok\"\nbody_limit = 100\n\
+             interval = \"2s\"\ntimeout = \"1s\"\njitter = \"10%\"",
+        );
+        assert_eq!(check.port, Some(80), "http's default port");
+        assert_eq!(check.jitter, Duration::from_millis(200));
+        let CheckKind::Http(http) = &check.kind else {
+            panic!("{check:?}")
+        };
+        assert_eq!(http.method, "HEAD");
+        assert_eq!(http.path, "/healthz?deep=1");
+        assert_eq!(http.host.as_deref(), Some("www.example.test"));
+        assert_eq!(
+            http.headers,
+            [
+                ("Accept".to_string(), "text/plain".to_string()),
+                ("X-Probe".to_string(), "failover".to_string())
+            ]
+        );
+        assert_eq!(http.expect_status, [(200, 299), (301, 301), (302, 302)]);
+        assert_eq!(http.expect_body.as_deref(), Some("ok"));
+        assert_eq!(http.body_limit, 100);
+        assert_eq!(http.tls, None);
+        assert_eq!(check.kind.name(), "http");
+
+        let defaults = check_of("kind = \"https\"");
+        assert_eq!(defaults.port, Some(443));
+        assert_eq!(defaults.jitter, Duration::ZERO);
+        let CheckKind::Http(http) = &defaults.kind else {
+            panic!()
+        };
+        assert_eq!((http.method.as_str(), http.path.as_str()), ("GET", "/"));
+        assert_eq!(http.expect_status, [(200, 399)]);
+        assert_eq!(http.body_limit, 4096);
+        assert_eq!(
+            http.tls,
+            Some(TlsCheck {
+                sni: None,
+                verify: true,
+                ca_file: None
+            })
+        );
+        assert_eq!(defaults.kind.name(), "https");
+        let https =
+            check_of("kind = \"https\"\nport = 8443\nsni = \"api.example.test.\"\nverify = false");
+        let CheckKind::Http(http) = &https.kind else {
+            panic!()
+        };
+        let tls = http.tls.as_ref().unwrap();
+        assert_eq!(
+            tls.sni.as_deref(),
+            Some("api.example.test"),
+            "final dot dropped"
+        );
+        assert!(!tls.verify);
+        // host doubles as the TLS name.
+        let CheckKind::Http(http) = check_of("kind = \"https\"\nhost = \"h.example.test\"").kind
+        else {
+            panic!()
+        };
+        assert_eq!(http.tls.unwrap().sni.as_deref(), Some("h.example.test"));
+    }
+
+    #[test]
+    fn http_check_errors() {
+        let http = |extra: &str| with_check(&format!("kind = \"http\"\n{extra}"));
+        assert_error(
+            &http("method = \"get me\""),
+            &["checks.web.method", "not an HTTP method"],
+        );
+        assert_error(
+            &http("path = \"health\""),
+            &["checks.web.path", "must start with /"],
+        );
+        assert_error(&http("path = \"/a b\""), &["checks.web.path"]);
+        assert_error(
+            &http("expect_status = [\"2xx\"]"),
+            &["checks.web.expect_status[0]", "not a status"],
+        );
+        assert_error(
+            &http("expect_status = [\"299-200\"]"),
+            &["checks.web.expect_status[0]"],
+        );
+        assert_error(
+            &http("expect_status = [600]"),
+            &["checks.web.expect_status[0]"],
+        );
+        assert_error(
+            &http("expect_status = []"),
+            &["checks.web.expect_status", "at least one"],
+        );
+        assert_error(
+            &http("headers = { Host = \"x\" }"),
+            &["checks.web.headers.Host", "use host ="],
+        );
+        assert_error(
+            &http("headers = { \"X A\" = \"x\" }"),
+            &["checks.web.headers", "not a header name"],
+        );
+        assert_error(
+            &http("headers = { X = \"a\\r\\nB: c\" }"),
+            &["checks.web.headers.X", "line breaks"],
+        );
+        assert_error(
+            &http("body_limit = 0"),
+            &["checks.web.body_limit", "out of range"],
+        );
+        assert_error(
+            &http("expect_body = \"abcdef\"\nbody_limit = 3"),
+            &["checks.web.expect_body", "more than body_limit"],
+        );
+        assert_error(
+            &http("sni = \"x\""),
+            &["checks.web.sni", "for https checks, not http"],
+        );
+        assert_error(
+            &http("query_name = \"x.\""),
+            &["checks.web.query_name", "for dns checks"],
+        );
+        assert_error(
+            &with_check("kind = \"https\"\nca_file = \"/nonexistent/ca.pem\""),
+            &["checks.web.ca_file", "cannot read /nonexistent/ca.pem"],
+        );
+        assert_error(
+            &with_check("kind = \"https\"\nsni = \"bad name!\""),
+            &["checks.web.sni", "not a valid TLS server name"],
+        );
+        let dir = std::env::temp_dir().join(format!("failover-ca-test-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let not_pem = dir.join("ca.pem");
+        std::fs::write(&not_pem, "hello\n").unwrap();
+        let message = error_of(&with_check(&format!(
+            "kind = \"https\"\nca_file = \"{}\"",
+            not_pem.display()
+        )));
+        std::fs::remove_dir_all(&dir).unwrap();
+        assert!(message.contains("checks.web.ca_file"), "{message}");
+        assert!(message.contains("no certificate"), "{message}");
+        assert_error(
+            &with_check("kind = \"https\"\nverify = false\nca_file = \"/x.pem\""),
+            &["checks.web.ca_file"],
+        );
+    }
+
+    #[test]
+    fn dns_icmp_exec_checks() {
+        let check = check_of(
+            "kind = \"dns\"\nquery_name = \"www.example.test\"\nquery_type = \"aaaa\"\n\
+             expect_rcode = \"nxdomain\"\nexpect_answer = \"2001:db8::1\"\nrecursion = true",
+        );
+        assert_eq!(check.port, Some(53));
+        assert_eq!(
+            check.kind,
+            CheckKind::Dns(DnsCheck {
+                query_name: "www.example.test.".into(),
+                query_type: 28,
+                expect_rcode: 3,
+                expect_answer: Some("2001:db8::1".into()),
+                recursion: true,
+            })
+        );
+        let CheckKind::Dns(dns) =
+            check_of("kind = \"dns\"\nport = 5353\nquery_name = \"a.test.\"").kind
+        else {
+            panic!()
+        };
+        assert_eq!(
+            (dns.query_type, dns.expect_rcode, dns.recursion),
+            (1, 0, false)
+        );
+        assert_error(
+            &with_check("kind = \"dns\""),
+            &["checks.web.query_name", "required"],
+        );
+        assert_error(
+            &with_check("kind = \"dns\"\nquery_name = \"a.\"\nquery_type = \"BOGUS\""),
+            &["checks.web.query_type", "not a DNS record type"],
+        );
+        assert_error(
+            &with_check("kind = \"dns\"\nquery_name = \"a.\"\nexpect_rcode = \"OK\""),
+            &["checks.web.expect_rcode", "not a response code", "NXDOMAIN"],
+        );
+
+        let icmp = check_of("kind = \"icmp\"\ninterval = \"200ms\"\ntimeout = \"100ms\"");
+        assert_eq!((icmp.kind.clone(), icmp.port), (CheckKind::Icmp, None));
+        assert_error(
+            &with_check("kind = \"icmp\"\nport = 1"),
+            &["checks.web.port", "no port"],
+        );
+
+        let exec = check_of("kind = \"exec\"\ncommand = [\"/bin/check\", \"--fast\"]");
+        assert_eq!(
+            exec.kind,
+            CheckKind::Exec(ExecCheck {
+                command: vec!["/bin/check".into(), "--fast".into()],
+                check_name: "web".into()
+            })
+        );
+        assert_eq!(exec.port, None);
+        assert_eq!(
+            check_of("kind = \"exec\"\nport = 5432\ncommand = [\"x\"]").port,
+            Some(5432)
+        );
+        assert_error(
+            &with_check("kind = \"exec\""),
+            &["checks.web.command", "required"],
+        );
+        assert_error(
+            &with_check("kind = \"exec\"\ncommand = []"),
+            &["checks.web.command"],
+        );
+        assert_error(
+            &with_check("kind = \"tcp\""),
+            &["checks.web.port", "required for a tcp check"],
+        );
+        assert_error(
+            &with_check("kind = \"tcp\"\nport = 1\ncommand = [\"x\"]"),
+            &["checks.web.command", "for exec checks, not tcp"],
+        );
+        assert_error(
+            &with_check("kind = \"tcp\"\nport = 1\nrecursion = true"),
+            &["checks.web.recursion", "for dns checks"],
+        );
+    }
+
+    #[test]
+    fn jitter_values() {
+        let jitter =
+            |text: &str| check_of(&format!("kind = \"tcp\"\nport = 1\njitter = \"{text}\"")).jitter;
+        assert_eq!(jitter("10%"), Duration::from_millis(100));
+        assert_eq!(jitter("50ms"), Duration::from_millis(50));
+        assert_eq!(jitter("0s"), Duration::ZERO);
+        assert_eq!(jitter("50%"), Duration::from_millis(500));
+        assert_error(
+            &with_check("kind = \"tcp\"\nport = 1\njitter = \"51%\""),
+            &["checks.web.jitter", "0% to 50%"],
+        );
+        assert_error(
+            &with_check("kind = \"tcp\"\nport = 1\njitter = \"600ms\""),
+            &["checks.web.jitter", "more than half the interval"],
+        );
+        assert_error(
+            &with_check("kind = \"tcp\"\nport = 1\njitter = \"lots\""),
+            &["checks.web.jitter", "not a percentage or a duration"],
+        );
+    }
+
+    #[test]
+    fn check_targets_and_overrides() {
+        let text = with_check("kind = \"tcp\"\nport = 80\ntarget_address = \"10.0.0.1\"").replace(
+            "{ address = \"192.0.2.11\", priority = 2 }",
+            "{ address = \"192.0.2.11\", priority = 2, check_address = \"2001:db8::11\", check_port = 8080 }",
+        );
+        let config = parse(&text).unwrap();
+        let record = &config.records[0];
+        let targets: Vec<String> = record
+            .endpoints
+            .iter()
+            .map(|e| record.check.target(e).to_string())
+            .collect();
+        assert_eq!(targets, ["10.0.0.1:80", "[2001:db8::11]:8080"]);
+        // Without overrides: the endpoint's own address and the check's port.
+        let plain = parse(EXAMPLE).unwrap();
+        let record = &plain.records[0];
+        assert_eq!(
+            record.check.target(&record.endpoints[0]),
+            CheckTarget {
+                address: "192.0.2.10".parse().unwrap(),
+                port: Some(80)
+            }
+        );
+        assert_error(
+            &with_check("kind = \"tcp\"\nport = 80\ntarget_address = \"nope\""),
+            &["checks.web.target_address", "not an IP address"],
+        );
+        let bad_port = EXAMPLE.replace(
+            "{ address = \"192.0.2.10\", priority = 1 }",
+            "{ address = \"192.0.2.10\", priority = 1, check_port = 0 }",
+        );
+        assert_error(
+            &bad_port,
+            &["record[0].endpoints[0].check_port", "out of range"],
+        );
+        let icmp_port = with_check("kind = \"icmp\"").replace(
+            "{ address = \"192.0.2.10\", priority = 1 }",
+            "{ address = \"192.0.2.10\", priority = 1, check_port = 80 }",
+        );
+        assert_error(&icmp_port, &["record[0].endpoints[0].check_port", "icmp"]);
+    }
+
+    #[test]
+    fn rcode_names() {
+        assert_eq!(rcode_name(0), "NOERROR");
+        assert_eq!(rcode_name(3), "NXDOMAIN");
+        assert_eq!(rcode_name(23), "RCODE23");
+    }
+
     #[test]
     fn check_errors() {
         assert_error(
-            &example_with("kind = \"tcp\"", "kind = \"http\""),
+            &example_with("kind = \"tcp\"", "kind = \"smtp\""),
             &[
                 "checks.web.kind",
-                "unknown check kind \"http\"",
-                "only \"tcp\"",
+                "unknown check kind \"smtp\"",
+                "\"tcp\", \"http\", \"https\", \"dns\", \"icmp\" or \"exec\"",
             ],
         );
         for port in ["0", "65536", "-80"] {

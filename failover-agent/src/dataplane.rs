@@ -246,8 +246,23 @@ impl AnswerSink for Dataplane {
         self.set_addresses(name, rtype, zone, ttl, addrs)
     }
 
+    fn publish_weighted(
+        &mut self,
+        name: &str,
+        rtype: u16,
+        zone: u32,
+        ttl: u32,
+        weighted: &[(IpAddr, u32)],
+    ) -> Result<()> {
+        self.set_weighted(name, rtype, zone, ttl, weighted)
+    }
+
     fn publish_nodata(&mut self, name: &str, rtype: u16, zone: u32) -> Result<()> {
         self.set_nodata(name, rtype, zone)
+    }
+
+    fn publish_servfail(&mut self, name: &str, rtype: u16, zone: u32) -> Result<()> {
+        self.set_servfail(name, rtype, zone)
     }
 
     fn withdraw(&mut self, name: &str, rtype: u16) -> Result<()> {

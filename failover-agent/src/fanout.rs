@@ -57,8 +57,23 @@ impl<A: AnswerSink, B: AnswerSink> AnswerSink for FanOut<A, B> {
         self.both(|sink| sink.publish(name, rtype, zone, ttl, addrs))
     }
 
+    fn publish_weighted(
+        &mut self,
+        name: &str,
+        rtype: u16,
+        zone: u32,
+        ttl: u32,
+        weighted: &[(IpAddr, u32)],
+    ) -> Result<()> {
+        self.both(|sink| sink.publish_weighted(name, rtype, zone, ttl, weighted))
+    }
+
     fn publish_nodata(&mut self, name: &str, rtype: u16, zone: u32) -> Result<()> {
         self.both(|sink| sink.publish_nodata(name, rtype, zone))
+    }
+
+    fn publish_servfail(&mut self, name: &str, rtype: u16, zone: u32) -> Result<()> {
+        self.both(|sink| sink.publish_servfail(name, rtype, zone))
     }
 
     fn withdraw(&mut self, name: &str, rtype: u16) -> Result<()> {
@@ -83,8 +98,21 @@ mod tests {
         fn publish(&mut self, _: &str, _: u16, _: u32, _: u32, _: &[IpAddr]) -> Result<()> {
             bail!("no answer sets here")
         }
+        fn publish_weighted(
+            &mut self,
+            _: &str,
+            _: u16,
+            _: u32,
+            _: u32,
+            _: &[(IpAddr, u32)],
+        ) -> Result<()> {
+            bail!("no weighted sets here")
+        }
         fn publish_nodata(&mut self, _: &str, _: u16, _: u32) -> Result<()> {
             bail!("no NODATA here")
+        }
+        fn publish_servfail(&mut self, _: &str, _: u16, _: u32) -> Result<()> {
+            bail!("no SERVFAIL here")
         }
         fn withdraw(&mut self, _: &str, _: u16) -> Result<()> {
             bail!("nothing to withdraw here")
@@ -114,6 +142,23 @@ mod tests {
         let addr: IpAddr = "192.0.2.1".parse().unwrap();
         assert!(fan.publish("www.t.", RTYPE_A, 0, 5, &[addr]).is_err());
         assert!(fan.publish_nodata("www.t.", RTYPE_HTTPS, 0).is_err());
+        assert!(
+            fan.publish_weighted("w.t.", RTYPE_A, 0, 5, &[(addr, 2)])
+                .is_err()
+        );
+        assert!(fan.publish_servfail("s.t.", RTYPE_A, 0).is_err());
+        assert_eq!(
+            table.get("w.t.", RTYPE_A),
+            Some(Entry::Weighted {
+                zone: 0,
+                ttl: 5,
+                choices: vec![(addr, 2)]
+            })
+        );
+        assert_eq!(
+            table.get("s.t.", RTYPE_A),
+            Some(Entry::ServFail { zone: 0 })
+        );
         assert_eq!(
             table.get("www.t.", RTYPE_A),
             Some(Entry::Answer {

@@ -1,12 +1,14 @@
-//! Health checks: one TCP connect with a timeout, and the rise/fall state
-//! machine that turns check results into an endpoint's health.
+//! Health state: check results, the rise/fall state machine that turns them
+//! into an endpoint's health, and the per-endpoint view of it
+//! ([`HealthSnapshot`]) that the agent exposes. The check kinds themselves
+//! are in [`crate::checks`].
 
 use std::fmt;
 use std::io;
-use std::net::SocketAddr;
-use std::time::{Duration, Instant};
+use std::net::{IpAddr, SocketAddr};
+use std::time::{Duration, Instant, SystemTime};
 
-use tokio::net::TcpStream;
+use crate::config::CheckTarget;
 
 /// An endpoint's health as the agent believes it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -37,6 +39,9 @@ pub enum Failure {
     /// Any other connect error (no route, network unreachable, ...), with the
     /// OS's text.
     Unreachable(String),
+    /// The target answered, but wrongly: an HTTP status or body, a DNS rcode
+    /// or answer, a TLS error, an exit status; the text says which.
+    Failed(String),
 }
 
 impl fmt::Display for Failure {
@@ -47,12 +52,13 @@ impl fmt::Display for Failure {
                 write!(f, "timeout after {}", humantime::format_duration(*after))
             }
             Failure::Unreachable(text) => write!(f, "unreachable: {text}"),
+            Failure::Failed(text) => f.write_str(text),
         }
     }
 }
 
 impl Failure {
-    fn from_io(error: &io::Error) -> Failure {
+    pub fn from_io(error: &io::Error) -> Failure {
         match error.kind() {
             io::ErrorKind::ConnectionRefused => Failure::Refused,
             _ => Failure::Unreachable(error.to_string()),
@@ -64,8 +70,11 @@ impl Failure {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct CheckResult {
     pub outcome: Result<(), Failure>,
-    /// From the start of the connect to its result (the timeout when it timed out).
+    /// From the start of the check to its result (the timeout when it timed out).
     pub latency: Duration,
+    /// What a success looked like, for logs: "connected", "HTTP 200",
+    /// "NOERROR, 1 answer", "echo reply", "exit 0". Empty on failure.
+    pub note: String,
 }
 
 impl CheckResult {
@@ -92,18 +101,90 @@ impl fmt::Display for Latency {
 /// The connection is closed at once; nothing is sent.
 pub async fn tcp_check(target: SocketAddr, timeout: Duration) -> CheckResult {
     let start = Instant::now();
-    let outcome = match tokio::time::timeout(timeout, TcpStream::connect(target)).await {
-        Ok(Ok(stream)) => {
-            drop(stream);
-            Ok(())
-        }
-        Ok(Err(e)) => Err(Failure::from_io(&e)),
+    let outcome = match tokio::time::timeout(timeout, crate::checks::tcp::check(target)).await {
+        Ok(outcome) => outcome,
         Err(_) => Err(Failure::Timeout(timeout)),
     };
-    CheckResult {
-        outcome,
-        latency: start.elapsed(),
+    let latency = start.elapsed();
+    match outcome {
+        Ok(note) => CheckResult {
+            outcome: Ok(()),
+            latency,
+            note,
+        },
+        Err(failure) => CheckResult {
+            outcome: Err(failure),
+            latency,
+            note: String::new(),
+        },
     }
+}
+
+/// A probe's state as the agent and the control interface see it.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ProbeStatus {
+    pub health: Option<Health>,
+    /// Checks run so far, and how many of them failed.
+    pub checks: u64,
+    pub failures: u64,
+    /// Latency of the last check.
+    pub last_latency: Option<Duration>,
+    /// When the last check ended.
+    pub last_check: Option<SystemTime>,
+    /// Why the last failed check failed, and when it ended.
+    pub last_failure: Option<String>,
+    pub last_failure_at: Option<SystemTime>,
+    /// When the health last changed (the first check counts).
+    pub last_change: Option<SystemTime>,
+}
+
+impl ProbeStatus {
+    /// Takes one result in; `changed`: it changed the health.
+    pub fn record(&mut self, result: &CheckResult, health: Health, changed: bool) {
+        let now = SystemTime::now();
+        self.health = Some(health);
+        self.checks += 1;
+        self.last_latency = Some(result.latency);
+        self.last_check = Some(now);
+        if let Err(failure) = &result.outcome {
+            self.failures += 1;
+            self.last_failure = Some(failure.to_string());
+            self.last_failure_at = Some(now);
+        }
+        if changed {
+            self.last_change = Some(now);
+        }
+    }
+
+    pub fn health(&self) -> Health {
+        self.health.unwrap_or(Health::Unknown)
+    }
+}
+
+/// One (record, endpoint) and the health of the probe that checks it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EndpointStatus {
+    /// Record name and type ("www.example.test.", "A").
+    pub record: String,
+    pub rtype: String,
+    /// The address the record answers with.
+    pub address: IpAddr,
+    /// The check's name and kind, and what it probes (may differ from
+    /// `address`: `check_address`, `target_address`).
+    pub check: String,
+    pub kind: &'static str,
+    pub target: CheckTarget,
+    /// How many (record, endpoint) pairs share this probe (1 = only this one).
+    pub shared_by: usize,
+    pub status: ProbeStatus,
+}
+
+/// Every endpoint's health, in configuration order (records, then endpoints).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct HealthSnapshot {
+    pub endpoints: Vec<EndpointStatus>,
+    /// Distinct probes running (fewer than endpoints when checks are shared).
+    pub probes: usize,
 }
 
 /// A change of health, with what caused it (for the log line).
@@ -162,7 +243,7 @@ impl HealthTracker {
         let (new, reason) = match (&result.outcome, old) {
             (Ok(()), Health::Unknown) => (
                 Health::Healthy,
-                format!("first check: connected, {latency}"),
+                format!("first check: {}, {latency}", result.note),
             ),
             (Err(failure), Health::Unknown) => (
                 Health::Unhealthy,
@@ -171,9 +252,10 @@ impl HealthTracker {
             (Ok(()), Health::Unhealthy) if self.successes >= self.rise => (
                 Health::Healthy,
                 format!(
-                    "{} consecutive {}; last: connected, {latency}",
+                    "{} consecutive {}; last: {}, {latency}",
                     self.successes,
-                    plural(self.successes, "success", "successes")
+                    plural(self.successes, "success", "successes"),
+                    result.note
                 ),
             ),
             (Err(failure), Health::Healthy) if self.failures >= self.fall => (
@@ -203,6 +285,7 @@ mod tests {
         CheckResult {
             outcome: Ok(()),
             latency: Duration::from_micros(400),
+            note: "connected".into(),
         }
     }
 
@@ -210,6 +293,7 @@ mod tests {
         CheckResult {
             outcome: Err(Failure::Refused),
             latency: Duration::from_micros(400),
+            note: String::new(),
         }
     }
 

@@ -42,7 +42,7 @@
 
 use std::collections::HashMap;
 use std::net::IpAddr;
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 
 use failover_common::{EDNS_UDP_SIZE, PLAIN_UDP_SIZE};
 use hickory_proto::op::{Edns, Message, MessageType, OpCode, ResponseCode};
@@ -51,7 +51,7 @@ use hickory_proto::rr::{DNSClass, Name, RData, Record, RecordType};
 use hickory_proto::serialize::binary::{BinDecodable, BinDecoder};
 use log::warn;
 
-use crate::answers::{AnswerTable, AnswerView, Entry, name_key};
+use crate::answers::{AnswerTable, AnswerView, Entry, name_key, random_u64, weighted_pick};
 use crate::config::{Config, RecordType as ConfigType};
 use crate::sink::{RTYPE_A, RTYPE_AAAA, ZoneSoa};
 
@@ -73,7 +73,9 @@ const MIN_RECORD_LEN: usize = 11;
 /// Cheap to clone; clones share the table.
 #[derive(Clone)]
 pub struct Responder {
-    zones: Arc<Zones>,
+    /// Replaced as a whole by a reload ([`Responder::set_config`]); a query
+    /// is answered from one version throughout.
+    zones: Arc<RwLock<Arc<Zones>>>,
     answers: AnswerTable,
 }
 
@@ -148,9 +150,16 @@ impl Responder {
     /// A responder for `config`'s zones, answering records from `answers`.
     pub fn new(config: &Config, answers: AnswerTable) -> Responder {
         Responder {
-            zones: Arc::new(Zones::new(config)),
+            zones: Arc::new(RwLock::new(Arc::new(Zones::new(config)))),
             answers,
         }
+    }
+
+    /// Answers from `config`'s zones from now on (a reload); every clone
+    /// of this responder follows.
+    pub fn set_config(&self, config: &Config) {
+        let zones = Arc::new(Zones::new(config));
+        *self.zones.write().unwrap_or_else(|e| e.into_inner()) = zones;
     }
 
     /// The table this responder answers from.
@@ -209,7 +218,8 @@ impl Responder {
         }
         let qname = question.name();
         let key = wire_key(qname);
-        let Some(zone) = self.zones.find(&key) else {
+        let zones = self.zones.read().unwrap_or_else(|e| e.into_inner()).clone();
+        let Some(zone) = zones.find(&key) else {
             return Outcome::error(ResponseCode::Refused);
         };
         let qtype = question.query_type();
@@ -250,7 +260,7 @@ impl Responder {
                     ));
                 }
                 for ns in &zone.nameservers {
-                    outcome.additional.extend(self.zones.addresses_of(ns));
+                    outcome.additional.extend(zones.addresses_of(ns));
                 }
             }
             RecordType::A | RecordType::AAAA => {
@@ -262,7 +272,9 @@ impl Responder {
                 match rrset(&view, &key, qname, zone.ttl, source, rtype) {
                     Lookup::Records(records) => outcome.answers = records,
                     Lookup::NoData => return negative(ResponseCode::NoError),
-                    Lookup::Pending => return Outcome::error(ResponseCode::ServFail),
+                    Lookup::Pending | Lookup::ServFail => {
+                        return Outcome::error(ResponseCode::ServFail);
+                    }
                 }
             }
             RecordType::ANY => {
@@ -280,7 +292,9 @@ impl Responder {
                                 break;
                             }
                             Lookup::NoData => {}
-                            Lookup::Pending => return Outcome::error(ResponseCode::ServFail),
+                            Lookup::Pending | Lookup::ServFail => {
+                                return Outcome::error(ResponseCode::ServFail);
+                            }
                         }
                     }
                     if outcome.answers.is_empty() {
@@ -299,6 +313,8 @@ enum Lookup {
     NoData,
     /// A checked record whose first answer set is not decided yet.
     Pending,
+    /// Every endpoint is down and the record says SERVFAIL then.
+    ServFail,
 }
 
 /// The `rtype` RRset of the name `key` (owner spelled `owner`).
@@ -312,8 +328,15 @@ fn rrset(
 ) -> Lookup {
     // A NODATA or an answer set in the table wins over the configuration: the
     // table is what the kernel answers from too.
+    let picked: [IpAddr; 1];
     let (ttl, addrs) = match (view.get(key, rtype), source) {
         (Some(Entry::Answer { ttl, addrs, .. }), _) => (*ttl, addrs.as_slice()),
+        (Some(Entry::Weighted { ttl, choices, .. }), _) => {
+            // One address per query, by weight, as the kernel picks it.
+            picked = [weighted_pick(choices, random_u64())];
+            (*ttl, &picked[..])
+        }
+        (Some(Entry::ServFail { .. }), _) => return Lookup::ServFail,
         (Some(Entry::NoData { .. }), _) => return Lookup::NoData,
         (None, Source::Checked) => return Lookup::Pending,
         (None, Source::Fixed(addrs)) => (fixed_ttl, addrs.as_slice()),
@@ -707,7 +730,7 @@ port = 80
             .map(|i| format!("{{ address = \"2001:db8::1:{i:x}\" }},"))
             .collect();
         let text = format!(
-            "{CONFIG}\n[[record]]\nname = \"{}\"\ntype = \"AAAA\"\npolicy = \"all-healthy\"\ncheck = \"c\"\nendpoints = [{big}]\n",
+            "{CONFIG}\n[[record]]\nname = \"{}\"\ntype = \"AAAA\"\npolicy = \"all-healthy\"\nmax_answers = 16\ncheck = \"c\"\nendpoints = [{big}]\n",
             big_name()
         );
         Config::parse(&text, "test").unwrap()

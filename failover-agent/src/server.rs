@@ -645,6 +645,7 @@ endpoints = [{ address = "192.0.2.10" }]
 name = "big.bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb.example.test."
 type = "AAAA"
 policy = "all-healthy"
+max_answers = 16
 check = "c"
 endpoints = [
   { address = "2001:db8::1" }, { address = "2001:db8::2" }, { address = "2001:db8::3" },

@@ -58,9 +58,24 @@ pub trait AnswerSink {
         ttl: u32,
         addrs: &[IpAddr],
     ) -> Result<()>;
+    /// Replaces the answer of (`name`, `rtype`) with a weighted set: every
+    /// query is answered with ONE of the addresses, picked at random per
+    /// query in proportion to its weight (1 to 16 pairs, every weight >= 1,
+    /// addresses of the type's family).
+    fn publish_weighted(
+        &mut self,
+        name: &str,
+        rtype: u16,
+        zone: u32,
+        ttl: u32,
+        weighted: &[(IpAddr, u32)],
+    ) -> Result<()>;
     /// Declares that the hot name `name` has no `rtype` records (A, AAAA or
     /// HTTPS): NOERROR, no answer, the zone's SOA in the authority section.
     fn publish_nodata(&mut self, name: &str, rtype: u16, zone: u32) -> Result<()>;
+    /// Answers (`name`, `rtype`) (A or AAAA) with SERVFAIL: no records,
+    /// AA=0 (a record whose every endpoint is down, configured to say so).
+    fn publish_servfail(&mut self, name: &str, rtype: u16, zone: u32) -> Result<()>;
     /// Forgets (`name`, `rtype`): queries for it are no longer answered from
     /// this sink.
     fn withdraw(&mut self, name: &str, rtype: u16) -> Result<()>;

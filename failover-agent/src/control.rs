@@ -1,0 +1,481 @@
+//! The local control interface: a Unix socket (mode 0600, root's) on which
+//! `failover-agent drain | undrain | force | status` talk to the running
+//! agent. One JSON object per line each way, one reply per request, any
+//! number of requests per connection:
+//!
+//! ```text
+//! -> {"cmd":"drain","record":"www.example.test.","endpoint":"192.0.2.10","until":"2026-11-24T06:00:00Z"}
+//! <- {"ok":true,"message":"www.example.test. A 192.0.2.10: drained until 2026-11-24T06:00:00Z; answer: 192.0.2.11"}
+//! -> {"cmd":"status"}
+//! <- {"ok":true,"status":{"records":[...]}}
+//! ```
+//!
+//! Kept small on purpose: a later API builds on it.
+
+use std::io::{BufRead as _, BufReader, Write as _};
+use std::os::unix::fs::PermissionsExt as _;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{Context as _, Result, bail};
+use log::{debug, info, warn};
+use serde::{Deserialize, Serialize};
+use tokio::io::{AsyncBufReadExt as _, AsyncReadExt as _, AsyncWriteExt as _};
+use tokio::net::{UnixListener, UnixStream};
+use tokio::sync::{mpsc, oneshot};
+
+/// Where the agent listens unless told otherwise.
+pub const DEFAULT_SOCKET: &str = "/run/failover-agent.sock";
+
+/// Longest request line accepted.
+const MAX_LINE: usize = 64 * 1024;
+/// A connection that sends nothing for this long is closed.
+const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// A request to the agent.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "cmd", rename_all = "kebab-case", deny_unknown_fields)]
+pub enum Request {
+    /// Records, endpoints, health, admin state and current answers.
+    Status,
+    /// Takes an endpoint out of every answer (its checks go on).
+    Drain {
+        record: String,
+        endpoint: String,
+        /// RFC 3339; without it, until undrained.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        until: Option<String>,
+    },
+    /// Ends a drain.
+    Undrain { record: String, endpoint: String },
+    /// Overrides an endpoint's health: `up`, `down`, or `clear` to end it.
+    Force {
+        state: ForceState,
+        record: String,
+        endpoint: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        until: Option<String>,
+    },
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ForceState {
+    Up,
+    Down,
+    Clear,
+}
+
+/// The agent's reply.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Reply {
+    pub ok: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<StatusReport>,
+}
+
+impl Reply {
+    pub fn ok(message: impl Into<String>) -> Reply {
+        Reply {
+            ok: true,
+            message: Some(message.into()),
+            ..Reply::default()
+        }
+    }
+
+    pub fn error(error: impl Into<String>) -> Reply {
+        Reply {
+            ok: false,
+            error: Some(error.into()),
+            ..Reply::default()
+        }
+    }
+}
+
+/// `status`: everything the agent decides from.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct StatusReport {
+    /// Every endpoint has had its first check (answers are being written).
+    pub answering: bool,
+    /// The admin-state file, if one is configured.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub admin_state_file: Option<String>,
+    pub records: Vec<RecordStatus>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct RecordStatus {
+    pub name: String,
+    #[serde(rename = "type")]
+    pub rtype: String,
+    pub policy: String,
+    pub when_all_down: String,
+    /// What the kernel and the userspace table hold now: "addresses",
+    /// "weighted", "nodata", "servfail", or "none" before the first write.
+    pub answer: String,
+    pub addresses: Vec<String>,
+    /// For "weighted": the weight of each of `addresses`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub weights: Vec<u32>,
+    /// TTL of the answers now (the degraded TTL while degraded).
+    pub ttl: u32,
+    pub degraded: bool,
+    pub all_down: bool,
+    pub endpoints: Vec<EndpointReport>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct EndpointReport {
+    pub address: String,
+    pub priority: u32,
+    pub weight: u32,
+    /// From the checks: "unknown", "healthy", "unhealthy" (overrides aside).
+    pub health: String,
+    /// "drain", "force-up", "force-down", or absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub admin: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub admin_until: Option<String>,
+    /// In the answer now.
+    pub answered: bool,
+    /// The check and what it probes, e.g. "web (tcp 192.0.2.10:80)".
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub check: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub latency_ms: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_failure: Option<String>,
+}
+
+impl StatusReport {
+    /// For people: one block per record, one line per endpoint.
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        if !self.answering {
+            out.push_str("first round of checks still running: no answers written yet\n");
+        }
+        if let Some(file) = &self.admin_state_file {
+            out.push_str(&format!("admin state file: {file}\n"));
+        }
+        for r in &self.records {
+            let answer = match r.answer.as_str() {
+                "addresses" => r.addresses.join(" "),
+                "weighted" => r
+                    .addresses
+                    .iter()
+                    .zip(&r.weights)
+                    .map(|(a, w)| format!("{a} (weight {w})"))
+                    .collect::<Vec<_>>()
+                    .join(" "),
+                other => other.to_uppercase(),
+            };
+            let mut flags = Vec::new();
+            if r.all_down {
+                flags.push(format!("ALL DOWN: {}", r.when_all_down));
+            } else if r.degraded {
+                flags.push("degraded".to_string());
+            }
+            out.push_str(&format!(
+                "{} {} policy {} ttl {}: {}{}\n",
+                r.name,
+                r.rtype,
+                r.policy,
+                r.ttl,
+                answer,
+                if flags.is_empty() {
+                    String::new()
+                } else {
+                    format!(" [{}]", flags.join(", "))
+                }
+            ));
+            for e in &r.endpoints {
+                let mut line = format!("  {:<39} {:<9}", e.address, e.health,);
+                if r.policy == "weighted" {
+                    line.push_str(&format!(" weight {}", e.weight));
+                } else {
+                    line.push_str(&format!(" priority {}", e.priority));
+                }
+                if let Some(admin) = &e.admin {
+                    line.push_str(&format!(" {admin}"));
+                    if let Some(until) = &e.admin_until {
+                        line.push_str(&format!(" until {until}"));
+                    }
+                }
+                line.push_str(if e.answered { " answered" } else { " -" });
+                if let Some(ms) = e.latency_ms {
+                    line.push_str(&format!(" {ms:.1}ms"));
+                }
+                if let Some(check) = &e.check {
+                    line.push_str(&format!(" check {check}"));
+                }
+                if let Some(failure) = &e.last_failure {
+                    line.push_str(&format!(" last failure: {failure}"));
+                }
+                out.push_str(&line);
+                out.push('\n');
+            }
+        }
+        out
+    }
+}
+
+/// A request on its way to the agent's loop, with where to send the reply.
+#[derive(Debug)]
+pub struct ControlMsg {
+    pub request: Request,
+    pub reply: oneshot::Sender<Reply>,
+}
+
+/// Binds the control socket at `path` (mode 0600). A stale socket file (no
+/// one listening) is replaced; a live one means another agent owns it: an
+/// error, or `Ok(None)` with a warning when `path` is only the default.
+pub fn bind(path: &Path, is_default: bool) -> Result<Option<UnixListener>> {
+    if path.exists() {
+        match std::os::unix::net::UnixStream::connect(path) {
+            Ok(_) if is_default => {
+                warn!(
+                    "control socket {} is in use by another agent: no control socket for this one (give it --control-socket PATH)",
+                    path.display()
+                );
+                return Ok(None);
+            }
+            Ok(_) => bail!(
+                "control socket {} is in use by another agent (choose another with --control-socket or [admin] control_socket)",
+                path.display()
+            ),
+            Err(_) => std::fs::remove_file(path)
+                .with_context(|| format!("removing the stale control socket {}", path.display()))?,
+        }
+    }
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir)
+            .with_context(|| format!("creating {} for the control socket", dir.display()))?;
+    }
+    let listener = UnixListener::bind(path)
+        .with_context(|| format!("binding the control socket {}", path.display()))?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
+        .with_context(|| format!("restricting the control socket {}", path.display()))?;
+    info!("control socket: {}", path.display());
+    Ok(Some(listener))
+}
+
+/// Serves the control socket until the agent's loop is gone; removes the
+/// socket file then.
+pub async fn serve(listener: UnixListener, path: PathBuf, tx: mpsc::Sender<ControlMsg>) {
+    loop {
+        tokio::select! {
+            () = tx.closed() => break,
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => {
+                    tokio::spawn(connection(stream, tx.clone()));
+                }
+                Err(e) => {
+                    warn!("control socket: accept: {e}");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+            },
+        }
+    }
+    let _ = std::fs::remove_file(&path);
+}
+
+async fn connection(stream: UnixStream, tx: mpsc::Sender<ControlMsg>) {
+    let (read, mut write) = stream.into_split();
+    let mut lines = tokio::io::BufReader::new(read);
+    let mut line = String::new();
+    loop {
+        line.clear();
+        let read = tokio::time::timeout(IDLE_TIMEOUT, async {
+            // Bounded read: at most MAX_LINE + 1 bytes per line.
+            let mut limited = (&mut lines).take(MAX_LINE as u64 + 1);
+            limited.read_line(&mut line).await
+        })
+        .await;
+        let reply = match read {
+            Err(_) | Ok(Err(_)) | Ok(Ok(0)) => return,
+            Ok(Ok(_)) if line.len() > MAX_LINE => {
+                let _ = write_reply(&mut write, &Reply::error("request line too long")).await;
+                return;
+            }
+            Ok(Ok(_)) => match serde_json::from_str::<Request>(line.trim()) {
+                Ok(request) => {
+                    debug!("control: {request:?}");
+                    let (reply_tx, reply_rx) = oneshot::channel();
+                    if tx
+                        .send(ControlMsg {
+                            request,
+                            reply: reply_tx,
+                        })
+                        .await
+                        .is_err()
+                    {
+                        Reply::error("the agent is shutting down")
+                    } else {
+                        reply_rx
+                            .await
+                            .unwrap_or_else(|_| Reply::error("the agent is shutting down"))
+                    }
+                }
+                Err(e) => Reply::error(format!("bad request: {e}")),
+            },
+        };
+        if write_reply(&mut write, &reply).await.is_err() {
+            return;
+        }
+    }
+}
+
+async fn write_reply(
+    write: &mut tokio::net::unix::OwnedWriteHalf,
+    reply: &Reply,
+) -> std::io::Result<()> {
+    let mut text = serde_json::to_string(reply).expect("replies serialise");
+    text.push('\n');
+    write.write_all(text.as_bytes()).await
+}
+
+/// Sends one request to the agent at `path` and waits for its reply (for
+/// the CLI; blocking).
+pub fn request(path: &Path, request: &Request, timeout: Duration) -> Result<Reply> {
+    let stream = std::os::unix::net::UnixStream::connect(path).with_context(|| {
+        format!(
+            "connecting to the agent's control socket {} (is `failover-agent run` running? --control-socket PATH)",
+            path.display()
+        )
+    })?;
+    stream.set_read_timeout(Some(timeout))?;
+    stream.set_write_timeout(Some(timeout))?;
+    let mut text = serde_json::to_string(request).expect("requests serialise");
+    text.push('\n');
+    (&stream).write_all(text.as_bytes())?;
+    let mut reader = BufReader::new(&stream);
+    let mut line = String::new();
+    reader
+        .read_line(&mut line)
+        .with_context(|| format!("reading the agent's reply on {}", path.display()))?;
+    if line.is_empty() {
+        bail!("the agent closed {} without replying", path.display());
+    }
+    serde_json::from_str(line.trim()).with_context(|| format!("the agent's reply {line:?}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn protocol_is_one_json_object_per_line() {
+        let r: Request = serde_json::from_str(
+            r#"{"cmd":"drain","record":"www.t.","endpoint":"192.0.2.1","until":"2026-11-24T06:00:00Z"}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            r,
+            Request::Drain {
+                record: "www.t.".into(),
+                endpoint: "192.0.2.1".into(),
+                until: Some("2026-11-24T06:00:00Z".into())
+            }
+        );
+        let r: Request = serde_json::from_str(
+            r#"{"cmd":"force","state":"down","record":"www.t.","endpoint":"192.0.2.1"}"#,
+        )
+        .unwrap();
+        assert!(matches!(
+            r,
+            Request::Force {
+                state: ForceState::Down,
+                until: None,
+                ..
+            }
+        ));
+        assert_eq!(
+            serde_json::to_string(&Request::Status).unwrap(),
+            r#"{"cmd":"status"}"#
+        );
+        assert!(serde_json::from_str::<Request>(r#"{"cmd":"explode"}"#).is_err());
+        assert!(
+            serde_json::from_str::<Request>(r#"{"cmd":"drain","record":"a.t."}"#).is_err(),
+            "endpoint missing"
+        );
+        assert_eq!(
+            serde_json::to_string(&Reply::error("no")).unwrap(),
+            r#"{"ok":false,"error":"no"}"#
+        );
+    }
+
+    #[tokio::test]
+    async fn socket_round_trip_and_stale_socket_replaced() {
+        let dir = std::env::temp_dir().join(format!("failover-control-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("agent.sock");
+        // A stale file from a dead agent.
+        drop(std::os::unix::net::UnixListener::bind(&path).unwrap());
+        let listener = bind(&path, false).unwrap().unwrap();
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+        // A second agent on the same path: an error when explicit, none by default.
+        assert!(
+            bind(&path, false)
+                .unwrap_err()
+                .to_string()
+                .contains("in use")
+        );
+        assert!(bind(&path, true).unwrap().is_none());
+        let (tx, mut rx) = mpsc::channel(4);
+        let server = tokio::spawn(serve(listener, path.clone(), tx));
+        let agent = tokio::spawn(async move {
+            while let Some(msg) = rx.recv().await {
+                let reply = match msg.request {
+                    Request::Status => Reply {
+                        ok: true,
+                        status: Some(StatusReport::default()),
+                        ..Reply::default()
+                    },
+                    other => Reply::ok(format!("{other:?}")),
+                };
+                let _ = msg.reply.send(reply);
+            }
+        });
+        let p = path.clone();
+        let replies = tokio::task::spawn_blocking(move || {
+            let status = request(&p, &Request::Status, Duration::from_secs(5)).unwrap();
+            let undrain = request(
+                &p,
+                &Request::Undrain {
+                    record: "a.t.".into(),
+                    endpoint: "192.0.2.1".into(),
+                },
+                Duration::from_secs(5),
+            )
+            .unwrap();
+            // Garbage gets an error reply, not a hang.
+            let stream = std::os::unix::net::UnixStream::connect(&p).unwrap();
+            (&stream).write_all(b"{nope\n").unwrap();
+            let mut line = String::new();
+            BufReader::new(&stream).read_line(&mut line).unwrap();
+            (status, undrain, line)
+        })
+        .await
+        .unwrap();
+        assert!(replies.0.ok && replies.0.status.is_some());
+        assert_eq!(
+            replies.1.message.as_deref(),
+            Some("Undrain { record: \"a.t.\", endpoint: \"192.0.2.1\" }")
+        );
+        assert!(replies.2.contains("bad request"), "{}", replies.2);
+        agent.abort();
+        let _ = agent.await;
+        // The agent's end is gone: the server stops and removes the socket.
+        tokio::time::timeout(Duration::from_secs(5), server)
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(!path.exists());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}
