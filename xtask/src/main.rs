@@ -20,9 +20,13 @@ use clap::{Parser, Subcommand, ValueEnum};
 const BPF_LINKER_VERSION: &str = "0.13.0";
 
 /// Commands the tests and benchmarks run, with the Debian package that has each.
-/// kdig, unbound and Knot are the real clients and servers of tests/real_clients.rs.
+/// kdig, unbound and Knot are the real clients and servers of tests/real_clients.rs;
+/// nginx and openssl (a self-signed certificate) serve the http/https checks of
+/// tests/checks.rs.
 const DEBIAN_COMMANDS: &[(&str, &str)] = &[
     ("dig", "bind9-dnsutils"),
+    ("nginx", "nginx"),
+    ("openssl", "openssl"),
     ("ip", "iproute2"),
     ("ethtool", "ethtool"),
     ("kdig", "knot-dnsutils"),
@@ -35,7 +39,11 @@ const DEBIAN_COMMANDS: &[(&str, &str)] = &[
 /// Packages above that ship a service: on a host where apt starts services
 /// (systemd without a policy-rc.d), installing them starts one in the root
 /// namespace, which the tests never use (they run their own in namespaces).
-const DEBIAN_SERVICES: &[(&str, &str)] = &[("unbound", "unbound"), ("knot", "knot")];
+const DEBIAN_SERVICES: &[(&str, &str)] = &[
+    ("unbound", "unbound"),
+    ("knot", "knot"),
+    ("nginx", "nginx"),
+];
 
 #[derive(Parser)]
 #[command(
