@@ -39,11 +39,8 @@ const DEBIAN_COMMANDS: &[(&str, &str)] = &[
 /// Packages above that ship a service: on a host where apt starts services
 /// (systemd without a policy-rc.d), installing them starts one in the root
 /// namespace, which the tests never use (they run their own in namespaces).
-const DEBIAN_SERVICES: &[(&str, &str)] = &[
-    ("unbound", "unbound"),
-    ("knot", "knot"),
-    ("nginx", "nginx"),
-];
+const DEBIAN_SERVICES: &[(&str, &str)] =
+    &[("unbound", "unbound"), ("knot", "knot"), ("nginx", "nginx")];
 
 #[derive(Parser)]
 #[command(
