@@ -585,30 +585,35 @@ fn test(root: &Path, args: &[String]) -> Result<()> {
     let unit = run_tests(
         cargo()
             .current_dir(root)
-            .args(["test", "--workspace", "--exclude", "failover-tests"])
+            .args([
+                "test",
+                "--no-fail-fast",
+                "--workspace",
+                "--exclude",
+                "failover-tests",
+            ])
             .args(cargo_args)
             .arg("--")
             .args(harness_args),
         &mut tally,
     );
-    let system = unit.and_then(|()| {
-        run_tests(
-            cargo()
-                .current_dir(root)
-                .args(["test", "-p", "failover-tests"])
-                .args(cargo_args)
-                .args(["--", "--test-threads=1"])
-                .args(harness_args),
-            &mut tally,
-        )
-    });
+    // Run the system tests even when a unit test failed: one run shows all.
+    let system = run_tests(
+        cargo()
+            .current_dir(root)
+            .args(["test", "--no-fail-fast", "-p", "failover-tests"])
+            .args(cargo_args)
+            .args(["--", "--test-threads=1"])
+            .args(harness_args),
+        &mut tally,
+    );
     // One closing line for the whole suite (cargo's last line is often a doc-test
     // run of zero tests).
     println!(
         "xtask: {} passed, {} failed, {} skipped",
         tally.passed, tally.failed, tally.ignored
     );
-    system
+    unit.and(system)
 }
 
 /// Test counts summed over every `test result:` line cargo's harness prints.
