@@ -234,6 +234,17 @@ pub struct ControlMsg {
 /// one listening) is replaced; a live one means another agent owns it: an
 /// error, or `Ok(None)` with a warning when `path` is only the default.
 pub fn bind(path: &Path, is_default: bool) -> Result<Option<UnixListener>> {
+    match bind_at(path, is_default) {
+        // The default path is best effort (e.g. /run not writable); a given one must work.
+        Err(e) if is_default => {
+            warn!("{e:#}: no control socket (give one with --control-socket PATH)");
+            Ok(None)
+        }
+        other => other,
+    }
+}
+
+fn bind_at(path: &Path, is_default: bool) -> Result<Option<UnixListener>> {
     if path.exists() {
         match std::os::unix::net::UnixStream::connect(path) {
             Ok(_) if is_default => {
