@@ -592,6 +592,13 @@ fn run_plan(plan: Plan, stats_interval: Duration, reload: ReloadSetup) -> Result
         let responder = responder.clone();
         agent.on_config_change(move |config| responder.set_config(config));
     }
+    let open_files = crate::checks::raise_fd_limit();
+    if (open_files as usize) < 2 * agent.config().endpoint_count() + 256 {
+        warn!(
+            "open-file limit {open_files} is low for {} endpoints: checks may fail with \"too many open files\"",
+            agent.config().endpoint_count()
+        );
+    }
     let running_server = agent.config().server.clone();
     let reloader = agent.reloader();
     // The default path is best effort (e.g. /run not writable); a given one must work.
