@@ -3499,6 +3499,31 @@ port = 443
 
     /// The configuration reference in the README loads as documented.
     #[test]
+    fn readme_policy_examples_load() {
+        let readme = include_str!("../../README.md");
+        let section = &readme[readme.find("## Policies").expect("README has the section")..];
+        let section = &section[..section.find("## Health checks").expect("and the next one")];
+        let mut rest = section;
+        let mut records = 0;
+        while let Some(at) = rest.find("```toml\n") {
+            let start = at + "```toml\n".len();
+            let end = start + rest[start..].find("```").unwrap();
+            let block = &rest[start..end];
+            rest = &rest[end + 3..];
+            if block.starts_with("[endpoints]") {
+                crate::admin_state::AdminState::parse(block).unwrap_or_else(|e| panic!("{e:#}"));
+                continue;
+            }
+            let text = format!(
+                "[[zone]]\norigin = \"example.test.\"\n{block}\n[checks.web]\nkind = \"tcp\"\nport = 80\n"
+            );
+            let config = parse(&text).unwrap_or_else(|e| panic!("{e}\n{block}"));
+            records += config.records.len();
+        }
+        assert_eq!(records, 5, "every policy example was found and loads");
+    }
+
+    #[test]
     fn readme_reference_loads() {
         let readme = include_str!("../../README.md");
         let section = &readme[readme

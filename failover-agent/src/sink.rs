@@ -36,8 +36,11 @@ pub struct ZoneSoa {
 ///
 /// The agent's order ([`crate::agent::publish_all_healthy`] follows it too):
 /// `set_zone` for every zone at start; once every endpoint has been checked,
-/// `publish` for each record and `publish_nodata` for each of A, AAAA and HTTPS
-/// a record name lacks; after that `publish` whenever an answer set changes.
+/// one call per record for its answer (`publish`, `publish_weighted`, or,
+/// when every endpoint is down and the record says so, `publish_nodata` or
+/// `publish_servfail` for its own type) and `publish_nodata` for each of A,
+/// AAAA and HTTPS a record name lacks; after that one such call whenever a
+/// record's answer (or its TTL) changes.
 /// A call that fails is repeated after the next check (and a failed
 /// `set_zone` before any further write), so repeating a call must be harmless.
 /// A sink that does not hold a zone's SOA (its `set_zone` failed) must not
