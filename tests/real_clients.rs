@@ -122,7 +122,7 @@ fn agent_config(mode: Mode, listen: &[SocketAddr]) -> String {
         );
         let _ = writeln!(
             s,
-            "[[record]]\nname = \"{BIG}\"\ntype = \"AAAA\"\npolicy = \"all-healthy\"\ncheck = \"web6\"\nendpoints = ["
+            "[[record]]\nname = \"{BIG}\"\ntype = \"AAAA\"\npolicy = \"all-healthy\"\nmax_answers = {BIG_COUNT}\ncheck = \"web6\"\nendpoints = ["
         );
         for i in 0..BIG_COUNT {
             let _ = writeln!(s, "  {{ address = \"{}\" }},", big_addr(i));
