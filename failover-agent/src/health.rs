@@ -78,6 +78,23 @@ pub struct CheckResult {
 }
 
 impl CheckResult {
+    /// A result from what a check returned (a success note, or why it failed)
+    /// and how long it took.
+    pub fn new(outcome: Result<String, Failure>, latency: Duration) -> Self {
+        match outcome {
+            Ok(note) => CheckResult {
+                outcome: Ok(()),
+                latency,
+                note,
+            },
+            Err(failure) => CheckResult {
+                outcome: Err(failure),
+                latency,
+                note: String::new(),
+            },
+        }
+    }
+
     pub fn is_success(&self) -> bool {
         self.outcome.is_ok()
     }
@@ -105,19 +122,7 @@ pub async fn tcp_check(target: SocketAddr, timeout: Duration) -> CheckResult {
         Ok(outcome) => outcome,
         Err(_) => Err(Failure::Timeout(timeout)),
     };
-    let latency = start.elapsed();
-    match outcome {
-        Ok(note) => CheckResult {
-            outcome: Ok(()),
-            latency,
-            note,
-        },
-        Err(failure) => CheckResult {
-            outcome: Err(failure),
-            latency,
-            note: String::new(),
-        },
-    }
+    CheckResult::new(outcome, start.elapsed())
 }
 
 /// A probe's state as the agent and the control interface see it.

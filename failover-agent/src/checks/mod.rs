@@ -159,19 +159,7 @@ pub async fn run_once(
             }
         }
     };
-    let latency = start.elapsed();
-    match outcome {
-        Ok(note) => CheckResult {
-            outcome: Ok(()),
-            latency,
-            note,
-        },
-        Err(failure) => CheckResult {
-            outcome: Err(failure),
-            latency,
-            note: String::new(),
-        },
-    }
+    CheckResult::new(outcome, start.elapsed())
 }
 
 fn rng_token(id: u64) -> u64 {
