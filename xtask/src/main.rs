@@ -865,7 +865,7 @@ fn run_capturing_libfuzzer(cmd: &mut Command) -> Result<LibFuzzerOutcome> {
             || l.starts_with("SUMMARY:")
             || l.contains("Test unit written to")
         {
-            summary.push(l.to_string());
+            summary.push(l.split_whitespace().collect::<Vec<_>>().join(" "));
         }
     }
     let status = child
