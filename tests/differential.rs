@@ -1,16 +1,19 @@
 //! Kernel == userspace: the XDP fast path and the userspace responder,
-//! fed the same configuration the same way (`publish_all_healthy`, every
-//! endpoint healthy), answer every query alike.
+//! fed the same configuration the same way (`gen::feed`: the agent's
+//! `publish_all_healthy`, plus the agent's own decisions for a few records
+//! whose endpoints are all down), answer every query alike.
 //!
 //! 100,000 generated queries (tests/support/gen.rs: names in and out of
 //! zones, under hot names, near 255 bytes, random case, A AAAA HTTPS MX TXT
 //! SOA NS SVCB ANY and others, class IN and not, EDNS on and off with sizes
 //! below 512 to 65535 and DO, RD/CD/AD, IPv4 and IPv6, VLAN or not) run
 //! through the XDP program (BPF_PROG_TEST_RUN). For each one:
-//! - XDP_TX: the answer frame passes `packets::check_answer` (every layer)
-//!   and its DNS message means the same as the userspace responder's answer
-//!   to the same message over UDP (`compare::semantic_diff`: RCODE, flags,
-//!   question bytes, answer/authority/additional as sets with TTLs, OPT).
+//! - XDP_TX: the answer frame passes `compare::check_reply_frame` (every
+//!   layer, both checksums) and, for NOERROR, `packets::check_answer`; its
+//!   DNS message means the same as the userspace responder's answer to the
+//!   same message over UDP (`compare::semantic_diff`: RCODE, flags, question
+//!   bytes, answer/authority/additional as sets with TTLs, OPT; for weighted
+//!   records, one address of the weighted set on each side).
 //! - XDP_PASS: the frame is untouched, and userspace answers it (a response
 //!   with the query's id that hickory parses). If the query is one the
 //!   kernel is built to answer (a hot name, A/AAAA/HTTPS, class IN, EDNS
@@ -22,19 +25,19 @@
 //! FAILOVER_DIFF_QUERIES. Needs root (BPF).
 
 use std::collections::BTreeMap;
+use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
-use failover_agent::agent::publish_all_healthy;
 use failover_agent::answers::AnswerTable;
 use failover_agent::responder::{Responder as Userspace, Transport};
-use failover_tests::compare::{hex, semantic_diff};
+use failover_tests::compare::{check_reply_frame, hex, semantic_diff, weighted_choices};
 use failover_tests::r#gen::{
     Generated, Layout, NameKind, QueryGen, TYPE_A, TYPE_AAAA, TYPE_HTTPS, Universe, count_from_env,
-    seed_from_env, test_config, type_name,
+    feed, name_text, seed_from_env, test_config, type_name,
 };
 use failover_tests::packets::check_answer;
 use failover_tests::xdp::{Responder, XDP_PASS, XDP_TX};
-use hickory_proto::op::{Message, MessageType};
+use hickory_proto::op::{Message, MessageType, ResponseCode};
 use hickory_proto::rr::{RData, Record};
 
 const DEFAULT_SEED: u64 = 0xd1ff_0003;
@@ -55,6 +58,8 @@ struct Stats {
     by_kind: BTreeMap<NameKind, Tally>,
     /// Userspace RCODEs of all queries (TC counted apart).
     user_rcodes: BTreeMap<String, u64>,
+    /// Kernel answers of weighted records: (name, type) -> choice -> times picked.
+    weighted: BTreeMap<(String, u16), BTreeMap<IpAddr, u64>>,
     kernel_time: Duration,
     user_time: Duration,
     check_time: Duration,
@@ -69,6 +74,28 @@ impl Stats {
         ] {
             t.queries += 1;
             t.answered += u64::from(answered);
+        }
+    }
+
+    fn count_pick(&mut self, g: &Generated, choices: &[IpAddr], kernel_dns: &[u8]) {
+        let key = (
+            name_text(&g.query.qname).to_ascii_lowercase(),
+            g.query.qtype,
+        );
+        let picks = self
+            .weighted
+            .entry(key)
+            .or_insert_with(|| choices.iter().map(|a| (*a, 0)).collect());
+        let Ok(m) = Message::from_vec(kernel_dns) else {
+            return;
+        };
+        for record in m.answers() {
+            let addr = match record.data() {
+                RData::A(a) => IpAddr::V4(a.0),
+                RData::AAAA(a) => IpAddr::V6(a.0),
+                _ => continue,
+            };
+            *picks.entry(addr).or_default() += 1;
         }
     }
 
@@ -153,9 +180,9 @@ fn kernel_and_userspace_answer_every_query_alike() {
     );
     let config = test_config();
     let mut kernel = Responder::load().expect("load the XDP responder (are we root?)");
-    publish_all_healthy(&config, &mut kernel.dataplane).expect("fill the kernel map");
+    feed(&config, &mut kernel.dataplane).expect("fill the kernel map");
     let mut table = AnswerTable::new();
-    publish_all_healthy(&config, &mut table).expect("fill the userspace table");
+    feed(&config, &mut table).expect("fill the userspace table");
     let userspace = Userspace::new(&config, table);
     let universe = Universe::of(&config);
     let mut generator = QueryGen::new(universe.clone(), seed);
@@ -173,6 +200,7 @@ fn kernel_and_userspace_answer_every_query_alike() {
         let t1 = Instant::now();
         let user = userspace.answer(&message, Transport::Udp);
         let t2 = Instant::now();
+        let choices = weighted_choices(userspace.answers(), &message);
         let outcome = judge(
             &g,
             &frame,
@@ -180,7 +208,11 @@ fn kernel_and_userspace_answer_every_query_alike() {
             run.verdict,
             user.as_deref(),
             &universe,
+            choices.as_deref(),
         );
+        if let (Some(choices), XDP_TX, Ok(())) = (&choices, run.verdict, &outcome) {
+            stats.count_pick(&g, choices, &run.frame[Layout::of(&g.query).dns()..]);
+        }
         stats.check_time += t2.elapsed();
         stats.kernel_time += t1 - t0;
         stats.user_time += t2 - t1;
@@ -215,6 +247,21 @@ fn kernel_and_userspace_answer_every_query_alike() {
         differences.len(),
         differences.join("\n")
     );
+    // The kernel's weighted picks reach every choice (each has a share of
+    // at least 1/4 here, so 200 answers miss one with probability < 1e-24).
+    for ((name, qtype), picks) in &stats.weighted {
+        let asked: u64 = picks.values().sum();
+        println!(
+            "  weighted {name} {}: kernel picks {picks:?}",
+            type_name(*qtype)
+        );
+        if asked >= 200 {
+            assert!(
+                picks.values().all(|&n| n > 0),
+                "{name}: the kernel never picked some weighted choice in {asked} answers: {picks:?}"
+            );
+        }
+    }
     // Both halves of the comparison must have been exercised.
     let a = &stats.all;
     assert!(
@@ -239,13 +286,22 @@ fn judge(
     verdict: u32,
     user: Option<&[u8]>,
     universe: &Universe,
+    weighted: Option<&[IpAddr]>,
 ) -> Result<(), String> {
     match verdict {
         XDP_TX => {
-            check_answer(&g.query, out).map_err(|e| format!("kernel answer frame: {e:#}"))?;
+            let dns =
+                check_reply_frame(frame, out).map_err(|e| format!("kernel answer frame: {e}"))?;
+            let kernel_dns = &out[dns];
+            // NOERROR answers get every record-level check too (SERVFAIL
+            // has no AA and no records, which check_answer rejects).
+            if Message::from_vec(kernel_dns)
+                .is_ok_and(|m| m.response_code() == ResponseCode::NoError)
+            {
+                check_answer(&g.query, out).map_err(|e| format!("kernel answer frame: {e:#}"))?;
+            }
             let user = user.ok_or("the kernel answered; userspace would not answer at all")?;
-            let kernel_dns = &out[Layout::of(&g.query).dns()..];
-            semantic_diff(kernel_dns, user)
+            semantic_diff(kernel_dns, user, weighted)
         }
         XDP_PASS => {
             if out != frame {

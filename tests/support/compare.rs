@@ -1,10 +1,12 @@
 //! Comparing DNS answers by meaning, and checking XDP answer frames against
 //! the frames they answer, whatever those frames are (mutated ones included).
 
+use std::net::IpAddr;
 use std::ops::Range;
 
+use failover_agent::answers::{AnswerTable, Entry};
 use hickory_proto::op::{Message, MessageType, OpCode};
-use hickory_proto::rr::Record;
+use hickory_proto::rr::{RData, Record};
 
 use crate::packets::internet_checksum;
 
@@ -51,12 +53,57 @@ fn section(records: &[Record]) -> Vec<String> {
     out
 }
 
+/// The answer section of a weighted answer: exactly one address record,
+/// its address one of `choices`; normalised with the address left out (each
+/// side picks at random). `Err` says what is wrong.
+fn one_of_section(records: &[Record], choices: &[IpAddr]) -> Result<Vec<String>, String> {
+    let [record] = records else {
+        return Err(format!(
+            "{} records where a weighted answer has one",
+            records.len()
+        ));
+    };
+    let addr = match record.data() {
+        RData::A(a) => IpAddr::V4(a.0),
+        RData::AAAA(a) => IpAddr::V6(a.0),
+        other => return Err(format!("{other:?} where a weighted answer has an address")),
+    };
+    if !choices.contains(&addr) {
+        return Err(format!(
+            "{addr} is not one of the weighted choices {choices:?}"
+        ));
+    }
+    Ok(vec![format!(
+        "{} {} {} {} <one of the weighted choices>",
+        record.name().to_lowercase(),
+        record.ttl(),
+        record.dns_class(),
+        record.record_type()
+    )])
+}
+
+/// The choices of the weighted answer `table` holds for the question of the
+/// DNS message `query`, if it holds one: the address a kernel or userspace
+/// answer to it carries is picked at random among them.
+pub fn weighted_choices(table: &AnswerTable, query: &[u8]) -> Option<Vec<IpAddr>> {
+    let qlen = question_len(query)?;
+    let name_end = 12 + qlen - 4;
+    let key = query[12..name_end].to_ascii_lowercase();
+    let qtype = u16::from_be_bytes([query[name_end], query[name_end + 1]]);
+    match table.read().get(&key, qtype)? {
+        Entry::Weighted { choices, .. } => Some(choices.iter().map(|(a, _)| *a).collect()),
+        _ => None,
+    }
+}
+
 /// Compares two DNS responses by meaning: id, opcode, RCODE (extended
 /// included), the flags QR AA TC RD RA AD CD, the question byte for byte
 /// (the client's case), each section as a multiset of records (owner case
 /// and order aside; TTL and RDATA included), and the OPT (presence, version,
-/// UDP size, DO, options). `Err` lists every difference.
-pub fn semantic_diff(kernel: &[u8], user: &[u8]) -> Result<(), String> {
+/// UDP size, DO, options). For a weighted answer (`one_of`: its choices)
+/// each answer section must be one record with one of the choices; the rest
+/// compares as usual. `Err` lists every difference.
+pub fn semantic_diff(kernel: &[u8], user: &[u8], one_of: Option<&[IpAddr]>) -> Result<(), String> {
     let k = Message::from_vec(kernel).map_err(|e| format!("kernel answer does not parse: {e}"))?;
     let u = Message::from_vec(user).map_err(|e| format!("userspace answer does not parse: {e}"))?;
     let mut diffs = Vec::new();
@@ -110,7 +157,22 @@ pub fn semantic_diff(kernel: &[u8], user: &[u8]) -> Result<(), String> {
         ("authority", k.name_servers(), u.name_servers()),
         ("additional", k.additionals(), u.additionals()),
     ] {
-        let (a, b) = (section(a), section(b));
+        let (a, b) = match one_of {
+            Some(choices) if name == "answer" => {
+                match (one_of_section(a, choices), one_of_section(b, choices)) {
+                    (Ok(a), Ok(b)) => (a, b),
+                    (a, b) => {
+                        for (who, r) in [("kernel", a), ("userspace", b)] {
+                            if let Err(e) = r {
+                                diffs.push(format!("weighted answer from {who}: {e}"));
+                            }
+                        }
+                        continue;
+                    }
+                }
+            }
+            _ => (section(a), section(b)),
+        };
         if a != b {
             diffs.push(format!(
                 "{name} section:\n      kernel    {a:?}\n      userspace {b:?}"
@@ -414,14 +476,24 @@ mod tests {
         let mut b = m.clone();
         b.add_answers([rec(2), rec(1)]);
         assert_eq!(
-            semantic_diff(&a.to_vec().unwrap(), &b.to_vec().unwrap()),
+            semantic_diff(&a.to_vec().unwrap(), &b.to_vec().unwrap(), None),
             Ok(())
         );
         let mut c = m.clone();
         c.add_answers([rec(1), rec(3)]);
-        assert!(semantic_diff(&a.to_vec().unwrap(), &c.to_vec().unwrap()).is_err());
+        assert!(semantic_diff(&a.to_vec().unwrap(), &c.to_vec().unwrap(), None).is_err());
         let mut d = a.clone();
         d.set_recursion_desired(true);
-        assert!(semantic_diff(&a.to_vec().unwrap(), &d.to_vec().unwrap()).is_err());
+        assert!(semantic_diff(&a.to_vec().unwrap(), &d.to_vec().unwrap(), None).is_err());
+        // Weighted: one record each, any of the choices.
+        let mut one = m.clone();
+        one.add_answer(rec(1));
+        let mut other = m.clone();
+        other.add_answer(rec(2));
+        let choices: Vec<IpAddr> = [1, 2].map(|i| IpAddr::from([192, 0, 2, i])).to_vec();
+        let (one, other) = (one.to_vec().unwrap(), other.to_vec().unwrap());
+        assert_eq!(semantic_diff(&one, &other, Some(&choices)), Ok(()));
+        assert!(semantic_diff(&one, &other, Some(&choices[..1])).is_err());
+        assert!(semantic_diff(&one, &a.to_vec().unwrap(), Some(&choices)).is_err());
     }
 }

@@ -17,7 +17,10 @@
 use std::collections::{BTreeSet, HashSet};
 use std::fmt;
 
+use failover_agent::agent::publish_all_healthy;
 use failover_agent::config::Config;
+use failover_agent::policy::{Answer, Rules, State, decide};
+use failover_agent::sink::AnswerSink;
 
 use crate::packets::{Opt, Query, internet_checksum, wire_name};
 
@@ -161,8 +164,9 @@ pub fn long_zone() -> String {
 /// The TOML of the configuration under test: four zones (one nested in
 /// another, one with a mixed-case origin, one with a long apex and a SOA of
 /// 530 bytes) with SOA and NS; records with A only, AAAA only and both; 1 to
-/// 16 endpoints, both policies, priorities, TTL overrides; names of exactly
-/// 255 wire bytes; a record at a zone apex and one under empty non-terminals.
+/// 16 endpoints, every policy (failover, all-healthy, weighted), priorities,
+/// TTL overrides, every `when_all_down`; names of exactly 255 wire bytes; a
+/// record at a zone apex and one under empty non-terminals.
 pub fn test_config_toml() -> String {
     let long_zone = long_zone();
     // MNAME and RNAME of 250 bytes each: a SOA record of 10 + 250 + 250 + 20 =
@@ -274,6 +278,7 @@ policy = "all-healthy"
 check = "tcp"
 endpoints = [{v4_pool}]
 ttl = 60
+max_answers = 16
 
 [[record]]
 name = "pool6.example.test."
@@ -281,6 +286,7 @@ type = "AAAA"
 policy = "all-healthy"
 check = "tcp"
 endpoints = [{v6_pool}]
+max_answers = 16
 
 [[record]]
 name = "example.test."
@@ -318,6 +324,7 @@ type = "AAAA"
 policy = "all-healthy"
 check = "tcp"
 endpoints = [{v6_pool}]
+max_answers = 16
 
 [[record]]
 name = "{name_247}"
@@ -326,6 +333,7 @@ policy = "all-healthy"
 check = "tcp"
 endpoints = [{v4_pool}]
 ttl = 5
+max_answers = 16
 
 [[record]]
 name = "api.sub.example.test."
@@ -362,6 +370,57 @@ policy = "failover"
 check = "tcp"
 endpoints = [{{ address = "2001:db8::61" }}]
 
+[[record]]
+name = "w.example.test."
+type = "A"
+policy = "weighted"
+check = "tcp"
+endpoints = [{{ address = "192.0.2.71", weight = 1 }}, {{ address = "192.0.2.72", weight = 3 }}, {{ address = "192.0.2.73", weight = 0 }}]
+
+[[record]]
+name = "W6.example.test."
+type = "AAAA"
+policy = "weighted"
+check = "tcp"
+endpoints = [{{ address = "2001:db8::71", weight = 10 }}, {{ address = "2001:db8::72", weight = 10 }}, {{ address = "2001:db8::73", weight = 20 }}]
+ttl = 10
+
+# All endpoints of the following are down in the fed state (see `feed`).
+[[record]]
+name = "down.example.test."
+type = "A"
+policy = "failover"
+check = "tcp"
+endpoints = [{{ address = "192.0.2.81" }}]
+when_all_down = "servfail"
+
+[[record]]
+name = "gone.example.test."
+type = "AAAA"
+policy = "all-healthy"
+check = "tcp"
+endpoints = [{{ address = "2001:db8::81" }}]
+when_all_down = "nodata"
+
+[[record]]
+name = "sorry.example.test."
+type = "A"
+policy = "failover"
+check = "tcp"
+endpoints = [{{ address = "192.0.2.91" }}]
+ttl = 60
+degraded_ttl = 5
+when_all_down = "fallback"
+fallback = ["192.0.2.99", "192.0.2.98"]
+
+[[record]]
+name = "open.example.test."
+type = "A"
+policy = "failover"
+check = "tcp"
+endpoints = [{{ address = "192.0.2.95", priority = 1 }}, {{ address = "192.0.2.96", priority = 2 }}]
+degraded_ttl = 3
+
 [checks.tcp]
 kind = "tcp"
 port = 80
@@ -373,6 +432,43 @@ port = 80
 pub fn test_config() -> Config {
     Config::parse(&test_config_toml(), "differential test configuration")
         .unwrap_or_else(|e| panic!("the differential test configuration is invalid: {e}"))
+}
+
+/// Records of [`test_config`] whose endpoints are all down in the state
+/// [`feed`] writes, so that each `when_all_down` (SERVFAIL, NODATA, fallback,
+/// fail-open) is answered too.
+pub const ALL_DOWN: [&str; 4] = [
+    "down.example.test.",
+    "gone.example.test.",
+    "sorry.example.test.",
+    "open.example.test.",
+];
+
+/// Feeds `sink` what the agent writes for `config` when every endpoint is
+/// healthy (`publish_all_healthy`), except the records named in [`ALL_DOWN`],
+/// whose endpoints are all down: their answer is then the agent's own
+/// decision for that state. Both answering paths get exactly these calls.
+pub fn feed(config: &Config, sink: &mut impl AnswerSink) -> anyhow::Result<()> {
+    publish_all_healthy(config, sink)?;
+    for record in &config.records {
+        if !ALL_DOWN
+            .iter()
+            .any(|n| n.eq_ignore_ascii_case(&record.name))
+        {
+            continue;
+        }
+        let states = vec![State::Unhealthy; record.endpoints.len()];
+        let decision = decide(&Rules::of(record), &states).expect("every state is known");
+        let (name, rtype, zone) = (&record.name, record.rtype.code(), record.zone as u32);
+        // As the agent's run loop writes a decision.
+        match &decision.answer {
+            Answer::Addrs(addrs) => sink.publish(name, rtype, zone, decision.ttl, addrs)?,
+            Answer::Weighted(w) => sink.publish_weighted(name, rtype, zone, decision.ttl, w)?,
+            Answer::NoData => sink.publish_nodata(name, rtype, zone)?,
+            Answer::ServFail => sink.publish_servfail(name, rtype, zone)?,
+        }
+    }
+    Ok(())
 }
 
 // ---------------------------------------------------------------------------

@@ -20,13 +20,12 @@ use std::fmt;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, Result};
-use failover_agent::agent::publish_all_healthy;
 use failover_agent::answers::AnswerTable;
 use failover_agent::responder::{Responder as Userspace, Transport};
 use hickory_proto::op::{Message, MessageType, OpCode};
 
-use crate::compare::{check_reply_frame, dns_payload, hex, semantic_diff};
-use crate::r#gen::{Layout, QueryGen, Universe, mutate, test_config};
+use crate::compare::{check_reply_frame, dns_payload, hex, semantic_diff, weighted_choices};
+use crate::r#gen::{Layout, QueryGen, Universe, feed, mutate, test_config};
 use crate::packets::internet_checksum;
 use crate::xdp::{Responder, XDP_DROP, XDP_PASS, XDP_TX};
 
@@ -120,9 +119,9 @@ impl fmt::Display for MutationReport {
 pub fn run(opts: &MutationRun) -> Result<MutationReport> {
     let config = test_config();
     let mut kernel = Responder::load().context("loading the XDP responder (root?)")?;
-    publish_all_healthy(&config, &mut kernel.dataplane)?;
+    feed(&config, &mut kernel.dataplane)?;
     let mut table = AnswerTable::new();
-    publish_all_healthy(&config, &mut table)?;
+    feed(&config, &mut table)?;
     let userspace = Userspace::new(&config, table);
     let mut generator = QueryGen::new(Universe::of(&config), opts.seed);
 
@@ -277,7 +276,8 @@ fn userspace_agrees(query: &[u8], kernel: &[u8], userspace: &Userspace) -> Resul
     let user = userspace
         .answer(query, Transport::Udp)
         .ok_or("userspace does not answer it at all")?;
-    semantic_diff(kernel, &user)
+    let choices = weighted_choices(userspace.answers(), query);
+    semantic_diff(kernel, &user, choices.as_deref())
 }
 
 /// `query` with every EDNS option of code 8 (Client Subnet) given an
