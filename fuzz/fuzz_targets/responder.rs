@@ -1,6 +1,8 @@
 //! libFuzzer target for the userspace query path: arbitrary bytes as a DNS
 //! query to `Responder::answer`, over UDP and TCP, with the differential
-//! test's configuration (every endpoint healthy).
+//! test's configuration and answer state (`failover_tests::r#gen::feed`:
+//! every endpoint healthy but those of the records that show SERVFAIL,
+//! NODATA, fallback and fail-open answers; weighted records too).
 //!
 //! Properties: no panic; silence only for what must never be answered (under
 //! 12 bytes, or QR=1); every response parses with hickory, has QR=1 and the
@@ -12,7 +14,6 @@
 
 use std::sync::LazyLock;
 
-use failover_agent::agent::publish_all_healthy;
 use failover_agent::answers::AnswerTable;
 use failover_agent::responder::{Responder, Transport};
 use hickory_proto::op::{Message, MessageType};
@@ -21,7 +22,7 @@ use libfuzzer_sys::fuzz_target;
 static RESPONDER: LazyLock<Responder> = LazyLock::new(|| {
     let config = failover_tests::r#gen::test_config();
     let mut table = AnswerTable::new();
-    publish_all_healthy(&config, &mut table).expect("fill the answer table");
+    failover_tests::r#gen::feed(&config, &mut table).expect("fill the answer table");
     Responder::new(&config, table)
 });
 
