@@ -5,6 +5,10 @@
 //! query every 10 ms. Each run kills the primary and measures the time to the
 //! first answer without it (detection), then restarts it and measures the time
 //! to the first answer with it again (recovery).
+//!
+//! Then, unless `--only` picks parts: detection time per check kind
+//! ([`crate::kinds`]) and the agent's CPU use with 10,000 endpoints
+//! ([`crate::cpu`]).
 
 use std::{
     net::{Ipv4Addr, SocketAddrV4},
@@ -27,13 +31,29 @@ const MAX_RUNS: u32 = 1000;
 
 const HELP: &str = "\
 failover-bench failover [options]
+  --only PART        run one part: failover, kinds or cpu (repeatable; default all three)
+failover/recovery:
   --runs R           kill/restart cycles (default 5, at most 1000)
   --interval-ms N    health check interval (default 100)
   --timeout-ms N     health check timeout (default 50)
   --fall N           failed checks that take an endpoint out (default 2)
   --rise N           good checks that bring it back (default 2)
   --poll-ms N        time between DNS queries (default 10)
-  --phase-limit-s N  give up on one detection or recovery after N s (default 5)";
+  --phase-limit-s N  give up on one detection or recovery after N s (default 5)
+detection per check kind:
+  --kind-runs N      failures per kind (default 3)
+CPU:
+  --endpoints N      endpoints checked (default 10000)
+  --cpu-interval-ms N  their check interval (default 1000)
+  --cpu-seconds N    measurement window after the first round (default 20)";
+
+/// The parts of the benchmark.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Part {
+    Failover,
+    Kinds,
+    Cpu,
+}
 
 struct Options {
     runs: u32,
@@ -43,6 +63,9 @@ struct Options {
     rise: u32,
     poll: Duration,
     phase_limit: Duration,
+    parts: Vec<Part>,
+    kind_runs: u32,
+    cpu: crate::cpu::CpuOptions,
 }
 
 impl Options {
@@ -55,6 +78,13 @@ impl Options {
             rise: 2,
             poll: Duration::from_millis(10),
             phase_limit: Duration::from_secs(5),
+            parts: Vec::new(),
+            kind_runs: 3,
+            cpu: crate::cpu::CpuOptions {
+                endpoints: 10_000,
+                interval: Duration::from_secs(1),
+                seconds: 20,
+            },
         };
         let mut it = args.iter();
         while let Some(flag) = it.next() {
@@ -65,6 +95,15 @@ impl Options {
             let value = it
                 .next()
                 .with_context(|| format!("{flag} needs a value\n{HELP}"))?;
+            if flag == "--only" {
+                o.parts.push(match value.as_str() {
+                    "failover" => Part::Failover,
+                    "kinds" => Part::Kinds,
+                    "cpu" => Part::Cpu,
+                    _ => bail!("--only {value}: one of failover, kinds, cpu"),
+                });
+                continue;
+            }
             let n: u64 = value
                 .parse()
                 .with_context(|| format!("{flag} {value}: not a non-negative integer"))?;
@@ -82,11 +121,18 @@ impl Options {
                 "--rise" => o.rise = count()?,
                 "--poll-ms" => o.poll = Duration::from_millis(n.max(1)),
                 "--phase-limit-s" => o.phase_limit = Duration::from_secs(n.clamp(1, 600)),
+                "--kind-runs" => o.kind_runs = count()?.min(MAX_RUNS),
+                "--endpoints" => o.cpu.endpoints = (count()? as usize).min(200_000),
+                "--cpu-interval-ms" => o.cpu.interval = Duration::from_millis(n.clamp(10, 60_000)),
+                "--cpu-seconds" => o.cpu.seconds = n.clamp(1, 600),
                 _ => bail!("unknown option {flag}\n{HELP}"),
             }
         }
         if o.timeout >= o.interval {
             bail!("--timeout-ms must be below --interval-ms");
+        }
+        if o.parts.is_empty() {
+            o.parts = vec![Part::Failover, Part::Kinds, Part::Cpu];
         }
         Ok(Some(o))
     }
@@ -108,10 +154,24 @@ pub fn run(args: &[String]) -> Result<()> {
         bail!("needs root (network namespaces, veth pairs, XDP)");
     }
     let agent = agent_next_to_current_exe()?;
+    if opts.parts.contains(&Part::Failover) {
+        failover_and_recovery(&agent, &opts)?;
+    }
+    if opts.parts.contains(&Part::Kinds) {
+        crate::kinds::run(&agent, opts.kind_runs, opts.poll)?;
+    }
+    if opts.parts.contains(&Part::Cpu) {
+        crate::cpu::run(&agent, &opts.cpu)?;
+    }
+    Ok(())
+}
+
+/// Part 1: the primary killed and restarted, `opts.runs` times.
+fn failover_and_recovery(agent: &std::path::Path, opts: &Options) -> Result<()> {
     let primary = SocketAddrV4::new(PRIMARY, PORT);
     let secondary = SocketAddrV4::new(SECONDARY, PORT);
 
-    let mut netns = Netns::new(&agent)?;
+    let mut netns = Netns::new(agent)?;
     netns.start_endpoint(primary)?;
     netns.start_endpoint(secondary)?;
     let mut config = AgentConfig::failover(&[(PRIMARY, 1), (SECONDARY, 2)], PORT);
@@ -134,7 +194,7 @@ pub fn run(args: &[String]) -> Result<()> {
         opts.runs,
         TARGET.as_millis()
     );
-    let first = watch(&mut client, &opts, Instant::now(), |a| a == [PRIMARY])?;
+    let first = watch(&mut client, opts, Instant::now(), |a| a == [PRIMARY])?;
     if first.took.is_none() {
         bail!(
             "no answer with the primary within {:?} of the agent starting; agent log:\n{}",
@@ -151,7 +211,7 @@ pub fn run(args: &[String]) -> Result<()> {
 
         let killed = Instant::now();
         netns.kill_endpoint(primary)?;
-        let detection = watch(&mut client, &opts, killed, |a| {
+        let detection = watch(&mut client, opts, killed, |a| {
             !a.is_empty() && !a.contains(&PRIMARY)
         })?;
 
@@ -160,7 +220,7 @@ pub fn run(args: &[String]) -> Result<()> {
         std::thread::sleep(opts.interval.mul_f64(f64::from((run * 3) % 7) / 7.0));
         let restarted = Instant::now();
         netns.start_endpoint(primary)?;
-        let recovery = watch(&mut client, &opts, restarted, |a| a.contains(&PRIMARY))?;
+        let recovery = watch(&mut client, opts, restarted, |a| a.contains(&PRIMARY))?;
         if recovery.took.is_none() {
             eprintln!(
                 "run {run}: the primary did not come back within {:?}",

@@ -1,7 +1,9 @@
 //! `failover-bench <xdp|failover> [options]`: the benchmarks `cargo xtask bench`
 //! runs. Both need root; both print a table and exit 0 unless the setup fails.
 
+mod cpu;
 mod failover;
+mod kinds;
 mod xdp;
 
 use std::process::ExitCode;

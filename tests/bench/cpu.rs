@@ -1,0 +1,340 @@
+//! The agent's CPU use with many endpoints: N TCP checks per interval against
+//! loopback inside the server namespace. Every endpoint has its own address
+//! in 127.1.0.0/16 (distinct targets, so no dedupe); one listener socket on
+//! 0.0.0.0:PORT accepts them all and counts the connections, which is how
+//! many checks really ran. The agent's CPU time (utime + stime from
+//! /proc/<pid>/stat) is read over a window after its first round of checks.
+
+use std::{
+    net::{Ipv4Addr, SocketAddr, TcpListener},
+    os::fd::AsRawFd as _,
+    sync::{
+        Arc,
+        atomic::{AtomicBool, AtomicU64, Ordering},
+    },
+    thread::JoinHandle,
+    time::{Duration, Instant},
+};
+
+use anyhow::{Context as _, Result, bail};
+use failover_tests::{DnsClient, Netns, in_netns, netns::DNS_SERVER_ADDR};
+
+/// The port every endpoint is checked on.
+const PORT: u16 = 9000;
+/// Endpoints per record (the most a record may have).
+const PER_RECORD: usize = 16;
+/// How long the first round (every record answering) may take.
+const FIRST_ROUND_LIMIT: Duration = Duration::from_secs(60);
+
+pub struct CpuOptions {
+    pub endpoints: usize,
+    pub interval: Duration,
+    pub seconds: u64,
+}
+
+/// The endpoint addresses: 127.1.0.1, 127.1.0.2, ... (never .0 or .255 in
+/// the last octet, for readability).
+fn endpoint_address(i: usize) -> Ipv4Addr {
+    let i = i as u32;
+    Ipv4Addr::new(
+        127,
+        1 + (i / (250 * 256)) as u8,
+        (i / 250 % 256) as u8,
+        (i % 250 + 1) as u8,
+    )
+}
+
+fn record_name(r: usize) -> String {
+    format!("r{r}.bench.test.")
+}
+
+fn config(opts: &CpuOptions) -> String {
+    let mut s = format!(
+        "[[zone]]\norigin = \"bench.test.\"\nttl = 30\n\
+         nameservers = [{{ name = \"ns1.bench.test.\", addresses = [\"{DNS_SERVER_ADDR}\"] }}]\n\n\
+         [checks.tcp]\nkind = \"tcp\"\nport = {PORT}\ninterval = \"{}ms\"\ntimeout = \"{}ms\"\n\
+         rise = 2\nfall = 3\n\n",
+        opts.interval.as_millis(),
+        (opts.interval / 2).as_millis()
+    );
+    let records = opts.endpoints.div_ceil(PER_RECORD);
+    for r in 0..records {
+        s += &format!(
+            "[[record]]\nname = \"{}\"\ntype = \"A\"\npolicy = \"all-healthy\"\nmax_answers = {PER_RECORD}\n\
+             check = \"tcp\"\nendpoints = [",
+            record_name(r)
+        );
+        let first = r * PER_RECORD;
+        for i in first..(first + PER_RECORD).min(opts.endpoints) {
+            if i > first {
+                s += ", ";
+            }
+            s += &format!("{{ address = \"{}\" }}", endpoint_address(i));
+        }
+        s += "]\n\n";
+    }
+    s
+}
+
+/// A listener in the server namespace that accepts and closes connections
+/// as fast as they come, on two threads, counting them.
+struct Acceptor {
+    accepted: Arc<AtomicU64>,
+    stop: Arc<AtomicBool>,
+    threads: Vec<JoinHandle<()>>,
+}
+
+impl Acceptor {
+    fn start(netns: &Netns, addr: SocketAddr) -> Result<Acceptor> {
+        let listener = in_netns(&netns.server, move || {
+            TcpListener::bind(addr).with_context(|| format!("binding {addr}"))
+        })?;
+        listener.set_nonblocking(true)?;
+        // A deep backlog: checks arrive in bursts and a dropped SYN would
+        // be a failed check that measures the listener, not the agent.
+        // SAFETY: listen(2) on a socket we own; re-listening sets the backlog.
+        if unsafe { libc::listen(listener.as_raw_fd(), 4096) } != 0 {
+            return Err(std::io::Error::last_os_error()).context("listen backlog");
+        }
+        let listener = Arc::new(listener);
+        let accepted = Arc::new(AtomicU64::new(0));
+        let stop = Arc::new(AtomicBool::new(false));
+        let threads = (0..2)
+            .map(|_| {
+                let (listener, count, halt) = (listener.clone(), accepted.clone(), stop.clone());
+                std::thread::spawn(move || {
+                    let mut pfd = libc::pollfd {
+                        fd: listener.as_raw_fd(),
+                        events: libc::POLLIN,
+                        revents: 0,
+                    };
+                    while !halt.load(Ordering::Relaxed) {
+                        // SAFETY: poll(2) on one live pollfd; at most 100 ms, so stop is seen.
+                        unsafe { libc::poll(&mut pfd, 1, 100) };
+                        while let Ok((stream, _)) = listener.accept() {
+                            count.fetch_add(1, Ordering::Relaxed);
+                            drop(stream);
+                        }
+                    }
+                })
+            })
+            .collect();
+        Ok(Acceptor {
+            accepted,
+            stop,
+            threads,
+        })
+    }
+
+    fn count(&self) -> u64 {
+        self.accepted.load(Ordering::Relaxed)
+    }
+}
+
+impl Drop for Acceptor {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        for thread in self.threads.drain(..) {
+            let _ = thread.join();
+        }
+    }
+}
+
+/// (utime, stime) of `pid`, in seconds.
+fn cpu_seconds(pid: u32) -> Result<(f64, f64)> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .with_context(|| format!("reading /proc/{pid}/stat (did the agent exit?)"))?;
+    // The command name may contain spaces: fields are counted after its ')'.
+    let rest = stat
+        .rsplit_once(')')
+        .map(|(_, rest)| rest)
+        .context("unparsable /proc/pid/stat")?;
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    // Fields 14 and 15 of stat(5); `rest` starts at field 3.
+    let ticks = |i: usize| -> Result<u64> {
+        fields
+            .get(i - 3)
+            .and_then(|f| f.parse().ok())
+            .with_context(|| format!("field {i} of /proc/{pid}/stat"))
+    };
+    // SAFETY: sysconf has no preconditions.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
+    Ok((ticks(14)? as f64 / hz, ticks(15)? as f64 / hz))
+}
+
+/// A `Key: value` line of /proc/<pid>/status.
+fn status_field(pid: u32, key: &str) -> Option<String> {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()?
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix(key)?
+                .strip_prefix(':')
+                .map(|v| v.trim().to_string())
+        })
+}
+
+/// Raises this process's open-file limit (soft and hard) to at least `want`
+/// if it may (CAP_SYS_RESOURCE), else the soft one to the hard one: the agent,
+/// started by us, inherits it (and raises its own soft limit to the hard one).
+fn raise_nofile(want: u64) -> Result<u64> {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit/setrlimit read and write structs we own.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) != 0 {
+            return Err(std::io::Error::last_os_error()).context("getrlimit");
+        }
+        for hard in [limit.rlim_max.max(want), limit.rlim_max] {
+            let raised = libc::rlimit {
+                rlim_cur: hard,
+                rlim_max: hard,
+            };
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &raised) == 0 {
+                return Ok(hard);
+            }
+        }
+        Err(std::io::Error::last_os_error()).context("raising RLIMIT_NOFILE")
+    }
+}
+
+/// Total A addresses answered over every record (UDP, the kernel answers).
+fn answered_endpoints(client: &mut DnsClient, records: usize) -> Result<usize> {
+    let mut total = 0;
+    for r in 0..records {
+        let name = record_name(r);
+        // One retry: a lost datagram is not a missing endpoint.
+        let answer = match client.query_a(&name, Duration::from_millis(500))? {
+            Some(a) => Some(a),
+            None => client.query_a(&name, Duration::from_millis(500))?,
+        };
+        total += answer.map_or(0, |a| a.addrs.len());
+    }
+    Ok(total)
+}
+
+pub fn run(agent: &std::path::Path, opts: &CpuOptions) -> Result<()> {
+    let nofile = raise_nofile(4 * opts.endpoints as u64 + 1024)?;
+    let records = opts.endpoints.div_ceil(PER_RECORD);
+    println!(
+        "\nCPU benchmark: {} endpoints ({} distinct addresses in 127.1.0.0/16, one listener on \
+         0.0.0.0:{PORT}), {records} records of up to {PER_RECORD}, tcp check every {} ms \
+         (timeout {} ms, rise 2, fall 3), agent in a namespace, XDP native on a veth, \
+         RLIMIT_NOFILE {nofile}; measured over {} s after the first round",
+        opts.endpoints,
+        opts.endpoints,
+        opts.interval.as_millis(),
+        (opts.interval / 2).as_millis(),
+        opts.seconds
+    );
+    let mut netns = Netns::new(agent)?;
+    let acceptor = Acceptor::start(&netns, SocketAddr::from((Ipv4Addr::UNSPECIFIED, PORT)))?;
+    let path = netns.write_config("cpu.toml", &config(opts))?;
+    let pid_file = netns.workdir().join("agent.pid");
+    let socket = netns.workdir().join("control.sock");
+    let started = Instant::now();
+    netns.start_agent(
+        &path,
+        &[
+            "--pid-file",
+            pid_file.to_str().context("UTF-8 path")?,
+            "--control-socket",
+            socket.to_str().context("UTF-8 path")?,
+            "--stats-interval",
+            "0",
+        ],
+    )?;
+    let pid = netns.agent_pid().context("the agent's pid")?;
+    let mut client = netns.dns_client()?;
+
+    // First round: the last record answers with all its endpoints.
+    let last = records - 1;
+    let last_size = opts.endpoints - last * PER_RECORD;
+    let deadline = started + FIRST_ROUND_LIMIT;
+    loop {
+        if let Some(a) = client.query_a(&record_name(last), Duration::from_millis(200))?
+            && a.addrs.len() == last_size
+        {
+            break;
+        }
+        if Instant::now() > deadline || !netns.agent_running()? {
+            bail!(
+                "{} does not answer with its {last_size} endpoints within {FIRST_ROUND_LIMIT:?}; \
+                 agent log (tail):\n{}",
+                record_name(last),
+                tail(&netns.agent_log(), 30)
+            );
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let first_round = started.elapsed();
+    let (user, system) = cpu_seconds(pid)?;
+    let cpu_start_up = user + system;
+    // Let the start-up burst (state-change logging, first writes) pass.
+    std::thread::sleep(opts.interval * 2);
+
+    let (cpu0, accepted0, t0) = (cpu_seconds(pid)?, acceptor.count(), Instant::now());
+    std::thread::sleep(Duration::from_secs(opts.seconds));
+    let (cpu1, accepted1, elapsed) = (cpu_seconds(pid)?, acceptor.count(), t0.elapsed());
+    let rss = status_field(pid, "VmRSS").unwrap_or_else(|| "?".into());
+    let hwm = status_field(pid, "VmHWM").unwrap_or_else(|| "?".into());
+    let threads = status_field(pid, "Threads").unwrap_or_else(|| "?".into());
+    let answered = answered_endpoints(&mut client, records)?;
+    let unhealthy_lines = netns
+        .agent_log()
+        .lines()
+        .filter(|l| l.contains("-> unhealthy"))
+        .count();
+
+    let secs = elapsed.as_secs_f64();
+    let (user, system) = (cpu1.0 - cpu0.0, cpu1.1 - cpu0.1);
+    let cpu = user + system;
+    let checks = (accepted1 - accepted0) as f64 / secs;
+    let expected = opts.endpoints as f64 / opts.interval.as_secs_f64();
+    println!();
+    println!("| metric | value |");
+    println!("|---|---|");
+    println!("| endpoints (distinct targets) | {} |", opts.endpoints);
+    println!("| records | {records} |");
+    println!("| check interval | {} ms |", opts.interval.as_millis());
+    println!(
+        "| first round (start to every record answering) | {:.2} s, {:.2} s CPU |",
+        first_round.as_secs_f64(),
+        cpu_start_up
+    );
+    println!("| measured window | {secs:.1} s |");
+    println!(
+        "| agent CPU time in the window (user + system) | {cpu:.2} s ({user:.2} + {system:.2}) |"
+    );
+    println!("| agent CPU, % of one core | {:.1} % |", 100.0 * cpu / secs);
+    println!("| checks per second (listener accepts) | {checks:.0} (expected {expected:.0}) |");
+    println!(
+        "| CPU per check | {:.1} µs |",
+        1e6 * cpu / (checks * secs).max(1.0)
+    );
+    println!("| agent RSS now / peak | {rss} / {hwm} |");
+    println!("| agent threads | {threads} |");
+    println!(
+        "| endpoints in answers at the end | {answered} / {} |",
+        opts.endpoints
+    );
+    println!("| \"-> unhealthy\" log lines during the run | {unhealthy_lines} |");
+
+    drop(client);
+    let status = netns.stop_agent()?;
+    drop(acceptor);
+    if !status.success() {
+        eprintln!(
+            "note: the agent exited with {status} on SIGTERM; log (tail):\n{}",
+            tail(&netns.agent_log(), 30)
+        );
+    }
+    Ok(())
+}
+
+fn tail(text: &str, n: usize) -> String {
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(n)..].join("\n")
+}
