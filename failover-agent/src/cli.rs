@@ -514,6 +514,11 @@ fn run_plan(plan: Plan, stats_interval: Duration, reload: ReloadSetup) -> Result
     for warning in config.warnings() {
         warn!("{warning}");
     }
+    // SIGHUP's default action ends the process: ignore it until the reload
+    // handler replaces this below, so a SIGHUP during start-up (logrotate, an
+    // early `failover-agent reload`) cannot kill an agent that has attached XDP.
+    // SAFETY: setting a signal's disposition to SIG_IGN has no preconditions.
+    unsafe { libc::signal(libc::SIGHUP, libc::SIG_IGN) };
     // Bound first: a port that is taken stops us before the kernel is
     // touched, and once XDP passes queries up, something answers them.
     let listeners = match config.server.mode {
