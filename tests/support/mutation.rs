@@ -53,6 +53,11 @@ pub struct MutationReport {
     /// Answered mutants whose IPv4 header checksum is wrong (the Linux stack
     /// would have dropped them; the fast path does not verify it).
     pub answered_bad_ipv4_checksum: u64,
+    /// Answered mutants from a source the Linux stack refuses (IPv4 0/8,
+    /// 127/8, multicast, broadcast and class E; IPv6 ::, ::1, multicast) or
+    /// from UDP source port 0 (userspace cannot even send there): the answer
+    /// goes where no socket reply could.
+    pub answered_martian_source: u64,
     /// Answered mutants that differ from their query (not just unchanged).
     pub answered_mutants: u64,
     /// KNOWN DISAGREEMENT, reported and not yet resolved: the kernel answers
@@ -97,8 +102,9 @@ impl fmt::Display for MutationReport {
         )?;
         writeln!(
             f,
-            "  unchanged mutants {}; answered with a wrong IPv4 header checksum {}",
-            self.unchanged, self.answered_bad_ipv4_checksum
+            "  unchanged mutants {}; answered with a wrong IPv4 header checksum {}, \
+             from a martian source address or UDP port 0 {}",
+            self.unchanged, self.answered_bad_ipv4_checksum, self.answered_martian_source
         )?;
         if self.known_malformed_ecs > 0 {
             writeln!(
@@ -156,6 +162,9 @@ pub fn run(opts: &MutationRun) -> Result<MutationReport> {
                 }
                 if bad_ipv4_checksum(&mutant) {
                     report.answered_bad_ipv4_checksum += 1;
+                }
+                if martian_source(&mutant) {
+                    report.answered_martian_source += 1;
                 }
                 match check_answered(&mutant, &run.frame, &userspace) {
                     Err(Finding::MalformedEcs) => {
@@ -301,6 +310,26 @@ fn without_ecs(query: &[u8]) -> Option<Vec<u8>> {
         at += 4 + usize::from(u16::from_be_bytes([q[at + 2], q[at + 3]]));
     }
     found.then_some(q)
+}
+
+/// Does `frame` come from an address the Linux stack drops as martian, or
+/// from UDP port 0?
+fn martian_source(frame: &[u8]) -> bool {
+    let Some(l) = crate::compare::FrameLayout::of(frame) else {
+        return false;
+    };
+    if frame.len() < l.l4() + 2 {
+        return false;
+    }
+    let port_zero = frame[l.l4()..l.l4() + 2] == [0, 0];
+    let address = if l.v6 {
+        let src = &frame[l.l3 + 8..l.l3 + 24];
+        src[0] == 0xff || src[..15].iter().all(|&b| b == 0) && src[15] <= 1
+    } else {
+        let a = frame[l.l3 + 12];
+        a == 0 || a == 127 || a >= 224
+    };
+    port_zero || address
 }
 
 /// Is `frame` IPv4 with a header checksum that does not verify?
