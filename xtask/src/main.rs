@@ -788,6 +788,12 @@ fn fuzz_userspace(root: &Path, seconds: u64, check: bool) -> Result<()> {
     // The agent's build.rs builds the XDP object, so the targets need the
     // eBPF toolchain like everything else.
     ensure_ebpf_toolchain(root)?;
+    // fuzz/ is its own workspace; its lock file starts as the main one, so
+    // the code under test builds with the very dependency versions the
+    // agent ships with (cargo adds what only the fuzz targets use).
+    let lock = root.join("fuzz/Cargo.lock");
+    std::fs::copy(root.join("Cargo.lock"), &lock)
+        .with_context(|| format!("copying Cargo.lock to {}", lock.display()))?;
     if check {
         // Stable and no sanitizers: proves the targets compile against the
         // current responder API in seconds, without running anything.
