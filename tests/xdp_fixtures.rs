@@ -350,6 +350,132 @@ fn fixtures() -> Vec<Fixture> {
             Pass(PassAnswerTooLarge),
         ),
         fixture(
+            "ARP ethertype",
+            Query {
+                ethertype: 0x0806,
+                ..q(WWW)
+            },
+            Pass(PassNotDnsTransport),
+        ),
+        fixture(
+            "QinQ (802.1ad) tag",
+            Query {
+                ethertype: 0x88a8,
+                ..q(WWW)
+            },
+            Pass(PassNotDnsTransport),
+        ),
+        fixture(
+            "two stacked 802.1Q tags",
+            Query {
+                ethertype: 0x8100,
+                ..q(WWW).tagged(7)
+            },
+            Pass(PassNotDnsTransport),
+        ),
+        fixture(
+            "IPv6 TCP",
+            Query {
+                ip_proto: 6,
+                ..q(WWW).v6()
+            },
+            Pass(PassNotDnsTransport),
+        ),
+        fixture(
+            "IPv6 destination options header",
+            Query {
+                ip_proto: 60,
+                ip_options: vec![17, 0, 1, 4, 0, 0, 0, 0],
+                ..q(WWW).v6()
+            },
+            Pass(PassIpUnsupported),
+        ),
+        fixture(
+            "IPv6 multicast destination",
+            Query {
+                dst_ip: Some("ff02::fb".parse().unwrap()),
+                ..q(WWW).v6()
+            },
+            Pass(PassNotDnsTransport),
+        ),
+        fixture(
+            "IPv4 broadcast destination",
+            Query {
+                dst_ip: Some("255.255.255.255".parse().unwrap()),
+                ..q(WWW)
+            },
+            Pass(PassNotDnsTransport),
+        ),
+        fixture(
+            "martian source 0.0.0.0",
+            Query {
+                src_ip: Some("0.0.0.0".parse().unwrap()),
+                ..q(WWW)
+            },
+            Pass(PassNotDnsTransport),
+        ),
+        fixture(
+            "martian source: multicast",
+            Query {
+                src_ip: Some("224.0.0.251".parse().unwrap()),
+                ..q(WWW)
+            },
+            Pass(PassNotDnsTransport),
+        ),
+        fixture(
+            "martian source: broadcast",
+            Query {
+                src_ip: Some("255.255.255.255".parse().unwrap()),
+                ..q(WWW)
+            },
+            Pass(PassNotDnsTransport),
+        ),
+        fixture(
+            "IPv6 martian source ::",
+            Query {
+                src_ip: Some("::".parse().unwrap()),
+                ..q(WWW).v6()
+            },
+            Pass(PassNotDnsTransport),
+        ),
+        fixture(
+            "IPv6 martian source: multicast",
+            Query {
+                src_ip: Some("ff02::1".parse().unwrap()),
+                ..q(WWW).v6()
+            },
+            Pass(PassNotDnsTransport),
+        ),
+        fixture(
+            "UDP source port 0",
+            Query {
+                src_port: Some(0),
+                ..q(WWW)
+            },
+            Pass(PassNotDnsTransport),
+        ),
+        raw(
+            "IPv4 header checksum wrong",
+            q(WWW),
+            |f| f[24] ^= 0x01,
+            PassMalformed,
+        ),
+        raw(
+            "IPv6 payload length longer than the frame",
+            q(WWW).v6(),
+            |f| f[18..20].copy_from_slice(&400u16.to_be_bytes()),
+            PassMalformed,
+        ),
+        raw(
+            "IPv6 UDP length shorter than the payload",
+            Query {
+                udp_len: Some(30),
+                ..q(WWW).v6()
+            },
+            |_| {},
+            PassMalformed,
+        ),
+        fixture(
             "TCP",
             Query {
                 ip_proto: 6,

@@ -128,7 +128,9 @@ fn answer_query<const L3: usize, const V6: bool>(ctx: &XdpContext) -> Result<(),
         Some(p) => unsafe { &mut *p },
         None => return Err(Refusal::Pass(Counter::PassMalformed)),
     };
-    let query = query::validate::<L3, V6>(ctx.data(), ctx.data_end(), scratch)
+    // lo is ifindex 1 in every network namespace.
+    let on_loopback = ctx.ingress_ifindex() == LOOPBACK_IFINDEX;
+    let query = query::validate::<L3, V6>(ctx.data(), ctx.data_end(), on_loopback, scratch)
         .map_err(Refusal::Pass)?;
     let query = query::launder(query, scratch);
     // By reference on purpose: by value would copy the 258-byte key onto the
@@ -195,6 +197,8 @@ fn weighted_pick(set: &AnswerSet, scratch: &mut Scratch) -> Result<usize, Refusa
     scratch.fields[7] = pick;
     Ok(unsafe { core::ptr::read_volatile(&scratch.fields[7]) } as usize & (MAX_ANSWER_ADDRS - 1))
 }
+
+const LOOPBACK_IFINDEX: usize = 1;
 
 #[inline(always)]
 fn next_rotation() -> u32 {

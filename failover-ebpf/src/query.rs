@@ -77,6 +77,7 @@ fn ascii_lower(b: u8) -> u8 {
 fn validate_transport<const L3: usize, const V6: bool>(
     data: usize,
     data_end: usize,
+    on_loopback: bool,
 ) -> Result<usize, Counter> {
     type F<const L3: usize, const V6: bool> = Frame<L3, V6>;
     if !fits(data, data_end, 0, F::<L3, V6>::L4) {
@@ -101,6 +102,23 @@ fn validate_transport<const L3: usize, const V6: bool>(
         }
         // Multicast destinations (ff00::/8) are not answered from the fast path.
         if unsafe { read_u8(data + F::<L3, V6>::IP_DST) } == 0xff {
+            return Err(Counter::PassNotDnsTransport);
+        }
+        // Sources the stack drops as martian are not answered either (an
+        // answer would go to a spoofed or impossible address): multicast,
+        // unspecified (::), and loopback (::1) anywhere but on lo.
+        let src = data + F::<L3, V6>::IP_SRC;
+        if unsafe { read_u8(src) } == 0xff {
+            return Err(Counter::PassNotDnsTransport);
+        }
+        let mut high: u8 = 0;
+        let mut w = 0;
+        while w < 15 {
+            high |= unsafe { read_u8(src + w) };
+            w += 1;
+        }
+        let last = unsafe { read_u8(src + 15) };
+        if high == 0 && (last == 0 || (last == 1 && !on_loopback)) {
             return Err(Counter::PassNotDnsTransport);
         }
         let payload_len = unsafe { read_be16(data + F::<L3, V6>::IP_LEN) } as usize;
@@ -129,6 +147,22 @@ fn validate_transport<const L3: usize, const V6: bool>(
         if unsafe { read_u8(data + F::<L3, V6>::IP_DST) } >= 224 {
             return Err(Counter::PassNotDnsTransport);
         }
+        // Nor martian sources: 0.0.0.0/8, multicast, reserved and broadcast,
+        // and 127.0.0.0/8 anywhere but on lo.
+        let src = unsafe { read_u8(data + F::<L3, V6>::IP_SRC) };
+        if src == 0 || src >= 224 || (src == 127 && !on_loopback) {
+            return Err(Counter::PassNotDnsTransport);
+        }
+        // A damaged header is the stack's to drop, not ours to answer.
+        let mut sum: u32 = 0;
+        let mut w = 0;
+        while w < 20 {
+            sum += unsafe { read_be16(data + L3 + w) } as u32;
+            w += 2;
+        }
+        if checksum::fold(sum) != 0xffff {
+            return Err(Counter::PassMalformed);
+        }
         let total_len = unsafe { read_be16(data + F::<L3, V6>::IP_LEN) } as usize;
         if total_len < F::<L3, V6>::IP_HEADER_LEN || L3 + total_len > frame_len {
             return Err(Counter::PassMalformed);
@@ -139,6 +173,10 @@ fn validate_transport<const L3: usize, const V6: bool>(
         return Err(Counter::PassMalformed);
     }
     if unsafe { read_be16(data + F::<L3, V6>::UDP_DPORT) } != 53 {
+        return Err(Counter::PassNotDnsTransport);
+    }
+    // Source port 0 cannot be answered (the stack drops such datagrams).
+    if unsafe { read_be16(data + F::<L3, V6>::UDP_SPORT) } == 0 {
         return Err(Counter::PassNotDnsTransport);
     }
     // UDP must claim exactly the rest of the IP datagram.
@@ -157,13 +195,14 @@ fn validate_transport<const L3: usize, const V6: bool>(
 pub fn validate<const L3: usize, const V6: bool>(
     data: usize,
     data_end: usize,
+    on_loopback: bool,
     scratch: &mut Scratch,
 ) -> Result<Query, Counter> {
     type F<const L3: usize, const V6: bool> = Frame<L3, V6>;
     // Opaque to the optimiser: otherwise LLVM sees that `off + n <= msg_end`
     // implies `data + off + n <= data_end` and drops the second check, which
     // is the one the verifier needs.
-    let msg_end = core::hint::black_box(validate_transport::<L3, V6>(data, data_end)?);
+    let msg_end = core::hint::black_box(validate_transport::<L3, V6>(data, data_end, on_loopback)?);
     if !fits(data, data_end, 0, F::<L3, V6>::QNAME) {
         return Err(Counter::PassMalformed);
     }

@@ -93,6 +93,10 @@ pub struct Query {
     pub vlan: Option<u16>,
     /// Destination address override.
     pub dst_ip: Option<IpAddr>,
+    /// Source address override.
+    pub src_ip: Option<IpAddr>,
+    /// Source port override.
+    pub src_port: Option<u16>,
     /// IPv4 flags+fragment offset word.
     pub ip_frag: u16,
     pub ethertype: u16,
@@ -122,6 +126,8 @@ impl Query {
             ipv6: false,
             vlan: None,
             dst_ip: None,
+            src_ip: None,
+            src_port: None,
             ip_frag: 0x4000,
             ethertype: 0x0800,
             ip_proto: 17,
@@ -195,7 +201,11 @@ impl Query {
             f.extend_from_slice(&payload.to_be_bytes());
             f.push(self.ip_proto);
             f.push(64);
-            f.extend_from_slice(&CLIENT_IP6.octets());
+            let src = match self.src_ip {
+                Some(IpAddr::V6(s)) => s,
+                _ => CLIENT_IP6,
+            };
+            f.extend_from_slice(&src.octets());
             let dst = match self.dst_ip {
                 Some(IpAddr::V6(d)) => d,
                 _ => SERVER_IP6,
@@ -213,7 +223,11 @@ impl Query {
             f.push(64);
             f.push(self.ip_proto);
             f.extend_from_slice(&[0, 0]);
-            f.extend_from_slice(&CLIENT_IP.octets());
+            let src = match self.src_ip {
+                Some(IpAddr::V4(s)) => s,
+                _ => CLIENT_IP,
+            };
+            f.extend_from_slice(&src.octets());
             let dst = match self.dst_ip {
                 Some(IpAddr::V4(d)) => d,
                 _ => SERVER_IP,
@@ -223,7 +237,7 @@ impl Query {
             let csum = internet_checksum(&f[ip_start..]);
             f[ip_start + 10..ip_start + 12].copy_from_slice(&csum.to_be_bytes());
         }
-        f.extend_from_slice(&CLIENT_PORT.to_be_bytes());
+        f.extend_from_slice(&self.src_port.unwrap_or(CLIENT_PORT).to_be_bytes());
         f.extend_from_slice(&self.dst_port.to_be_bytes());
         f.extend_from_slice(&self.udp_len.unwrap_or(udp_len).to_be_bytes());
         f.extend_from_slice(&[0, 0]);
