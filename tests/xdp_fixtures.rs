@@ -476,6 +476,14 @@ fn fixtures() -> Vec<Fixture> {
             PassMalformed,
         ),
         fixture(
+            "EDNS Client Subnet option: left to userspace, which validates it",
+            q(WWW).with_opt(Opt {
+                options: vec![0, 8, 0, 7, 0, 1, 24, 0, 192, 0, 2],
+                ..Opt::new(1232)
+            }),
+            Pass(PassNotPlainQuery),
+        ),
+        fixture(
             "TCP",
             Query {
                 ip_proto: 6,

@@ -13,6 +13,8 @@ use crate::{Scratch, checksum, packet::*};
 
 /// The most EDNS options we walk before giving up on a query (unusual, so pass it).
 const MAX_EDNS_OPTIONS: usize = 8;
+/// EDNS option code of Client Subnet (RFC 7871).
+const EDNS_OPTION_CLIENT_SUBNET: u16 = 8;
 /// Bound for frame offsets; XDP frames here are single buffers of at most a page.
 const OFFSET_MASK: usize = 0xfff;
 
@@ -329,6 +331,12 @@ pub fn validate<const L3: usize, const V6: bool>(
             let at = off & OFFSET_MASK;
             if at + 4 > msg_end || !fits(data, data_end, at, 4) {
                 return Err(Counter::PassMalformed);
+            }
+            // EDNS Client Subnet: userspace validates it (RFC 7871 section 6:
+            // FORMERR when malformed); the kernel does not parse it, so it
+            // leaves such queries to userspace.
+            if unsafe { read_be16(data + at) } == EDNS_OPTION_CLIENT_SUBNET {
+                return Err(Counter::PassNotPlainQuery);
             }
             off = at + 4 + unsafe { read_be16(data + at + 2) } as usize;
             if off > msg_end {
