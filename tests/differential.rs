@@ -168,7 +168,22 @@ fn kernel_should_answer(g: &Generated, universe: &Universe) -> bool {
     universe.is_hot(&q.qname)
         && q.qclass == 1
         && [TYPE_A, TYPE_AAAA, TYPE_HTTPS].contains(&q.qtype)
-        && q.opt.as_ref().is_none_or(|o| o.version == 0)
+        && q.opt
+            .as_ref()
+            .is_none_or(|o| o.version == 0 && !carries_client_subnet(&o.options))
+}
+
+/// Does an OPT's option list hold EDNS Client Subnet (code 8)? The kernel
+/// leaves those queries to userspace, which validates the option.
+fn carries_client_subnet(mut options: &[u8]) -> bool {
+    while options.len() >= 4 {
+        if options[..2] == [0, 8] {
+            return true;
+        }
+        let len = usize::from(u16::from_be_bytes([options[2], options[3]]));
+        options = options.get(4 + len..).unwrap_or(&[]);
+    }
+    false
 }
 
 #[test]
