@@ -73,6 +73,22 @@ fn ascii_lower(b: u8) -> u8 {
     if b.wrapping_sub(b'A') < 26 { b | 0x20 } else { b }
 }
 
+/// Sorts out traffic for other ports first, before any costlier check: most
+/// UDP a busy host sees is not DNS.
+#[inline(always)]
+fn udp_to_port_53<const L3: usize, const V6: bool>(
+    data: usize,
+    data_end: usize,
+) -> Result<(), Counter> {
+    if !fits(data, data_end, 0, Frame::<L3, V6>::UDP_DPORT + 2) {
+        return Err(Counter::PassMalformed);
+    }
+    if unsafe { read_be16(data + Frame::<L3, V6>::UDP_DPORT) } != 53 {
+        return Err(Counter::PassNotDnsTransport);
+    }
+    Ok(())
+}
+
 /// Validates the network and transport headers; returns the offset one past
 /// the DNS message (the IP length decides: Ethernet padding may follow).
 #[inline(always)]
@@ -102,6 +118,7 @@ fn validate_transport<const L3: usize, const V6: bool>(
             }
             _ => return Err(Counter::PassNotDnsTransport),
         }
+        udp_to_port_53::<L3, V6>(data, data_end)?;
         // Multicast destinations (ff00::/8) are not answered from the fast path.
         if unsafe { read_u8(data + F::<L3, V6>::IP_DST) } == 0xff {
             return Err(Counter::PassNotDnsTransport);
@@ -145,6 +162,7 @@ fn validate_transport<const L3: usize, const V6: bool>(
         if unsafe { read_be16(data + L3 + IPV4_FRAG) } & 0x3fff != 0 {
             return Err(Counter::PassIpUnsupported);
         }
+        udp_to_port_53::<L3, V6>(data, data_end)?;
         // Multicast and broadcast (224.0.0.0 and up) are not answered here.
         if unsafe { read_u8(data + F::<L3, V6>::IP_DST) } >= 224 {
             return Err(Counter::PassNotDnsTransport);
@@ -173,9 +191,6 @@ fn validate_transport<const L3: usize, const V6: bool>(
     };
     if !fits(data, data_end, 0, F::<L3, V6>::DNS) || msg_end < F::<L3, V6>::DNS {
         return Err(Counter::PassMalformed);
-    }
-    if unsafe { read_be16(data + F::<L3, V6>::UDP_DPORT) } != 53 {
-        return Err(Counter::PassNotDnsTransport);
     }
     // Source port 0 cannot be answered (the stack drops such datagrams).
     if unsafe { read_be16(data + F::<L3, V6>::UDP_SPORT) } == 0 {

@@ -68,6 +68,12 @@ pub fn run(args: &[String]) -> Result<()> {
             Query::a("nope.example.test."),
             XDP_PASS,
         ),
+        // Parsed up to the type, no map lookup: splits a miss into parse and lookup.
+        (
+            "MX (parsed, no lookup)",
+            Query::a("one.example.test.").with_qtype(15),
+            XDP_PASS,
+        ),
         (
             "not DNS (UDP port 443)",
             Query {
