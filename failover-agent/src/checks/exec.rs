@@ -39,14 +39,16 @@ pub async fn check(
         .map_err(|e| Failure::Failed(format!("cannot run {}: {e}", exec.command[0])))?;
     let pid = child.id();
     let mut stderr = child.stderr.take().expect("piped");
+    /// How long to wait for stderr still in flight after the command exited.
+    const STDERR_DRAIN: std::time::Duration = std::time::Duration::from_millis(20);
     let mut output = Vec::new();
     let wait = async {
         // Read what the command says while it runs (bounded), then its exit.
         let mut buf = [0u8; 256];
         let mut open = true;
-        loop {
+        let status = loop {
             tokio::select! {
-                status = child.wait() => return status,
+                status = child.wait() => break status,
                 n = stderr.read(&mut buf), if open => match n {
                     Ok(0) | Err(_) => open = false,
                     Ok(n) => {
@@ -55,7 +57,20 @@ pub async fn check(
                     }
                 },
             }
+        };
+        // What the command wrote just before it exited may still be in the
+        // pipe. Take it, but do not wait for EOF: a child it left behind may
+        // hold the pipe open.
+        while open && output.len() < OUTPUT_LIMIT {
+            match tokio::time::timeout(STDERR_DRAIN, stderr.read(&mut buf)).await {
+                Ok(Ok(n)) if n > 0 => {
+                    let room = OUTPUT_LIMIT.saturating_sub(output.len());
+                    output.extend_from_slice(&buf[..n.min(room)]);
+                }
+                _ => open = false,
+            }
         }
+        status
     };
     match tokio::time::timeout(timeout, wait).await {
         Ok(Ok(status)) if status.success() => Ok("exit 0".to_string()),
