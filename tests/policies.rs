@@ -11,7 +11,12 @@ use std::{
     time::{Duration, Instant},
 };
 
-use failover_tests::{Netns, is_root, netns::DNS_SERVER_ADDR, poll_until};
+use failover_tests::{
+    Netns, is_root,
+    netns::DNS_SERVER_ADDR,
+    peers::{Tool, ToolQuery},
+    poll_until,
+};
 
 const AGENT: &str = env!("CARGO_BIN_EXE_failover-agent-under-test");
 const PORT: u16 = 80;
@@ -44,51 +49,22 @@ impl Dig {
 }
 
 /// `dig @server name A` in the client namespace (UDP: the kernel answers;
-/// `+tcp`: the userspace responder does).
+/// `+tcp`: the userspace responder does), parsed by the shared dig parser.
 fn dig(netns: &Netns, name: &str, extra: &[&str]) -> Dig {
-    let out = netns
-        .client_command("dig")
-        .arg(format!("@{DNS_SERVER_ADDR}"))
-        .args([name, "A", "+tries=1", "+time=1", "+nocookie"])
-        .args(extra)
-        .stdin(Stdio::null())
-        .output()
-        .expect("running dig");
-    let text = String::from_utf8_lossy(&out.stdout).to_string();
-    assert!(out.status.success(), "dig {name} {extra:?} failed: {text}");
-    let mut dig = Dig::default();
-    let mut section = "";
-    for line in text.lines() {
-        if let Some(rest) = line.split("status: ").nth(1) {
-            dig.status = rest.split(',').next().unwrap_or("").to_string();
-        }
-        if let Some(flags) = line.strip_prefix(";; flags: ") {
-            dig.aa = flags
-                .split(';')
-                .next()
-                .unwrap_or("")
-                .split(' ')
-                .any(|f| f == "aa");
-        }
-        if line.starts_with(";; ANSWER SECTION") {
-            section = "answer";
-        } else if line.starts_with(";; AUTHORITY SECTION") {
-            section = "authority";
-        } else if line.trim().is_empty() || line.starts_with(";;") {
-            section = "";
-        } else if !line.starts_with(';') {
-            let fields: Vec<&str> = line.split_whitespace().collect();
-            match section {
-                "answer" if fields.len() >= 5 && fields[3] == "A" => {
-                    dig.answers
-                        .push((fields[1].parse().unwrap(), fields[4].parse().unwrap()));
-                }
-                "authority" if fields.len() >= 4 => dig.authority.push(fields[3].to_string()),
-                _ => {}
-            }
-        }
+    let mut query = ToolQuery::new(Tool::Dig, IpAddr::V4(DNS_SERVER_ADDR), name, "A");
+    query.extra = extra.iter().map(|e| e.to_string()).collect();
+    let answer = query
+        .run(&netns.client)
+        .unwrap_or_else(|e| panic!("dig {name} {extra:?}: {e:#}"));
+    let a_records = answer.answer.iter().filter(|r| r.rtype == "A");
+    Dig {
+        status: answer.rcode.clone(),
+        aa: answer.has_flag("aa"),
+        answers: a_records
+            .map(|r| (r.ttl, r.rdata.parse().expect("an IPv4 address")))
+            .collect(),
+        authority: answer.authority.iter().map(|r| r.rtype.clone()).collect(),
     }
-    dig
 }
 
 /// Digs until `want` holds; the elapsed time and the answer. Panics with the

@@ -26,6 +26,7 @@ use failover_tests::{
     dns::{DnsAnswer, QueryOptions, build_query},
     in_netns, is_root,
     netns::DNS_SERVER_ADDR,
+    peers::{Tool, ToolQuery},
     poll_until,
 };
 use hickory_proto::{
@@ -145,42 +146,26 @@ struct Dig {
     authority: Vec<String>,
 }
 
+/// `dig @server name A` in the client namespace (UDP: the kernel answers;
+/// `+tcp`: the userspace responder does), parsed by the shared dig parser.
 fn dig(netns: &Netns, name: &str, extra: &[&str]) -> Dig {
-    let out = netns
-        .client_command("dig")
-        .arg(format!("@{DNS_SERVER_ADDR}"))
-        .args([name, "A", "+tries=1", "+time=1", "+nocookie"])
-        .args(extra)
-        .stdin(Stdio::null())
-        .output()
-        .expect("running dig");
-    let text = String::from_utf8_lossy(&out.stdout).to_string();
-    assert!(out.status.success(), "dig {name} {extra:?} failed: {text}");
-    let mut dig = Dig::default();
-    let mut section = "";
-    for line in text.lines() {
-        if let Some(rest) = line.split("status: ").nth(1) {
-            dig.status = rest.split(',').next().unwrap_or("").to_string();
-        }
-        if line.starts_with(";; ANSWER SECTION") {
-            section = "answer";
-        } else if line.starts_with(";; AUTHORITY SECTION") {
-            section = "authority";
-        } else if line.trim().is_empty() || line.starts_with(";;") {
-            section = "";
-        } else if !line.starts_with(';') {
-            let fields: Vec<&str> = line.split_whitespace().collect();
-            match section {
-                "answer" if fields.len() >= 5 && fields[3] == "A" => {
-                    dig.addrs.push(fields[4].parse().unwrap());
-                }
-                "authority" if fields.len() >= 4 => dig.authority.push(fields[3].to_string()),
-                _ => {}
-            }
-        }
+    let mut query = ToolQuery::new(Tool::Dig, IpAddr::V4(DNS_SERVER_ADDR), name, "A");
+    query.extra = extra.iter().map(|e| e.to_string()).collect();
+    let answer = query
+        .run(&netns.client)
+        .unwrap_or_else(|e| panic!("dig {name} {extra:?}: {e:#}"));
+    let a_records = answer.answer.iter().filter(|r| r.rtype == "A");
+    Dig {
+        status: answer.rcode.clone(),
+        addrs: {
+            let mut addrs: Vec<Ipv4Addr> = a_records
+                .map(|r| r.rdata.parse().expect("an IPv4 address"))
+                .collect();
+            addrs.sort();
+            addrs
+        },
+        authority: answer.authority.iter().map(|r| r.rtype.clone()).collect(),
     }
-    dig.addrs.sort();
-    dig
 }
 
 /// Digs (UDP and TCP) until both answers satisfy `want`; panics with the
