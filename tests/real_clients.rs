@@ -563,12 +563,9 @@ fn cases() -> Vec<Case> {
     ]
 }
 
-/// Every case of [`cases`] with dig and kdig, over UDP and TCP, IPv4 and
-/// IPv6, without EDNS, with EDNS 1232 and with EDNS 512; plus the same answer set and TTL for www over UDP (kernel) and TCP
-/// (userspace), and the kernel's counters showing it answered the UDP ones.
-#[test]
-fn dig_and_kdig_get_authoritative_answers_over_every_transport() {
-    require_root();
+/// Namespaces, IPv4 and IPv6 endpoints, and the agent in mode authoritative
+/// listening on port 53 of both server addresses.
+fn start_authoritative_agent() -> (Netns, [SocketAddr; 2]) {
     let mut netns = Netns::new(AGENT).expect("creating the namespaces");
     start_endpoints(&mut netns, true);
     let listen = [
@@ -579,6 +576,16 @@ fn dig_and_kdig_get_authoritative_answers_over_every_transport() {
         .write_config("agent.toml", &agent_config(Mode::Authoritative, &listen))
         .unwrap();
     netns.start_agent(&path, &[]).expect("starting the agent");
+    (netns, listen)
+}
+
+/// Every case of [`cases`] with dig and kdig, over UDP and TCP, IPv4 and
+/// IPv6, without EDNS, with EDNS 1232 and with EDNS 512; plus the same answer set and TTL for www over UDP (kernel) and TCP
+/// (userspace), and the kernel's counters showing it answered the UDP ones.
+#[test]
+fn dig_and_kdig_get_authoritative_answers_over_every_transport() {
+    require_root();
+    let (mut netns, listen) = start_authoritative_agent();
     for addr in &listen {
         netns
             .wait_for_server_tcp(*addr, Duration::from_secs(10))
@@ -734,16 +741,7 @@ fn dig_and_kdig_get_authoritative_answers_over_every_transport() {
 #[test]
 fn xdp_answers_tagged_queries_on_the_veth() {
     require_root();
-    let mut netns = Netns::new(AGENT).expect("creating the namespaces");
-    start_endpoints(&mut netns, true);
-    let listen = [
-        SocketAddr::new(DNS_SERVER_ADDR.into(), 53),
-        SocketAddr::new(DNS_SERVER_ADDR6.into(), 53),
-    ];
-    let path = netns
-        .write_config("agent.toml", &agent_config(Mode::Authoritative, &listen))
-        .unwrap();
-    netns.start_agent(&path, &[]).expect("starting the agent");
+    let (mut netns, _) = start_authoritative_agent();
     for (qtype, want) in [("A", PRIMARY.to_string()), ("AAAA", PRIMARY6.to_string())] {
         let probe = ToolQuery::new(Tool::Dig, DNS_SERVER_ADDR.into(), WWW, qtype);
         wait_for_answer(&netns, &probe, Duration::from_secs(10), "for www", |a| {
@@ -825,16 +823,7 @@ fn xdp_answers_tagged_queries_on_the_veth() {
 #[test]
 fn unbound_resolves_through_a_stub_zone_and_follows_a_failover() {
     require_root();
-    let mut netns = Netns::new(AGENT).expect("creating the namespaces");
-    start_endpoints(&mut netns, true);
-    let listen = [
-        SocketAddr::new(DNS_SERVER_ADDR.into(), 53),
-        SocketAddr::new(DNS_SERVER_ADDR6.into(), 53),
-    ];
-    let path = netns
-        .write_config("agent.toml", &agent_config(Mode::Authoritative, &listen))
-        .unwrap();
-    netns.start_agent(&path, &[]).expect("starting the agent");
+    let (mut netns, _) = start_authoritative_agent();
     let direct = ToolQuery::new(Tool::Dig, DNS_SERVER_ADDR.into(), WWW, "A");
     wait_for_answer(&netns, &direct, Duration::from_secs(10), "for www", |a| {
         a.rdata("A") == [PRIMARY.to_string()]

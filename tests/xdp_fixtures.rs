@@ -16,8 +16,8 @@ use std::{
 use failover_agent::sink::{AnswerSink, RTYPE_A, RTYPE_AAAA, RTYPE_HTTPS, ZoneSoa};
 use failover_common::Counter;
 use failover_tests::{
-    packets::{ExpectedSoa, Opt, Query, check_answer, check_answer_rcode, wire_name},
-    xdp::{Responder, XDP_PASS, XDP_TX, pin_to_cpu},
+    packets::{Answer, ExpectedSoa, Opt, Query, check_answer, check_answer_rcode, wire_name},
+    xdp::{Responder, Run, XDP_PASS, XDP_TX, pin_to_cpu},
 };
 use hickory_proto::op::ResponseCode;
 
@@ -725,64 +725,30 @@ fn fixtures_give_the_expected_verdict_and_frame() {
             .map(|(c, _)| *c)
             .collect();
         let outcome = match &f.expect {
-            Expect::Answer(addrs, ttl) => {
-                if run.verdict != XDP_TX {
-                    Err(format!(
-                        "verdict {} (counters bumped: {bumped:?})",
-                        run.verdict
-                    ))
-                } else if bumped != [Counter::Answered] {
-                    Err(format!("counters bumped: {bumped:?}"))
-                } else {
-                    match check_answer(&f.query, &run.frame) {
-                        Err(e) => Err(format!("{e:#}")),
-                        Ok(answer) => {
-                            let got: BTreeSet<_> = answer.addrs.iter().copied().collect();
-                            let want: BTreeSet<_> = addrs.iter().copied().collect();
-                            if answer.addrs.len() != addrs.len() || got != want {
-                                Err(format!("addresses {:?}, want {addrs:?}", answer.addrs))
-                            } else if answer.ttls.iter().any(|t| t != ttl) {
-                                Err(format!("TTLs {:?}, want {ttl}", answer.ttls))
-                            } else {
-                                Ok(())
-                            }
-                        }
+            Expect::Answer(addrs, ttl) => answered(&f, &run, &bumped, ResponseCode::NoError)
+                .and_then(|answer| {
+                    let got: BTreeSet<_> = answer.addrs.iter().copied().collect();
+                    let want: BTreeSet<_> = addrs.iter().copied().collect();
+                    if answer.addrs.len() != addrs.len() || got != want {
+                        Err(format!("addresses {:?}, want {addrs:?}", answer.addrs))
+                    } else if answer.ttls.iter().any(|t| t != ttl) {
+                        Err(format!("TTLs {:?}, want {ttl}", answer.ttls))
+                    } else {
+                        Ok(())
                     }
-                }
-            }
+                }),
             Expect::NoData => {
-                if run.verdict != XDP_TX {
-                    Err(format!(
-                        "verdict {} (counters bumped: {bumped:?})",
-                        run.verdict
-                    ))
-                } else if bumped != [Counter::Answered] {
-                    Err(format!("counters bumped: {bumped:?}"))
-                } else {
-                    match check_answer(&f.query, &run.frame) {
-                        Err(e) => Err(format!("{e:#}")),
-                        Ok(answer) if !answer.addrs.is_empty() => {
-                            Err(format!("NODATA with answers {:?}", answer.addrs))
-                        }
-                        Ok(answer) if answer.soa != Some(expected_soa()) => {
-                            Err(format!("authority SOA {:?}", answer.soa))
-                        }
-                        Ok(_) => Ok(()),
+                answered(&f, &run, &bumped, ResponseCode::NoError).and_then(|answer| {
+                    if !answer.addrs.is_empty() {
+                        Err(format!("NODATA with answers {:?}", answer.addrs))
+                    } else if answer.soa != Some(expected_soa()) {
+                        Err(format!("authority SOA {:?}", answer.soa))
+                    } else {
+                        Ok(())
                     }
-                }
+                })
             }
-            Expect::ServFail => {
-                if run.verdict != XDP_TX {
-                    Err(format!(
-                        "verdict {} (counters bumped: {bumped:?})",
-                        run.verdict
-                    ))
-                } else {
-                    check_answer_rcode(&f.query, &run.frame, ResponseCode::ServFail)
-                        .map(|_| ())
-                        .map_err(|e| format!("{e:#}"))
-                }
-            }
+            Expect::ServFail => answered(&f, &run, &bumped, ResponseCode::ServFail).map(|_| ()),
             Expect::Pass(counter) => {
                 if run.verdict != XDP_PASS {
                     Err(format!("verdict {}, want XDP_PASS", run.verdict))
@@ -900,6 +866,31 @@ fn weighted_answers_split_by_weight_per_query() {
             5.0 * sigma
         );
     }
+}
+
+/// The checks every answered fixture shares: XDP_TX, only the answered
+/// counter bumped, and the frame a complete answer with `rcode`.
+fn answered(
+    f: &Fixture,
+    run: &Run,
+    bumped: &[Counter],
+    rcode: ResponseCode,
+) -> Result<Answer, String> {
+    if run.verdict != XDP_TX {
+        return Err(format!(
+            "verdict {} (counters bumped: {bumped:?})",
+            run.verdict
+        ));
+    }
+    if bumped != [Counter::Answered] {
+        return Err(format!("counters bumped: {bumped:?}"));
+    }
+    let checked = if rcode == ResponseCode::NoError {
+        check_answer(&f.query, &run.frame)
+    } else {
+        check_answer_rcode(&f.query, &run.frame, rcode)
+    };
+    checked.map_err(|e| format!("{e:#}"))
 }
 
 fn hex(bytes: &[u8]) -> String {
