@@ -13,14 +13,16 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use failover_agent::agent::{Agent, publish_all_healthy};
-use failover_agent::answers::{AnswerTable, Entry};
+use failover_agent::agent::{Agent, HealthSnapshot, Reloader};
+use failover_agent::checks::result::{CheckResult, Failure};
+use failover_agent::checks::settings::{Check, CheckTarget};
 use failover_agent::checks::{Prepared, Rng, run_once};
-use failover_agent::config::{Check, CheckTarget, Config};
-use failover_agent::health::{CheckResult, Failure};
-use failover_agent::responder::Responder;
-use failover_agent::server::{Listeners, Server, TcpLimits};
-use failover_agent::sink::RTYPE_A;
+use failover_agent::config::Config;
+use failover_agent::dns::rr::RTYPE_A;
+use failover_agent::policy::Answer;
+use failover_agent::publish::publish_all_healthy;
+use failover_agent::serve::server::{Listeners, Server, TcpLimits};
+use failover_agent::serve::{AnswerTable, Entry, Responder};
 
 fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_multi_thread()
@@ -453,7 +455,7 @@ fn dns_server(rt: &tokio::runtime::Runtime, addr: SocketAddr) -> Server {
     let config = config_with("kind = \"tcp\"\nport = 1", "{ address = \"127.0.0.1\" }");
     let mut table = AnswerTable::new();
     publish_all_healthy(&config, &mut table).unwrap();
-    let responder = Responder::new(&config, table);
+    let responder = Responder::new(table);
     rt.block_on(async {
         let listeners = Listeners::bind(&[addr], false).unwrap();
         Server::start(
@@ -729,9 +731,9 @@ fn exec_exit_codes_environment_and_kill_at_timeout() {
 /// Runs an agent over an AnswerTable on the current thread's runtime.
 struct RunningAgent {
     table: AnswerTable,
-    reloader: failover_agent::agent::Reloader,
+    reloader: Reloader,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
-    snapshots: Arc<Mutex<Option<failover_agent::health::HealthSnapshot>>>,
+    snapshots: Arc<Mutex<Option<HealthSnapshot>>>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
 
@@ -770,7 +772,10 @@ impl RunningAgent {
 
     fn answer(&self, name: &str) -> Option<Vec<IpAddr>> {
         match self.table.get(name, RTYPE_A) {
-            Some(Entry::Answer { addrs, .. }) => Some(addrs),
+            Some(Entry {
+                answer: Answer::Addrs(addrs),
+                ..
+            }) => Some(addrs),
             _ => None,
         }
     }
@@ -787,7 +792,7 @@ impl RunningAgent {
         }
     }
 
-    fn stop(mut self) -> failover_agent::health::HealthSnapshot {
+    fn stop(mut self) -> HealthSnapshot {
         let _ = self.stop.take().unwrap().send(());
         self.thread.take().unwrap().join().unwrap();
         self.snapshots.lock().unwrap().take().unwrap()

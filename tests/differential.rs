@@ -28,8 +28,7 @@ use std::collections::BTreeMap;
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
-use failover_agent::answers::AnswerTable;
-use failover_agent::responder::{Responder as Userspace, Transport};
+use failover_agent::serve::{AnswerTable, Responder as Userspace, Transport};
 use failover_tests::compare::{check_reply_frame, hex, semantic_diff, weighted_choices};
 use failover_tests::r#gen::{
     Generated, Layout, NameKind, QueryGen, TYPE_A, TYPE_AAAA, TYPE_HTTPS, Universe, count_from_env,
@@ -198,7 +197,7 @@ fn kernel_and_userspace_answer_every_query_alike() {
     feed(&config, &mut kernel.dataplane).expect("fill the kernel map");
     let mut table = AnswerTable::new();
     feed(&config, &mut table).expect("fill the userspace table");
-    let userspace = Userspace::new(&config, table);
+    let userspace = Userspace::new(table);
     let universe = Universe::of(&config);
     let mut generator = QueryGen::new(universe.clone(), seed);
 

@@ -11,9 +11,15 @@
 use std::{
     collections::BTreeSet,
     net::{IpAddr, Ipv4Addr, Ipv6Addr},
+    sync::Arc,
 };
 
-use failover_agent::sink::{AnswerSink, RTYPE_A, RTYPE_AAAA, RTYPE_HTTPS, ZoneSoa};
+use failover_agent::config::Config;
+use failover_agent::dns::rr::{RTYPE_A, RTYPE_AAAA, RTYPE_HTTPS, Soa};
+use failover_agent::policy::Answer as Decided;
+use failover_agent::publish::Publisher as _;
+use failover_agent::serve::Entry;
+use failover_agent::serve::zones::ZoneTree;
 use failover_common::Counter;
 use failover_tests::{
     packets::{Answer, ExpectedSoa, Opt, Query, check_answer, check_answer_rcode, wire_name},
@@ -33,8 +39,8 @@ const BROKEN: &str = "broken.example.test.";
 /// Weighted record.
 const SPLIT: &str = "split.example.test.";
 
-fn zone() -> ZoneSoa {
-    ZoneSoa {
+fn zone() -> Soa {
+    Soa {
         apex: "example.test.".into(),
         mname: "ns1.example.test.".into(),
         rname: "hostmaster.example.test.".into(),
@@ -45,6 +51,22 @@ fn zone() -> ZoneSoa {
         minimum: 60,
         negative_ttl: 45,
     }
+}
+
+/// The zone tree of the fixtures: `example.test.` with the SOA of [`zone`],
+/// published through the same path as the agent's.
+fn zone_tree() -> Arc<ZoneTree> {
+    let z = zone();
+    let text = format!(
+        "[[zone]]\norigin = \"{}\"\nmname = \"{}\"\nrname = \"{}\"\nserial = {}\nrefresh = {}\nretry = {}\nexpire = {}\nminimum = {}\nsoa_ttl = {}\n\
+         [[record]]\nname = \"{WWW}\"\ntype = \"A\"\npolicy = \"failover\"\ncheck = \"c\"\nendpoints = [{{ address = \"192.0.2.10\" }}]\n\
+         [checks.c]\nkind = \"icmp\"\n",
+        z.apex, z.mname, z.rname, z.serial, z.refresh, z.retry, z.expire, z.minimum, z.negative_ttl
+    );
+    let config = Config::parse(&text, "fixture zone").expect("the fixture zone is valid");
+    let tree = ZoneTree::new(&config);
+    assert_eq!(tree.zone(0).map(|z| &z.soa), Some(&zone()));
+    Arc::new(tree)
 }
 
 fn expected_soa() -> ExpectedSoa {
@@ -104,9 +126,10 @@ fn sixteen() -> Vec<Ipv4Addr> {
 fn responder() -> Responder {
     let mut r = Responder::load().expect("load XDP responder (are we root?)");
     let dp = &mut r.dataplane;
-    dp.set_zone(0, &zone()).unwrap();
-    dp.publish(V6ONLY, RTYPE_AAAA, 0, 120, &v6_addrs()).unwrap();
-    dp.publish(&long_name(), RTYPE_AAAA, 0, 7, &v6_sixteen())
+    dp.set_zones(&zone_tree()).unwrap();
+    let addrs = |ttl, addrs| Entry::new(0, ttl, Decided::Addrs(addrs));
+    dp.put(V6ONLY, RTYPE_AAAA, &addrs(120, v6_addrs())).unwrap();
+    dp.put(&long_name(), RTYPE_AAAA, &addrs(7, v6_sixteen()))
         .unwrap();
     for (name, rtype) in [
         (WWW, RTYPE_AAAA),
@@ -115,7 +138,7 @@ fn responder() -> Responder {
         (V6ONLY, RTYPE_A),
         (V6ONLY, RTYPE_HTTPS),
     ] {
-        dp.publish_nodata(name, rtype, 0).unwrap();
+        dp.put(name, rtype, &Entry::nodata(0)).unwrap();
     }
     r.set_a(WWW, 30, &[Ipv4Addr::new(192, 0, 2, 10)]).unwrap();
     r.set_a(POOL, 60, &pool_addrs()).unwrap();
@@ -126,8 +149,9 @@ fn responder() -> Responder {
     )
     .unwrap();
     r.set_a(&long_name(), 5, &sixteen()).unwrap();
-    r.dataplane.set_servfail(BROKEN, RTYPE_A, 0).unwrap();
-    r.dataplane.set_servfail(BROKEN, RTYPE_AAAA, 0).unwrap();
+    let servfail = Entry::new(0, 0, Decided::ServFail);
+    r.dataplane.put(BROKEN, RTYPE_A, &servfail).unwrap();
+    r.dataplane.put(BROKEN, RTYPE_AAAA, &servfail).unwrap();
     r
 }
 
@@ -839,7 +863,11 @@ fn weighted_answers_split_by_weight_per_query() {
     let weighted: Vec<(IpAddr, u32)> = addrs.iter().copied().zip(weights).collect();
     responder
         .dataplane
-        .set_weighted(SPLIT, RTYPE_A, 0, 20, &weighted)
+        .put(
+            SPLIT,
+            RTYPE_A,
+            &Entry::new(0, 20, Decided::Weighted(weighted)),
+        )
         .unwrap();
     let query = Query::a(SPLIT);
     let frame = query.frame();

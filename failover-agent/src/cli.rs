@@ -9,19 +9,13 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
 
-use anyhow::{Context as _, Result};
 use clap::{Parser, Subcommand, ValueEnum};
-use log::{error, info, warn};
-use tokio::signal::unix::{SignalKind, signal};
+use log::{error, warn};
 
-use crate::agent::Agent;
-use crate::answers::AnswerTable;
+use crate::admin_state::AdminStore;
 use crate::config::{Config, ServerMode, listen_address};
-use crate::dataplane::{AttachMode, Dataplane};
-use crate::demo::DemoEndpoints;
-use crate::fanout::FanOut;
-use crate::responder::Responder;
-use crate::server::{Listeners, Server, ServerStats, TcpLimits};
+use crate::daemon::{self, Plan, reload::DEFAULT_PID_FILE};
+use crate::dataplane::AttachMode;
 
 const EXIT_RUNTIME: u8 = 1;
 const EXIT_USAGE: u8 = 2;
@@ -57,7 +51,7 @@ enum Command {
     /// changes nothing (the agent logs why).
     Reload {
         /// The running agent's pid file (run --pid-file).
-        #[arg(long, value_name = "FILE", default_value = crate::reload::DEFAULT_PID_FILE)]
+        #[arg(long, value_name = "FILE", default_value = DEFAULT_PID_FILE)]
         pid_file: PathBuf,
         /// Validate this file first and signal nothing if it is invalid
         /// (give the file the agent runs with).
@@ -170,7 +164,7 @@ struct RunArgs {
     control_socket: Option<PathBuf>,
     /// Write the agent's pid here (for `failover-agent reload`); removed at
     /// exit. SIGHUP reloads the --config file.
-    #[arg(long, value_name = "FILE", default_value = crate::reload::DEFAULT_PID_FILE)]
+    #[arg(long, value_name = "FILE", default_value = DEFAULT_PID_FILE)]
     pid_file: PathBuf,
 }
 
@@ -192,13 +186,6 @@ impl From<XdpModeArg> for AttachMode {
             XdpModeArg::Native => AttachMode::Native,
             XdpModeArg::Skb => AttachMode::Skb,
         }
-    }
-}
-
-fn mode_name(mode: AttachMode) -> &'static str {
-    match mode {
-        AttachMode::Native => "native",
-        AttachMode::Skb => "skb",
     }
 }
 
@@ -237,7 +224,7 @@ pub fn main() -> ExitCode {
             }
         },
         Command::Reload { pid_file, config } => {
-            match crate::reload::signal_agent(&pid_file, config.as_deref()) {
+            match daemon::reload::signal_agent(&pid_file, config.as_deref()) {
                 Ok(pid) => {
                     println!(
                         "sent SIGHUP to failover-agent pid {pid}: it reloads its configuration and logs the result"
@@ -331,21 +318,15 @@ pub fn main() -> ExitCode {
     }
 }
 
-/// What `run` was asked to do, resolved from arguments and defaults.
-struct Plan {
-    config: Config,
-    iface: String,
-    mode: AttachMode,
-    demo: bool,
-    /// The admin-state file's overrides (or an empty in-memory state).
-    admin: crate::admin_state::AdminStore,
-}
-
 fn plan(args: &RunArgs) -> Result<Plan, String> {
     let (mut config, demo) = match &args.config {
         Some(path) => (Config::load(path).map_err(|e| e.to_string())?, false),
         None => (Config::default_demo(), true),
     };
+    let reload = args
+        .config
+        .as_ref()
+        .map(|path| (path.clone(), config.server.clone()));
     // Command line over file.
     if let Some(mode) = args.mode {
         config.server.mode = match mode {
@@ -391,8 +372,8 @@ fn plan(args: &RunArgs) -> Result<Plan, String> {
         config.admin.control_socket_is_default = false;
     }
     let admin = match &config.admin.state_file {
-        Some(path) => crate::admin_state::AdminStore::open(path).map_err(|e| format!("{e:#}"))?,
-        None => crate::admin_state::AdminStore::memory(),
+        Some(path) => AdminStore::open(path).map_err(|e| format!("{e:#}"))?,
+        None => AdminStore::memory(),
     };
     Ok(Plan {
         config,
@@ -400,6 +381,9 @@ fn plan(args: &RunArgs) -> Result<Plan, String> {
         mode,
         demo,
         admin,
+        reload,
+        pid_file: args.pid_file.clone(),
+        stats_interval: args.stats_interval,
     })
 }
 
@@ -475,258 +459,12 @@ fn run(args: RunArgs) -> ExitCode {
             return ExitCode::from(EXIT_USAGE);
         }
     };
-    let reload = ReloadSetup {
-        file_server: args
-            .config
-            .as_ref()
-            .and_then(|p| Config::load(p).ok())
-            .map(|c| c.server),
-        config_path: args.config.clone(),
-        pid_file: args.pid_file.clone(),
-    };
-    match run_plan(plan, args.stats_interval, reload) {
+    match daemon::run(plan) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             error!("{e:#}");
             ExitCode::from(EXIT_RUNTIME)
         }
-    }
-}
-
-/// What SIGHUP needs: the file to re-read, and its `[server]` as loaded.
-struct ReloadSetup {
-    config_path: Option<PathBuf>,
-    file_server: Option<crate::config::Server>,
-    pid_file: PathBuf,
-}
-
-/// The agent's sink: the kernel map and the userspace table, fed alike.
-type Sinks = FanOut<Dataplane, AnswerTable>;
-
-fn run_plan(plan: Plan, stats_interval: Duration, reload: ReloadSetup) -> Result<()> {
-    let Plan {
-        config,
-        iface,
-        mode,
-        demo,
-        admin,
-    } = plan;
-    for warning in config.warnings() {
-        warn!("{warning}");
-    }
-    // SIGHUP's default action ends the process: ignore it until the reload
-    // handler replaces this below, so a SIGHUP during start-up (logrotate, an
-    // early `failover-agent reload`) cannot kill an agent that has attached XDP.
-    // SAFETY: setting a signal's disposition to SIG_IGN has no preconditions.
-    unsafe { libc::signal(libc::SIGHUP, libc::SIG_IGN) };
-    // Bound first: a port that is taken stops us before the kernel is
-    // touched, and once XDP passes queries up, something answers them.
-    let listeners = match config.server.mode {
-        ServerMode::Authoritative => Some(
-            Listeners::bind(
-                &config.server.listen,
-                config.server.listen_is_default || demo,
-            )
-            .context("serving DNS in userspace (mode authoritative)")?,
-        ),
-        ServerMode::Front => {
-            info!(
-                "mode front: no userspace DNS server; queries XDP does not answer go to the DNS server on this host"
-            );
-            None
-        }
-    };
-    let mut dataplane = Dataplane::load().map_err(|e| {
-        // SAFETY: geteuid has no preconditions.
-        if unsafe { libc::geteuid() } != 0 {
-            e.context("loading the XDP program (needs root, or CAP_BPF and CAP_NET_ADMIN)")
-        } else {
-            e
-        }
-    })?;
-    if let Err(e) = dataplane.attach(&iface, mode) {
-        let hint = if mode == AttachMode::Native {
-            " (hint: the driver may not support native XDP; try --xdp-mode skb)"
-        } else {
-            ""
-        };
-        return Err(e.context(format!(
-            "attaching the XDP responder to {iface} in {} mode failed{hint}",
-            mode_name(mode)
-        )));
-    }
-    info!(
-        "XDP responder attached to {iface} in {} mode; {} records in {} zones",
-        mode_name(mode),
-        config.records.len(),
-        config.zones.len()
-    );
-
-    // Started from the main thread (the parent-death signal follows it) and
-    // dropped after the runtime is gone: the children die last.
-    let demo_endpoints = if demo {
-        let demo_endpoints = start_demo(&config)?;
-        Some(demo_endpoints)
-    } else {
-        None
-    };
-
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .context("starting the async runtime")?;
-    let table = AnswerTable::new();
-    let responder = Responder::new(&config, table.clone());
-    let limits = TcpLimits {
-        idle_timeout: config.server.tcp_idle_timeout,
-        max_connections: config.server.tcp_max_connections,
-    };
-    let mut agent = Agent::new(
-        config,
-        FanOut::new(dataplane, table, ["kernel map", "userspace table"]),
-    );
-    // SOA, NS and negative answers are known before any check has run.
-    agent.declare_zones();
-    agent.set_admin(admin);
-    let control_socket = agent.config().admin.control_socket.clone().map(|path| {
-        let is_default = agent.config().admin.control_socket_is_default;
-        (path, is_default, agent.control_channel())
-    });
-    {
-        // A reload gives the userspace responder the new zones.
-        let responder = responder.clone();
-        agent.on_config_change(move |config| responder.set_config(config));
-    }
-    let open_files = crate::checks::raise_fd_limit();
-    if (open_files as usize) < 2 * agent.config().endpoint_count() + 256 {
-        warn!(
-            "open-file limit {open_files} is low for {} endpoints: checks may fail with \"too many open files\"",
-            agent.config().endpoint_count()
-        );
-    }
-    let running_server = agent.config().server.clone();
-    let reloader = agent.reloader();
-    // The default path is best effort (e.g. /run not writable); a given one must work.
-    let _pid_file = match crate::reload::PidFile::write(&reload.pid_file) {
-        Ok(pid_file) => Some(pid_file),
-        Err(e) if reload.pid_file == Path::new(crate::reload::DEFAULT_PID_FILE) => {
-            warn!("{e:#}; `failover-agent reload` will not find this agent (SIGHUP still works)");
-            None
-        }
-        Err(e) => return Err(e),
-    };
-    let result = runtime.block_on(async {
-        let server = match listeners {
-            Some(listeners) => Some(Server::start(listeners, responder, limits)?),
-            None => None,
-        };
-        let server_stats = server.as_ref().map(|s| s.stats());
-        if let Some((path, is_default, control)) = control_socket
-            && let Some(listener) = crate::control::bind(&path, is_default)?
-        {
-            tokio::spawn(crate::control::serve(listener, path, control));
-        }
-        match (&reload.config_path, reload.file_server) {
-            (Some(path), Some(file_server)) => {
-                tokio::spawn(crate::reload::on_sighup(
-                    path.clone(),
-                    running_server,
-                    file_server,
-                    reloader,
-                ));
-            }
-            _ => {
-                // The built-in demo has no file to re-read: SIGHUP is
-                // acknowledged and changes nothing (rather than killing us).
-                if let Ok(mut hangups) = signal(SignalKind::hangup()) {
-                    tokio::spawn(async move {
-                        while hangups.recv().await.is_some() {
-                            info!("SIGHUP: the built-in demo configuration has no file to reload");
-                        }
-                    });
-                }
-            }
-        }
-        let mut sigint =
-            signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
-        let mut sigterm =
-            signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
-        let shutdown = async {
-            tokio::select! {
-                _ = sigint.recv() => info!("SIGINT: shutting down"),
-                _ = sigterm.recv() => info!("SIGTERM: shutting down"),
-            }
-        };
-        let result = agent
-            .run(shutdown, Some(stats_interval), |sinks: &Sinks| {
-                log_counters(&sinks.first, server_stats.as_deref())
-            })
-            .await;
-        if let Some(server) = server {
-            let stats = server.stats();
-            server.stop().await;
-            info!("userspace server stopped: {}", stats.summary());
-        }
-        result
-    });
-    // Stops the check tasks before the dataplane goes away.
-    drop(runtime);
-    let mut dataplane = agent.into_sink().first;
-    log_counters(&dataplane, None);
-    let detached = dataplane
-        .detach()
-        .with_context(|| format!("detaching the XDP responder from {iface}"));
-    if detached.is_ok() {
-        info!("XDP responder detached from {iface}");
-    }
-    drop(demo_endpoints);
-    result?;
-    detached
-}
-
-fn start_demo(config: &Config) -> Result<DemoEndpoints> {
-    let record = &config.records[0];
-    let listen: Vec<SocketAddr> = record
-        .endpoints
-        .iter()
-        .map(|e| SocketAddr::from((e.address, record.check.port.expect("the demo check is tcp"))))
-        .collect();
-    let demo = DemoEndpoints::start(&listen)?;
-    for ((addr, pid), endpoint) in demo.pids().into_iter().zip(&record.endpoints) {
-        info!(
-            "demo: endpoint {addr} (priority {}) is pid {pid}",
-            endpoint.priority
-        );
-    }
-    if let Some((addr, pid)) = demo.pids().first().copied() {
-        info!(
-            "demo: stop the primary with `kill {pid}`, then bring it back with `{}`",
-            demo.command_line(addr)
-        );
-    }
-    let name = record.name.trim_end_matches('.');
-    info!("demo: watch the answers with `dig @127.0.0.1 {name}` (from XDP)");
-    info!(
-        "demo: userspace answers the rest: `dig @127.0.0.1 {name} MX`, `dig @::1 {name} AAAA`, `dig @127.0.0.1 {name} +tcp`, `dig @127.0.0.1 {} SOA`",
-        config.zones[0].origin.trim_end_matches('.')
-    );
-    Ok(demo)
-}
-
-fn log_counters(dataplane: &Dataplane, server: Option<&ServerStats>) {
-    match dataplane.counters() {
-        Ok(counters) => info!(
-            "kernel counters: {}",
-            counters
-                .iter()
-                .map(|(c, n)| format!("{}={n}", c.name()))
-                .collect::<Vec<_>>()
-                .join(" ")
-        ),
-        Err(e) => warn!("reading the kernel counters: {e:#}"),
-    }
-    if let Some(server) = server {
-        info!("userspace server counters: {}", server.summary());
     }
 }
 

@@ -1,18 +1,32 @@
 //! failover agent: health checks endpoints, keeps the kernel's answer map true,
 //! and answers in userspace what the kernel passes up.
+//!
+//! Layers, each using only those above it in this list:
+//! - [`dns`]: wire names, record types, the SOA;
+//! - [`field`]: one config field's path and the value checks shared by all;
+//! - [`checks`]: the check kinds (each owning its settings), the probe loop
+//!   and rise/fall health;
+//! - [`config`]: the file, its validation and the validated [`config::Config`];
+//! - [`policy`]: pure: (record, endpoint states) -> answer;
+//! - [`serve`]: the userspace DNS server: answer table, zone tree,
+//!   responder, sockets;
+//! - [`dataplane`]: the XDP program's lifecycle (load, attach, counters);
+//! - [`publish`]: one path from a decided answer to both answering paths;
+//! - [`admin_state`], [`control`]: operator overrides and the control socket;
+//! - [`agent`]: the event loop (checks in, answers out), reload, overrides,
+//!   status;
+//! - [`daemon`], [`cli`], [`demo`]: a running process and its command line.
 pub mod admin_state;
 pub mod agent;
-pub mod answers;
 pub mod checks;
 pub mod cli;
 pub mod config;
 pub mod control;
+pub mod daemon;
 pub mod dataplane;
 pub mod demo;
-pub mod fanout;
-pub mod health;
+pub mod dns;
+pub mod field;
 pub mod policy;
-pub mod reload;
-pub mod responder;
-pub mod server;
-pub mod sink;
+pub mod publish;
+pub mod serve;

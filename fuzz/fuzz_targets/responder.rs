@@ -14,8 +14,7 @@
 
 use std::sync::LazyLock;
 
-use failover_agent::answers::AnswerTable;
-use failover_agent::responder::{Responder, Transport};
+use failover_agent::serve::{AnswerTable, Responder, Transport};
 use hickory_proto::op::{Message, MessageType};
 use libfuzzer_sys::fuzz_target;
 
@@ -23,7 +22,7 @@ static RESPONDER: LazyLock<Responder> = LazyLock::new(|| {
     let config = failover_tests::r#gen::test_config();
     let mut table = AnswerTable::new();
     failover_tests::r#gen::feed(&config, &mut table).expect("fill the answer table");
-    Responder::new(&config, table)
+    Responder::new(table)
 });
 
 fuzz_target!(|query: &[u8]| {

@@ -4,7 +4,8 @@
 use std::net::IpAddr;
 use std::ops::Range;
 
-use failover_agent::answers::{AnswerTable, Entry};
+use failover_agent::policy::Answer;
+use failover_agent::serve::AnswerTable;
 use hickory_proto::op::{Message, MessageType, OpCode};
 use hickory_proto::rr::{RData, Record};
 
@@ -90,8 +91,8 @@ pub fn weighted_choices(table: &AnswerTable, query: &[u8]) -> Option<Vec<IpAddr>
     let name_end = 12 + qlen - 4;
     let key = query[12..name_end].to_ascii_lowercase();
     let qtype = u16::from_be_bytes([query[name_end], query[name_end + 1]]);
-    match table.read().get(&key, qtype)? {
-        Entry::Weighted { choices, .. } => Some(choices.iter().map(|(a, _)| *a).collect()),
+    match &table.read().get(&key, qtype)?.answer {
+        Answer::Weighted(choices) => Some(choices.iter().map(|(a, _)| *a).collect()),
         _ => None,
     }
 }

@@ -17,10 +17,10 @@
 use std::collections::{BTreeSet, HashSet};
 use std::fmt;
 
-use failover_agent::agent::publish_all_healthy;
 use failover_agent::config::Config;
-use failover_agent::policy::{Answer, Rules, State, decide};
-use failover_agent::sink::AnswerSink;
+use failover_agent::policy::{Rules, State, decide};
+use failover_agent::publish::{Publisher, publish_all_healthy};
+use failover_agent::serve::Entry;
 
 use crate::packets::{Opt, Query, internet_checksum, wire_name};
 
@@ -444,12 +444,12 @@ pub const ALL_DOWN: [&str; 4] = [
     "open.example.test.",
 ];
 
-/// Feeds `sink` what the agent writes for `config` when every endpoint is
+/// Feeds `target` what the agent writes for `config` when every endpoint is
 /// healthy (`publish_all_healthy`), except the records named in [`ALL_DOWN`],
 /// whose endpoints are all down: their answer is then the agent's own
 /// decision for that state. Both answering paths get exactly these calls.
-pub fn feed(config: &Config, sink: &mut impl AnswerSink) -> anyhow::Result<()> {
-    publish_all_healthy(config, sink)?;
+pub fn feed(config: &Config, target: &mut impl Publisher) -> anyhow::Result<()> {
+    publish_all_healthy(config, target)?;
     for record in &config.records {
         if !ALL_DOWN
             .iter()
@@ -459,14 +459,9 @@ pub fn feed(config: &Config, sink: &mut impl AnswerSink) -> anyhow::Result<()> {
         }
         let states = vec![State::Unhealthy; record.endpoints.len()];
         let decision = decide(&Rules::of(record), &states).expect("every state is known");
-        let (name, rtype, zone) = (&record.name, record.rtype.code(), record.zone as u32);
         // As the agent's run loop writes a decision.
-        match &decision.answer {
-            Answer::Addrs(addrs) => sink.publish(name, rtype, zone, decision.ttl, addrs)?,
-            Answer::Weighted(w) => sink.publish_weighted(name, rtype, zone, decision.ttl, w)?,
-            Answer::NoData => sink.publish_nodata(name, rtype, zone)?,
-            Answer::ServFail => sink.publish_servfail(name, rtype, zone)?,
-        }
+        let entry = Entry::new(record.zone as u32, decision.ttl, decision.answer);
+        target.put(&record.name, record.rtype.code(), &entry)?;
     }
     Ok(())
 }

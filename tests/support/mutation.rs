@@ -20,8 +20,7 @@ use std::fmt;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, Result};
-use failover_agent::answers::AnswerTable;
-use failover_agent::responder::{Responder as Userspace, Transport};
+use failover_agent::serve::{AnswerTable, Responder as Userspace, Transport};
 use hickory_proto::op::{Message, MessageType, OpCode};
 
 use crate::compare::{check_reply_frame, dns_payload, hex, semantic_diff, weighted_choices};
@@ -95,7 +94,7 @@ pub fn run(opts: &MutationRun) -> Result<MutationReport> {
     feed(&config, &mut kernel.dataplane)?;
     let mut table = AnswerTable::new();
     feed(&config, &mut table)?;
-    let userspace = Userspace::new(&config, table);
+    let userspace = Userspace::new(table);
     let mut generator = QueryGen::new(Universe::of(&config), opts.seed);
 
     let mut report = MutationReport {

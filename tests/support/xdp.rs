@@ -6,6 +6,9 @@ use std::net::{IpAddr, Ipv4Addr};
 use anyhow::{Context as _, Result, bail};
 use aya::programs::{TestRun, TestRunOptions, Xdp};
 use failover_agent::dataplane::Dataplane;
+use failover_agent::policy::Answer;
+use failover_agent::publish::Publisher as _;
+use failover_agent::serve::Entry;
 use failover_common::Counter;
 
 pub const XDP_DROP: u32 = 1;
@@ -38,8 +41,8 @@ impl Responder {
     /// Writes an A answer set (zone 0).
     pub fn set_a(&mut self, name: &str, ttl: u32, addrs: &[Ipv4Addr]) -> Result<()> {
         let addrs: Vec<IpAddr> = addrs.iter().map(|a| IpAddr::V4(*a)).collect();
-        self.dataplane
-            .set_addresses(name, failover_common::QTYPE_A, 0, ttl, &addrs)
+        let entry = Entry::new(0, ttl, Answer::Addrs(addrs));
+        self.dataplane.put(name, failover_common::QTYPE_A, &entry)
     }
 
     /// Runs the program once on `frame`.

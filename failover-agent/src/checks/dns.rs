@@ -8,8 +8,70 @@ use hickory_proto::rr::{Name, RecordType};
 use hickory_proto::serialize::binary::BinDecodable;
 use tokio::net::UdpSocket;
 
-use crate::config::{DnsCheck, rcode_name};
-use crate::health::Failure;
+use super::result::Failure;
+use super::settings::CheckFile;
+use crate::dns::rr::{RCODES, Rcode, rcode_by_name};
+use crate::field::{FieldError, dns_name, field_err};
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct DnsCheck {
+    /// Absolute, with the trailing dot.
+    pub query_name: String,
+    pub query_type: u16,
+    pub expect_rcode: u16,
+    pub expect_answer: Option<String>,
+    pub recursion: bool,
+}
+
+/// The `dns` keys of `[checks.NAME]`.
+pub fn settings(path: &str, check: &CheckFile) -> Result<DnsCheck, FieldError> {
+    let Some(name) = &check.query_name else {
+        return Err(field_err(
+            format!("{path}.query_name"),
+            "required for a dns check: the name to query, e.g. \"www.example.test.\"",
+        ));
+    };
+    let query_name = dns_name(&format!("{path}.query_name"), name)?;
+    let type_text = check.query_type.as_deref().unwrap_or("A");
+    let query_type = type_text
+        .to_ascii_uppercase()
+        .parse::<hickory_proto::rr::RecordType>()
+        .ok()
+        .filter(|t| !matches!(t, hickory_proto::rr::RecordType::Unknown(_)))
+        .map(u16::from)
+        .ok_or_else(|| {
+            field_err(
+                format!("{path}.query_type"),
+                format!("{type_text:?} is not a DNS record type (e.g. \"A\", \"AAAA\", \"SOA\")"),
+            )
+        })?;
+    let rcode_text = check.expect_rcode.as_deref().unwrap_or("NOERROR");
+    let expect_rcode = rcode_by_name(rcode_text).ok_or_else(|| {
+        let names: Vec<&str> = RCODES.iter().map(|(n, _)| *n).collect();
+        field_err(
+            format!("{path}.expect_rcode"),
+            format!(
+                "{rcode_text:?} is not a response code ({})",
+                names.join(", ")
+            ),
+        )
+    })?;
+    if let Some(answer) = &check.expect_answer
+        && answer.is_empty()
+    {
+        return Err(field_err(
+            format!("{path}.expect_answer"),
+            "empty: leave it out to accept any answer",
+        ));
+    }
+    Ok(DnsCheck {
+        query_name,
+        query_type,
+        expect_rcode,
+        expect_answer: check.expect_answer.clone(),
+        recursion: check.recursion.unwrap_or(false),
+    })
+}
 
 /// The query message (id `id`).
 pub fn query(dns: &DnsCheck, id: u16) -> Vec<u8> {
@@ -35,14 +97,14 @@ pub fn judge(dns: &DnsCheck, id: u16, bytes: &[u8]) -> Option<Result<String, Fai
     if rcode != dns.expect_rcode {
         return Some(Err(Failure::Failed(format!(
             "{}, expected {}",
-            rcode_name(rcode),
-            rcode_name(dns.expect_rcode)
+            Rcode(rcode),
+            Rcode(dns.expect_rcode)
         ))));
     }
     let answers = message.answers().len();
     let summary = format!(
         "{}, {answers} {}",
-        rcode_name(rcode),
+        Rcode(rcode),
         if answers == 1 { "answer" } else { "answers" }
     );
     let Some(expected) = &dns.expect_answer else {

@@ -8,8 +8,32 @@ use std::time::Duration;
 use tokio::io::AsyncReadExt;
 use tokio::process::Command;
 
-use crate::config::{CheckTarget, ExecCheck};
-use crate::health::Failure;
+use super::result::Failure;
+use super::settings::{CheckFile, CheckTarget};
+use crate::field::{FieldError, field_err};
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct ExecCheck {
+    /// Program and arguments; never empty.
+    pub command: Vec<String>,
+    /// The check's name (`FAILOVER_CHECK`).
+    pub check_name: String,
+}
+
+/// The `exec` keys of `[checks.NAME]`: `command` (required).
+pub fn settings(name: &str, path: &str, check: &CheckFile) -> Result<ExecCheck, FieldError> {
+    let command = check.command.clone().unwrap_or_default();
+    if command.is_empty() || command[0].is_empty() {
+        return Err(field_err(
+            format!("{path}.command"),
+            "required for an exec check: the program and its arguments, e.g. [\"/usr/local/bin/check\", \"--quick\"]",
+        ));
+    }
+    Ok(ExecCheck {
+        command,
+        check_name: name.to_string(),
+    })
+}
 
 /// How much of the command's output is kept for the failure reason.
 const OUTPUT_LIMIT: usize = 200;

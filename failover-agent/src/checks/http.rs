@@ -15,8 +15,216 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
 
-use crate::config::{CheckTarget, HttpCheck, TlsCheck};
-use crate::health::Failure;
+use super::result::Failure;
+use super::settings::{CheckFile, CheckTarget, StatusFile};
+use crate::field::{FieldError, field_err};
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct HttpCheck {
+    pub method: String,
+    pub path: String,
+    /// The Host header when configured (else derived from the target).
+    pub host: Option<String>,
+    /// Extra headers, in name order.
+    pub headers: Vec<(String, String)>,
+    /// Inclusive ranges of statuses that count as up.
+    pub expect_status: Vec<(u16, u16)>,
+    pub expect_body: Option<String>,
+    pub body_limit: usize,
+    /// `Some` for https.
+    pub tls: Option<TlsCheck>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct TlsCheck {
+    /// Server name for SNI and verification; `None`: the target address.
+    pub sni: Option<String>,
+    pub verify: bool,
+    pub ca_file: Option<std::path::PathBuf>,
+}
+
+const DEFAULT_BODY_LIMIT: usize = 4096;
+const MAX_BODY_LIMIT: i64 = 1 << 20;
+
+/// The `http`/`https` keys of `[checks.NAME]`.
+pub fn settings(path: &str, check: &CheckFile, tls: bool) -> Result<HttpCheck, FieldError> {
+    let method = check.method.clone().unwrap_or_else(|| "GET".to_string());
+    if method.is_empty() || !method.bytes().all(|b| b.is_ascii_uppercase()) {
+        return Err(field_err(
+            format!("{path}.method"),
+            format!("{method:?} is not an HTTP method (e.g. \"GET\", \"HEAD\")"),
+        ));
+    }
+    let request_path = check.path.clone().unwrap_or_else(|| "/".to_string());
+    if !request_path.starts_with('/') || request_path.bytes().any(|b| b <= b' ' || b == 0x7f) {
+        return Err(field_err(
+            format!("{path}.path"),
+            format!(
+                "{request_path:?}: must start with / and contain no spaces or control characters (percent-encode them)"
+            ),
+        ));
+    }
+    let header_text_ok = |v: &str| !v.bytes().any(|b| b == b'\r' || b == b'\n' || b == 0);
+    if let Some(host) = &check.host
+        && (host.is_empty() || !header_text_ok(host) || host.contains(' '))
+    {
+        return Err(field_err(
+            format!("{path}.host"),
+            format!("{host:?} is not a host name"),
+        ));
+    }
+    let mut headers = Vec::new();
+    for (name, value) in check.headers.iter().flatten() {
+        let token = !name.is_empty()
+            && name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b));
+        if !token {
+            return Err(field_err(
+                format!("{path}.headers"),
+                format!("{name:?} is not a header name"),
+            ));
+        }
+        let managed = ["host", "connection", "content-length", "transfer-encoding"];
+        if managed.contains(&name.to_ascii_lowercase().as_str()) {
+            return Err(field_err(
+                format!("{path}.headers.{name}"),
+                format!("{name} is set by the check itself (use host = ... for Host)"),
+            ));
+        }
+        if !header_text_ok(value) {
+            return Err(field_err(
+                format!("{path}.headers.{name}"),
+                "a header value cannot contain line breaks",
+            ));
+        }
+        headers.push((name.clone(), value.clone()));
+    }
+    let expect_status = match &check.expect_status {
+        None => vec![(200, 399)],
+        Some(list) if list.is_empty() => {
+            return Err(field_err(
+                format!("{path}.expect_status"),
+                "at least one status or range is required (or leave it out for 200-399)",
+            ));
+        }
+        Some(list) => {
+            let mut ranges = Vec::with_capacity(list.len());
+            for (i, item) in list.iter().enumerate() {
+                ranges.push(status_value(&format!("{path}.expect_status[{i}]"), item)?);
+            }
+            ranges
+        }
+    };
+    if let Some(body) = &check.expect_body
+        && body.is_empty()
+    {
+        return Err(field_err(
+            format!("{path}.expect_body"),
+            "empty: leave it out to not look at the body",
+        ));
+    }
+    let body_limit = match check.body_limit {
+        None => DEFAULT_BODY_LIMIT,
+        Some(n) if (1..=MAX_BODY_LIMIT).contains(&n) => n as usize,
+        Some(n) => {
+            return Err(field_err(
+                format!("{path}.body_limit"),
+                format!("{n} is out of range: must be 1 to {MAX_BODY_LIMIT}"),
+            ));
+        }
+    };
+    if let Some(body) = &check.expect_body
+        && body.len() > body_limit
+    {
+        return Err(field_err(
+            format!("{path}.expect_body"),
+            format!(
+                "{} bytes long, more than body_limit ({body_limit}): it could never be found",
+                body.len()
+            ),
+        ));
+    }
+    let tls = if tls {
+        let sni = match check.sni.as_ref().or(check.host.as_ref()) {
+            None => None,
+            Some(text) => {
+                let name = text.trim_end_matches('.').to_string();
+                // An IP address is verified against the certificate's IP SANs.
+                let valid = name.parse::<IpAddr>().is_ok()
+                    || rustls::pki_types::ServerName::try_from(name.as_str()).is_ok();
+                if !valid {
+                    let key = if check.sni.is_some() { "sni" } else { "host" };
+                    return Err(field_err(
+                        format!("{path}.{key}"),
+                        format!("{text:?} is not a valid TLS server name"),
+                    ));
+                }
+                Some(name)
+            }
+        };
+        let ca_file = match &check.ca_file {
+            None => None,
+            Some(file) => {
+                let file_path = std::path::PathBuf::from(file);
+                crate::checks::http::load_ca_file(&file_path)
+                    .map_err(|e| field_err(format!("{path}.ca_file"), e))?;
+                Some(file_path)
+            }
+        };
+        let verify = check.verify.unwrap_or(true);
+        if !verify && ca_file.is_some() {
+            return Err(field_err(
+                format!("{path}.ca_file"),
+                "verify = false accepts any certificate: ca_file would be ignored",
+            ));
+        }
+        Some(TlsCheck {
+            sni,
+            verify,
+            ca_file,
+        })
+    } else {
+        None
+    };
+    Ok(HttpCheck {
+        method,
+        path: request_path,
+        host: check.host.clone(),
+        headers,
+        expect_status,
+        expect_body: check.expect_body.clone(),
+        body_limit,
+        tls,
+    })
+}
+
+/// `200`, `"200"` or `"200-299"`, 100 to 599.
+fn status_value(field: &str, item: &StatusFile) -> Result<(u16, u16), FieldError> {
+    let bad = |text: String| {
+        field_err(
+            field,
+            format!(
+                "{text} is not a status or a range of statuses 100 to 599 (e.g. 200, \"200-299\")"
+            ),
+        )
+    };
+    let code = |n: i64| u16::try_from(n).ok().filter(|c| (100..=599).contains(c));
+    match item {
+        StatusFile::Code(n) => code(*n).map(|c| (c, c)).ok_or_else(|| bad(n.to_string())),
+        StatusFile::Text(text) => {
+            let parse = |s: &str| s.trim().parse::<i64>().ok().and_then(code);
+            let range = match text.split_once('-') {
+                None => parse(text).map(|c| (c, c)),
+                Some((low, high)) => parse(low).zip(parse(high)),
+            };
+            match range {
+                Some((low, high)) if low <= high => Ok((low, high)),
+                _ => Err(bad(format!("{text:?}"))),
+            }
+        }
+    }
+}
 
 /// Response headers longer than this fail the check.
 const HEADER_LIMIT: usize = 16 * 1024;

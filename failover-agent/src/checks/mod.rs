@@ -10,8 +10,11 @@
 
 pub mod dns;
 pub mod exec;
+pub mod health;
 pub mod http;
 pub mod icmp;
+pub mod result;
+pub mod settings;
 pub mod tcp;
 
 use std::collections::{HashMap, HashSet};
@@ -25,8 +28,9 @@ use tokio::sync::mpsc;
 use tokio::task::{AbortHandle, JoinSet};
 use tokio::time::Instant;
 
-use crate::config::{Check, CheckKind, CheckTarget};
-use crate::health::{CheckResult, Failure, Health, HealthTracker, ProbeStatus, Transition};
+use health::{Health, HealthTracker, ProbeStatus, Transition};
+use result::{CheckResult, Failure};
+use settings::{Check, CheckKind, CheckTarget};
 
 /// What identifies a probe: equal keys share one.
 pub type ProbeKey = (Check, CheckTarget);

@@ -40,126 +40,32 @@
 //! sent truncated: TC=1, the question (and OPT), no records, so the client
 //! retries over TCP, where the same query gets the whole answer.
 
-use std::collections::HashMap;
 use std::net::IpAddr;
-use std::sync::{Arc, RwLock};
 
-use failover_common::{EDNS_UDP_SIZE, PLAIN_UDP_SIZE};
-use hickory_proto::op::{Edns, Message, MessageType, OpCode, ResponseCode};
-use hickory_proto::rr::rdata::{A, AAAA, NS, SOA};
+use hickory_proto::op::{Message, OpCode, ResponseCode};
+use hickory_proto::rr::rdata::NS;
 use hickory_proto::rr::{DNSClass, Name, RData, Record, RecordType};
-use hickory_proto::serialize::binary::{BinDecodable, BinDecoder};
-use log::warn;
 
-use crate::answers::{AnswerTable, AnswerView, Entry, name_key, random_u64, weighted_pick};
-use crate::config::{Config, RecordType as ConfigType};
-use crate::sink::{RTYPE_A, RTYPE_AAAA, ZoneSoa};
+use super::select::{random_u64, weighted_pick};
+use super::table::{AnswerTable, AnswerView};
+use super::wire::{Outcome, Transport, address_record, bare_error, encode, parse, soa_record};
+use super::zones::{Source, ZoneTree};
+use crate::dns::name::{label_count, labels_key};
+use crate::dns::rr::{RTYPE_A, RTYPE_AAAA};
+use crate::policy::Answer;
 
-/// How the query arrived: decides the size limit of the response.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Transport {
-    Udp,
-    Tcp,
-}
-
-/// Largest DNS message over TCP (2-byte length prefix).
-const MAX_TCP_MESSAGE: usize = 65_535;
-/// Smallest question and resource record in wire format (root name): bounds
-/// what a count in the header may claim before anything is allocated.
-const MIN_QUESTION_LEN: usize = 5;
-const MIN_RECORD_LEN: usize = 11;
-
-/// Answers DNS queries from the configuration's zones and an [`AnswerTable`].
+/// Answers DNS queries from an [`AnswerTable`]: its zone tree and entries.
 /// Cheap to clone; clones share the table.
 #[derive(Clone)]
 pub struct Responder {
-    /// Replaced as a whole by a reload ([`Responder::set_config`]); a query
-    /// is answered from one version throughout.
-    zones: Arc<RwLock<Arc<Zones>>>,
     answers: AnswerTable,
 }
 
-/// The zone structure of a configuration: what exists, independent of health.
-struct Zones {
-    zones: Vec<ZoneData>,
-    /// Apex (lowercased wire format) -> index in `zones`.
-    by_apex: HashMap<Vec<u8>, usize>,
-}
-
-struct ZoneData {
-    /// The zone number the sinks know it by (its index in the configuration).
-    index: u32,
-    /// Labels in the apex (root not counted).
-    labels: usize,
-    /// TTL of the NS records and the nameservers' addresses.
-    ttl: u32,
-    soa_ttl: u32,
-    /// The NS set, spelled as configured.
-    nameservers: Vec<Name>,
-    /// Every name that exists in the zone (lowercased wire format).
-    nodes: HashMap<Vec<u8>, Node>,
-}
-
-/// One existing name: where its A and AAAA records come from.
-#[derive(Clone, Debug, Default)]
-struct Node {
-    a: Source,
-    aaaa: Source,
-}
-
-#[derive(Clone, Debug, Default)]
-enum Source {
-    /// No records of the type.
-    #[default]
-    None,
-    /// A health-checked record: the answer table has its answer set.
-    Checked,
-    /// A nameserver's configured addresses, with the zone's TTL.
-    Fixed(Vec<IpAddr>),
-}
-
-/// What the query resolved to, before encoding.
-struct Outcome {
-    rcode: ResponseCode,
-    authoritative: bool,
-    answers: Vec<Record>,
-    authority: Vec<Record>,
-    additional: Vec<Record>,
-}
-
-impl Outcome {
-    fn error(rcode: ResponseCode) -> Outcome {
-        Outcome {
-            rcode,
-            authoritative: false,
-            answers: Vec::new(),
-            authority: Vec::new(),
-            additional: Vec::new(),
-        }
-    }
-
-    fn authoritative(rcode: ResponseCode) -> Outcome {
-        Outcome {
-            authoritative: true,
-            ..Outcome::error(rcode)
-        }
-    }
-}
-
 impl Responder {
-    /// A responder for `config`'s zones, answering records from `answers`.
-    pub fn new(config: &Config, answers: AnswerTable) -> Responder {
-        Responder {
-            zones: Arc::new(RwLock::new(Arc::new(Zones::new(config)))),
-            answers,
-        }
-    }
-
-    /// Answers from `config`'s zones from now on (a reload); every clone
-    /// of this responder follows.
-    pub fn set_config(&self, config: &Config) {
-        let zones = Arc::new(Zones::new(config));
-        *self.zones.write().unwrap_or_else(|e| e.into_inner()) = zones;
+    /// A responder answering from `answers` (both what exists and the
+    /// answer sets come through the publication path).
+    pub fn new(answers: AnswerTable) -> Responder {
+        Responder { answers }
     }
 
     /// The table this responder answers from.
@@ -178,8 +84,8 @@ impl Responder {
         }
         let opcode = (query[2] >> 3) & 0x0f;
         let message = match parse(query) {
-            Ok(message) => message,
-            Err(()) => {
+            Some(message) => message,
+            None => {
                 let rcode = if opcode == 0 {
                     ResponseCode::FormErr
                 } else {
@@ -217,8 +123,9 @@ impl Responder {
             return Outcome::error(ResponseCode::Refused);
         }
         let qname = question.name();
-        let key = wire_key(qname);
-        let zones = self.zones.read().unwrap_or_else(|e| e.into_inner()).clone();
+        let key = labels_key(qname.iter());
+        let view = self.answers.read();
+        let zones = view.zones();
         let Some(zone) = zones.find(&key) else {
             return Outcome::error(ResponseCode::Refused);
         };
@@ -226,11 +133,7 @@ impl Responder {
         if matches!(qtype, RecordType::AXFR | RecordType::IXFR) {
             return Outcome::error(ResponseCode::Refused);
         }
-        let view = self.answers.read();
-        let Some(soa) = view.zone(zone.index) else {
-            // The agent declares every zone before serving: not yet.
-            return Outcome::error(ResponseCode::ServFail);
-        };
+        let soa = &zone.soa;
         // The apex as the query spells it (the zone is a suffix of the name).
         let apex = qname.trim_to(zone.labels);
         let negative = |rcode| -> Outcome {
@@ -244,7 +147,7 @@ impl Responder {
         let Some(node) = zone.nodes.get(&key) else {
             return negative(ResponseCode::NXDomain);
         };
-        let is_apex = label_count_wire(&key) == zone.labels;
+        let is_apex = label_count(&key) == zone.labels;
         let mut outcome = Outcome::authoritative(ResponseCode::NoError);
         match qtype {
             RecordType::SOA if is_apex => match soa_record(qname, soa, zone.soa_ttl) {
@@ -260,7 +163,7 @@ impl Responder {
                     ));
                 }
                 for ns in &zone.nameservers {
-                    outcome.additional.extend(zones.addresses_of(ns));
+                    outcome.additional.extend(addresses_of(zones, ns));
                 }
             }
             RecordType::A | RecordType::AAAA => {
@@ -330,14 +233,16 @@ fn rrset(
     // table is what the kernel answers from too.
     let picked: [IpAddr; 1];
     let (ttl, addrs) = match (view.get(key, rtype), source) {
-        (Some(Entry::Answer { ttl, addrs, .. }), _) => (*ttl, addrs.as_slice()),
-        (Some(Entry::Weighted { ttl, choices, .. }), _) => {
-            // One address per query, by weight, as the kernel picks it.
-            picked = [weighted_pick(choices, random_u64())];
-            (*ttl, &picked[..])
-        }
-        (Some(Entry::ServFail { .. }), _) => return Lookup::ServFail,
-        (Some(Entry::NoData { .. }), _) => return Lookup::NoData,
+        (Some(entry), _) => match &entry.answer {
+            Answer::Addrs(addrs) => (entry.ttl, addrs.as_slice()),
+            Answer::Weighted(choices) => {
+                // One address per query, by weight, as the kernel picks it.
+                picked = [weighted_pick(choices, random_u64())];
+                (entry.ttl, &picked[..])
+            }
+            Answer::ServFail => return Lookup::ServFail,
+            Answer::NoData => return Lookup::NoData,
+        },
         (None, Source::Checked) => return Lookup::Pending,
         (None, Source::Fixed(addrs)) => (fixed_ttl, addrs.as_slice()),
         (None, Source::None) => return Lookup::NoData,
@@ -353,302 +258,41 @@ fn rrset(
     }
 }
 
-/// An A or AAAA record for `addr` if it is of the family of `rtype`.
-fn address_record(owner: &Name, ttl: u32, addr: IpAddr, rtype: u16) -> Option<Record> {
-    let rdata = match (addr, rtype) {
-        (IpAddr::V4(v4), RTYPE_A) => RData::A(A(v4)),
-        (IpAddr::V6(v6), RTYPE_AAAA) => RData::AAAA(AAAA(v6)),
-        _ => return None,
+/// The configured addresses of nameserver `ns`, as A then AAAA records
+/// owned by `ns` (so they compress against the NS records), if a
+/// configured zone holds the name.
+fn addresses_of(zones: &ZoneTree, ns: &Name) -> Vec<Record> {
+    let key = labels_key(ns.iter());
+    let Some(zone) = zones.find(&key) else {
+        return Vec::new();
     };
-    Some(Record::from_rdata(owner.clone(), ttl, rdata))
-}
-
-fn soa_record(owner: &Name, soa: &ZoneSoa, ttl: u32) -> Option<Record> {
-    let (Ok(mname), Ok(rname)) = (Name::from_ascii(&soa.mname), Name::from_ascii(&soa.rname))
-    else {
-        warn!("zone {}: SOA names do not parse: {soa:?}", soa.apex);
-        return None;
+    let Some(node) = zone.nodes.get(&key) else {
+        return Vec::new();
     };
-    // hickory keeps REFRESH/RETRY/EXPIRE signed; the configuration limits
-    // them to 2^31 - 1 (RFC 2181), so nothing is lost.
-    let signed = |v: u32| i32::try_from(v).unwrap_or(i32::MAX);
-    Some(Record::from_rdata(
-        owner.clone(),
-        ttl,
-        RData::SOA(SOA::new(
-            mname,
-            rname,
-            soa.serial,
-            signed(soa.refresh),
-            signed(soa.retry),
-            signed(soa.expire),
-            soa.minimum,
-        )),
-    ))
-}
-
-impl Zones {
-    fn new(config: &Config) -> Zones {
-        let mut zones: Vec<ZoneData> = config
-            .zones
-            .iter()
-            .enumerate()
-            .map(|(i, zone)| {
-                let apex = name_key(&zone.origin).expect("validated name");
-                let mut nodes = HashMap::new();
-                nodes.insert(apex, Node::default());
-                ZoneData {
-                    index: i as u32,
-                    labels: label_count(&zone.origin),
-                    ttl: zone.ttl,
-                    soa_ttl: zone.soa_ttl,
-                    nameservers: zone
-                        .nameservers
-                        .iter()
-                        .map(|ns| Name::from_ascii(&ns.name).expect("validated name"))
-                        .collect(),
-                    nodes,
-                }
-            })
-            .collect();
-        let by_apex: HashMap<Vec<u8>, usize> = config
-            .zones
-            .iter()
-            .enumerate()
-            .map(|(i, z)| (name_key(&z.origin).expect("validated name"), i))
-            .collect();
-        let zone_of = |key: &[u8]| find_suffix(&by_apex, key);
-
-        for record in &config.records {
-            let key = name_key(&record.name).expect("validated name");
-            let node = zones[record.zone].nodes.entry(key).or_default();
-            match record.rtype {
-                ConfigType::A => node.a = Source::Checked,
-                ConfigType::Aaaa => node.aaaa = Source::Checked,
-            }
-        }
-        for zone in &config.zones {
-            for ns in &zone.nameservers {
-                let key = name_key(&ns.name).expect("validated name");
-                // Its records live in whichever zone contains it, if any.
-                let Some(home) = zone_of(&key) else { continue };
-                let node = zones[home].nodes.entry(key).or_default();
-                let v4: Vec<IpAddr> = ns
-                    .addresses
+    let mut records = Vec::new();
+    for (source, rtype) in [(&node.a, RTYPE_A), (&node.aaaa, RTYPE_AAAA)] {
+        if let Source::Fixed(addrs) = source {
+            records.extend(
+                addrs
                     .iter()
-                    .filter(|a| a.is_ipv4())
-                    .copied()
-                    .collect();
-                let v6: Vec<IpAddr> = ns
-                    .addresses
-                    .iter()
-                    .filter(|a| a.is_ipv6())
-                    .copied()
-                    .collect();
-                if !v4.is_empty() {
-                    node.a = Source::Fixed(v4);
-                }
-                if !v6.is_empty() {
-                    node.aaaa = Source::Fixed(v6);
-                }
-            }
-        }
-        // Empty non-terminals: every name between an existing name and its apex.
-        for zone in &mut zones {
-            let names: Vec<Vec<u8>> = zone.nodes.keys().cloned().collect();
-            for name in names {
-                let mut at = 0;
-                loop {
-                    at += 1 + name[at] as usize;
-                    let parent = &name[at..];
-                    if label_count_wire(parent) <= zone.labels {
-                        break;
-                    }
-                    zone.nodes.entry(parent.to_vec()).or_default();
-                }
-            }
-        }
-        Zones { zones, by_apex }
-    }
-
-    /// The most specific zone `key` lies in.
-    fn find(&self, key: &[u8]) -> Option<&ZoneData> {
-        find_suffix(&self.by_apex, key).map(|z| &self.zones[z])
-    }
-
-    /// The configured addresses of nameserver `ns`, as A then AAAA records
-    /// owned by `ns` (so they compress against the NS records), if a
-    /// configured zone holds the name.
-    fn addresses_of(&self, ns: &Name) -> Vec<Record> {
-        let key = wire_key(ns);
-        let Some(zone) = self.find(&key) else {
-            return Vec::new();
-        };
-        let Some(node) = zone.nodes.get(&key) else {
-            return Vec::new();
-        };
-        let mut records = Vec::new();
-        for (source, rtype) in [(&node.a, RTYPE_A), (&node.aaaa, RTYPE_AAAA)] {
-            if let Source::Fixed(addrs) = source {
-                records.extend(
-                    addrs
-                        .iter()
-                        .filter_map(|a| address_record(ns, zone.ttl, *a, rtype)),
-                );
-            }
-        }
-        records
-    }
-}
-
-/// Index of the longest suffix of `key` (at a label boundary) in `map`.
-fn find_suffix(map: &HashMap<Vec<u8>, usize>, key: &[u8]) -> Option<usize> {
-    let mut at = 0;
-    loop {
-        if let Some(&i) = map.get(&key[at..]) {
-            return Some(i);
-        }
-        let len = *key.get(at)? as usize;
-        if len == 0 {
-            return None;
-        }
-        at += 1 + len;
-        if at >= key.len() {
-            return None;
+                    .filter_map(|a| address_record(ns, zone.ttl, *a, rtype)),
+            );
         }
     }
-}
-
-/// Labels of a text name, root not counted.
-fn label_count(name: &str) -> usize {
-    let trimmed = name.strip_suffix('.').unwrap_or(name);
-    if trimmed.is_empty() {
-        0
-    } else {
-        trimmed.split('.').count()
-    }
-}
-
-/// Labels of a wire-format name, root not counted.
-fn label_count_wire(mut name: &[u8]) -> usize {
-    let mut n = 0;
-    while let Some((&len, rest)) = name.split_first() {
-        if len == 0 {
-            break;
-        }
-        n += 1;
-        name = &rest[(len as usize).min(rest.len())..];
-    }
-    n
-}
-
-/// `name` in lowercased wire format, the key of [`AnswerTable`] and of the
-/// zone structure.
-fn wire_key(name: &Name) -> Vec<u8> {
-    let mut key = Vec::with_capacity(name.len() + 1);
-    for label in name.iter() {
-        key.push(label.len() as u8);
-        key.extend(label.iter().map(|b| b.to_ascii_lowercase()));
-    }
-    key.push(0);
-    key
-}
-
-/// Parses a whole query: the header's counts must be possible for the
-/// message length (before anything is allocated for them), and nothing may
-/// follow the last record.
-fn parse(query: &[u8]) -> Result<Message, ()> {
-    let count = |at: usize| u16::from_be_bytes([query[at], query[at + 1]]) as usize;
-    let (qd, an, ns, ar) = (count(4), count(6), count(8), count(10));
-    if 12 + qd * MIN_QUESTION_LEN + (an + ns + ar) * MIN_RECORD_LEN > query.len() {
-        return Err(());
-    }
-    let mut decoder = BinDecoder::new(query);
-    let message = Message::read(&mut decoder).map_err(|_| ())?;
-    if !decoder.is_empty() {
-        return Err(());
-    }
-    Ok(message)
-}
-
-/// An error response built from the header alone (the rest did not parse):
-/// the id and opcode echoed, RD and CD copied, no sections.
-fn bare_error(query: &[u8], rcode: ResponseCode) -> Vec<u8> {
-    let mut out = vec![0u8; 12];
-    out[0] = query[0];
-    out[1] = query[1];
-    // QR, the opcode, RD.
-    out[2] = 0x80 | (query[2] & 0x78) | (query[2] & 0x01);
-    // CD, and the RCODE (both used here fit in four bits).
-    out[3] = (query[3] & 0x10) | (u16::from(rcode) as u8 & 0x0f);
-    out
-}
-
-/// The response message for `query` and `outcome`, within the size limit of
-/// `transport`.
-fn encode(query: &Message, outcome: Outcome, transport: Transport) -> Vec<u8> {
-    let mut response = Message::new();
-    response
-        .set_id(query.id())
-        .set_message_type(MessageType::Response)
-        .set_op_code(query.op_code())
-        .set_authoritative(outcome.authoritative)
-        .set_recursion_desired(query.recursion_desired())
-        .set_checking_disabled(query.checking_disabled())
-        .set_response_code(outcome.rcode);
-    if query.queries().len() == 1 {
-        response.add_query(query.queries()[0].clone());
-    }
-    if let Some(edns) = query.extensions() {
-        let mut ours = Edns::new();
-        ours.set_max_payload(EDNS_UDP_SIZE);
-        ours.set_version(0);
-        ours.set_dnssec_ok(edns.flags().dnssec_ok);
-        response.set_edns(ours);
-    }
-    let limit = match transport {
-        Transport::Tcp => MAX_TCP_MESSAGE,
-        Transport::Udp => match query.extensions() {
-            None => PLAIN_UDP_SIZE as usize,
-            Some(edns) => edns.max_payload().clamp(PLAIN_UDP_SIZE, EDNS_UDP_SIZE) as usize,
-        },
-    };
-    let without_records = response.clone();
-    response.insert_answers(outcome.answers);
-    response.insert_name_servers(outcome.authority);
-    response.insert_additionals(outcome.additional);
-    match response.to_vec() {
-        Ok(bytes) if bytes.len() <= limit => return bytes,
-        Ok(_) => {}
-        Err(e) => {
-            warn!("encoding the response to query {}: {e}", query.id());
-            let mut failed = without_records;
-            failed
-                .set_response_code(ResponseCode::ServFail)
-                .set_authoritative(false);
-            return failed.to_vec().unwrap_or_else(|_| {
-                let mut header = [0u8; 12];
-                header[..2].copy_from_slice(&query.id().to_be_bytes());
-                header[2] = u8::from(query.op_code()) << 3 | u8::from(query.recursion_desired());
-                header[3] = (u8::from(query.checking_disabled()) << 4) | 2;
-                bare_error(&header, ResponseCode::ServFail)
-            });
-        }
-    }
-    // Too large: the header, question and OPT only, TC=1 (RFC 2181 9).
-    let mut truncated = without_records;
-    truncated.set_truncated(true);
-    truncated
-        .to_vec()
-        .expect("a question and an OPT encode: they did as part of the whole")
+    records
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::agent::publish_all_healthy;
-    use crate::sink::AnswerSink as _;
+    use crate::config::Config;
+    use crate::policy::Answer;
+    use crate::publish::publish_all_healthy;
+    use crate::serve::table::Entry;
+    use failover_common::EDNS_UDP_SIZE;
     use hickory_proto::op::Query;
+    use hickory_proto::op::{Edns, MessageType};
+    use hickory_proto::rr::rdata::A;
     use std::net::{Ipv4Addr, Ipv6Addr};
 
     /// Two nested zones; records of both types, one at the apex, one below
@@ -743,7 +387,7 @@ port = 80
         let mut table = AnswerTable::new();
         publish_all_healthy(&config, &mut table).unwrap();
         table.withdraw("pending.example.test.", RTYPE_A).unwrap();
-        Responder::new(&config, table)
+        Responder::new(table)
     }
 
     fn query(name: &str, rtype: RecordType) -> Message {
@@ -879,15 +523,14 @@ port = 80
     #[test]
     fn answers_follow_the_table() {
         let r = responder();
-        let mut table = r.answers().clone();
+        let table = r.answers().clone();
         let q = query("www.example.test.", RecordType::A);
         let backup = IpAddr::V4(Ipv4Addr::new(192, 0, 2, 11));
-        table
-            .publish("www.example.test.", RTYPE_A, 0, 10, &[backup])
-            .unwrap();
+        let answer = Entry::new(0, 10, Answer::Addrs(vec![backup]));
+        table.put("www.example.test.", RTYPE_A, &answer).unwrap();
         assert_eq!(v4(ask(&r, &q).answers())[0].2, Ipv4Addr::new(192, 0, 2, 11));
         table
-            .publish_nodata("www.example.test.", RTYPE_A, 0)
+            .put("www.example.test.", RTYPE_A, &Entry::nodata(0))
             .unwrap();
         assert_negative(&ask(&r, &q), ResponseCode::NoError, "example.test.", 60);
         table.withdraw("www.example.test.", RTYPE_A).unwrap();
@@ -908,11 +551,12 @@ port = 80
             "example.test.",
             60,
         );
-        // Nothing at all declared yet (the agent has not started).
-        let empty = Responder::new(&config(), AnswerTable::new());
+        // Nothing published yet: no zone is known, so nothing is answered
+        // (the agent publishes the zone tree before the server starts).
+        let empty = Responder::new(AnswerTable::new());
         assert_error(
             &ask(&empty, &query("www.example.test.", RecordType::A)),
-            ResponseCode::ServFail,
+            ResponseCode::Refused,
         );
         assert_error(
             &ask(&empty, &query("www.other.invalid.", RecordType::A)),

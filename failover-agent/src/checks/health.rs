@@ -1,14 +1,10 @@
-//! Health state: check results, the rise/fall state machine that turns them
-//! into an endpoint's health, and the per-endpoint view of it
-//! ([`HealthSnapshot`]) that the agent exposes. The check kinds themselves
-//! are in [`crate::checks`].
+//! A probe's health: the rise/fall state machine that turns check results
+//! into healthy/unhealthy, and the probe's running tally for status.
 
 use std::fmt;
-use std::io;
-use std::net::{IpAddr, SocketAddr};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, SystemTime};
 
-use crate::config::CheckTarget;
+use super::result::{CheckResult, Latency};
 
 /// An endpoint's health as the agent believes it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -27,102 +23,6 @@ impl fmt::Display for Health {
             Health::Unhealthy => "unhealthy",
         })
     }
-}
-
-/// Why a check failed.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Failure {
-    /// The endpoint answered the SYN with a RST: up, but nothing listens.
-    Refused,
-    /// No connection within the check's timeout.
-    Timeout(Duration),
-    /// Any other connect error (no route, network unreachable, ...), with the
-    /// OS's text.
-    Unreachable(String),
-    /// The target answered, but wrongly: an HTTP status or body, a DNS rcode
-    /// or answer, a TLS error, an exit status; the text says which.
-    Failed(String),
-}
-
-impl fmt::Display for Failure {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Failure::Refused => f.write_str("connection refused"),
-            Failure::Timeout(after) => {
-                write!(f, "timeout after {}", humantime::format_duration(*after))
-            }
-            Failure::Unreachable(text) => write!(f, "unreachable: {text}"),
-            Failure::Failed(text) => f.write_str(text),
-        }
-    }
-}
-
-impl Failure {
-    pub fn from_io(error: &io::Error) -> Failure {
-        match error.kind() {
-            io::ErrorKind::ConnectionRefused => Failure::Refused,
-            _ => Failure::Unreachable(error.to_string()),
-        }
-    }
-}
-
-/// The result of one check.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct CheckResult {
-    pub outcome: Result<(), Failure>,
-    /// From the start of the check to its result (the timeout when it timed out).
-    pub latency: Duration,
-    /// What a success looked like, for logs: "connected", "HTTP 200",
-    /// "NOERROR, 1 answer", "echo reply", "exit 0". Empty on failure.
-    pub note: String,
-}
-
-impl CheckResult {
-    /// A result from what a check returned (a success note, or why it failed)
-    /// and how long it took.
-    pub fn new(outcome: Result<String, Failure>, latency: Duration) -> Self {
-        match outcome {
-            Ok(note) => CheckResult {
-                outcome: Ok(()),
-                latency,
-                note,
-            },
-            Err(failure) => CheckResult {
-                outcome: Err(failure),
-                latency,
-                note: String::new(),
-            },
-        }
-    }
-
-    pub fn is_success(&self) -> bool {
-        self.outcome.is_ok()
-    }
-}
-
-/// Latency for logs: "0.4ms", "12.3ms", "1.204s".
-pub struct Latency(pub Duration);
-
-impl fmt::Display for Latency {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let ms = self.0.as_secs_f64() * 1000.0;
-        if ms < 1000.0 {
-            write!(f, "{ms:.1}ms")
-        } else {
-            write!(f, "{:.3}s", ms / 1000.0)
-        }
-    }
-}
-
-/// One TCP-connect check: healthy when the handshake completes within `timeout`.
-/// The connection is closed at once; nothing is sent.
-pub async fn tcp_check(target: SocketAddr, timeout: Duration) -> CheckResult {
-    let start = Instant::now();
-    let outcome = match tokio::time::timeout(timeout, crate::checks::tcp::check(target)).await {
-        Ok(outcome) => outcome,
-        Err(_) => Err(Failure::Timeout(timeout)),
-    };
-    CheckResult::new(outcome, start.elapsed())
 }
 
 /// A probe's state as the agent and the control interface see it.
@@ -164,32 +64,6 @@ impl ProbeStatus {
     pub fn health(&self) -> Health {
         self.health.unwrap_or(Health::Unknown)
     }
-}
-
-/// One (record, endpoint) and the health of the probe that checks it.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct EndpointStatus {
-    /// Record name and type ("www.example.test.", "A").
-    pub record: String,
-    pub rtype: String,
-    /// The address the record answers with.
-    pub address: IpAddr,
-    /// The check's name and kind, and what it probes (may differ from
-    /// `address`: `check_address`, `target_address`).
-    pub check: String,
-    pub kind: &'static str,
-    pub target: CheckTarget,
-    /// How many (record, endpoint) pairs share this probe (1 = only this one).
-    pub shared_by: usize,
-    pub status: ProbeStatus,
-}
-
-/// Every endpoint's health, in configuration order (records, then endpoints).
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct HealthSnapshot {
-    pub endpoints: Vec<EndpointStatus>,
-    /// Distinct probes running (fewer than endpoints when checks are shared).
-    pub probes: usize,
 }
 
 /// A change of health, with what caused it (for the log line).
@@ -285,6 +159,7 @@ fn plural<'a>(n: u32, one: &'a str, many: &'a str) -> &'a str {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::checks::Failure;
 
     fn success() -> CheckResult {
         CheckResult {
@@ -350,39 +225,5 @@ mod tests {
             down.reason,
             "1 consecutive failure; last: connection refused, 0.4ms"
         );
-    }
-
-    #[test]
-    fn latency_formatting() {
-        assert_eq!(Latency(Duration::from_micros(420)).to_string(), "0.4ms");
-        assert_eq!(Latency(Duration::from_micros(12_345)).to_string(), "12.3ms");
-        assert_eq!(Latency(Duration::from_millis(1204)).to_string(), "1.204s");
-        assert_eq!(
-            Failure::Timeout(Duration::from_millis(500)).to_string(),
-            "timeout after 500ms"
-        );
-    }
-
-    #[tokio::test]
-    async fn tcp_check_against_real_sockets() {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let up = tcp_check(addr, Duration::from_secs(1)).await;
-        assert!(up.is_success(), "{up:?}");
-        drop(listener);
-        let down = tcp_check(addr, Duration::from_secs(1)).await;
-        assert_eq!(down.outcome, Err(Failure::Refused));
-    }
-
-    #[tokio::test]
-    async fn tcp_check_over_ipv6() {
-        let listener = tokio::net::TcpListener::bind("[::1]:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        assert!(addr.is_ipv6());
-        let up = tcp_check(addr, Duration::from_secs(1)).await;
-        assert!(up.is_success(), "{up:?}");
-        drop(listener);
-        let down = tcp_check(addr, Duration::from_secs(1)).await;
-        assert_eq!(down.outcome, Err(Failure::Refused));
     }
 }

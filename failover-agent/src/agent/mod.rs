@@ -1,0 +1,386 @@
+//! The agent's loop: checks in, answers out.
+//!
+//! One task per probe (a check aimed at a target, shared by every (record,
+//! endpoint) that uses the same check on the same target) runs its checks on
+//! its own interval, so a slow or hanging endpoint never delays another's
+//! check ([`crate::checks`]). The tasks send results to one loop that owns
+//! all state and the publication path: no locks, and every write carries a
+//! record's whole answer.
+//!
+//! - this file: the state and the loop (check results -> policy -> publish);
+//! - [`reload`]: applying a new configuration;
+//! - [`overrides`]: drain and force (admin-state file, control socket);
+//! - [`status`]: what the agent reports about itself.
+
+mod overrides;
+mod reload;
+mod status;
+#[cfg(test)]
+mod tests;
+
+pub use reload::Reloader;
+pub use status::{EndpointStatus, HealthSnapshot};
+
+use std::collections::{HashMap, HashSet};
+use std::future::Future;
+use std::net::IpAddr;
+use std::time::{Duration, Instant, SystemTime};
+
+use anyhow::{Result, bail};
+use log::{debug, error, info};
+use tokio::sync::mpsc;
+use tokio::time::MissedTickBehavior;
+
+use crate::admin_state::{AdminStore, Mode};
+use crate::checks::health::Health;
+use crate::checks::result::Latency;
+use crate::checks::{ProbeEvent, ProbeId, ProbeKey, Probes, SyncReport};
+use crate::config::Config;
+use crate::control::ControlMsg;
+use crate::policy::{Rules, State, decide};
+use crate::publish::{Publication, Publisher, Put};
+use crate::serve::table::Entry;
+
+/// What the agent knows of one record beyond its configuration.
+struct RecordState {
+    /// Health of each endpoint (its probe's), in configuration order.
+    health: Vec<Health>,
+    /// No endpoint is usable: the answer is `when_all_down`'s (logged once
+    /// per entry).
+    all_down: bool,
+}
+
+impl RecordState {
+    fn new(endpoints: usize) -> Self {
+        RecordState {
+            health: vec![Health::Unknown; endpoints],
+            all_down: false,
+        }
+    }
+}
+
+/// The agent: configuration, health state and the publication path.
+pub struct Agent<P> {
+    config: Config,
+    publication: Publication<P>,
+    records: Vec<RecordState>,
+    /// Endpoints that have not had their first check result yet. No answer
+    /// is written while this is non-zero during the first round.
+    unknown: usize,
+    /// The first round of checks is over (answers are being written).
+    first_round_done: bool,
+    /// The running probes (from `run` on), and which (record, endpoint)
+    /// pairs each serves.
+    probes: Option<Probes>,
+    users: HashMap<ProbeId, Vec<(usize, usize)>>,
+    /// The probe of each endpoint of each record, once `run` started them.
+    endpoint_probes: Vec<Vec<Option<ProbeId>>>,
+    /// New configurations to apply (SIGHUP, `failover-agent reload`).
+    reload_tx: mpsc::UnboundedSender<Config>,
+    reload_rx: mpsc::UnboundedReceiver<Config>,
+    /// The operator's overrides (drain, force), from the admin-state file
+    /// and the control socket.
+    admin: AdminStore,
+    /// The override in force per (record name, type, endpoint), to log changes.
+    admin_seen: HashMap<(String, u16, IpAddr), (Mode, Option<SystemTime>)>,
+    /// Requests from the control socket.
+    control: Option<mpsc::Receiver<ControlMsg>>,
+}
+
+/// The probe that checks each endpoint of each record of `config`.
+fn probe_keys(config: &Config) -> Vec<Vec<ProbeKey>> {
+    config
+        .records
+        .iter()
+        .map(|r| {
+            r.endpoints
+                .iter()
+                .map(|e| (r.check.clone(), e.check_target(&r.check)))
+                .collect()
+        })
+        .collect()
+}
+
+impl<P: Publisher> Agent<P> {
+    /// An agent for `config` publishing to `target`. The zone tree goes out
+    /// at once, so SOA, NS and negative answers are served before any check
+    /// has run; answers follow the first round of checks.
+    pub fn new(config: Config, target: P) -> Self {
+        let records = config
+            .records
+            .iter()
+            .map(|r| RecordState::new(r.endpoints.len()))
+            .collect();
+        let unknown = config.endpoint_count();
+        let publication = Publication::new(target, &config);
+        let (reload_tx, reload_rx) = mpsc::unbounded_channel();
+        Self {
+            config,
+            publication,
+            records,
+            unknown,
+            first_round_done: false,
+            probes: None,
+            users: HashMap::new(),
+            endpoint_probes: Vec::new(),
+            reload_tx,
+            reload_rx,
+            admin: AdminStore::memory(),
+            admin_seen: HashMap::new(),
+            control: None,
+        }
+    }
+
+    /// The configuration in force.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    pub fn publisher(&self) -> &P {
+        self.publication.target()
+    }
+
+    pub fn into_publisher(self) -> P {
+        self.publication.into_target()
+    }
+
+    /// Health of every endpoint of record `record`, in configuration order.
+    pub fn health(&self, record: usize) -> Vec<Health> {
+        self.records[record].health.clone()
+    }
+
+    /// Runs health checks until `shutdown` completes. Every `stats_every`
+    /// (if given) calls `on_stats` with the publisher, e.g. to log kernel
+    /// counters.
+    pub async fn run<F>(
+        &mut self,
+        shutdown: F,
+        stats_every: Option<Duration>,
+        mut on_stats: impl FnMut(&P),
+    ) -> Result<()>
+    where
+        F: Future<Output = ()>,
+    {
+        self.publication.flush();
+        let endpoints = self.config.endpoint_count();
+        let started = Instant::now();
+        let (tx, mut rx) = mpsc::channel(2 * endpoints + 16);
+        // Dropped on return: aborts every probe.
+        self.probes = Some(Probes::new(tx));
+        let report = self.sync_probes();
+        info!(
+            "checking {endpoints} endpoints of {} records with {} probes (identical checks of one target run once); answer sets are written once every endpoint has been checked",
+            self.config.records.len(),
+            report.started
+        );
+
+        // Admin-state file changes and expiring overrides, once a second.
+        let mut admin_tick = tokio::time::interval(Duration::from_secs(1));
+        admin_tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        let mut stats = stats_every.filter(|d| !d.is_zero()).map(|every| {
+            let mut interval = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+            interval.set_missed_tick_behavior(MissedTickBehavior::Delay);
+            interval
+        });
+        tokio::pin!(shutdown);
+        loop {
+            tokio::select! {
+                () = &mut shutdown => return Ok(()),
+                event = rx.recv() => match event {
+                    Some(event) => self.handle(event, started),
+                    None => bail!("every health check task has stopped"),
+                },
+                Some(config) = self.reload_rx.recv() => self.apply_config(config),
+                Some(msg) = async {
+                    match self.control.as_mut() {
+                        Some(control) => control.recv().await,
+                        None => std::future::pending().await,
+                    }
+                } => {
+                    let reply = self.control_request(msg.request);
+                    let _ = msg.reply.send(reply);
+                }
+                _ = admin_tick.tick() => self.admin_tick(),
+                _ = async {
+                    match stats.as_mut() {
+                        Some(interval) => interval.tick().await,
+                        None => std::future::pending().await,
+                    }
+                } => on_stats(self.publication.target()),
+                failure = async {
+                    match self.probes.as_mut() {
+                        Some(probes) => probes.failed().await,
+                        None => std::future::pending().await,
+                    }
+                } => bail!("a health check task failed: {failure}"),
+            }
+        }
+    }
+
+    /// Starts the probes the configuration needs and stops the others; maps
+    /// every probe to the (record, endpoint) pairs it serves.
+    fn sync_probes(&mut self) -> SyncReport {
+        let Some(probes) = self.probes.as_mut() else {
+            return Default::default();
+        };
+        let keys = probe_keys(&self.config);
+        let wanted: HashSet<ProbeKey> = keys.iter().flatten().cloned().collect();
+        let report = probes.sync(&wanted);
+        self.users.clear();
+        self.endpoint_probes = keys
+            .iter()
+            .enumerate()
+            .map(|(r, endpoints)| {
+                endpoints
+                    .iter()
+                    .enumerate()
+                    .map(|(e, key)| {
+                        let id = probes.id(key);
+                        if let Some(id) = id {
+                            self.users.entry(id).or_default().push((r, e));
+                        }
+                        id
+                    })
+                    .collect()
+            })
+            .collect();
+        report
+    }
+
+    fn handle(&mut self, event: ProbeEvent, started: Instant) {
+        // Retries what failed before, the zone tree first.
+        self.publication.flush();
+        // A result of a probe stopped by a reload has no users any more.
+        let Some(users) = self.users.get(&event.probe).cloned() else {
+            return;
+        };
+        let mut changed = Vec::with_capacity(users.len());
+        for (r, e) in users {
+            let record = &self.config.records[r];
+            let endpoint = record.endpoints[e];
+            debug!(
+                "{} {} {} {} check of {}: {}",
+                record.name,
+                record.rtype,
+                endpoint.address,
+                record.check.kind.name(),
+                endpoint.check_target(&record.check),
+                match &event.result.outcome {
+                    Ok(()) => format!(
+                        "ok ({}), {}",
+                        event.result.note,
+                        Latency(event.result.latency)
+                    ),
+                    Err(f) => format!("{f}, {}", Latency(event.result.latency)),
+                }
+            );
+            let state = &mut self.records[r];
+            let old = state.health[e];
+            if old == event.health {
+                changed.push(r);
+                continue;
+            }
+            let reason = match &event.transition {
+                Some(t) => t.reason.clone(),
+                None => "shared check".to_string(),
+            };
+            info!(
+                "{} {} {} {} -> {} ({reason})",
+                record.name, record.rtype, endpoint.address, old, event.health,
+            );
+            state.health[e] = event.health;
+            if old == Health::Unknown {
+                self.unknown -= 1;
+            }
+            changed.push(r);
+        }
+        if !self.first_round_done {
+            if self.unknown > 0 {
+                return;
+            }
+            self.first_round_done = true;
+            info!(
+                "first round of health checks complete in {}: writing answer sets",
+                Latency(started.elapsed())
+            );
+            changed = (0..self.records.len()).collect();
+        }
+        changed.dedup();
+        for r in changed {
+            self.update(r);
+        }
+        // NODATA entries go out with the first answers.
+        self.publication.go_live();
+    }
+
+    /// Publishes record `r`'s answer if it differs from what is held.
+    fn update(&mut self, r: usize) {
+        let states = self.states(r);
+        let record = &self.config.records[r];
+        let state = &mut self.records[r];
+        // An endpoint not checked yet (a record or check new in a reload):
+        // keep what is held until it has been.
+        if state.health.contains(&Health::Unknown) {
+            return;
+        }
+        let Some(decision) = decide(&Rules::of(record), &states) else {
+            return;
+        };
+        if decision.all_down && !state.all_down {
+            error!(
+                "{} {}: no endpoint is healthy; when_all_down = {}: answering {}",
+                record.name, record.rtype, record.when_all_down, decision.answer
+            );
+        } else if !decision.all_down && state.all_down {
+            info!(
+                "{} {}: healthy endpoints again, no longer all down",
+                record.name, record.rtype
+            );
+        }
+        state.all_down = decision.all_down;
+        let entry = Entry::new(record.zone as u32, decision.ttl, decision.answer);
+        let shown = entry.to_string();
+        if let Put::Written(previous) =
+            self.publication
+                .put(&record.name, record.rtype.code(), entry)
+        {
+            info!(
+                "{} {} answer: {shown} (was {}){}",
+                record.name,
+                record.rtype,
+                previous.map_or("nothing".to_string(), |p| p.to_string()),
+                if decision.all_down {
+                    format!(" [all down: {}]", record.when_all_down)
+                } else if decision.degraded {
+                    " [degraded]".to_string()
+                } else {
+                    String::new()
+                }
+            );
+        }
+    }
+
+    /// The state of each endpoint of record `r` as the policy sees it:
+    /// health, then the operator's override.
+    fn states(&self, r: usize) -> Vec<State> {
+        let record = &self.config.records[r];
+        let now = SystemTime::now();
+        record
+            .endpoints
+            .iter()
+            .zip(&self.records[r].health)
+            .map(|(endpoint, health)| {
+                match self.admin.state.mode(&record.name, endpoint.address, now) {
+                    Some((Mode::Drain, _)) => State::Drained,
+                    Some((Mode::ForceUp, _)) => State::Healthy,
+                    Some((Mode::ForceDown, _)) => State::Unhealthy,
+                    Some((Mode::Normal, _)) | None => match health {
+                        Health::Unknown => State::Unknown,
+                        Health::Healthy => State::Healthy,
+                        Health::Unhealthy => State::Unhealthy,
+                    },
+                }
+            })
+            .collect()
+    }
+}

@@ -1,0 +1,95 @@
+//! Applying a new configuration to the running agent without dropping
+//! queries: probes still wanted keep running with their state (same check,
+//! same target), new ones start, the others stop; records keep their
+//! answers until their new endpoints have been checked; the publication
+//! path switches the zone tree, withdraws what is gone and declares the new
+//! NODATA entries.
+
+use std::collections::HashMap;
+
+use log::{info, warn};
+use tokio::sync::mpsc;
+
+use super::{Agent, RecordState};
+use crate::checks::health::Health;
+use crate::config::Config;
+use crate::publish::Publisher;
+
+/// Hands new configurations to a running agent ([`Agent::reloader`]).
+#[derive(Clone)]
+pub struct Reloader(mpsc::UnboundedSender<Config>);
+
+impl Reloader {
+    /// Queues `config` (already validated) for the agent's loop to apply;
+    /// false when the agent is gone.
+    pub fn reload(&self, config: Config) -> bool {
+        self.0.send(config).is_ok()
+    }
+}
+
+impl<P: Publisher> Agent<P> {
+    /// A handle that makes the running agent apply a new configuration.
+    pub fn reloader(&self) -> Reloader {
+        Reloader(self.reload_tx.clone())
+    }
+
+    /// Applies a new (validated) configuration.
+    pub fn apply_config(&mut self, new: Config) {
+        let old = std::mem::replace(&mut self.config, new);
+        let report = self.sync_probes();
+        // Keep each surviving record's state by name and type.
+        let mut old_states: HashMap<(String, u16), RecordState> = old
+            .records
+            .iter()
+            .zip(std::mem::take(&mut self.records))
+            .map(|(r, state)| ((r.name.to_ascii_lowercase(), r.rtype.code()), state))
+            .collect();
+        let mut records = Vec::with_capacity(self.config.records.len());
+        let mut kept = 0;
+        for (r, record) in self.config.records.iter().enumerate() {
+            let health: Vec<Health> = (0..record.endpoints.len())
+                .map(|e| {
+                    let probe = self.endpoint_probes.get(r).and_then(|p| p[e]);
+                    match (probe, &self.probes) {
+                        (Some(id), Some(probes)) => probes.status(id).health(),
+                        _ => Health::Unknown,
+                    }
+                })
+                .collect();
+            let key = (record.name.to_ascii_lowercase(), record.rtype.code());
+            let mut state = match old_states.remove(&key) {
+                Some(state) => {
+                    kept += 1;
+                    state
+                }
+                None => RecordState::new(record.endpoints.len()),
+            };
+            state.health = health;
+            records.push(state);
+        }
+        let (added, removed) = (records.len() - kept, old_states.len());
+        self.records = records;
+        self.unknown = self
+            .records
+            .iter()
+            .map(|s| s.health.iter().filter(|h| **h == Health::Unknown).count())
+            .sum();
+        self.publication.configure(&self.config);
+        info!(
+            "reload: {} records ({added} new, {kept} kept, {removed} removed), {} zones; probes: {} started, {} stopped, {} kept with their state",
+            self.config.records.len(),
+            self.config.zones.len(),
+            report.started,
+            report.stopped,
+            report.kept
+        );
+        for warning in self.config.warnings() {
+            warn!("{warning}");
+        }
+        if self.first_round_done {
+            for r in 0..self.records.len() {
+                self.update(r);
+            }
+        }
+    }
+}

@@ -1,0 +1,147 @@
+//! What the agent reports about itself: every endpoint's health with its
+//! probe's tally ([`HealthSnapshot`]) and every record's answer, health and
+//! overrides ([`StatusReport`], for `failover-agent status`).
+
+use std::net::IpAddr;
+use std::time::SystemTime;
+
+use super::Agent;
+use crate::checks::health::ProbeStatus;
+use crate::checks::settings::CheckTarget;
+use crate::control::{EndpointReport, RecordStatus, StatusReport};
+use crate::policy::{Answer, Rules, decide};
+use crate::publish::Publisher;
+
+/// One (record, endpoint) and the health of the probe that checks it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EndpointStatus {
+    /// Record name and type ("www.example.test.", "A").
+    pub record: String,
+    pub rtype: String,
+    /// The address the record answers with.
+    pub address: IpAddr,
+    /// The check's name and kind, and what it probes (may differ from
+    /// `address`: `check_address`, `target_address`).
+    pub check: String,
+    pub kind: &'static str,
+    pub target: CheckTarget,
+    /// How many (record, endpoint) pairs share this probe (1 = only this one).
+    pub shared_by: usize,
+    pub status: ProbeStatus,
+}
+
+/// Every endpoint's health, in configuration order (records, then endpoints).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct HealthSnapshot {
+    pub endpoints: Vec<EndpointStatus>,
+    /// Distinct probes running (fewer than endpoints when checks are shared).
+    pub probes: usize,
+}
+
+impl<P: Publisher> Agent<P> {
+    /// Every endpoint's health with its probe's latency, last failure and
+    /// last change, in configuration order.
+    pub fn snapshot(&self) -> HealthSnapshot {
+        let mut endpoints = Vec::with_capacity(self.config.endpoint_count());
+        for (r, record) in self.config.records.iter().enumerate() {
+            for e in 0..record.endpoints.len() {
+                endpoints.push(self.endpoint_status(r, e));
+            }
+        }
+        HealthSnapshot {
+            endpoints,
+            probes: self.probes.as_ref().map_or(0, |p| p.len()),
+        }
+    }
+
+    /// Endpoint `e` of record `r` with its probe's state.
+    fn endpoint_status(&self, r: usize, e: usize) -> EndpointStatus {
+        let record = &self.config.records[r];
+        let endpoint = &record.endpoints[e];
+        let probe = self
+            .endpoint_probes
+            .get(r)
+            .and_then(|p| p.get(e).copied().flatten());
+        let status = match (probe, &self.probes) {
+            (Some(id), Some(probes)) => probes.status(id),
+            _ => Default::default(),
+        };
+        EndpointStatus {
+            record: record.name.clone(),
+            rtype: record.rtype.to_string(),
+            address: endpoint.address,
+            check: record.check_name.clone(),
+            kind: record.check.kind.name(),
+            target: endpoint.check_target(&record.check),
+            shared_by: probe
+                .and_then(|id| self.users.get(&id))
+                .map_or(1, |u| u.len()),
+            status,
+        }
+    }
+
+    /// Every record with its endpoints' health, overrides and answer.
+    pub fn status(&self) -> StatusReport {
+        let now = SystemTime::now();
+        let mut records = Vec::with_capacity(self.config.records.len());
+        for (r, record) in self.config.records.iter().enumerate() {
+            let state = &self.records[r];
+            let decision = decide(&Rules::of(record), &self.states(r));
+            let held = self.publication.held(&record.name, record.rtype.code());
+            let (answer, weights, ttl) = match held {
+                None => ("none", Vec::new(), record.ttl),
+                Some(entry) => {
+                    let (kind, weights) = match &entry.answer {
+                        Answer::Addrs(_) => ("addresses", Vec::new()),
+                        Answer::Weighted(w) => ("weighted", w.iter().map(|(_, w)| *w).collect()),
+                        Answer::NoData => ("nodata", Vec::new()),
+                        Answer::ServFail => ("servfail", Vec::new()),
+                    };
+                    (kind, weights, entry.ttl)
+                }
+            };
+            let answered: Vec<IpAddr> = held.map_or(Vec::new(), |e| e.answer.addrs());
+            let endpoints = record
+                .endpoints
+                .iter()
+                .enumerate()
+                .map(|(e, endpoint)| {
+                    let admin = self.admin.state.mode(&record.name, endpoint.address, now);
+                    let probe = self.endpoint_status(r, e);
+                    EndpointReport {
+                        address: endpoint.address.to_string(),
+                        priority: endpoint.priority,
+                        weight: endpoint.weight,
+                        health: state.health[e].to_string(),
+                        admin: admin.map(|(m, _)| m.name().to_string()),
+                        admin_until: admin
+                            .and_then(|(_, u)| u)
+                            .map(|u| humantime::format_rfc3339_seconds(u).to_string()),
+                        answered: answered.contains(&endpoint.address),
+                        check: Some(format!("{} ({} {})", probe.check, probe.kind, probe.target)),
+                        latency_ms: probe.status.last_latency.map(|l| l.as_secs_f64() * 1000.0),
+                        last_failure: probe.status.last_failure,
+                    }
+                })
+                .collect();
+            records.push(RecordStatus {
+                name: record.name.clone(),
+                rtype: record.rtype.to_string(),
+                policy: record.policy.to_string(),
+                when_all_down: record.when_all_down.to_string(),
+                answer: answer.to_string(),
+                addresses: answered.iter().map(|a| a.to_string()).collect(),
+                weights,
+                ttl,
+                degraded: decision.as_ref().is_some_and(|d| d.degraded),
+                all_down: decision.as_ref().is_some_and(|d| d.all_down),
+                endpoints,
+            });
+        }
+        StatusReport {
+            answering: self.first_round_done,
+            admin_state_file: self.admin.path().map(|p| p.display().to_string()),
+            records,
+        }
+    }
+}

@@ -1,0 +1,275 @@
+//! One running agent: binds its sockets, loads and attaches the XDP
+//! program, wires the publication path to the kernel maps and the userspace
+//! table, starts the server, the control socket and the reload handler, runs
+//! the agent's loop until a signal, and takes it all down in order.
+
+pub mod reload;
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{Context as _, Result};
+use log::{info, warn};
+use tokio::signal::unix::{SignalKind, signal};
+
+use crate::admin_state::AdminStore;
+use crate::agent::Agent;
+use crate::config::{Config, Server, ServerMode};
+use crate::dataplane::{AttachMode, Dataplane};
+use crate::demo::DemoEndpoints;
+use crate::publish::both::Both;
+use crate::serve::Responder;
+use crate::serve::server::{Listeners, Server as DnsServer, ServerStats, TcpLimits};
+use crate::serve::table::AnswerTable;
+
+/// What `run` was asked to do, resolved from arguments and defaults.
+pub struct Plan {
+    pub config: Config,
+    pub iface: String,
+    pub mode: AttachMode,
+    pub demo: bool,
+    /// The admin-state file's overrides (or an empty in-memory state).
+    pub admin: AdminStore,
+    /// The file to re-read on SIGHUP, and its `[server]` as loaded (before
+    /// command-line overrides), to tell a reload that changes it.
+    pub reload: Option<(PathBuf, Server)>,
+    pub pid_file: PathBuf,
+    pub stats_interval: Duration,
+}
+
+pub fn mode_name(mode: AttachMode) -> &'static str {
+    match mode {
+        AttachMode::Native => "native",
+        AttachMode::Skb => "skb",
+    }
+}
+
+/// The agent's publisher: the kernel maps and the userspace table, fed alike.
+type Published = Both<Dataplane, AnswerTable>;
+
+/// Runs `plan` until SIGINT or SIGTERM.
+pub fn run(plan: Plan) -> Result<()> {
+    let Plan {
+        config,
+        iface,
+        mode,
+        demo,
+        admin,
+        reload,
+        pid_file,
+        stats_interval,
+    } = plan;
+    for warning in config.warnings() {
+        warn!("{warning}");
+    }
+    // SIGHUP's default action ends the process: ignore it until the reload
+    // handler replaces this below, so a SIGHUP during start-up (logrotate, an
+    // early `failover-agent reload`) cannot kill an agent that has attached XDP.
+    // SAFETY: setting a signal's disposition to SIG_IGN has no preconditions.
+    unsafe { libc::signal(libc::SIGHUP, libc::SIG_IGN) };
+    // Bound first: a port that is taken stops us before the kernel is
+    // touched, and once XDP passes queries up, something answers them.
+    let listeners = match config.server.mode {
+        ServerMode::Authoritative => Some(
+            Listeners::bind(
+                &config.server.listen,
+                config.server.listen_is_default || demo,
+            )
+            .context("serving DNS in userspace (mode authoritative)")?,
+        ),
+        ServerMode::Front => {
+            info!(
+                "mode front: no userspace DNS server; queries XDP does not answer go to the DNS server on this host"
+            );
+            None
+        }
+    };
+    let mut dataplane = Dataplane::load().map_err(|e| {
+        // SAFETY: geteuid has no preconditions.
+        if unsafe { libc::geteuid() } != 0 {
+            e.context("loading the XDP program (needs root, or CAP_BPF and CAP_NET_ADMIN)")
+        } else {
+            e
+        }
+    })?;
+    if let Err(e) = dataplane.attach(&iface, mode) {
+        let hint = if mode == AttachMode::Native {
+            " (hint: the driver may not support native XDP; try --xdp-mode skb)"
+        } else {
+            ""
+        };
+        return Err(e.context(format!(
+            "attaching the XDP responder to {iface} in {} mode failed{hint}",
+            mode_name(mode)
+        )));
+    }
+    info!(
+        "XDP responder attached to {iface} in {} mode; {} records in {} zones",
+        mode_name(mode),
+        config.records.len(),
+        config.zones.len()
+    );
+
+    // Started from the main thread (the parent-death signal follows it) and
+    // dropped after the runtime is gone: the children die last.
+    let demo_endpoints = if demo {
+        let demo_endpoints = start_demo(&config)?;
+        Some(demo_endpoints)
+    } else {
+        None
+    };
+
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    let table = AnswerTable::new();
+    let responder = Responder::new(table.clone());
+    let limits = TcpLimits {
+        idle_timeout: config.server.tcp_idle_timeout,
+        max_connections: config.server.tcp_max_connections,
+    };
+    // Publishes the zone tree at once: SOA, NS and negative answers are
+    // known before any check has run.
+    let mut agent = Agent::new(
+        config,
+        Both::new(dataplane, table, ["kernel map", "userspace table"]),
+    );
+    agent.set_admin(admin);
+    let control_socket = agent.config().admin.control_socket.clone().map(|path| {
+        let is_default = agent.config().admin.control_socket_is_default;
+        (path, is_default, agent.control_channel())
+    });
+    let open_files = crate::checks::raise_fd_limit();
+    if (open_files as usize) < 2 * agent.config().endpoint_count() + 256 {
+        warn!(
+            "open-file limit {open_files} is low for {} endpoints: checks may fail with \"too many open files\"",
+            agent.config().endpoint_count()
+        );
+    }
+    let running_server = agent.config().server.clone();
+    let reloader = agent.reloader();
+    // The default path is best effort (e.g. /run not writable); a given one must work.
+    let _pid_file = match reload::PidFile::write(&pid_file) {
+        Ok(pid_file) => Some(pid_file),
+        Err(e) if pid_file == Path::new(reload::DEFAULT_PID_FILE) => {
+            warn!("{e:#}; `failover-agent reload` will not find this agent (SIGHUP still works)");
+            None
+        }
+        Err(e) => return Err(e),
+    };
+    let result = runtime.block_on(async {
+        let server = match listeners {
+            Some(listeners) => Some(DnsServer::start(listeners, responder, limits)?),
+            None => None,
+        };
+        let server_stats = server.as_ref().map(|s| s.stats());
+        if let Some((path, is_default, control)) = control_socket
+            && let Some(listener) = crate::control::bind(&path, is_default)?
+        {
+            tokio::spawn(crate::control::serve(listener, path, control));
+        }
+        match reload {
+            Some((path, file_server)) => {
+                tokio::spawn(reload::on_sighup(
+                    path,
+                    running_server,
+                    file_server,
+                    reloader,
+                ));
+            }
+            None => {
+                // The built-in demo has no file to re-read: SIGHUP is
+                // acknowledged and changes nothing (rather than killing us).
+                if let Ok(mut hangups) = signal(SignalKind::hangup()) {
+                    tokio::spawn(async move {
+                        while hangups.recv().await.is_some() {
+                            info!("SIGHUP: the built-in demo configuration has no file to reload");
+                        }
+                    });
+                }
+            }
+        }
+        let mut sigint =
+            signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
+        let mut sigterm =
+            signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
+        let shutdown = async {
+            tokio::select! {
+                _ = sigint.recv() => info!("SIGINT: shutting down"),
+                _ = sigterm.recv() => info!("SIGTERM: shutting down"),
+            }
+        };
+        let result = agent
+            .run(shutdown, Some(stats_interval), |published: &Published| {
+                log_counters(&published.first, server_stats.as_deref())
+            })
+            .await;
+        if let Some(server) = server {
+            let stats = server.stats();
+            server.stop().await;
+            info!("userspace server stopped: {}", stats.summary());
+        }
+        result
+    });
+    // Stops the check tasks before the dataplane goes away.
+    drop(runtime);
+    let mut dataplane = agent.into_publisher().first;
+    log_counters(&dataplane, None);
+    let detached = dataplane
+        .detach()
+        .with_context(|| format!("detaching the XDP responder from {iface}"));
+    if detached.is_ok() {
+        info!("XDP responder detached from {iface}");
+    }
+    drop(demo_endpoints);
+    result?;
+    detached
+}
+
+fn start_demo(config: &Config) -> Result<DemoEndpoints> {
+    let record = &config.records[0];
+    let listen: Vec<SocketAddr> = record
+        .endpoints
+        .iter()
+        .map(|e| SocketAddr::from((e.address, record.check.port.expect("the demo check is tcp"))))
+        .collect();
+    let demo = DemoEndpoints::start(&listen)?;
+    for ((addr, pid), endpoint) in demo.pids().into_iter().zip(&record.endpoints) {
+        info!(
+            "demo: endpoint {addr} (priority {}) is pid {pid}",
+            endpoint.priority
+        );
+    }
+    if let Some((addr, pid)) = demo.pids().first().copied() {
+        info!(
+            "demo: stop the primary with `kill {pid}`, then bring it back with `{}`",
+            demo.command_line(addr)
+        );
+    }
+    let name = record.name.trim_end_matches('.');
+    info!("demo: watch the answers with `dig @127.0.0.1 {name}` (from XDP)");
+    info!(
+        "demo: userspace answers the rest: `dig @127.0.0.1 {name} MX`, `dig @::1 {name} AAAA`, `dig @127.0.0.1 {name} +tcp`, `dig @127.0.0.1 {} SOA`",
+        config.zones[0].origin.trim_end_matches('.')
+    );
+    Ok(demo)
+}
+
+fn log_counters(dataplane: &Dataplane, server: Option<&ServerStats>) {
+    match dataplane.counters() {
+        Ok(counters) => info!(
+            "kernel counters: {}",
+            counters
+                .iter()
+                .map(|(c, n)| format!("{}={n}", c.name()))
+                .collect::<Vec<_>>()
+                .join(" ")
+        ),
+        Err(e) => warn!("reading the kernel counters: {e:#}"),
+    }
+    if let Some(server) = server {
+        info!("userspace server counters: {}", server.summary());
+    }
+}

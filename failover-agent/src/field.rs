@@ -1,0 +1,154 @@
+//! One configuration field: where it is (`record[0].endpoints[1].address`)
+//! and the value checks every section shares (durations, counts, ports,
+//! TTLs, names, addresses). The config sections and the check kinds build
+//! on these; nothing here knows any section.
+
+use std::net::IpAddr;
+use std::time::Duration;
+
+use crate::dns::name::name_key;
+
+/// Largest TTL a record may carry (RFC 2181 section 8: 2^31 - 1 seconds).
+pub const MAX_TTL: u32 = 2_147_483_647;
+
+/// A validation failure before the file name is attached.
+#[derive(Debug)]
+pub struct FieldError {
+    pub field: String,
+    pub message: String,
+}
+
+pub fn field_err(field: impl Into<String>, message: impl Into<String>) -> FieldError {
+    FieldError {
+        field: field.into(),
+        message: message.into(),
+    }
+}
+
+/// Validates a domain name and makes it absolute (trailing dot).
+pub fn dns_name(field: &str, name: &str) -> Result<String, FieldError> {
+    if name.is_empty() {
+        return Err(field_err(field, "the name is empty"));
+    }
+    let absolute = if name.ends_with('.') {
+        name.to_string()
+    } else {
+        format!("{name}.")
+    };
+    if absolute != "." {
+        for label in absolute[..absolute.len() - 1].split('.') {
+            if label.is_empty() {
+                return Err(field_err(field, format!("{name:?} has an empty label")));
+            }
+            if let Some(c) = label
+                .chars()
+                .find(|c| !(c.is_ascii_alphanumeric() || *c == '-' || *c == '_'))
+            {
+                return Err(field_err(
+                    field,
+                    format!(
+                        "{name:?}: label {label:?} contains {c:?}; only letters, digits, '-' and '_' are allowed"
+                    ),
+                ));
+            }
+        }
+    }
+    // Label lengths (1..=63) and the 255-byte wire limit: exactly what the
+    // kernel key can encode.
+    name_key(&absolute).map_err(|e| field_err(field, e.to_string()))?;
+    Ok(absolute)
+}
+
+/// DNS names compare case-insensitively.
+pub fn same_name(a: &str, b: &str) -> bool {
+    a.eq_ignore_ascii_case(b)
+}
+
+pub fn in_zone(name: &str, origin: &str) -> bool {
+    if origin == "." || same_name(name, origin) {
+        return true;
+    }
+    name.len() > origin.len()
+        && same_name(&name[name.len() - origin.len()..], origin)
+        && name.as_bytes()[name.len() - origin.len() - 1] == b'.'
+}
+
+pub fn ttl_value(field: &str, ttl: i64) -> Result<u32, FieldError> {
+    if (0..=i64::from(MAX_TTL)).contains(&ttl) {
+        Ok(ttl as u32)
+    } else {
+        Err(field_err(
+            field,
+            format!("TTL {ttl} is out of range: must be 0 to {MAX_TTL} seconds (RFC 2181)"),
+        ))
+    }
+}
+
+/// An address that may appear in an answer: unicast, and for IPv6 not
+/// link-local (meaningless without an interface).
+pub fn unicast_address(field: &str, text: &str) -> Result<IpAddr, FieldError> {
+    let ip: IpAddr = text.trim().parse().map_err(|_| {
+        field_err(
+            field,
+            format!("{text:?} is not an IP address (e.g. \"192.0.2.10\" or \"2001:db8::10\")"),
+        )
+    })?;
+    let bad = match ip {
+        IpAddr::V4(v4) => v4.is_unspecified() || v4.is_broadcast() || v4.is_multicast(),
+        IpAddr::V6(v6) => v6.is_unspecified() || v6.is_multicast(),
+    };
+    if bad {
+        return Err(field_err(field, format!("{ip} is not a unicast address")));
+    }
+    if let IpAddr::V6(v6) = ip
+        && v6.is_unicast_link_local()
+    {
+        return Err(field_err(
+            field,
+            format!(
+                "{ip} is link-local: it means nothing without an interface, use a global or unique local address"
+            ),
+        ));
+    }
+    Ok(ip)
+}
+
+pub fn duration_value(
+    field: &str,
+    value: Option<&String>,
+    default: Duration,
+) -> Result<Duration, FieldError> {
+    let Some(text) = value else {
+        return Ok(default);
+    };
+    let duration = humantime::parse_duration(text).map_err(|e| {
+        field_err(
+            field,
+            format!("{text:?} is not a duration ({e}); write e.g. \"1s\" or \"500ms\""),
+        )
+    })?;
+    if duration.is_zero() {
+        return Err(field_err(field, "must be longer than zero"));
+    }
+    Ok(duration)
+}
+
+pub fn count_value(field: &str, value: Option<i64>, default: u32) -> Result<u32, FieldError> {
+    match value {
+        None => Ok(default),
+        Some(n) if (1..=i64::from(u32::MAX)).contains(&n) => Ok(n as u32),
+        Some(n) => Err(field_err(
+            field,
+            format!("{n} is out of range: must be 1 or more"),
+        )),
+    }
+}
+
+pub fn port_value(field: &str, port: i64) -> Result<u16, FieldError> {
+    u16::try_from(port).ok().filter(|p| *p != 0).ok_or_else(|| {
+        field_err(
+            field,
+            format!("port {port} is out of range: must be 1 to 65535"),
+        )
+    })
+}

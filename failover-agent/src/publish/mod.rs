@@ -1,0 +1,380 @@
+//! The one path from a decided answer to both answering paths.
+//!
+//! A [`Publisher`] takes whole values: the zone tree of a configuration, and
+//! one [`Entry`] per (name, type). The kernel maps ([`kernel`]) and the
+//! userspace table ([`table`]) are publishers; [`both::Both`] feeds the two
+//! alike, so they answer alike.
+//!
+//! [`Publication`] decides what the publishers must hold and keeps them
+//! there: the zone tree first, then what a reload removed is withdrawn, then
+//! the entries. Record entries come from the agent once its checks decided
+//! them; NODATA entries (for each of A, AAAA and HTTPS a hot name lacks) go
+//! out with the first answers. A write that fails is retried on every
+//! [`Publication::flush`], and writing a value again is harmless, since
+//! every write replaces.
+
+pub mod both;
+pub mod kernel;
+pub mod table;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use anyhow::{Result, bail};
+use log::{debug, error, info};
+
+use crate::config::Config;
+use crate::dns::rr::{HOT_TYPES, type_name};
+use crate::policy::{Rules, State, decide};
+use crate::serve::table::Entry;
+use crate::serve::zones::ZoneTree;
+
+/// Something that answers from published values.
+///
+/// Every call replaces what it held atomically: a reader sees the old or the
+/// new value, never a mix. Names are absolute (`"www.example.test."`), any
+/// case. A publisher that does not hold a zone (its `set_zones` failed) must
+/// refuse entries of that zone rather than answer without its SOA.
+pub trait Publisher {
+    /// Replaces the zone tree: every zone's SOA and what exists.
+    fn set_zones(&mut self, zones: &Arc<ZoneTree>) -> Result<()>;
+    /// Replaces the entry of (`name`, `rtype`).
+    fn put(&mut self, name: &str, rtype: u16, entry: &Entry) -> Result<()>;
+    /// Forgets (`name`, `rtype`): queries for it are no longer answered from
+    /// this publisher.
+    fn withdraw(&mut self, name: &str, rtype: u16) -> Result<()>;
+}
+
+impl<P: Publisher + ?Sized> Publisher for &mut P {
+    fn set_zones(&mut self, zones: &Arc<ZoneTree>) -> Result<()> {
+        (**self).set_zones(zones)
+    }
+
+    fn put(&mut self, name: &str, rtype: u16, entry: &Entry) -> Result<()> {
+        (**self).put(name, rtype, entry)
+    }
+
+    fn withdraw(&mut self, name: &str, rtype: u16) -> Result<()> {
+        (**self).withdraw(name, rtype)
+    }
+}
+
+/// A (name, type) by its lowercased name.
+type Key = (String, u16);
+
+/// One (name, type) the configuration answers from the tables.
+struct Slot {
+    /// As configured (for writes and messages).
+    name: String,
+    rtype: u16,
+    /// A record's (decided by the agent) or a NODATA declaration.
+    nodata: bool,
+    /// What the publisher should hold; `None` for a record not decided yet.
+    wanted: Option<Entry>,
+    /// What the publisher holds (its last successful write).
+    held: Option<Entry>,
+    /// The publisher may hold something else (a withdrawal that had not
+    /// succeeded yet): the next write goes out whatever `held` says.
+    unsure: bool,
+    failing: bool,
+}
+
+impl Slot {
+    fn settled(&self) -> bool {
+        !self.unsure && self.held == self.wanted
+    }
+}
+
+/// A withdrawal of something a reload removed, retried until it succeeds.
+struct Withdrawal {
+    name: String,
+    rtype: u16,
+    failing: bool,
+}
+
+/// What [`Publication::put`] did.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Put {
+    /// The publisher already holds this entry.
+    Unchanged,
+    /// Written; this is what it replaced.
+    Written(Option<Entry>),
+    /// Writing failed (logged); retried on every flush.
+    Failed,
+}
+
+/// Keeps a [`Publisher`] holding what the configuration and the agent's
+/// decisions say.
+pub struct Publication<P> {
+    target: P,
+    zones: Arc<ZoneTree>,
+    zones_held: bool,
+    zones_failing: bool,
+    /// In configuration order (records, then NODATA declarations by name),
+    /// so writes go out in a stable order.
+    slots: Vec<Slot>,
+    index: HashMap<Key, usize>,
+    withdrawals: Vec<Withdrawal>,
+    /// The first answers are out: NODATA entries are written too.
+    live: bool,
+}
+
+impl<P: Publisher> Publication<P> {
+    /// Publishes `config`'s zone tree to `target` at once (so SOA, NS and
+    /// negative answers are served before any check has run); entries
+    /// follow as [`Publication::put`] decides them.
+    pub fn new(target: P, config: &Config) -> Self {
+        let mut publication = Publication {
+            target,
+            zones: Arc::new(ZoneTree::default()),
+            zones_held: false,
+            zones_failing: false,
+            slots: Vec::new(),
+            index: HashMap::new(),
+            withdrawals: Vec::new(),
+            live: false,
+        };
+        publication.configure(config);
+        publication
+    }
+
+    /// Switches to `config`: its zone tree, its records (a record that
+    /// existed keeps what it holds until the agent decides it again; a new
+    /// one holds nothing, so both paths answer SERVFAIL until its first
+    /// check) and its NODATA declarations; withdraws every (name, type) it
+    /// no longer has. Then flushes.
+    pub fn configure(&mut self, config: &Config) {
+        self.zones = Arc::new(ZoneTree::new(config));
+        self.zones_held = false;
+        let mut old: HashMap<Key, Slot> = std::mem::take(&mut self.slots)
+            .into_iter()
+            .map(|slot| ((slot.name.to_ascii_lowercase(), slot.rtype), slot))
+            .collect();
+        self.index.clear();
+        // Records first, then each type a hot name lacks (NODATA).
+        let mut wanted: Vec<(&str, u16, Option<Entry>)> = config
+            .records
+            .iter()
+            .map(|r| (r.name.as_str(), r.rtype.code(), None))
+            .collect();
+        let hot_names = config.hot_names();
+        for hot in &hot_names {
+            for rtype in HOT_TYPES {
+                let has = hot
+                    .records
+                    .iter()
+                    .any(|&r| config.records[r].rtype.code() == rtype);
+                if !has {
+                    let entry = Entry::nodata(hot.zone as u32);
+                    wanted.push((hot.name.as_str(), rtype, Some(entry)));
+                }
+            }
+        }
+        for (name, rtype, nodata) in wanted {
+            let key = (name.to_ascii_lowercase(), rtype);
+            let (held, kept) = match old.remove(&key) {
+                // A record stays decided; a NODATA entry of a name that now
+                // has the record goes (resolvers cache NODATA).
+                Some(old) => {
+                    let kept = if old.nodata == nodata.is_some() {
+                        old.wanted
+                    } else {
+                        None
+                    };
+                    (old.held, kept)
+                }
+                None => (None, None),
+            };
+            self.index.insert(key, self.slots.len());
+            self.slots.push(Slot {
+                name: name.to_string(),
+                rtype,
+                nodata: nodata.is_some(),
+                wanted: nodata.or(kept),
+                held,
+                unsure: false,
+                failing: false,
+            });
+        }
+        // A withdrawal still pending for a (name, type) the configuration
+        // has again: its slot writes over whatever the publisher holds.
+        let index = &self.index;
+        let slots = &mut self.slots;
+        self.withdrawals.retain(
+            |w| match index.get(&(w.name.to_ascii_lowercase(), w.rtype)) {
+                Some(&i) => {
+                    slots[i].unsure = true;
+                    false
+                }
+                None => true,
+            },
+        );
+        // What the new configuration lacks.
+        for (_, gone) in old
+            .into_iter()
+            .filter(|(_, s)| s.held.is_some() || s.unsure)
+        {
+            self.withdrawals.push(Withdrawal {
+                name: gone.name,
+                rtype: gone.rtype,
+                failing: false,
+            });
+        }
+        self.flush();
+    }
+
+    /// The first answers are out: from now on NODATA entries are written
+    /// too (before, a type a name lacks is left to userspace).
+    pub fn go_live(&mut self) {
+        self.live = true;
+        self.flush();
+    }
+
+    /// Makes the publisher hold `entry` for (`name`, `rtype`), a record of
+    /// the configuration.
+    pub fn put(&mut self, name: &str, rtype: u16, entry: Entry) -> Put {
+        let key = (name.to_ascii_lowercase(), rtype);
+        let Some(&i) = self.index.get(&key) else {
+            error!(
+                "{name} {}: not a record of the configuration",
+                type_name(rtype)
+            );
+            return Put::Failed;
+        };
+        let slot = &mut self.slots[i];
+        slot.wanted = Some(entry);
+        if slot.settled() {
+            return Put::Unchanged;
+        }
+        let previous = slot.held.clone();
+        if !self.zones_held {
+            self.write_zones();
+        }
+        if self.zones_held && write(&mut self.target, &mut self.slots[i]) {
+            Put::Written(previous)
+        } else {
+            Put::Failed
+        }
+    }
+
+    /// What the publisher holds for (`name`, `rtype`).
+    pub fn held(&self, name: &str, rtype: u16) -> Option<&Entry> {
+        self.index
+            .get(&(name.to_ascii_lowercase(), rtype))
+            .and_then(|&i| self.slots[i].held.as_ref())
+    }
+
+    /// Retries every write that has not succeeded yet: the zone tree, then
+    /// withdrawals (they free room in the kernel map), then entries.
+    pub fn flush(&mut self) {
+        if !self.zones_held {
+            self.write_zones();
+            if !self.zones_held {
+                return;
+            }
+        }
+        let target = &mut self.target;
+        self.withdrawals.retain_mut(|w| {
+            let result = target.withdraw(&w.name, w.rtype);
+            !attempted(result, &mut w.failing, || {
+                format!("{} {} (withdrawal)", w.name, type_name(w.rtype))
+            })
+        });
+        for slot in &mut self.slots {
+            if !slot.settled() && (self.live || !slot.nodata) {
+                write(&mut self.target, slot);
+            }
+        }
+    }
+
+    /// Everything is written: the publisher holds what it should.
+    pub fn settled(&self) -> bool {
+        self.zones_held
+            && self.withdrawals.is_empty()
+            && self
+                .slots
+                .iter()
+                .all(|s| s.settled() || (s.nodata && !self.live))
+    }
+
+    fn write_zones(&mut self) {
+        let result = self.target.set_zones(&self.zones);
+        self.zones_held = attempted(result, &mut self.zones_failing, || {
+            "the zone tree (every zone's SOA)".to_string()
+        });
+    }
+
+    pub fn target(&self) -> &P {
+        &self.target
+    }
+
+    pub fn target_mut(&mut self) -> &mut P {
+        &mut self.target
+    }
+
+    pub fn into_target(self) -> P {
+        self.target
+    }
+}
+
+/// Brings the publisher to what `slot` wants; true when it holds it.
+fn write(target: &mut impl Publisher, slot: &mut Slot) -> bool {
+    let result = match &slot.wanted {
+        Some(entry) => target.put(&slot.name, slot.rtype, entry),
+        None => target.withdraw(&slot.name, slot.rtype),
+    };
+    let done = attempted(result, &mut slot.failing, || {
+        format!("{} {}", slot.name, type_name(slot.rtype))
+    });
+    if done {
+        slot.held = slot.wanted.clone();
+        slot.unsure = false;
+    }
+    done
+}
+
+/// Logs the first failure of a run of failures and the recovery; true when
+/// `result` is a success.
+fn attempted(result: Result<()>, failing: &mut bool, what: impl FnOnce() -> String) -> bool {
+    match result {
+        Ok(()) => {
+            if *failing {
+                info!("{}: written after earlier failures", what());
+            }
+            *failing = false;
+            true
+        }
+        Err(e) => {
+            if *failing {
+                debug!("{}: writing failed again: {e:#}", what());
+            } else {
+                error!(
+                    "{}: writing failed: {e:#}; retrying after every check",
+                    what()
+                );
+            }
+            *failing = true;
+            false
+        }
+    }
+}
+
+/// Publishes what `config` answers when every endpoint is healthy: the zone
+/// tree, every record's answer and every NODATA entry, through the same
+/// path as the agent. Lets a test fill the kernel map and the userspace
+/// table identically without running checks.
+pub fn publish_all_healthy(config: &Config, target: &mut impl Publisher) -> Result<()> {
+    let mut publication = Publication::new(target, config);
+    let mut failed = false;
+    for record in &config.records {
+        let states = vec![State::Healthy; record.endpoints.len()];
+        let decision = decide(&Rules::of(record), &states).expect("every endpoint is known");
+        let entry = Entry::new(record.zone as u32, decision.ttl, decision.answer);
+        failed |= publication.put(&record.name, record.rtype.code(), entry) == Put::Failed;
+    }
+    publication.go_live();
+    if failed || !publication.settled() {
+        bail!("some entries could not be published (see the log)");
+    }
+    Ok(())
+}

@@ -1,0 +1,23 @@
+//! The userspace DNS server: what the kernel passes up is answered here,
+//! from the same entries the kernel map holds.
+//!
+//! - [`table`]: the answer table (entries and zone tree) the publication
+//!   path writes;
+//! - [`zones`]: the zone tree of a configuration;
+//! - [`responder`]: one query in, its answer out (pure, no sockets);
+//! - [`select`]: which addresses a query gets;
+//! - [`wire`]: parsing queries and encoding responses;
+//! - [`server`]: the UDP and TCP sockets, and [`pktinfo`] for answering
+//!   from the address a query was sent to.
+
+pub mod pktinfo;
+pub mod responder;
+pub mod select;
+pub mod server;
+pub mod table;
+pub mod wire;
+pub mod zones;
+
+pub use responder::Responder;
+pub use table::{AnswerTable, Entry};
+pub use wire::Transport;
