@@ -6,15 +6,24 @@
 
 #[path = "../../failover-ebpf/build_object.rs"]
 mod build_object;
+mod host;
+mod process;
 
 use std::{
-    ffi::OsString,
     path::{Path, PathBuf},
     process::{Command, ExitCode, Stdio},
 };
 
 use anyhow::{Context as _, Result, bail};
 use clap::{Parser, Subcommand, ValueEnum};
+
+use crate::{
+    host::{
+        cargo_home, is_root, outlast_ctrl_c, put_cargo_bin_on_path, require_root, target_dir,
+        workspace_root,
+    },
+    process::{cargo, output_of, run, show},
+};
 
 /// bpf-linker release known to build against the nightly's LLVM here.
 const BPF_LINKER_VERSION: &str = "0.13.0";
@@ -166,86 +175,6 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
-}
-
-fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("xtask lives in the workspace")
-        .to_path_buf()
-}
-
-fn cargo_home() -> Option<PathBuf> {
-    std::env::var_os("CARGO_HOME")
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cargo")))
-}
-
-/// `cargo install` puts bpf-linker into $CARGO_HOME/bin; rustc looks the linker
-/// up on PATH, so that directory must be on it for every nested build.
-fn put_cargo_bin_on_path() {
-    let Some(bin) = cargo_home().map(|h| h.join("bin")) else {
-        return;
-    };
-    let path = std::env::var_os("PATH").unwrap_or_default();
-    if std::env::split_paths(&path).any(|p| p == bin) {
-        return;
-    }
-    let joined = std::env::join_paths(std::iter::once(bin).chain(std::env::split_paths(&path)))
-        .expect("PATH entries came from PATH");
-    // SAFETY: called at the top of main, before this process starts any thread.
-    unsafe { std::env::set_var("PATH", joined) };
-}
-
-/// Ctrl-C reaches the whole foreground process group, so the command xtask runs
-/// gets it too and shuts down by itself (the agent detaches XDP first). xtask
-/// waits for that instead of dying first and leaving it to finish unobserved.
-/// A handler, not SIG_IGN: handlers reset to the default on exec, so children
-/// still get the normal Ctrl-C behaviour.
-fn outlast_ctrl_c() {
-    extern "C" fn ignore(_: libc::c_int) {}
-    // SAFETY: installs an async-signal-safe handler that does nothing.
-    unsafe {
-        libc::signal(
-            libc::SIGINT,
-            ignore as extern "C" fn(libc::c_int) as libc::sighandler_t,
-        )
-    };
-}
-
-fn is_root() -> bool {
-    // SAFETY: geteuid has no preconditions and cannot fail.
-    unsafe { libc::geteuid() == 0 }
-}
-
-/// Runs `cmd`, echoing it; fails with what ran and its status.
-fn run(cmd: &mut Command) -> Result<()> {
-    let shown = show(cmd);
-    eprintln!("xtask: running {shown}");
-    let status = cmd
-        .status()
-        .with_context(|| format!("cannot start {shown}"))?;
-    if !status.success() {
-        bail!("{shown} failed ({status})");
-    }
-    Ok(())
-}
-
-fn show(cmd: &Command) -> String {
-    let mut s = cmd.get_program().to_string_lossy().into_owned();
-    for a in cmd.get_args() {
-        s.push(' ');
-        s.push_str(&a.to_string_lossy());
-    }
-    format!("`{s}`")
-}
-
-/// Runs a command for its stdout; `None` if it cannot start or fails.
-fn output_of(cmd: &mut Command) -> Option<String> {
-    let out = cmd.stderr(Stdio::null()).output().ok()?;
-    out.status
-        .success()
-        .then(|| String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
 /// `rustc +nightly ...` without inheriting which toolchain the outer cargo runs.
@@ -542,27 +471,6 @@ fn prereqs(root: &Path) -> Result<()> {
 
 // ---------------------------------------------------------------------------
 // test / demo / bench / lint
-
-fn require_root(what: &str) -> Result<()> {
-    if !is_root() {
-        bail!(
-            "{what} needs root (network namespaces, veth pairs, XDP); run it as root, \
-             e.g. `sudo -E env PATH=\"$PATH\" cargo xtask ...`"
-        );
-    }
-    Ok(())
-}
-
-fn cargo() -> Command {
-    Command::new(std::env::var_os("CARGO").unwrap_or_else(|| OsString::from("cargo")))
-}
-
-fn target_dir(root: &Path) -> PathBuf {
-    std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .map(|d| if d.is_relative() { root.join(d) } else { d })
-        .unwrap_or_else(|| root.join("target"))
-}
 
 /// Splits `cargo test` args into cargo's own and the test harness's (after `--`).
 fn split_harness_args(args: &[String]) -> (&[String], &[String]) {
