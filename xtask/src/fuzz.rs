@@ -10,7 +10,7 @@ use anyhow::{Context as _, Result, bail};
 
 use crate::{
     host::{require_root, target_dir},
-    process::{cargo, output_of, run, show},
+    process::{cargo, command_line, run, stdout_of},
     toolchain::{check_nightly, ensure_ebpf_toolchain},
 };
 
@@ -40,9 +40,9 @@ pub fn fuzz_xdp(root: &Path, cases: u64, seed: Option<&str>, max_findings: u64) 
     run(&mut cmd).context("the XDP fuzzer found something (FINDING lines above) or failed")
 }
 
-/// `cargo +nightly <args>` in `fuzz/`, without the outer cargo's toolchain,
-/// target dir or flags leaking in.
-fn nightly_cargo_in_fuzz(root: &Path) -> Command {
+/// `cargo +nightly` at the workspace root (where `cargo fuzz` finds fuzz/),
+/// without the outer cargo's toolchain, target dir or flags leaking in.
+fn nightly_cargo(root: &Path) -> Command {
     let mut cmd = Command::new("cargo");
     cmd.current_dir(root).arg("+nightly");
     for var in [
@@ -62,7 +62,7 @@ fn nightly_cargo_in_fuzz(root: &Path) -> Command {
 }
 
 fn ensure_cargo_fuzz(root: &Path) -> Result<()> {
-    if let Some(version) = output_of(nightly_cargo_in_fuzz(root).args(["fuzz", "--version"])) {
+    if let Some(version) = stdout_of(nightly_cargo(root).args(["fuzz", "--version"])) {
         eprintln!("xtask: cargo-fuzz: present ({})", version.trim());
         return Ok(());
     }
@@ -73,7 +73,7 @@ fn ensure_cargo_fuzz(root: &Path) -> Result<()> {
         install.env_remove(var);
     }
     run(&mut install).context("installing cargo-fuzz failed (needs crates.io)")?;
-    if output_of(nightly_cargo_in_fuzz(root).args(["fuzz", "--version"])).is_none() {
+    if stdout_of(nightly_cargo(root).args(["fuzz", "--version"])).is_none() {
         bail!("cargo-fuzz was installed but `cargo +nightly fuzz --version` still fails");
     }
     Ok(())
@@ -111,7 +111,7 @@ pub fn fuzz_userspace(root: &Path, seconds: u64, check: bool) -> Result<()> {
             .arg(&corpus)
             .args(["--count", "500"]))?;
     }
-    let mut cmd = nightly_cargo_in_fuzz(root);
+    let mut cmd = nightly_cargo(root);
     cmd.args(["fuzz", "run", "responder", "--"])
         .arg(format!("-max_total_time={seconds}"))
         .arg("-print_final_stats=1");
@@ -146,7 +146,7 @@ struct LibFuzzerOutcome {
 /// Runs cargo fuzz, echoing libFuzzer's output while keeping its summary lines.
 fn run_capturing_libfuzzer(cmd: &mut Command) -> Result<LibFuzzerOutcome> {
     use std::io::{BufRead as _, BufReader};
-    let shown = show(cmd);
+    let shown = command_line(cmd);
     eprintln!("xtask: running {shown}");
     let mut child = cmd
         .stderr(Stdio::piped())

@@ -61,7 +61,7 @@ enum Cmd {
     },
     /// Run a benchmark (needs root). Extra args go to the benchmark.
     Bench {
-        which: Bench,
+        which: Benchmark,
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<String>,
     },
@@ -70,12 +70,12 @@ enum Cmd {
     /// Run a fuzzer, bounded: `xdp --cases N` (needs root) or `userspace --seconds S`.
     Fuzz {
         #[command(subcommand)]
-        which: Fuzz,
+        which: Fuzzer,
     },
 }
 
 #[derive(Subcommand)]
-enum Fuzz {
+enum Fuzzer {
     /// The XDP mutation fuzzer: mutated queries through the XDP program
     /// (BPF_PROG_TEST_RUN), kernel answers checked against the userspace
     /// parser and responder. Needs root.
@@ -104,18 +104,19 @@ enum Fuzz {
 }
 
 #[derive(Clone, Copy, ValueEnum)]
-enum Bench {
+enum Benchmark {
     /// Kernel fast path: ns per packet of the XDP responder (BPF_PROG_TEST_RUN).
     Xdp,
     /// Failover: time from an endpoint dying (or returning) to the answers changing.
     Failover,
 }
 
-impl Bench {
+impl Benchmark {
+    /// Its name on the benchmark binary's command line.
     fn name(self) -> &'static str {
         match self {
-            Bench::Xdp => "xdp",
-            Bench::Failover => "failover",
+            Benchmark::Xdp => "xdp",
+            Benchmark::Failover => "failover",
         }
     }
 }
@@ -136,14 +137,14 @@ fn main() -> ExitCode {
         Cmd::Lint => lint::lint(&root),
         Cmd::Fuzz {
             which:
-                Fuzz::Xdp {
+                Fuzzer::Xdp {
                     cases,
                     seed,
                     max_findings,
                 },
         } => fuzz::fuzz_xdp(&root, cases, seed.as_deref(), max_findings),
         Cmd::Fuzz {
-            which: Fuzz::Userspace { seconds, check },
+            which: Fuzzer::Userspace { seconds, check },
         } => fuzz::fuzz_userspace(&root, seconds, check),
     };
     match result {
@@ -175,14 +176,14 @@ mod tests {
             .unwrap();
         match cli.command {
             Cmd::Fuzz {
-                which: Fuzz::Xdp { cases, seed, .. },
+                which: Fuzzer::Xdp { cases, seed, .. },
             } => assert_eq!((cases, seed.as_deref()), (5, Some("0x2a"))),
             _ => panic!("parsed the wrong command"),
         }
         let cli = Cli::try_parse_from(["xtask", "fuzz", "userspace"]).unwrap();
         match cli.command {
             Cmd::Fuzz {
-                which: Fuzz::Userspace { seconds, check },
+                which: Fuzzer::Userspace { seconds, check },
             } => assert_eq!((seconds, check), (60, false)),
             _ => panic!("parsed the wrong command"),
         }

@@ -9,7 +9,7 @@ use anyhow::{Context as _, Result, bail};
 
 /// Runs `cmd`, echoing it; fails with what ran and its status.
 pub fn run(cmd: &mut Command) -> Result<()> {
-    let shown = show(cmd);
+    let shown = command_line(cmd);
     eprintln!("xtask: running {shown}");
     let status = cmd
         .status()
@@ -21,7 +21,7 @@ pub fn run(cmd: &mut Command) -> Result<()> {
 }
 
 /// The command line for messages, in backticks.
-pub fn show(cmd: &Command) -> String {
+pub fn command_line(cmd: &Command) -> String {
     let mut s = cmd.get_program().to_string_lossy().into_owned();
     for a in cmd.get_args() {
         s.push(' ');
@@ -31,7 +31,7 @@ pub fn show(cmd: &Command) -> String {
 }
 
 /// Runs a command for its stdout; `None` if it cannot start or fails.
-pub fn output_of(cmd: &mut Command) -> Option<String> {
+pub fn stdout_of(cmd: &mut Command) -> Option<String> {
     let out = cmd.stderr(Stdio::null()).output().ok()?;
     out.status
         .success()

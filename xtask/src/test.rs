@@ -8,7 +8,7 @@ use anyhow::{Context as _, Result, bail};
 use crate::{
     host::require_root,
     packages::prereqs,
-    process::{cargo, run, show},
+    process::{cargo, command_line, run},
 };
 
 pub fn test(root: &Path, args: &[String]) -> Result<()> {
@@ -21,7 +21,7 @@ pub fn test(root: &Path, args: &[String]) -> Result<()> {
     let mut tally = TestTally::default();
     // Unit tests run in parallel; the end-to-end tests share timing-sensitive
     // health checks and the machine's CPUs, so they run one at a time.
-    let unit = run_tests(
+    let unit = run_and_tally(
         cargo()
             .current_dir(root)
             .args([
@@ -37,7 +37,7 @@ pub fn test(root: &Path, args: &[String]) -> Result<()> {
         &mut tally,
     );
     // Run the system tests even when a unit test failed: one run shows all.
-    let system = run_tests(
+    let system = run_and_tally(
         cargo()
             .current_dir(root)
             .args(["test", "--no-fail-fast", "-p", "failover-tests"])
@@ -96,9 +96,9 @@ impl TestTally {
 }
 
 /// Like [`run`], but echoes the harness output while tallying its results.
-fn run_tests(cmd: &mut Command, tally: &mut TestTally) -> Result<()> {
+fn run_and_tally(cmd: &mut Command, tally: &mut TestTally) -> Result<()> {
     use std::io::{BufRead as _, BufReader};
-    let shown = show(cmd);
+    let shown = command_line(cmd);
     eprintln!("xtask: running {shown}");
     let mut child = cmd
         .stdout(std::process::Stdio::piped())

@@ -11,7 +11,7 @@ use anyhow::{Context as _, Result, bail};
 use crate::{
     build_object,
     host::cargo_home,
-    process::{output_of, run},
+    process::{run, stdout_of},
 };
 
 /// bpf-linker release known to build against the nightly's LLVM here.
@@ -34,7 +34,7 @@ pub struct Nightly {
 /// Step 1: the nightly must already be there. We never install or update it:
 /// a different nightly brings a different LLVM major, which bpf-linker must match.
 pub fn check_nightly() -> Result<Nightly> {
-    let Some(version) = output_of(nightly_rustc().arg("-vV")) else {
+    let Some(version) = stdout_of(nightly_rustc().arg("-vV")) else {
         bail!(
             "the nightly toolchain is missing: `rustc +nightly -vV` failed.\n  \
              The XDP program builds with nightly (build-std for bpfel-unknown-none).\n  \
@@ -46,7 +46,7 @@ pub fn check_nightly() -> Result<Nightly> {
     let llvm_major = parse_llvm_major(&version).with_context(|| {
         format!("`rustc +nightly -vV` printed no \"LLVM version: N.x\" line:\n{version}")
     })?;
-    let sysroot = output_of(nightly_rustc().args(["--print", "sysroot"]))
+    let sysroot = stdout_of(nightly_rustc().args(["--print", "sysroot"]))
         .map(|s| PathBuf::from(s.trim()))
         .context("`rustc +nightly --print sysroot` failed although `rustc +nightly -vV` works")?;
     Ok(Nightly {
@@ -90,7 +90,7 @@ fn ensure_rust_src(nightly: &Nightly) -> Result<()> {
 }
 
 fn bpf_linker_version() -> Option<String> {
-    output_of(Command::new("bpf-linker").arg("--version")).map(|v| v.trim().to_string())
+    stdout_of(Command::new("bpf-linker").arg("--version")).map(|v| v.trim().to_string())
 }
 
 /// Step 3: bpf-linker, built against the very libLLVM the nightly rustc ships,
