@@ -3,44 +3,31 @@
 //!
 //! xtask must not depend on failover-agent: the agent's build.rs needs
 //! bpf-linker, and installing bpf-linker is what `build-ebpf` is for.
+//!
+//! This file holds only the command line and the dispatch. Each command has a
+//! module; commands that need prerequisites call `packages` or `toolchain`,
+//! and all of them share `host` and `process`, which know of no command.
 
+// Shared with the agent's build.rs, so both build the XDP object one way.
 #[path = "../../failover-ebpf/build_object.rs"]
 mod build_object;
 
-use std::{
-    ffi::OsString,
-    path::{Path, PathBuf},
-    process::{Command, ExitCode, Stdio},
-};
+mod bench;
+mod demo;
+mod fuzz;
+mod lint;
+mod packages;
+mod test;
+mod toolchain;
 
-use anyhow::{Context as _, Result, bail};
+mod host;
+mod process;
+
+use std::process::ExitCode;
+
 use clap::{Parser, Subcommand, ValueEnum};
 
-/// bpf-linker release known to build against the nightly's LLVM here.
-const BPF_LINKER_VERSION: &str = "0.13.0";
-
-/// Commands the tests and benchmarks run, with the Debian package that has each.
-/// kdig, unbound and Knot are the real clients and servers of tests/real_clients.rs;
-/// nginx and openssl (a self-signed certificate) serve the http/https checks of
-/// tests/checks.rs.
-const DEBIAN_COMMANDS: &[(&str, &str)] = &[
-    ("dig", "bind9-dnsutils"),
-    ("nginx", "nginx"),
-    ("openssl", "openssl"),
-    ("ip", "iproute2"),
-    ("ethtool", "ethtool"),
-    ("kdig", "knot-dnsutils"),
-    ("unbound", "unbound"),
-    ("unbound-checkconf", "unbound"),
-    ("knotd", "knot"),
-    ("knotc", "knot"),
-];
-
-/// Packages above that ship a service: on a host where apt starts services
-/// (systemd without a policy-rc.d), installing them starts one in the root
-/// namespace, which the tests never use (they run their own in namespaces).
-const DEBIAN_SERVICES: &[(&str, &str)] =
-    &[("unbound", "unbound"), ("knot", "knot"), ("nginx", "nginx")];
+use crate::host::{outlast_ctrl_c, put_cargo_bin_on_path, workspace_root};
 
 #[derive(Parser)]
 #[command(
@@ -74,7 +61,7 @@ enum Cmd {
     },
     /// Run a benchmark (needs root). Extra args go to the benchmark.
     Bench {
-        which: Bench,
+        which: Benchmark,
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<String>,
     },
@@ -83,12 +70,12 @@ enum Cmd {
     /// Run a fuzzer, bounded: `xdp --cases N` (needs root) or `userspace --seconds S`.
     Fuzz {
         #[command(subcommand)]
-        which: Fuzz,
+        which: Fuzzer,
     },
 }
 
 #[derive(Subcommand)]
-enum Fuzz {
+enum Fuzzer {
     /// The XDP mutation fuzzer: mutated queries through the XDP program
     /// (BPF_PROG_TEST_RUN), kernel answers checked against the userspace
     /// parser and responder. Needs root.
@@ -117,18 +104,19 @@ enum Fuzz {
 }
 
 #[derive(Clone, Copy, ValueEnum)]
-enum Bench {
+enum Benchmark {
     /// Kernel fast path: ns per packet of the XDP responder (BPF_PROG_TEST_RUN).
     Xdp,
     /// Failover: time from an endpoint dying (or returning) to the answers changing.
     Failover,
 }
 
-impl Bench {
+impl Benchmark {
+    /// Its name on the benchmark binary's command line.
     fn name(self) -> &'static str {
         match self {
-            Bench::Xdp => "xdp",
-            Bench::Failover => "failover",
+            Benchmark::Xdp => "xdp",
+            Benchmark::Failover => "failover",
         }
     }
 }
@@ -139,25 +127,25 @@ fn main() -> ExitCode {
     outlast_ctrl_c();
     let root = workspace_root();
     let result = match cli.command {
-        Cmd::BuildEbpf => build_ebpf(&root),
-        Cmd::Prereqs => prereqs(&root),
+        Cmd::BuildEbpf => toolchain::build_ebpf(&root),
+        Cmd::Prereqs => packages::prereqs(&root),
         // clap drops a leading `--`, but for `cargo test` it separates cargo's
         // args from the harness's, so take the raw words after `test`.
-        Cmd::Test { .. } => test(&root, &std::env::args().skip(2).collect::<Vec<_>>()),
-        Cmd::Demo { args } => demo(&root, &args),
-        Cmd::Bench { which, args } => bench(&root, which, &args),
-        Cmd::Lint => lint(&root),
+        Cmd::Test { .. } => test::test(&root, &std::env::args().skip(2).collect::<Vec<_>>()),
+        Cmd::Demo { args } => demo::demo(&root, &args),
+        Cmd::Bench { which, args } => bench::bench(&root, which.name(), &args),
+        Cmd::Lint => lint::lint(&root),
         Cmd::Fuzz {
             which:
-                Fuzz::Xdp {
+                Fuzzer::Xdp {
                     cases,
                     seed,
                     max_findings,
                 },
-        } => fuzz_xdp(&root, cases, seed.as_deref(), max_findings),
+        } => fuzz::fuzz_xdp(&root, cases, seed.as_deref(), max_findings),
         Cmd::Fuzz {
-            which: Fuzz::Userspace { seconds, check },
-        } => fuzz_userspace(&root, seconds, check),
+            which: Fuzzer::Userspace { seconds, check },
+        } => fuzz::fuzz_userspace(&root, seconds, check),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -168,816 +156,9 @@ fn main() -> ExitCode {
     }
 }
 
-fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("xtask lives in the workspace")
-        .to_path_buf()
-}
-
-fn cargo_home() -> Option<PathBuf> {
-    std::env::var_os("CARGO_HOME")
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cargo")))
-}
-
-/// `cargo install` puts bpf-linker into $CARGO_HOME/bin; rustc looks the linker
-/// up on PATH, so that directory must be on it for every nested build.
-fn put_cargo_bin_on_path() {
-    let Some(bin) = cargo_home().map(|h| h.join("bin")) else {
-        return;
-    };
-    let path = std::env::var_os("PATH").unwrap_or_default();
-    if std::env::split_paths(&path).any(|p| p == bin) {
-        return;
-    }
-    let joined = std::env::join_paths(std::iter::once(bin).chain(std::env::split_paths(&path)))
-        .expect("PATH entries came from PATH");
-    // SAFETY: called at the top of main, before this process starts any thread.
-    unsafe { std::env::set_var("PATH", joined) };
-}
-
-/// Ctrl-C reaches the whole foreground process group, so the command xtask runs
-/// gets it too and shuts down by itself (the agent detaches XDP first). xtask
-/// waits for that instead of dying first and leaving it to finish unobserved.
-/// A handler, not SIG_IGN: handlers reset to the default on exec, so children
-/// still get the normal Ctrl-C behaviour.
-fn outlast_ctrl_c() {
-    extern "C" fn ignore(_: libc::c_int) {}
-    // SAFETY: installs an async-signal-safe handler that does nothing.
-    unsafe {
-        libc::signal(
-            libc::SIGINT,
-            ignore as extern "C" fn(libc::c_int) as libc::sighandler_t,
-        )
-    };
-}
-
-fn is_root() -> bool {
-    // SAFETY: geteuid has no preconditions and cannot fail.
-    unsafe { libc::geteuid() == 0 }
-}
-
-/// Runs `cmd`, echoing it; fails with what ran and its status.
-fn run(cmd: &mut Command) -> Result<()> {
-    let shown = show(cmd);
-    eprintln!("xtask: running {shown}");
-    let status = cmd
-        .status()
-        .with_context(|| format!("cannot start {shown}"))?;
-    if !status.success() {
-        bail!("{shown} failed ({status})");
-    }
-    Ok(())
-}
-
-fn show(cmd: &Command) -> String {
-    let mut s = cmd.get_program().to_string_lossy().into_owned();
-    for a in cmd.get_args() {
-        s.push(' ');
-        s.push_str(&a.to_string_lossy());
-    }
-    format!("`{s}`")
-}
-
-/// Runs a command for its stdout; `None` if it cannot start or fails.
-fn output_of(cmd: &mut Command) -> Option<String> {
-    let out = cmd.stderr(Stdio::null()).output().ok()?;
-    out.status
-        .success()
-        .then(|| String::from_utf8_lossy(&out.stdout).into_owned())
-}
-
-/// `rustc +nightly ...` without inheriting which toolchain the outer cargo runs.
-fn nightly_rustc() -> Command {
-    let mut cmd = Command::new("rustc");
-    cmd.arg("+nightly")
-        .env_remove("RUSTC")
-        .env_remove("RUSTUP_TOOLCHAIN");
-    cmd
-}
-
-// ---------------------------------------------------------------------------
-// eBPF toolchain
-
-struct Nightly {
-    sysroot: PathBuf,
-    llvm_major: u32,
-}
-
-/// Step 1: the nightly must already be there. We never install or update it:
-/// a different nightly brings a different LLVM major, which bpf-linker must match.
-fn check_nightly() -> Result<Nightly> {
-    let Some(version) = output_of(nightly_rustc().arg("-vV")) else {
-        bail!(
-            "the nightly toolchain is missing: `rustc +nightly -vV` failed.\n  \
-             The XDP program builds with nightly (build-std for bpfel-unknown-none).\n  \
-             Install it deliberately, e.g. `rustup toolchain install nightly --profile minimal \
-             --component rust-src`;\n  xtask does not install or update nightly itself because \
-             a newer one changes the LLVM major that bpf-linker is built against."
-        );
-    };
-    let llvm_major = parse_llvm_major(&version).with_context(|| {
-        format!("`rustc +nightly -vV` printed no \"LLVM version: N.x\" line:\n{version}")
-    })?;
-    let sysroot = output_of(nightly_rustc().args(["--print", "sysroot"]))
-        .map(|s| PathBuf::from(s.trim()))
-        .context("`rustc +nightly --print sysroot` failed although `rustc +nightly -vV` works")?;
-    Ok(Nightly {
-        sysroot,
-        llvm_major,
-    })
-}
-
-/// "LLVM version: 22.1.4" -> 22.
-fn parse_llvm_major(rustc_vv: &str) -> Option<u32> {
-    rustc_vv
-        .lines()
-        .find_map(|l| l.trim().strip_prefix("LLVM version:"))
-        .and_then(|v| v.trim().split('.').next())
-        .and_then(|m| m.parse().ok())
-}
-
-/// Step 2: build-std needs the nightly's library sources.
-fn ensure_rust_src(nightly: &Nightly) -> Result<()> {
-    let core = nightly.sysroot.join("lib/rustlib/src/rust/library/core");
-    if core.is_dir() {
-        eprintln!("xtask: rust-src for nightly: present");
-        return Ok(());
-    }
-    eprintln!("xtask: rust-src for nightly: missing, installing");
-    run(Command::new("rustup")
-        .args(["component", "add", "rust-src", "--toolchain", "nightly"])
-        .env_remove("RUSTUP_TOOLCHAIN"))
-    .context(
-        "installing rust-src for nightly failed; run \
-         `rustup component add rust-src --toolchain nightly` yourself (needs network)",
-    )?;
-    if !core.is_dir() {
-        bail!(
-            "rust-src was installed but {} is still missing; check `rustup component list \
-             --toolchain nightly --installed`",
-            core.display()
-        );
-    }
-    Ok(())
-}
-
-fn bpf_linker_version() -> Option<String> {
-    output_of(Command::new("bpf-linker").arg("--version")).map(|v| v.trim().to_string())
-}
-
-/// Step 3: bpf-linker, built against the very libLLVM the nightly rustc ships,
-/// so the bitcode rustc emits is always readable by the linker.
-fn ensure_bpf_linker(root: &Path, nightly: &Nightly) -> Result<()> {
-    if let Some(version) = bpf_linker_version() {
-        eprintln!("xtask: bpf-linker: present ({version})");
-        return Ok(());
-    }
-    let major = nightly.llvm_major;
-    eprintln!(
-        "xtask: bpf-linker: missing or does not start; building {BPF_LINKER_VERSION} against \
-         the nightly's LLVM {major}"
-    );
-    let sysroot_lib = nightly.sysroot.join("lib");
-    let libllvm = find_rust_libllvm(&sysroot_lib, major)?;
-
-    // llvm-sys wants an LLVM prefix with lib/libLLVM.so; rustc's copy carries a
-    // versioned name, so give it a prefix with a plain-named symlink.
-    let prefix = root.join("target/llvm-prefix");
-    let prefix_lib = prefix.join("lib");
-    std::fs::create_dir_all(&prefix_lib)
-        .with_context(|| format!("creating {}", prefix_lib.display()))?;
-    let link = prefix_lib.join("libLLVM.so");
-    if link.symlink_metadata().is_ok() {
-        std::fs::remove_file(&link).with_context(|| format!("removing old {}", link.display()))?;
-    }
-    std::os::unix::fs::symlink(&libllvm, &link)
-        .with_context(|| format!("symlinking {} -> {}", link.display(), libllvm.display()))?;
-
-    let mut install = Command::new("cargo");
-    install
-        .args([
-            "install",
-            "bpf-linker",
-            "--version",
-            BPF_LINKER_VERSION,
-            "--force",
-        ])
-        .args(["--no-default-features", "--features"])
-        .arg(format!("llvm-{major}"))
-        .env("LLVM_PREFIX", &prefix)
-        // Without the rpath the installed binary cannot find libLLVM at run time.
-        .env(
-            "RUSTFLAGS",
-            format!("-C link-arg=-Wl,-rpath,{}", sysroot_lib.display()),
-        );
-    for var in [
-        "CARGO_ENCODED_RUSTFLAGS",
-        "CARGO_BUILD_RUSTFLAGS",
-        "CARGO_BUILD_TARGET",
-        "CARGO_TARGET_DIR",
-    ] {
-        install.env_remove(var);
-    }
-    run(&mut install).with_context(|| {
-        format!(
-            "building bpf-linker failed. It needs network access to crates.io and a C/C++ \
-             toolchain; the LLVM it links is {} (via {}).",
-            libllvm.display(),
-            link.display()
-        )
-    })?;
-    match bpf_linker_version() {
-        Some(version) => {
-            eprintln!("xtask: bpf-linker: installed ({version})");
-            Ok(())
-        }
-        None => bail!(
-            "bpf-linker was installed but `bpf-linker --version` still fails; check that \
-             {} is on PATH and that `ldd $(command -v bpf-linker)` finds libLLVM in {}",
-            cargo_home()
-                .map(|h| h.join("bin").display().to_string())
-                .unwrap_or_else(|| "$CARGO_HOME/bin".into()),
-            sysroot_lib.display()
-        ),
-    }
-}
-
-/// `<sysroot>/lib/libLLVM.so.<major>.*-rust-*`.
-fn find_rust_libllvm(sysroot_lib: &Path, major: u32) -> Result<PathBuf> {
-    let prefix = format!("libLLVM.so.{major}.");
-    let entries = std::fs::read_dir(sysroot_lib)
-        .with_context(|| format!("reading the nightly's {}", sysroot_lib.display()))?;
-    let mut found: Vec<PathBuf> = entries
-        .filter_map(|e| e.ok())
-        .filter(|e| {
-            let name = e.file_name().to_string_lossy().into_owned();
-            name.starts_with(&prefix) && name.contains("-rust-")
-        })
-        .map(|e| e.path())
-        .collect();
-    found.sort();
-    found.pop().with_context(|| {
-        format!(
-            "no {prefix}*-rust-* in {}: this nightly does not ship a shared libLLVM, so \
-             bpf-linker cannot be built against it; install bpf-linker by hand \
-             (see https://github.com/aya-rs/bpf-linker)",
-            sysroot_lib.display()
-        )
-    })
-}
-
-fn ensure_ebpf_toolchain(root: &Path) -> Result<()> {
-    let nightly = check_nightly()?;
-    eprintln!(
-        "xtask: nightly: present (LLVM {}, {})",
-        nightly.llvm_major,
-        nightly.sysroot.display()
-    );
-    ensure_rust_src(&nightly)?;
-    ensure_bpf_linker(root, &nightly)
-}
-
-fn build_ebpf(root: &Path) -> Result<()> {
-    ensure_ebpf_toolchain(root)?;
-    let object = build_object::build(root).map_err(anyhow::Error::msg)?;
-    println!("{}", object.display());
-    Ok(())
-}
-
-// ---------------------------------------------------------------------------
-// Debian packages
-
-/// `command -v`: the first executable file called `name` on PATH, or in
-/// /usr/sbin and /sbin (where daemons live; a non-login PATH may lack them).
-fn find_on_path(name: &str) -> Option<PathBuf> {
-    use std::os::unix::fs::PermissionsExt as _;
-    let path = std::env::var_os("PATH").unwrap_or_default();
-    std::env::split_paths(&path)
-        .chain(["/usr/sbin", "/sbin"].map(PathBuf::from))
-        .map(|dir| dir.join(name))
-        .find(|p| {
-            p.metadata()
-                .map(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
-                .unwrap_or(false)
-        })
-}
-
-fn ensure_debian_packages() -> Result<()> {
-    let missing: Vec<(&str, &str)> = DEBIAN_COMMANDS
-        .iter()
-        .copied()
-        .filter(|(cmd, _)| find_on_path(cmd).is_none())
-        .collect();
-    if missing.is_empty() {
-        let all: Vec<&str> = DEBIAN_COMMANDS.iter().map(|(c, _)| *c).collect();
-        eprintln!("xtask: {}: present", all.join(", "));
-        return Ok(());
-    }
-    let commands: Vec<&str> = missing.iter().map(|(c, _)| *c).collect();
-    let mut packages: Vec<&str> = missing.iter().map(|(_, p)| *p).collect();
-    packages.sort_unstable();
-    packages.dedup();
-    let how = format!("apt-get install -y {}", packages.join(" "));
-    eprintln!(
-        "xtask: missing commands: {}; installing Debian packages {}",
-        commands.join(", "),
-        packages.join(" ")
-    );
-    if !is_root() {
-        bail!(
-            "missing {} and not root, so cannot install; run as root: `{how}`",
-            commands.join(", ")
-        );
-    }
-    if find_on_path("apt-get").is_none() {
-        bail!(
-            "missing {} and there is no apt-get (not Debian/Ubuntu?); install the commands \
-             {} with your package manager",
-            commands.join(", "),
-            commands.join(", ")
-        );
-    }
-    run(Command::new("apt-get")
-        .arg("update")
-        .stdin(Stdio::null())
-        .env("DEBIAN_FRONTEND", "noninteractive"))
-    .context("`apt-get update` failed (no network or no reachable mirror?)")?;
-    run(Command::new("apt-get")
-        .args(["install", "-y", "--no-install-recommends"])
-        .args(&packages)
-        .stdin(Stdio::null())
-        .env("DEBIAN_FRONTEND", "noninteractive"))
-    .with_context(|| format!("`{how}` failed"))?;
-    let still: Vec<&str> = commands
-        .iter()
-        .copied()
-        .filter(|c| find_on_path(c).is_none())
-        .collect();
-    if !still.is_empty() {
-        bail!(
-            "installed {} but {} still not on PATH ({})",
-            packages.join(" "),
-            still.join(", "),
-            std::env::var("PATH").unwrap_or_default()
-        );
-    }
-    for (package, service) in DEBIAN_SERVICES {
-        if packages.contains(package) {
-            eprintln!(
-                "xtask: note: if apt started the {service} service, the tests do not need it \
-                 (they run their own {service} in network namespaces): \
-                 `systemctl disable --now {service}`"
-            );
-        }
-    }
-    Ok(())
-}
-
-fn prereqs(root: &Path) -> Result<()> {
-    ensure_ebpf_toolchain(root)?;
-    ensure_debian_packages()
-}
-
-// ---------------------------------------------------------------------------
-// test / demo / bench / lint
-
-fn require_root(what: &str) -> Result<()> {
-    if !is_root() {
-        bail!(
-            "{what} needs root (network namespaces, veth pairs, XDP); run it as root, \
-             e.g. `sudo -E env PATH=\"$PATH\" cargo xtask ...`"
-        );
-    }
-    Ok(())
-}
-
-fn cargo() -> Command {
-    Command::new(std::env::var_os("CARGO").unwrap_or_else(|| OsString::from("cargo")))
-}
-
-fn target_dir(root: &Path) -> PathBuf {
-    std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .map(|d| if d.is_relative() { root.join(d) } else { d })
-        .unwrap_or_else(|| root.join("target"))
-}
-
-/// Splits `cargo test` args into cargo's own and the test harness's (after `--`).
-fn split_harness_args(args: &[String]) -> (&[String], &[String]) {
-    match args.iter().position(|a| a == "--") {
-        Some(i) => (&args[..i], &args[i + 1..]),
-        None => (args, &[]),
-    }
-}
-
-fn test(root: &Path, args: &[String]) -> Result<()> {
-    require_root("the test suite")?;
-    prereqs(root)?;
-    run(cargo()
-        .current_dir(root)
-        .args(["build", "--workspace", "--all-targets"]))?;
-    let (cargo_args, harness_args) = split_harness_args(args);
-    let mut tally = TestTally::default();
-    // Unit tests run in parallel; the end-to-end tests share timing-sensitive
-    // health checks and the machine's CPUs, so they run one at a time.
-    let unit = run_tests(
-        cargo()
-            .current_dir(root)
-            .args([
-                "test",
-                "--no-fail-fast",
-                "--workspace",
-                "--exclude",
-                "failover-tests",
-            ])
-            .args(cargo_args)
-            .arg("--")
-            .args(harness_args),
-        &mut tally,
-    );
-    // Run the system tests even when a unit test failed: one run shows all.
-    let system = run_tests(
-        cargo()
-            .current_dir(root)
-            .args(["test", "--no-fail-fast", "-p", "failover-tests"])
-            .args(cargo_args)
-            .args(["--", "--test-threads=1"])
-            .args(harness_args),
-        &mut tally,
-    );
-    // One closing line for the whole suite (cargo's last line is often a doc-test
-    // run of zero tests).
-    println!(
-        "xtask: {} passed, {} failed, {} skipped",
-        tally.passed, tally.failed, tally.ignored
-    );
-    unit.and(system)
-}
-
-/// Test counts summed over every `test result:` line cargo's harness prints.
-#[derive(Default)]
-struct TestTally {
-    passed: u64,
-    failed: u64,
-    ignored: u64,
-}
-
-impl TestTally {
-    /// Reads "test result: ok. 3 passed; 0 failed; 1 ignored; ..." lines.
-    fn add_line(&mut self, line: &str) {
-        let Some(rest) = line.trim().strip_prefix("test result: ") else {
-            return;
-        };
-        for part in rest.split(';') {
-            let words: Vec<&str> = part.split_whitespace().collect();
-            let (Some(n), Some(what)) = (words.len().checked_sub(2), words.last()) else {
-                continue;
-            };
-            let Ok(count) = words[n].parse::<u64>() else {
-                continue;
-            };
-            match *what {
-                "passed" => self.passed += count,
-                "failed" => self.failed += count,
-                "ignored" => self.ignored += count,
-                _ => {}
-            }
-        }
-    }
-}
-
-/// Like [`run`], but echoes the harness output while tallying its results.
-fn run_tests(cmd: &mut Command, tally: &mut TestTally) -> Result<()> {
-    use std::io::{BufRead as _, BufReader};
-    let shown = show(cmd);
-    eprintln!("xtask: running {shown}");
-    let mut child = cmd
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .with_context(|| format!("cannot start {shown}"))?;
-    let stdout = child.stdout.take().expect("piped");
-    for line in BufReader::new(stdout).lines() {
-        let line = line.context("reading test output")?;
-        println!("{line}");
-        tally.add_line(&line);
-    }
-    let status = child
-        .wait()
-        .with_context(|| format!("waiting for {shown}"))?;
-    if !status.success() {
-        bail!("{shown} failed ({status})");
-    }
-    Ok(())
-}
-
-fn demo(root: &Path, args: &[String]) -> Result<()> {
-    require_root("the demo (it attaches XDP to lo)")?;
-    prereqs(root)?;
-    run(cargo()
-        .current_dir(root)
-        .args(["run", "--release", "-p", "failover-agent", "--", "run"])
-        .args(args))
-}
-
-fn bench(root: &Path, which: Bench, args: &[String]) -> Result<()> {
-    require_root("the benchmarks")?;
-    prereqs(root)?;
-    run(cargo().current_dir(root).args([
-        "build",
-        "--release",
-        "-p",
-        "failover-tests",
-        "--bins",
-        "-p",
-        "failover-agent",
-    ]))?;
-    let bench = target_dir(root).join("release/failover-bench");
-    run(Command::new(&bench).arg(which.name()).args(args))
-}
-
-fn lint(root: &Path) -> Result<()> {
-    // The workspace clippy builds the agent, whose build.rs builds the XDP object.
-    ensure_ebpf_toolchain(root)?;
-    run(cargo()
-        .current_dir(root)
-        .args(["fmt", "--all", "--", "--check"]))
-    .context("formatting differs: run `cargo fmt --all`")?;
-    run(cargo().current_dir(root).args([
-        "clippy",
-        "--workspace",
-        "--all-targets",
-        "--",
-        "-D",
-        "warnings",
-    ]))?;
-    run(&mut ebpf_clippy(root))?;
-    Ok(())
-}
-
-// ---------------------------------------------------------------------------
-// fuzz
-
-/// The `failover-fuzz` binary (tests/bin/fuzz.rs), built in release.
-fn build_fuzz_binary(root: &Path) -> Result<PathBuf> {
-    run(cargo().current_dir(root).args([
-        "build",
-        "--release",
-        "-p",
-        "failover-tests",
-        "--bin",
-        "failover-fuzz",
-    ]))?;
-    Ok(target_dir(root).join("release/failover-fuzz"))
-}
-
-fn fuzz_xdp(root: &Path, cases: u64, seed: Option<&str>, max_findings: u64) -> Result<()> {
-    require_root("the XDP fuzzer (it loads the XDP program)")?;
-    ensure_ebpf_toolchain(root)?;
-    let fuzz = build_fuzz_binary(root)?;
-    let mut cmd = Command::new(&fuzz);
-    cmd.args(["xdp", "--cases", &cases.to_string()])
-        .args(["--max-findings", &max_findings.to_string()]);
-    if let Some(seed) = seed {
-        cmd.args(["--seed", seed]);
-    }
-    run(&mut cmd).context("the XDP fuzzer found something (FINDING lines above) or failed")
-}
-
-/// `cargo +nightly <args>` in `fuzz/`, without the outer cargo's toolchain,
-/// target dir or flags leaking in.
-fn nightly_cargo_in_fuzz(root: &Path) -> Command {
-    let mut cmd = Command::new("cargo");
-    cmd.current_dir(root).arg("+nightly");
-    for var in [
-        "RUSTC",
-        "RUSTC_WRAPPER",
-        "RUSTUP_TOOLCHAIN",
-        "RUSTFLAGS",
-        "CARGO",
-        "CARGO_TARGET_DIR",
-        "CARGO_BUILD_TARGET",
-        "CARGO_BUILD_RUSTFLAGS",
-        "CARGO_ENCODED_RUSTFLAGS",
-    ] {
-        cmd.env_remove(var);
-    }
-    cmd
-}
-
-fn ensure_cargo_fuzz(root: &Path) -> Result<()> {
-    if let Some(version) = output_of(nightly_cargo_in_fuzz(root).args(["fuzz", "--version"])) {
-        eprintln!("xtask: cargo-fuzz: present ({})", version.trim());
-        return Ok(());
-    }
-    eprintln!("xtask: cargo-fuzz: missing, installing");
-    let mut install = cargo();
-    install.args(["install", "cargo-fuzz", "--locked"]);
-    for var in ["CARGO_TARGET_DIR", "RUSTFLAGS", "CARGO_BUILD_TARGET"] {
-        install.env_remove(var);
-    }
-    run(&mut install).context("installing cargo-fuzz failed (needs crates.io)")?;
-    if output_of(nightly_cargo_in_fuzz(root).args(["fuzz", "--version"])).is_none() {
-        bail!("cargo-fuzz was installed but `cargo +nightly fuzz --version` still fails");
-    }
-    Ok(())
-}
-
-fn fuzz_userspace(root: &Path, seconds: u64, check: bool) -> Result<()> {
-    // The agent's build.rs builds the XDP object, so the targets need the
-    // eBPF toolchain like everything else.
-    ensure_ebpf_toolchain(root)?;
-    // fuzz/ is its own workspace; its lock file starts as the main one, so
-    // the code under test builds with the very dependency versions the
-    // agent ships with (cargo adds what only the fuzz targets use).
-    let lock = root.join("fuzz/Cargo.lock");
-    std::fs::copy(root.join("Cargo.lock"), &lock)
-        .with_context(|| format!("copying Cargo.lock to {}", lock.display()))?;
-    if check {
-        // Stable and no sanitizers: proves the targets compile against the
-        // current responder API in seconds, without running anything.
-        return run(cargo().current_dir(root).args([
-            "check",
-            "--manifest-path",
-            "fuzz/Cargo.toml",
-            "--bins",
-        ]));
-    }
-    check_nightly()?;
-    ensure_cargo_fuzz(root)?;
-    let corpus = root.join("fuzz/corpus/responder");
-    let empty = std::fs::read_dir(&corpus).map_or(true, |mut d| d.next().is_none());
-    if empty {
-        // Start from the differential test's queries rather than from nothing.
-        let fuzz = build_fuzz_binary(root)?;
-        run(Command::new(&fuzz)
-            .arg("corpus")
-            .arg(&corpus)
-            .args(["--count", "500"]))?;
-    }
-    let mut cmd = nightly_cargo_in_fuzz(root);
-    cmd.args(["fuzz", "run", "responder", "--"])
-        .arg(format!("-max_total_time={seconds}"))
-        .arg("-print_final_stats=1");
-    let status = run_capturing_libfuzzer(&mut cmd)?;
-    let artifacts = root.join("fuzz/artifacts/responder");
-    if !status.success && !status.fuzzed {
-        bail!("cargo fuzz failed before fuzzing (build error above?)");
-    }
-    if !status.success {
-        bail!(
-            "libFuzzer found a failing input ({}); inputs are in {}; reproduce with \
-             `cargo +nightly fuzz run responder <file>`",
-            status.summary,
-            artifacts.display()
-        );
-    }
-    println!(
-        "xtask: fuzz userspace: clean for {seconds} s: {}",
-        status.summary
-    );
-    Ok(())
-}
-
-struct LibFuzzerOutcome {
-    success: bool,
-    /// libFuzzer started (it printed its banner): not a build failure.
-    fuzzed: bool,
-    /// libFuzzer's "Done N runs in S second(s)" and final stats, condensed.
-    summary: String,
-}
-
-/// Runs cargo fuzz, echoing libFuzzer's output while keeping its summary lines.
-fn run_capturing_libfuzzer(cmd: &mut Command) -> Result<LibFuzzerOutcome> {
-    use std::io::{BufRead as _, BufReader};
-    let shown = show(cmd);
-    eprintln!("xtask: running {shown}");
-    let mut child = cmd
-        .stderr(Stdio::piped())
-        .spawn()
-        .with_context(|| format!("cannot start {shown}"))?;
-    let stderr = child.stderr.take().expect("piped");
-    let mut summary = Vec::new();
-    let mut fuzzed = false;
-    for line in BufReader::new(stderr).lines() {
-        let line = line.context("reading libFuzzer output")?;
-        eprintln!("{line}");
-        let l = line.trim();
-        fuzzed |= l.starts_with("INFO: Seed:");
-        if l.starts_with("Done ")
-            || l.starts_with("stat::number_of_executed_units")
-            || l.starts_with("stat::new_units_added")
-            || l.starts_with("SUMMARY:")
-            || l.contains("Test unit written to")
-        {
-            summary.push(l.split_whitespace().collect::<Vec<_>>().join(" "));
-        }
-    }
-    let status = child
-        .wait()
-        .with_context(|| format!("waiting for {shown}"))?;
-    Ok(LibFuzzerOutcome {
-        success: status.success(),
-        fuzzed,
-        summary: if summary.is_empty() {
-            format!("{shown} exited with {status}")
-        } else {
-            summary.join("; ")
-        },
-    })
-}
-
-/// Clippy for the XDP program, with the same flags and target dir as
-/// build_object::build so the two never invalidate each other's build-std.
-fn ebpf_clippy(root: &Path) -> Command {
-    let mut cmd = Command::new("cargo");
-    cmd.current_dir(root.join("failover-ebpf"))
-        .args(["+nightly", "clippy", "--release"])
-        .args(["--target", build_object::BPF_TARGET, "-Z", "build-std=core"])
-        .arg("--target-dir")
-        .arg(root.join("target/ebpf"))
-        .args(["--", "-D", "warnings"])
-        .env(
-            "CARGO_ENCODED_RUSTFLAGS",
-            format!(
-                "--cfg=bpf_target_arch=\"{}\"\x1f-Cdebuginfo=2\x1f-Clink-arg=--btf",
-                std::env::consts::ARCH
-            ),
-        );
-    for var in [
-        "RUSTC",
-        "RUSTC_WRAPPER",
-        "RUSTC_WORKSPACE_WRAPPER",
-        "RUSTUP_TOOLCHAIN",
-        "RUSTFLAGS",
-        "CARGO",
-        "CARGO_TARGET_DIR",
-        "CARGO_BUILD_TARGET",
-        "CARGO_BUILD_RUSTFLAGS",
-    ] {
-        cmd.env_remove(var);
-    }
-    cmd
-}
-
 #[cfg(test)]
 mod tests {
-    #[test]
-    fn tally_sums_harness_result_lines() {
-        let mut t = super::TestTally::default();
-        t.add_line("test result: ok. 35 passed; 0 failed; 2 ignored; 0 measured; 0 filtered out; finished in 1.01s");
-        t.add_line(
-            "test result: FAILED. 2 passed; 1 failed; 0 ignored; 0 measured; 0 filtered out",
-        );
-        t.add_line("running 3 tests");
-        assert_eq!((t.passed, t.failed, t.ignored), (37, 1, 2));
-    }
-
     use super::*;
-
-    #[test]
-    fn llvm_major_from_rustc_vv() {
-        let vv = "rustc 1.97.0-nightly (e50aa6fba 2026-05-19)\nbinary: rustc\n\
-                  host: x86_64-unknown-linux-gnu\nLLVM version: 22.1.4\n";
-        assert_eq!(parse_llvm_major(vv), Some(22));
-        assert_eq!(parse_llvm_major("rustc 1.0\n"), None);
-        assert_eq!(parse_llvm_major("LLVM version: x.1\n"), None);
-    }
-
-    #[test]
-    fn libllvm_glob_picks_the_rust_copy_of_the_major() {
-        let dir = std::env::temp_dir().join(format!("xtask-libllvm-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        for name in [
-            "libLLVM-22-rust-1.97.0-nightly.so",
-            "libLLVM.so.22.1-rust-1.97.0-nightly",
-            "libLLVM.so.21.1-rust-1.90.0-nightly",
-            "librustc_driver-x.so",
-        ] {
-            std::fs::write(dir.join(name), b"").unwrap();
-        }
-        let found = find_rust_libllvm(&dir, 22).unwrap();
-        assert_eq!(
-            found.file_name().unwrap(),
-            "libLLVM.so.22.1-rust-1.97.0-nightly"
-        );
-        assert!(find_rust_libllvm(&dir, 23).is_err());
-        std::fs::remove_dir_all(&dir).unwrap();
-    }
-
-    #[test]
-    fn harness_args_follow_the_double_dash() {
-        let args: Vec<String> = ["e2e", "--", "--nocapture"]
-            .iter()
-            .map(|s| s.to_string())
-            .collect();
-        let (c, h) = split_harness_args(&args);
-        assert_eq!(c, &args[..1]);
-        assert_eq!(h, &args[2..]);
-        let (c, h) = split_harness_args(&args[..1]);
-        assert_eq!((c.len(), h.len()), (1, 0));
-    }
 
     #[test]
     fn cli_parses() {
@@ -995,14 +176,14 @@ mod tests {
             .unwrap();
         match cli.command {
             Cmd::Fuzz {
-                which: Fuzz::Xdp { cases, seed, .. },
+                which: Fuzzer::Xdp { cases, seed, .. },
             } => assert_eq!((cases, seed.as_deref()), (5, Some("0x2a"))),
             _ => panic!("parsed the wrong command"),
         }
         let cli = Cli::try_parse_from(["xtask", "fuzz", "userspace"]).unwrap();
         match cli.command {
             Cmd::Fuzz {
-                which: Fuzz::Userspace { seconds, check },
+                which: Fuzzer::Userspace { seconds, check },
             } => assert_eq!((seconds, check), (60, false)),
             _ => panic!("parsed the wrong command"),
         }
