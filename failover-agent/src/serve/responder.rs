@@ -18,7 +18,8 @@
 //! | QDCOUNT != 1, ANCOUNT or NSCOUNT != 0, QTYPE OPT | FORMERR |
 //! | class other than IN | REFUSED: there is no data in other classes |
 //! | name in no configured zone | REFUSED: this is not a resolver |
-//! | AXFR, IXFR | REFUSED: zone transfers are not offered |
+//! | AXFR, IXFR (with or without the client's SOA in authority) | REFUSED: zone transfers are not offered |
+//! | signed with TSIG | NOTAUTH with an unsigned TSIG of error BADKEY (no key is configured, RFC 8945 5.2) |
 //! | name that does not exist in the zone | NXDOMAIN, SOA in authority |
 //! | name that exists, type it lacks | NOERROR, no answer, SOA in authority (NODATA) |
 //! | record, A/AAAA | the answer set, the record's TTL |
@@ -32,7 +33,8 @@
 //! nest. Names compare case-insensitively; the question is echoed exactly as
 //! sent and answer owners use the query's spelling (0x20 survives).
 //!
-//! Every response: QR=1, the query's id and opcode, RD and CD copied, RA=0,
+//! Every response: QR=1, the query's id and opcode, RD and CD copied (for
+//! opcode QUERY; cleared for the others, where they are undefined), RA=0,
 //! AD=0, AA=1 for answers from a zone (NOERROR, NXDOMAIN) and 0 for errors.
 //! It carries an OPT (UDP size 1232, version 0, DO copied, no options) exactly
 //! when the query did. Over UDP a response never exceeds 512 bytes without
@@ -42,6 +44,8 @@
 
 use std::net::IpAddr;
 
+use hickory_proto::dnssec::rdata::DNSSECRData;
+use hickory_proto::dnssec::rdata::tsig::{TSIG, make_tsig_record};
 use hickory_proto::op::{Message, OpCode, ResponseCode};
 use hickory_proto::rr::rdata::NS;
 use hickory_proto::rr::{DNSClass, Name, RData, Record, RecordType};
@@ -109,9 +113,20 @@ impl Responder {
         if message.op_code() != OpCode::Query {
             return Outcome::error(ResponseCode::NotImp);
         }
+        if let Some(tsig) = message
+            .signature()
+            .iter()
+            .find(|r| r.record_type() == RecordType::TSIG)
+        {
+            return unknown_key(message, tsig);
+        }
+        // An IXFR carries the client's SOA in the authority section (RFC
+        // 1995 section 3): refused below like AXFR, not malformed.
+        let is_ixfr =
+            message.queries().len() == 1 && message.queries()[0].query_type() == RecordType::IXFR;
         if message.queries().len() != 1
             || message.answer_count() != 0
-            || message.name_server_count() != 0
+            || (message.name_server_count() != 0 && !is_ixfr)
         {
             return Outcome::error(ResponseCode::FormErr);
         }
@@ -258,6 +273,27 @@ fn rrset(
     }
 }
 
+/// No TSIG key is configured, so every signed query names a key we do not
+/// know: NOTAUTH with an unsigned TSIG of error BADKEY (RFC 8945 section
+/// 5.2), its algorithm, time and fudge copied from the query's.
+fn unknown_key(message: &Message, tsig: &Record) -> Outcome {
+    const BADKEY: u16 = 17;
+    let mut outcome = Outcome::error(ResponseCode::NotAuth);
+    if let RData::DNSSEC(DNSSECRData::TSIG(theirs)) = tsig.data() {
+        let ours = TSIG::new(
+            theirs.algorithm().clone(),
+            theirs.time(),
+            theirs.fudge(),
+            Vec::new(),
+            message.id(),
+            BADKEY,
+            Vec::new(),
+        );
+        outcome.tsig = Some(make_tsig_record(tsig.name().clone(), ours));
+    }
+    outcome
+}
+
 /// The configured addresses of nameserver `ns`, as A then AAAA records
 /// owned by `ns` (so they compress against the NS records), if a
 /// configured zone holds the name.
@@ -290,9 +326,11 @@ mod tests {
     use crate::publish::publish_all_healthy;
     use crate::serve::table::Entry;
     use failover_common::EDNS_UDP_SIZE;
+    use hickory_proto::dnssec::rdata::tsig::TsigAlgorithm;
     use hickory_proto::op::Query;
     use hickory_proto::op::{Edns, MessageType};
     use hickory_proto::rr::rdata::A;
+    use hickory_proto::rr::rdata::SOA;
     use std::net::{Ipv4Addr, Ipv6Addr};
 
     /// Two nested zones; records of both types, one at the apex, one below
@@ -416,13 +454,21 @@ port = 80
         let bytes = query.to_vec().unwrap();
         let answer = raw(r, &bytes, transport);
         let response = Message::from_vec(&answer).unwrap();
-        // Always: the id, QR=1, RA=0, AD=0, RD copied.
+        // Always: the id, QR=1, RA=0, AD=0, RD and CD copied for a QUERY
+        // (cleared for other opcodes, where they are undefined).
         assert_eq!(response.id(), query.id());
         assert_eq!(response.message_type(), MessageType::Response);
         assert!(!response.recursion_available());
         assert!(!response.authentic_data());
-        assert_eq!(response.recursion_desired(), query.recursion_desired());
-        assert_eq!(response.checking_disabled(), query.checking_disabled());
+        let is_query = query.op_code() == OpCode::Query;
+        assert_eq!(
+            response.recursion_desired(),
+            is_query && query.recursion_desired()
+        );
+        assert_eq!(
+            response.checking_disabled(),
+            is_query && query.checking_disabled()
+        );
         // The OPT exactly when the query had one.
         assert_eq!(
             response.extensions().is_some(),
@@ -815,6 +861,67 @@ port = 80
     }
 
     #[test]
+    fn ixfr_with_the_clients_soa_is_refused_like_axfr() {
+        let r = responder();
+        // RFC 1995 section 3: the client's SOA rides in the authority section.
+        let mut q = query("example.test.", RecordType::IXFR);
+        let soa = SOA::new(
+            Name::from_ascii("ns1.example.test.").unwrap(),
+            Name::from_ascii("hostmaster.example.test.").unwrap(),
+            1,
+            3600,
+            600,
+            86400,
+            60,
+        );
+        q.add_name_server(Record::from_rdata(
+            Name::from_ascii("example.test.").unwrap(),
+            0,
+            RData::SOA(soa),
+        ));
+        assert_error(&ask(&r, &q), ResponseCode::Refused);
+        // Any other query with an authority section is still malformed.
+        let mut a = query("www.example.test.", RecordType::A);
+        a.add_name_servers(q.name_servers().to_vec());
+        assert_error(&ask(&r, &a), ResponseCode::FormErr);
+    }
+
+    #[test]
+    fn tsig_signed_queries_get_notauth_badkey_unsigned() {
+        let r = responder();
+        let mut q = query("www.example.test.", RecordType::A);
+        let key = Name::from_ascii("transfer-key.").unwrap();
+        let theirs = TSIG::new(
+            TsigAlgorithm::HmacSha256,
+            1_700_000_000,
+            300,
+            vec![0xab; 32],
+            q.id(),
+            0,
+            Vec::new(),
+        );
+        q.add_tsig(make_tsig_record(key.clone(), theirs));
+        let response = ask(&r, &q);
+        assert_eq!(response.response_code(), ResponseCode::NotAuth);
+        assert!(response.answers().is_empty() && !response.authoritative());
+        // RFC 8945 section 5.2: BADKEY (17), no MAC; time and fudge echoed.
+        let expected = TSIG::new(
+            TsigAlgorithm::HmacSha256,
+            1_700_000_000,
+            300,
+            Vec::new(),
+            q.id(),
+            17,
+            Vec::new(),
+        );
+        assert_eq!(
+            response.signature(),
+            [make_tsig_record(key, expected)],
+            "{response}"
+        );
+    }
+
+    #[test]
     fn question_and_owners_keep_the_queried_case() {
         let r = responder();
         for (name, apex) in [
@@ -959,12 +1066,18 @@ port = 80
         assert_eq!(r.answer(&garbage, Transport::Udp), None);
     }
 
-    /// FORMERR built from the header alone: id, opcode, RD and CD echoed.
+    /// An error built from the header alone: id and opcode echoed, RD and
+    /// CD too for a QUERY (cleared for other opcodes).
     fn assert_bare(answer: &[u8], query: &[u8], rcode: u8) {
         assert_eq!(answer.len(), 12, "{answer:02x?}");
         assert_eq!(answer[..2], query[..2], "id");
-        assert_eq!(answer[2], 0x80 | (query[2] & 0x79), "QR, opcode, RD");
-        assert_eq!(answer[3], (query[3] & 0x10) | rcode, "CD, RCODE");
+        let (rd, cd) = if query[2] & 0x78 == 0 {
+            (0x01, 0x10)
+        } else {
+            (0, 0)
+        };
+        assert_eq!(answer[2], 0x80 | (query[2] & (0x78 | rd)), "QR, opcode, RD");
+        assert_eq!(answer[3], (query[3] & cd) | rcode, "CD, RCODE");
         assert_eq!(answer[4..], [0u8; 8], "no sections");
     }
 
@@ -1059,8 +1172,9 @@ port = 80
             OpCode::Unknown(3),
         ] {
             let mut q = with_edns(query("www.example.test.", RecordType::SOA), 1232, false);
-            q.set_op_code(opcode);
+            q.set_op_code(opcode).set_checking_disabled(true);
             let response = ask(&r, &q);
+            assert!(!response.recursion_desired() && !response.checking_disabled());
             assert_error(&response, ResponseCode::NotImp);
             assert_eq!(response.op_code(), opcode);
             assert_eq!(response.queries(), q.queries());

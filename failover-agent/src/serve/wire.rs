@@ -6,7 +6,7 @@
 use std::net::IpAddr;
 
 use failover_common::{EDNS_UDP_SIZE, PLAIN_UDP_SIZE};
-use hickory_proto::op::{Edns, Message, MessageType, ResponseCode};
+use hickory_proto::op::{Edns, Message, MessageType, OpCode, ResponseCode};
 use hickory_proto::rr::rdata::{A, AAAA, SOA};
 use hickory_proto::rr::{Name, RData, Record};
 use hickory_proto::serialize::binary::{BinDecodable, BinDecoder};
@@ -35,6 +35,8 @@ pub struct Outcome {
     pub answers: Vec<Record>,
     pub authority: Vec<Record>,
     pub additional: Vec<Record>,
+    /// A TSIG record closing the response (an unsigned error, RFC 8945).
+    pub tsig: Option<Record>,
 }
 
 impl Outcome {
@@ -45,6 +47,7 @@ impl Outcome {
             answers: Vec::new(),
             authority: Vec::new(),
             additional: Vec::new(),
+            tsig: None,
         }
     }
 
@@ -105,29 +108,35 @@ pub fn parse(query: &[u8]) -> Option<Message> {
 }
 
 /// An error response built from the header alone (the rest did not parse):
-/// the id and opcode echoed, RD and CD copied, no sections.
+/// the id and opcode echoed, RD and CD copied for a QUERY (they are
+/// undefined for other opcodes: cleared), no sections.
 pub fn bare_error(query: &[u8], rcode: ResponseCode) -> Vec<u8> {
     let mut out = vec![0u8; 12];
     out[0] = query[0];
     out[1] = query[1];
+    let opcode = query[2] & 0x78;
+    let is_query = opcode == 0;
     // QR, the opcode, RD.
-    out[2] = 0x80 | (query[2] & 0x78) | (query[2] & 0x01);
+    out[2] = 0x80 | opcode | (query[2] & 0x01 & u8::from(is_query));
     // CD, and the RCODE (both used here fit in four bits).
-    out[3] = (query[3] & 0x10) | (u16::from(rcode) as u8 & 0x0f);
+    out[3] = (query[3] & 0x10 & (u8::from(is_query) << 4)) | (u16::from(rcode) as u8 & 0x0f);
     out
 }
 
 /// The response message for `query` and `outcome`, within the size limit of
 /// `transport`.
 pub fn encode(query: &Message, outcome: Outcome, transport: Transport) -> Vec<u8> {
+    let is_query = query.op_code() == OpCode::Query;
     let mut response = Message::new();
     response
         .set_id(query.id())
         .set_message_type(MessageType::Response)
         .set_op_code(query.op_code())
         .set_authoritative(outcome.authoritative)
-        .set_recursion_desired(query.recursion_desired())
-        .set_checking_disabled(query.checking_disabled())
+        // RD and CD are defined for QUERY only (for other opcodes they are
+        // cleared, as the ISC EDNS compliance test expects).
+        .set_recursion_desired(is_query && query.recursion_desired())
+        .set_checking_disabled(is_query && query.checking_disabled())
         .set_response_code(outcome.rcode);
     if query.queries().len() == 1 {
         response.add_query(query.queries()[0].clone());
@@ -146,6 +155,9 @@ pub fn encode(query: &Message, outcome: Outcome, transport: Transport) -> Vec<u8
             Some(edns) => edns.max_payload().clamp(PLAIN_UDP_SIZE, EDNS_UDP_SIZE) as usize,
         },
     };
+    if let Some(tsig) = outcome.tsig {
+        response.add_tsig(tsig);
+    }
     let without_records = response.clone();
     response.insert_answers(outcome.answers);
     response.insert_name_servers(outcome.authority);
