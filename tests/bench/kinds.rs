@@ -129,8 +129,8 @@ impl Kind {
 }
 
 /// nginx in the server namespace for the http and https primaries and
-/// secondaries, with a self-signed certificate for their addresses (as
-/// tests/checks.rs does). `/health` answers 503 while the flag file
+/// secondaries, with a self-signed certificate for their addresses
+/// ([`SelfSigned`]). `/health` answers 503 while the flag file
 /// `down-<address>-<port>` exists in its directory.
 struct Nginx {
     child: Child,
