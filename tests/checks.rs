@@ -9,7 +9,7 @@ use std::io::{Read as _, Write as _};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -23,6 +23,11 @@ use failover_agent::policy::Answer;
 use failover_agent::publish::publish_all_healthy;
 use failover_agent::serve::server::{Listeners, Server, TcpLimits};
 use failover_agent::serve::{AnswerTable, Entry, Responder};
+use failover_tests::certs::SelfSigned;
+use failover_tests::config::Value;
+use failover_tests::{
+    AgentConfig, CheckSpec, CountingListener, EndpointSpec, RecordSpec, ZoneSpec,
+};
 
 fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_multi_thread()
@@ -32,18 +37,25 @@ fn runtime() -> tokio::runtime::Runtime {
         .unwrap()
 }
 
+fn ms(n: u64) -> Duration {
+    Duration::from_millis(n)
+}
+
+const SECOND: Duration = Duration::from_secs(1);
+
 /// A config with one zone, one record `www.t.` on `endpoint`, and `check`
 /// as `[checks.c]`.
-fn config_with(check: &str, endpoint: &str) -> Config {
-    let text = format!(
-        "[[zone]]\norigin = \"t.\"\n[[record]]\nname = \"www.t.\"\ntype = \"A\"\npolicy = \"failover\"\n\
-         check = \"c\"\nendpoints = [{endpoint}]\n[checks.c]\n{check}\n"
-    );
+fn config_with(check: CheckSpec, endpoint: EndpointSpec) -> Config {
+    let text = AgentConfig::new()
+        .zone(ZoneSpec::new("t."))
+        .record(RecordSpec::new("www.t.", "A", "failover", "c").endpoint(endpoint))
+        .check("c", check)
+        .to_toml();
     Config::parse(&text, "test").unwrap_or_else(|e| panic!("{e}"))
 }
 
-fn check_of(text: &str) -> Check {
-    config_with(text, "{ address = \"127.0.0.1\" }").records[0]
+fn check_of(check: CheckSpec) -> Check {
+    config_with(check, EndpointSpec::new(Ipv4Addr::LOCALHOST)).records[0]
         .check
         .clone()
 }
@@ -87,61 +99,13 @@ fn free_port(ip: Ipv4Addr) -> u16 {
         .port()
 }
 
-/// A listener that accepts connections, counts them, and either closes them
-/// at once or (hang) holds them open without a byte.
-struct CountingListener {
-    addr: SocketAddr,
-    accepted: Arc<AtomicU64>,
-    stop: Arc<std::sync::atomic::AtomicBool>,
-}
-
-impl CountingListener {
-    fn start(ip: Ipv4Addr, hang: bool) -> CountingListener {
-        let listener = TcpListener::bind((ip, 0)).unwrap();
-        listener.set_nonblocking(true).unwrap();
-        let addr = listener.local_addr().unwrap();
-        let accepted = Arc::new(AtomicU64::new(0));
-        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
-        let (count, halt) = (accepted.clone(), stop.clone());
-        std::thread::spawn(move || {
-            let mut held = Vec::new();
-            while !halt.load(Ordering::Relaxed) {
-                match listener.accept() {
-                    Ok((stream, _)) => {
-                        count.fetch_add(1, Ordering::Relaxed);
-                        if hang {
-                            held.push(stream);
-                        }
-                    }
-                    Err(_) => std::thread::sleep(Duration::from_millis(2)),
-                }
-            }
-        });
-        CountingListener {
-            addr,
-            accepted,
-            stop,
-        }
-    }
-
-    fn count(&self) -> u64 {
-        self.accepted.load(Ordering::Relaxed)
-    }
-}
-
-impl Drop for CountingListener {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-    }
-}
-
 #[test]
 fn tcp_up_refused_and_hanging() {
     let rt = runtime();
-    let check = check_of("kind = \"tcp\"\nport = 1\ninterval = \"1s\"\ntimeout = \"300ms\"");
-    let up = CountingListener::start(Ipv4Addr::new(127, 0, 0, 1), false);
+    let check = check_of(CheckSpec::tcp(1).interval(SECOND).timeout(ms(300)));
+    let up = CountingListener::start((Ipv4Addr::new(127, 0, 0, 1), 0)).unwrap();
     assert_up(
-        &probe(&rt, &check, up.addr.ip(), Some(up.addr.port())),
+        &probe(&rt, &check, up.addr().ip(), Some(up.addr().port())),
         "connected",
     );
     let closed = free_port(Ipv4Addr::new(127, 0, 0, 1));
@@ -165,31 +129,9 @@ impl Nginx {
             std::env::temp_dir().join(format!("failover-checks-nginx-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
-        let cert = dir.join("cert.pem");
-        let key = dir.join("key.pem");
-        let status = Command::new("openssl")
-            .args([
-                "req",
-                "-x509",
-                "-newkey",
-                "ec",
-                "-pkeyopt",
-                "ec_paramgen_curve:prime256v1",
-            ])
-            .args(["-nodes", "-days", "2", "-subj", "/CN=checks.test"])
-            .arg("-addext")
-            .arg(format!("subjectAltName=DNS:checks.test,IP:{ip}"))
-            // A leaf, not a CA: it is its own trust anchor via ca_file.
-            .args(["-addext", "basicConstraints=critical,CA:FALSE"])
-            .arg("-keyout")
-            .arg(&key)
-            .arg("-out")
-            .arg(&cert)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-            .expect("openssl (the CLI) is installed");
-        assert!(status.success(), "openssl req failed");
+        let SelfSigned { cert, key } =
+            SelfSigned::create(&dir, "checks.test", &["checks.test"], &[IpAddr::V4(ip)])
+                .expect("a self-signed certificate");
         let (http, https) = (free_port(ip), free_port(ip));
         let conf = format!(
             r#"daemon off;
@@ -266,20 +208,22 @@ fn http_and_https_against_nginx() {
     let ip = Ipv4Addr::new(127, 0, 31, 1);
     let nginx = Nginx::start(ip);
     let addr = IpAddr::V4(ip);
-    let http = |extra: &str| check_of(&format!("kind = \"http\"\ntimeout = \"900ms\"\n{extra}"));
+    let http = |path: &str| CheckSpec::new("http").timeout(ms(900)).set("path", path);
     let port = Some(nginx.http);
     assert_up(
-        &probe(&rt, &http("path = \"/health\""), addr, port),
+        &probe(&rt, &check_of(http("/health")), addr, port),
         "HTTP 200",
     );
     assert_eq!(
-        failure(&probe(&rt, &http("path = \"/teapot\""), addr, port)),
+        failure(&probe(&rt, &check_of(http("/teapot")), addr, port)),
         "HTTP 418, expected 200-399"
     );
     assert_up(
         &probe(
             &rt,
-            &http("path = \"/teapot\"\nexpect_status = [\"200-299\", 418]"),
+            &check_of(
+                http("/teapot").set("expect_status", [Value::from("200-299"), Value::from(418)]),
+            ),
             addr,
             port,
         ),
@@ -288,7 +232,7 @@ fn http_and_https_against_nginx() {
     assert_up(
         &probe(
             &rt,
-            &http("path = \"/moved\"\nexpect_status = [\"301\"]"),
+            &check_of(http("/moved").set("expect_status", ["301"])),
             addr,
             port,
         ),
@@ -297,7 +241,7 @@ fn http_and_https_against_nginx() {
     assert_eq!(
         failure(&probe(
             &rt,
-            &http("path = \"/moved\"\nexpect_status = [\"200-299\"]"),
+            &check_of(http("/moved").set("expect_status", ["200-299"])),
             addr,
             port
         )),
@@ -307,7 +251,7 @@ fn http_and_https_against_nginx() {
     assert_up(
         &probe(
             &rt,
-            &http("path = \"/health\"\nexpect_body = \"all good\""),
+            &check_of(http("/health").set("expect_body", "all good")),
             addr,
             port,
         ),
@@ -316,7 +260,11 @@ fn http_and_https_against_nginx() {
     assert_eq!(
         failure(&probe(
             &rt,
-            &http("path = \"/health\"\nexpect_body = \"all good\"\nbody_limit = 8"),
+            &check_of(
+                http("/health")
+                    .set("expect_body", "all good")
+                    .set("body_limit", 8)
+            ),
             addr,
             port
         )),
@@ -325,8 +273,11 @@ fn http_and_https_against_nginx() {
     assert_up(
         &probe(
             &rt,
-            &http(
-                "path = \"/host\"\nhost = \"www.checks.test\"\nheaders = { X-Probe = \"p1\" }\nexpect_body = \"host=www.checks.test probe=p1\"",
+            &check_of(
+                http("/host")
+                    .set("host", "www.checks.test")
+                    .set("headers", Value::table([("X-Probe", "p1")]))
+                    .set("expect_body", "host=www.checks.test probe=p1"),
             ),
             addr,
             port,
@@ -336,7 +287,7 @@ fn http_and_https_against_nginx() {
     assert_up(
         &probe(
             &rt,
-            &http("method = \"HEAD\"\npath = \"/health\""),
+            &check_of(http("/health").set("method", "HEAD")),
             addr,
             port,
         ),
@@ -346,17 +297,17 @@ fn http_and_https_against_nginx() {
     // https: the certificate verifies against its own file as the CA, by
     // name (sni) or by address; not against the web roots; verify = false
     // accepts it; a wrong name is refused.
-    let ca = nginx.cert.display().to_string();
-    let https = |extra: &str| {
-        check_of(&format!(
-            "kind = \"https\"\ntimeout = \"900ms\"\npath = \"/health\"\n{extra}"
-        ))
+    let ca = nginx.cert.as_path();
+    let https = || {
+        CheckSpec::new("https")
+            .timeout(ms(900))
+            .set("path", "/health")
     };
     let port = Some(nginx.https);
     assert_up(
         &probe(
             &rt,
-            &https(&format!("sni = \"checks.test\"\nca_file = \"{ca}\"")),
+            &check_of(https().set("sni", "checks.test").set("ca_file", ca)),
             addr,
             port,
         ),
@@ -365,25 +316,30 @@ fn http_and_https_against_nginx() {
     assert_up(
         &probe(
             &rt,
-            &https(&format!("ca_file = \"{ca}\"\nexpect_body = \"good\"")),
+            &check_of(https().set("ca_file", ca).set("expect_body", "good")),
             addr,
             port,
         ),
         "HTTP 200, body matched",
     );
-    let untrusted = failure(&probe(&rt, &https("sni = \"checks.test\""), addr, port));
+    let untrusted = failure(&probe(
+        &rt,
+        &check_of(https().set("sni", "checks.test")),
+        addr,
+        port,
+    ));
     assert!(
         untrusted.starts_with("TLS handshake: invalid peer certificate"),
         "{untrusted}"
     );
     assert!(untrusted.contains("UnknownIssuer"), "{untrusted}");
     assert_up(
-        &probe(&rt, &https("verify = false"), addr, port),
+        &probe(&rt, &check_of(https().set("verify", false)), addr, port),
         "HTTP 200",
     );
     let wrong_name = failure(&probe(
         &rt,
-        &https(&format!("sni = \"other.test\"\nca_file = \"{ca}\"")),
+        &check_of(https().set("sni", "other.test").set("ca_file", ca)),
         addr,
         port,
     ));
@@ -394,7 +350,7 @@ fn http_and_https_against_nginx() {
     // Plain HTTP to the TLS port is no HTTP response.
     let plain = failure(&probe(
         &rt,
-        &http("path = \"/health\""),
+        &check_of(http("/health")),
         addr,
         Some(nginx.https),
     ));
@@ -407,10 +363,10 @@ fn http_and_https_against_nginx() {
 #[test]
 fn http_accepting_server_that_never_answers_times_out() {
     let rt = runtime();
-    let hang = CountingListener::start(Ipv4Addr::new(127, 0, 31, 2), true);
-    let check = check_of("kind = \"http\"\ninterval = \"1s\"\ntimeout = \"250ms\"");
+    let hang = CountingListener::hanging((Ipv4Addr::new(127, 0, 31, 2), 0)).unwrap();
+    let check = check_of(CheckSpec::new("http").interval(SECOND).timeout(ms(250)));
     let start = Instant::now();
-    let result = probe(&rt, &check, hang.addr.ip(), Some(hang.addr.port()));
+    let result = probe(&rt, &check, hang.addr().ip(), Some(hang.addr().port()));
     assert_eq!(
         result.outcome,
         Err(Failure::Timeout(Duration::from_millis(250)))
@@ -438,12 +394,12 @@ fn http_chunked_body() {
             );
         }
     });
-    let check = check_of("kind = \"http\"\nexpect_body = \"lo, wor\"");
+    let check = check_of(CheckSpec::new("http").set("expect_body", "lo, wor"));
     assert_up(
         &probe(&rt, &check, addr.ip(), Some(addr.port())),
         "HTTP 200, body matched",
     );
-    let check = check_of("kind = \"http\"\nexpect_body = \"5\\r\\n\"");
+    let check = check_of(CheckSpec::new("http").set("expect_body", "5\r\n"));
     assert!(
         failure(&probe(&rt, &check, addr.ip(), Some(addr.port()))).contains("is not in the first"),
         "chunk framing is not body"
@@ -452,7 +408,7 @@ fn http_chunked_body() {
 
 /// The agent's own DNS server on `addr`, serving zone t. with www.t. A 127.0.0.1.
 fn dns_server(rt: &tokio::runtime::Runtime, addr: SocketAddr) -> Server {
-    let config = config_with("kind = \"tcp\"\nport = 1", "{ address = \"127.0.0.1\" }");
+    let config = config_with(CheckSpec::tcp(1), EndpointSpec::new(Ipv4Addr::LOCALHOST));
     let mut table = AnswerTable::new();
     publish_all_healthy(&config, &mut table).unwrap();
     let responder = Responder::new(table);
@@ -480,16 +436,16 @@ fn dns_against_our_own_server() {
         .unwrap()
         .port();
     let server = dns_server(&rt, SocketAddr::from((ip, port)));
-    let dns = |extra: &str| check_of(&format!("kind = \"dns\"\nport = {port}\n{extra}"));
+    let dns = |name: &str| CheckSpec::new("dns").port(port).set("query_name", name);
     let addr = IpAddr::V4(ip);
     assert_up(
-        &probe(&rt, &dns("query_name = \"www.t.\""), addr, None),
+        &probe(&rt, &check_of(dns("www.t.")), addr, None),
         "NOERROR, 1 answer",
     );
     assert_up(
         &probe(
             &rt,
-            &dns("query_name = \"www.t.\"\nexpect_answer = \"127.0.0.1\""),
+            &check_of(dns("www.t.").set("expect_answer", "127.0.0.1")),
             addr,
             None,
         ),
@@ -498,20 +454,20 @@ fn dns_against_our_own_server() {
     assert_eq!(
         failure(&probe(
             &rt,
-            &dns("query_name = \"www.t.\"\nexpect_answer = \"192.0.2.1\""),
+            &check_of(dns("www.t.").set("expect_answer", "192.0.2.1")),
             addr,
             None
         )),
         "NOERROR, 1 answer, \"192.0.2.1\" not among them"
     );
     assert_eq!(
-        failure(&probe(&rt, &dns("query_name = \"nope.t.\""), addr, None)),
+        failure(&probe(&rt, &check_of(dns("nope.t.")), addr, None)),
         "NXDOMAIN, expected NOERROR"
     );
     assert_up(
         &probe(
             &rt,
-            &dns("query_name = \"nope.t.\"\nexpect_rcode = \"NXDOMAIN\""),
+            &check_of(dns("nope.t.").set("expect_rcode", "NXDOMAIN")),
             addr,
             None,
         ),
@@ -520,25 +476,24 @@ fn dns_against_our_own_server() {
     assert_up(
         &probe(
             &rt,
-            &dns("query_name = \"t.\"\nquery_type = \"SOA\"\nexpect_answer = \"hostmaster.t.\""),
+            &check_of(
+                dns("t.")
+                    .set("query_type", "SOA")
+                    .set("expect_answer", "hostmaster.t."),
+            ),
             addr,
             None,
         ),
         "NOERROR, 1 answer",
     );
     assert_eq!(
-        failure(&probe(
-            &rt,
-            &dns("query_name = \"example.org.\""),
-            addr,
-            None
-        )),
+        failure(&probe(&rt, &check_of(dns("example.org.")), addr, None)),
         "REFUSED, expected NOERROR"
     );
     rt.block_on(server.stop());
     // Nothing listens any more: port unreachable comes back as refused.
     assert_eq!(
-        probe(&rt, &dns("query_name = \"www.t.\""), addr, None).outcome,
+        probe(&rt, &check_of(dns("www.t.")), addr, None).outcome,
         Err(Failure::Refused)
     );
 }
@@ -546,7 +501,7 @@ fn dns_against_our_own_server() {
 #[test]
 fn icmp_to_live_addresses() {
     let rt = runtime();
-    let check = check_of("kind = \"icmp\"\ninterval = \"1s\"\ntimeout = \"500ms\"");
+    let check = check_of(CheckSpec::new("icmp").interval(SECOND).timeout(ms(500)));
     assert_up(
         &probe(&rt, &check, "127.0.0.1".parse().unwrap(), None),
         "echo reply",
@@ -627,20 +582,20 @@ fn blackholed_addresses_time_out() {
     let blackhole = Blackhole::new();
     let results = blackhole.run(|rt| {
         let mut out = Vec::new();
-        for (kind, address) in [
-            ("kind = \"tcp\"\nport = 80", "10.250.0.2"),
-            ("kind = \"http\"", "10.250.0.2"),
-            ("kind = \"icmp\"", "10.250.0.2"),
-            ("kind = \"icmp\"", "fd00:250::2"),
-            ("kind = \"tcp\"\nport = 80", "fd00:250::2"),
+        for (kind, spec, address) in [
+            ("tcp port 80", CheckSpec::tcp(80), "10.250.0.2"),
+            ("http", CheckSpec::new("http"), "10.250.0.2"),
+            ("icmp", CheckSpec::new("icmp"), "10.250.0.2"),
+            ("icmp", CheckSpec::new("icmp"), "fd00:250::2"),
+            ("tcp port 80", CheckSpec::tcp(80), "fd00:250::2"),
         ] {
-            let check = check_of(&format!("{kind}\ninterval = \"1s\"\ntimeout = \"300ms\""));
+            let check = check_of(spec.interval(SECOND).timeout(ms(300)));
             let start = Instant::now();
             let result = probe(rt, &check, address.parse().unwrap(), None);
             out.push((kind, address, result, start.elapsed()));
         }
         // The live address of the namespace answers pings.
-        let check = check_of("kind = \"icmp\"\ninterval = \"1s\"\ntimeout = \"300ms\"");
+        let check = check_of(CheckSpec::new("icmp").interval(SECOND).timeout(ms(300)));
         let live = probe(rt, &check, "10.250.0.1".parse().unwrap(), None);
         (out, live)
     });
@@ -664,21 +619,25 @@ fn exec_exit_codes_environment_and_kill_at_timeout() {
     let rt = runtime();
     let dir = std::env::temp_dir().join(format!("failover-checks-exec-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
-    let exec = |command: &str| {
-        check_of(&format!(
-            "kind = \"exec\"\nport = 5432\ninterval = \"1s\"\ntimeout = \"300ms\"\ncommand = {command}"
-        ))
+    let exec = |command: &[&str]| {
+        check_of(
+            CheckSpec::new("exec")
+                .port(5432)
+                .interval(SECOND)
+                .timeout(ms(300))
+                .set("command", command.to_vec()),
+        )
     };
     let addr: IpAddr = "192.0.2.7".parse().unwrap();
-    assert_up(&probe(&rt, &exec("[\"/bin/true\"]"), addr, None), "exit 0");
+    assert_up(&probe(&rt, &exec(&["/bin/true"]), addr, None), "exit 0");
     assert_eq!(
-        failure(&probe(&rt, &exec("[\"/bin/false\"]"), addr, None)),
+        failure(&probe(&rt, &exec(&["/bin/false"]), addr, None)),
         "exit 1"
     );
     assert_eq!(
         failure(&probe(
             &rt,
-            &exec("[\"/bin/sh\", \"-c\", \"echo db is read-only >&2; exit 3\"]"),
+            &exec(&["/bin/sh", "-c", "echo db is read-only >&2; exit 3"]),
             addr,
             None
         )),
@@ -686,27 +645,27 @@ fn exec_exit_codes_environment_and_kill_at_timeout() {
     );
     let env = dir.join("env");
     let script = format!(
-        "[\"/bin/sh\", \"-c\", \"echo $FAILOVER_ADDRESS $FAILOVER_PORT $FAILOVER_TIMEOUT_MS $FAILOVER_CHECK > {}\"]",
+        "echo $FAILOVER_ADDRESS $FAILOVER_PORT $FAILOVER_TIMEOUT_MS $FAILOVER_CHECK > {}",
         env.display()
     );
-    assert_up(&probe(&rt, &exec(&script), addr, None), "exit 0");
+    assert_up(
+        &probe(&rt, &exec(&["/bin/sh", "-c", &script]), addr, None),
+        "exit 0",
+    );
     assert_eq!(
         std::fs::read_to_string(&env).unwrap(),
         "192.0.2.7 5432 300 c\n"
     );
     assert!(
-        failure(&probe(&rt, &exec("[\"/nonexistent/check\"]"), addr, None))
+        failure(&probe(&rt, &exec(&["/nonexistent/check"]), addr, None))
             .starts_with("cannot run /nonexistent/check")
     );
 
     // Beyond the timeout: the command and its child are killed.
     let pids = dir.join("pids");
-    let script = format!(
-        "[\"/bin/sh\", \"-c\", \"sleep 30 & echo $$ $! > {}; wait\"]",
-        pids.display()
-    );
+    let script = format!("sleep 30 & echo $$ $! > {}; wait", pids.display());
     let start = Instant::now();
-    let result = probe(&rt, &exec(&script), addr, None);
+    let result = probe(&rt, &exec(&["/bin/sh", "-c", &script]), addr, None);
     assert_eq!(
         result.outcome,
         Err(Failure::Timeout(Duration::from_millis(300)))
@@ -799,42 +758,54 @@ impl RunningAgent {
     }
 }
 
-fn zone_and_check(port: u16, interval_ms: u64) -> String {
-    format!(
-        "[[zone]]\norigin = \"t.\"\n[checks.c]\nkind = \"tcp\"\nport = {port}\ninterval = \"{interval_ms}ms\"\ntimeout = \"{}ms\"\nrise = 1\nfall = 1\n",
-        interval_ms / 2
-    )
+/// A tcp check of `port` every `interval_ms`, timeout half that, rise 1, fall 1.
+fn tcp_check(port: u16, interval_ms: u64) -> CheckSpec {
+    CheckSpec::tcp(port).timing(ms(interval_ms), ms(interval_ms / 2), 1, 1)
 }
 
-fn a_record(name: &str, check: &str, endpoints: &str) -> String {
-    format!(
-        "[[record]]\nname = \"{name}\"\ntype = \"A\"\npolicy = \"failover\"\ncheck = \"{check}\"\nendpoints = [{endpoints}]\n"
-    )
+/// Zone t., `records`, and `tcp_check(port, interval_ms)` as check `c`.
+fn zone_and_check(
+    port: u16,
+    interval_ms: u64,
+    records: impl IntoIterator<Item = RecordSpec>,
+) -> AgentConfig {
+    AgentConfig::new()
+        .zone(ZoneSpec::new("t."))
+        .records(records)
+        .check("c", tcp_check(port, interval_ms))
+}
+
+fn a_record(name: &str, check: &str, endpoint: EndpointSpec) -> RecordSpec {
+    RecordSpec::new(name, "A", "failover", check).endpoint(endpoint)
 }
 
 #[test]
 fn identical_checks_of_one_target_run_once() {
-    let listener = CountingListener::start(Ipv4Addr::new(127, 0, 32, 1), false);
-    let port = listener.addr.port();
+    let target = Ipv4Addr::new(127, 0, 32, 1);
+    let listener = CountingListener::start((target, 0)).unwrap();
+    let port = listener.addr().port();
     // Two records answer with different addresses but probe the same
     // target (check_address); a third record uses an identical check under
     // another name on the same address.
-    let mut text = zone_and_check(port, 100);
-    text += &format!(
-        "[checks.same]\nkind = \"tcp\"\nport = {port}\ninterval = \"100ms\"\ntimeout = \"50ms\"\nrise = 1\nfall = 1\n"
-    );
-    text += &a_record(
-        "a.t.",
-        "c",
-        "{ address = \"192.0.2.1\", check_address = \"127.0.32.1\" }",
-    );
-    text += &a_record(
-        "b.t.",
-        "c",
-        "{ address = \"192.0.2.2\", check_address = \"127.0.32.1\" }",
-    );
-    text += &a_record("c.t.", "same", "{ address = \"127.0.32.1\" }");
-    let agent = RunningAgent::start(Config::parse(&text, "test").unwrap());
+    let config = zone_and_check(
+        port,
+        100,
+        [
+            a_record(
+                "a.t.",
+                "c",
+                EndpointSpec::new(Ipv4Addr::new(192, 0, 2, 1)).check_address(target),
+            ),
+            a_record(
+                "b.t.",
+                "c",
+                EndpointSpec::new(Ipv4Addr::new(192, 0, 2, 2)).check_address(target),
+            ),
+            a_record("c.t.", "same", EndpointSpec::new(target)),
+        ],
+    )
+    .check("same", tcp_check(port, 100));
+    let agent = RunningAgent::start(Config::parse(&config.to_toml(), "test").unwrap());
     agent.wait_for(
         "c.t.",
         Some(vec!["127.0.32.1".parse().unwrap()]),
@@ -863,19 +834,21 @@ fn identical_checks_of_one_target_run_once() {
 
 #[test]
 fn reload_adds_removes_and_keeps_state() {
-    let keep = CountingListener::start(Ipv4Addr::new(127, 0, 33, 1), false);
-    let gone = CountingListener::start(Ipv4Addr::new(127, 0, 33, 2), false);
-    let port = keep.addr.port();
+    let keep = CountingListener::start((Ipv4Addr::new(127, 0, 33, 1), 0)).unwrap();
+    let gone = CountingListener::start((Ipv4Addr::new(127, 0, 33, 2), 0)).unwrap();
+    let port = keep.addr().port();
     // `gone` has its own port: per-endpoint check_port.
-    let keep_ep = "{ address = \"127.0.33.1\" }".to_string();
-    let gone_ep = format!(
-        "{{ address = \"127.0.33.2\", check_port = {} }}",
-        gone.addr.port()
+    let keep_ep = EndpointSpec::new(Ipv4Addr::new(127, 0, 33, 1));
+    let gone_ep = EndpointSpec::new(Ipv4Addr::new(127, 0, 33, 2)).check_port(gone.addr().port());
+    let v1 = zone_and_check(
+        port,
+        100,
+        [
+            a_record("keep.t.", "c", keep_ep.clone()),
+            a_record("gone.t.", "c", gone_ep),
+        ],
     );
-    let mut v1 = zone_and_check(port, 100);
-    v1 += &a_record("keep.t.", "c", &keep_ep);
-    v1 += &a_record("gone.t.", "c", &gone_ep);
-    let agent = RunningAgent::start(Config::parse(&v1, "v1").unwrap());
+    let agent = RunningAgent::start(Config::parse(&v1.to_toml(), "v1").unwrap());
     agent.wait_for(
         "keep.t.",
         Some(vec!["127.0.33.1".parse().unwrap()]),
@@ -900,16 +873,22 @@ fn reload_adds_removes_and_keeps_state() {
         }
         seen
     });
-    let new = CountingListener::start(Ipv4Addr::new(127, 0, 33, 3), false);
-    let new_ep = format!(
-        "{{ address = \"127.0.33.3\", check_port = {} }}",
-        new.addr.port()
+    let new = CountingListener::start((Ipv4Addr::new(127, 0, 33, 3), 0)).unwrap();
+    let new_ep = EndpointSpec::new(Ipv4Addr::new(127, 0, 33, 3)).check_port(new.addr().port());
+    let v2 = zone_and_check(
+        port,
+        100,
+        [
+            a_record("keep.t.", "c", keep_ep),
+            a_record("new.t.", "c", new_ep),
+        ],
     );
-    let mut v2 = zone_and_check(port, 100);
-    v2 += &a_record("keep.t.", "c", &keep_ep);
-    v2 += &a_record("new.t.", "c", &new_ep);
     let keep_before = keep.count();
-    assert!(agent.reloader.reload(Config::parse(&v2, "v2").unwrap()));
+    assert!(
+        agent
+            .reloader
+            .reload(Config::parse(&v2.to_toml(), "v2").unwrap())
+    );
     agent.wait_for(
         "new.t.",
         Some(vec!["127.0.33.3".parse().unwrap()]),
@@ -940,8 +919,12 @@ fn reload_adds_removes_and_keeps_state() {
     );
 
     // A changed check (another interval) restarts the probe; keep.t. keeps its answer.
-    let v3 = v2.replace("interval = \"100ms\"", "interval = \"200ms\"");
-    assert!(agent.reloader.reload(Config::parse(&v3, "v3").unwrap()));
+    let v3 = v2.check("c", tcp_check(port, 100).interval(ms(200)));
+    assert!(
+        agent
+            .reloader
+            .reload(Config::parse(&v3.to_toml(), "v3").unwrap())
+    );
     std::thread::sleep(Duration::from_millis(300));
     let before = keep.count();
     std::thread::sleep(Duration::from_millis(1000));

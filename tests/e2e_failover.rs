@@ -8,7 +8,9 @@ use std::{
 };
 
 use failover_tests::{
-    AgentConfig, DnsAnswer, DnsClient, Netns, is_root,
+    AgentConfig, CheckSpec, DnsAnswer, DnsClient, Netns,
+    dig::dig,
+    is_root,
     netns::{ENDPOINT_ADDRS, SERVER_VETH},
     poll_until,
 };
@@ -41,13 +43,11 @@ fn secondary() -> SocketAddrV4 {
 }
 
 fn config() -> AgentConfig {
-    let mut config = AgentConfig::failover(&[(PRIMARY, 1), (SECONDARY, 2)], PORT);
-    config.ttl = TTL;
-    config.interval = INTERVAL;
-    config.timeout = TIMEOUT;
-    config.rise = RISE;
-    config.fall = FALL;
-    config
+    AgentConfig::failover(
+        TTL,
+        &[(PRIMARY, 1), (SECONDARY, 2)],
+        CheckSpec::tcp(PORT).timing(INTERVAL, TIMEOUT, RISE, FALL),
+    )
 }
 
 fn require_root() {
@@ -137,10 +137,10 @@ fn fails_over_to_the_secondary_and_back() {
         Some((NAME.to_string(), RecordType::A)),
         "question not echoed"
     );
+    // dig's own defaults (recursion desired, a cookie) first, then each one off.
     for options in [&[][..], &["+norecurse"], &["+noedns"], &["+nocookie"]] {
-        let addrs = netns
-            .dig("www.example.test", options)
-            .unwrap_or_else(|e| panic!("dig {options:?}: {e:#}\n{}", netns.agent_log()));
+        let args = [&["+recurse", "+cookie"][..], options].concat();
+        let addrs = dig(&netns, "www.example.test", &args).addrs();
         assert_eq!(addrs, [PRIMARY], "dig {options:?}");
     }
     assert_steady(&mut client, &[PRIMARY], 10);

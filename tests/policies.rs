@@ -8,13 +8,14 @@ use std::{
     net::{IpAddr, Ipv4Addr, SocketAddrV4},
     path::{Path, PathBuf},
     process::{Command, Stdio},
-    time::{Duration, Instant},
+    time::Duration,
 };
 
 use failover_tests::{
-    Netns, is_root,
+    AgentConfig, CheckSpec, EndpointSpec, Netns, RecordSpec, ZoneSpec,
+    dig::{TCP, UDP, dig, dig_until},
+    is_root,
     netns::DNS_SERVER_ADDR,
-    peers::{Tool, ToolQuery},
     poll_until,
 };
 
@@ -25,86 +26,38 @@ const B: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 11);
 const C: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 12);
 const D: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 13);
 const SORRY: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 99);
-/// Checks every 200 ms, rise 1, fall 2: a dead endpoint is out within ~0.4 s.
-const CHECKS: &str = "[checks.web]\nkind = \"tcp\"\nport = 80\ninterval = \"200ms\"\ntimeout = \"100ms\"\nrise = 1\nfall = 2\n";
 const LIMIT: Duration = Duration::from_secs(5);
 
-/// One `dig` answer, parsed from its full output.
-#[derive(Debug, Default)]
-struct Dig {
-    status: String,
-    aa: bool,
-    /// (TTL, address) of each A record in the answer section.
-    answers: Vec<(u32, Ipv4Addr)>,
-    /// Types of the authority section's records.
-    authority: Vec<String>,
+/// The zone with its nameserver, `records`, and the check `web`: every
+/// 200 ms, rise 1, fall 2, so a dead endpoint is out within ~0.4 s.
+fn config(records: impl IntoIterator<Item = RecordSpec>) -> AgentConfig {
+    let ns1 = IpAddr::V4(DNS_SERVER_ADDR);
+    AgentConfig::new()
+        .zone(
+            ZoneSpec::new("example.test.")
+                .ttl(30)
+                .nameserver("ns1.example.test.", &[ns1]),
+        )
+        .records(records)
+        .check(
+            "web",
+            CheckSpec::tcp(PORT).timing(
+                Duration::from_millis(200),
+                Duration::from_millis(100),
+                1,
+                2,
+            ),
+        )
 }
 
-impl Dig {
-    fn addrs(&self) -> Vec<Ipv4Addr> {
-        let mut a: Vec<Ipv4Addr> = self.answers.iter().map(|(_, a)| *a).collect();
-        a.sort();
-        a
-    }
-}
-
-/// `dig @server name A` in the client namespace (UDP: the kernel answers;
-/// `+tcp`: the userspace responder does), parsed by the shared dig parser.
-fn dig(netns: &Netns, name: &str, extra: &[&str]) -> Dig {
-    let mut query = ToolQuery::new(Tool::Dig, IpAddr::V4(DNS_SERVER_ADDR), name, "A");
-    query.extra = extra.iter().map(|e| e.to_string()).collect();
-    let answer = query
-        .run(&netns.client)
-        .unwrap_or_else(|e| panic!("dig {name} {extra:?}: {e:#}"));
-    let a_records = answer.answer.iter().filter(|r| r.rtype == "A");
-    Dig {
-        status: answer.rcode.clone(),
-        aa: answer.has_flag("aa"),
-        answers: a_records
-            .map(|r| (r.ttl, r.rdata.parse().expect("an IPv4 address")))
-            .collect(),
-        authority: answer.authority.iter().map(|r| r.rtype.clone()).collect(),
-    }
-}
-
-/// Digs until `want` holds; the elapsed time and the answer. Panics with the
-/// agent's log after `limit`.
-fn dig_until(
-    netns: &Netns,
-    name: &str,
-    extra: &[&str],
-    what: &str,
-    mut want: impl FnMut(&Dig) -> bool,
-) -> (Duration, Dig) {
-    let start = Instant::now();
-    let mut last = None;
-    let found = poll_until(LIMIT, Duration::from_millis(50), || {
-        let d = dig(netns, name, extra);
-        let ok = want(&d);
-        last = Some(format!("{d:?}"));
-        Ok(ok.then_some(d))
-    })
-    .expect("digging");
-    match found {
-        Some(d) => (start.elapsed(), d),
-        None => panic!(
-            "{name}: no answer {what} within {LIMIT:?}; last: {last:?}\nagent log:\n{}",
-            netns.agent_log()
-        ),
-    }
-}
-
-fn config(records: &str, admin: &str) -> String {
-    format!(
-        "[[zone]]\norigin = \"example.test.\"\nttl = 30\n\
-         nameservers = [{{ name = \"ns1.example.test.\", addresses = [\"{DNS_SERVER_ADDR}\"] }}]\n\n\
-         {records}\n{CHECKS}\n{admin}"
-    )
+/// `name` A answered by `policy` over endpoints checked by `web`.
+fn record(name: &str, policy: &str) -> RecordSpec {
+    RecordSpec::new(name, "A", policy, "web")
 }
 
 /// Namespaces, endpoints `up` listening, extra lo addresses for C and D, the
-/// agent with `config_text` and a control socket in the work directory.
-fn start(config_text: &str, up: &[Ipv4Addr]) -> (Netns, PathBuf) {
+/// agent with `config` and a control socket in the work directory.
+fn start(config: &AgentConfig, up: &[Ipv4Addr]) -> (Netns, PathBuf) {
     assert!(
         is_root(),
         "needs root (namespaces, veth, XDP): run `cargo xtask test`"
@@ -121,7 +74,7 @@ fn start(config_text: &str, up: &[Ipv4Addr]) -> (Netns, PathBuf) {
             .expect("starting an endpoint");
     }
     let socket = netns.workdir().join("control.sock");
-    let path = netns.write_config("agent.toml", config_text).unwrap();
+    let path = netns.write_config("agent.toml", &config.to_toml()).unwrap();
     netns
         .start_agent(&path, &["--control-socket", socket.to_str().unwrap()])
         .expect("starting the agent");
@@ -170,13 +123,17 @@ const WWW: &str = "www.example.test.";
 
 #[test]
 fn failover_min_healthy_and_degraded_ttl() {
-    let records = format!(
-        "[[record]]\nname = \"{WWW}\"\ntype = \"A\"\npolicy = \"failover\"\ncheck = \"web\"\n\
-         min_healthy = 2\nttl = 30\ndegraded_ttl = 5\n\
-         endpoints = [{{ address = \"{A}\", priority = 1 }}, {{ address = \"{B}\", priority = 1 }}, {{ address = \"{C}\", priority = 2 }}]\n"
-    );
-    let (mut netns, _socket) = start(&config(&records, ""), &[A, B, C]);
-    let (_, d) = dig_until(&netns, WWW, &[], "with both primaries", |d| {
+    let www = record(WWW, "failover")
+        .set("min_healthy", 2)
+        .set("ttl", 30)
+        .set("degraded_ttl", 5)
+        .endpoints([
+            EndpointSpec::new(A).priority(1),
+            EndpointSpec::new(B).priority(1),
+            EndpointSpec::new(C).priority(2),
+        ]);
+    let (mut netns, _socket) = start(&config([www]), &[A, B, C]);
+    let (_, d) = dig_until(&netns, WWW, &[UDP], "with both primaries", |d| {
         d.addrs() == [A, B]
     });
     assert_eq!(
@@ -188,14 +145,14 @@ fn failover_min_healthy_and_degraded_ttl() {
     // One primary down: the level is below min_healthy = 2, the backup answers,
     // with the degraded TTL.
     netns.kill_endpoint(SocketAddrV4::new(B, PORT)).unwrap();
-    let (_, d) = dig_until(&netns, WWW, &[], "with the backup", |d| d.addrs() == [C]);
+    let (_, d) = dig_until(&netns, WWW, &[UDP], "with the backup", |d| d.addrs() == [C]);
     assert_eq!(d.answers[0].0, 5, "degraded TTL: {d:?}");
     // The userspace responder (TCP) says the same.
-    let tcp = dig(&netns, WWW, &["+tcp"]);
+    let tcp = dig(&netns, WWW, TCP);
     assert_eq!((tcp.addrs(), tcp.answers[0].0), (vec![C], 5));
     // Back: full TTL again.
     netns.start_endpoint(SocketAddrV4::new(B, PORT)).unwrap();
-    let (_, d) = dig_until(&netns, WWW, &[], "with both primaries again", |d| {
+    let (_, d) = dig_until(&netns, WWW, &[UDP], "with both primaries again", |d| {
         d.addrs() == [A, B]
     });
     assert_eq!(d.answers[0].0, 30);
@@ -203,31 +160,29 @@ fn failover_min_healthy_and_degraded_ttl() {
 
 #[test]
 fn all_healthy_is_capped_by_max_answers() {
-    let records = format!(
-        "[[record]]\nname = \"{WWW}\"\ntype = \"A\"\npolicy = \"all-healthy\"\ncheck = \"web\"\nmax_answers = 2\n\
-         endpoints = [{{ address = \"{A}\" }}, {{ address = \"{B}\" }}, {{ address = \"{C}\", priority = 2 }}]\n"
-    );
-    let (mut netns, _socket) = start(&config(&records, ""), &[A, B, C]);
-    dig_until(&netns, WWW, &[], "with the two best", |d| {
+    let www = record(WWW, "all-healthy").set("max_answers", 2).endpoints([
+        EndpointSpec::new(A),
+        EndpointSpec::new(B),
+        EndpointSpec::new(C).priority(2),
+    ]);
+    let (mut netns, _socket) = start(&config([www]), &[A, B, C]);
+    dig_until(&netns, WWW, &[UDP], "with the two best", |d| {
         d.addrs() == [A, B]
     });
     netns.kill_endpoint(SocketAddrV4::new(A, PORT)).unwrap();
-    dig_until(&netns, WWW, &[], "with B and C", |d| d.addrs() == [B, C]);
-    assert_eq!(
-        dig(&netns, WWW, &["+tcp"]).addrs(),
-        [B, C],
-        "userspace alike"
-    );
+    dig_until(&netns, WWW, &[UDP], "with B and C", |d| d.addrs() == [B, C]);
+    assert_eq!(dig(&netns, WWW, TCP).addrs(), [B, C], "userspace alike");
 }
 
 #[test]
 fn weighted_picks_one_address_per_query_by_weight() {
-    let records = format!(
-        "[[record]]\nname = \"{WWW}\"\ntype = \"A\"\npolicy = \"weighted\"\ncheck = \"web\"\n\
-         endpoints = [{{ address = \"{A}\", weight = 3 }}, {{ address = \"{B}\", weight = 1 }}, {{ address = \"{C}\", weight = 0 }}]\n"
-    );
-    let (mut netns, _socket) = start(&config(&records, ""), &[A, B, C]);
-    dig_until(&netns, WWW, &[], "with one address", |d| {
+    let www = record(WWW, "weighted").endpoints([
+        EndpointSpec::new(A).weight(3),
+        EndpointSpec::new(B).weight(1),
+        EndpointSpec::new(C).weight(0),
+    ]);
+    let (mut netns, _socket) = start(&config([www]), &[A, B, C]);
+    dig_until(&netns, WWW, &[UDP], "with one address", |d| {
         d.answers.len() == 1
     });
     // From one client: the kernel picks per query.
@@ -254,7 +209,7 @@ fn weighted_picks_one_address_per_query_by_weight() {
     // The userspace responder picks per query too.
     let mut tcp: BTreeMap<Ipv4Addr, u32> = BTreeMap::new();
     for _ in 0..40 {
-        let d = dig(&netns, WWW, &["+tcp"]);
+        let d = dig(&netns, WWW, TCP);
         assert_eq!(d.answers.len(), 1, "{d:?}");
         *tcp.entry(d.answers[0].1).or_default() += 1;
     }
@@ -262,7 +217,7 @@ fn weighted_picks_one_address_per_query_by_weight() {
     // Only the weight-0 endpoint left: it answers.
     netns.kill_endpoint(SocketAddrV4::new(A, PORT)).unwrap();
     netns.kill_endpoint(SocketAddrV4::new(B, PORT)).unwrap();
-    dig_until(&netns, WWW, &[], "with the last resort", |d| {
+    dig_until(&netns, WWW, &[UDP], "with the last resort", |d| {
         d.addrs() == [C]
     });
 }
@@ -270,28 +225,26 @@ fn weighted_picks_one_address_per_query_by_weight() {
 #[test]
 fn when_all_down_modes() {
     // Endpoint D never listens: every record is all down.
-    let record = |name: &str, extra: &str| {
-        format!(
-            "[[record]]\nname = \"{name}\"\ntype = \"A\"\npolicy = \"failover\"\ncheck = \"web\"\n{extra}\n\
-             endpoints = [{{ address = \"{D}\", priority = 1 }}, {{ address = \"{C}\", priority = 2 }}]\n"
-        )
+    let down = |name: &str| {
+        record(name, "failover").endpoints([
+            EndpointSpec::new(D).priority(1),
+            EndpointSpec::new(C).priority(2),
+        ])
     };
     let records = [
-        record("open.example.test.", ""),
-        record(
-            "sorry.example.test.",
-            &format!("when_all_down = \"fallback\"\nfallback = [\"{SORRY}\"]"),
-        ),
-        record("nodata.example.test.", "when_all_down = \"nodata\""),
-        record("fail.example.test.", "when_all_down = \"servfail\""),
-    ]
-    .concat();
-    let (mut netns, _socket) = start(&config(&records, ""), &[]);
-    for transport in [&[][..], &["+tcp"]] {
+        down("open.example.test."),
+        down("sorry.example.test.")
+            .set("when_all_down", "fallback")
+            .set("fallback", [SORRY]),
+        down("nodata.example.test.").set("when_all_down", "nodata"),
+        down("fail.example.test.").set("when_all_down", "servfail"),
+    ];
+    let (mut netns, _socket) = start(&config(records), &[]);
+    for transport in [UDP, TCP] {
         let (_, d) = dig_until(
             &netns,
             "open.example.test.",
-            transport,
+            &[transport],
             "failing open",
             |d| d.status == "NOERROR",
         );
@@ -318,19 +271,23 @@ fn when_all_down_modes() {
         "nodata.example.test.",
         "fail.example.test.",
     ] {
-        dig_until(&netns, name, &[], "with the backup", |d| d.addrs() == [C]);
+        dig_until(&netns, name, &[UDP], "with the backup", |d| {
+            d.addrs() == [C]
+        });
     }
     assert!(netns.agent_log().contains("no endpoint is healthy"));
 }
 
 #[test]
 fn drain_and_force_from_the_cli_take_effect_at_once() {
-    let records = format!(
-        "[[record]]\nname = \"{WWW}\"\ntype = \"A\"\npolicy = \"failover\"\ncheck = \"web\"\n\
-         endpoints = [{{ address = \"{A}\", priority = 1 }}, {{ address = \"{B}\", priority = 2 }}]\n"
-    );
-    let (mut netns, socket) = start(&config(&records, ""), &[A, B]);
-    dig_until(&netns, WWW, &[], "with the primary", |d| d.addrs() == [A]);
+    let www = record(WWW, "failover").endpoints([
+        EndpointSpec::new(A).priority(1),
+        EndpointSpec::new(B).priority(2),
+    ]);
+    let (mut netns, socket) = start(&config([www]), &[A, B]);
+    dig_until(&netns, WWW, &[UDP], "with the primary", |d| {
+        d.addrs() == [A]
+    });
 
     // Drain: out of the answers before the CLI returns.
     let out = cli(&socket, &["drain", WWW, "192.0.2.10"]);
@@ -338,8 +295,8 @@ fn drain_and_force_from_the_cli_take_effect_at_once() {
         out.contains("drained") && out.contains("answer: 192.0.2.11"),
         "{out}"
     );
-    assert_eq!(dig(&netns, WWW, &[]).addrs(), [B], "drain is immediate");
-    assert_eq!(dig(&netns, WWW, &["+tcp"]).addrs(), [B], "in userspace too");
+    assert_eq!(dig(&netns, WWW, UDP).addrs(), [B], "drain is immediate");
+    assert_eq!(dig(&netns, WWW, TCP).addrs(), [B], "in userspace too");
     // Its checks go on: status shows it healthy, drained, not answered.
     let e = endpoint_status(&socket, WWW, A);
     assert_eq!(
@@ -371,34 +328,36 @@ fn drain_and_force_from_the_cli_take_effect_at_once() {
     .unwrap()
     .expect("healthy again");
     cli(&socket, &["undrain", WWW, "192.0.2.10"]);
-    assert_eq!(dig(&netns, WWW, &[]).addrs(), [A]);
+    assert_eq!(dig(&netns, WWW, UDP).addrs(), [A]);
 
     // Force down a healthy endpoint, then clear.
     cli(&socket, &["force", "down", WWW, "192.0.2.10"]);
-    assert_eq!(dig(&netns, WWW, &[]).addrs(), [B]);
+    assert_eq!(dig(&netns, WWW, UDP).addrs(), [B]);
     cli(&socket, &["force", "clear", WWW, "192.0.2.10"]);
-    assert_eq!(dig(&netns, WWW, &[]).addrs(), [A]);
+    assert_eq!(dig(&netns, WWW, UDP).addrs(), [A]);
 
     // Force up a dead endpoint: answered although its checks fail.
     netns.kill_endpoint(SocketAddrV4::new(A, PORT)).unwrap();
-    dig_until(&netns, WWW, &[], "failed over", |d| d.addrs() == [B]);
+    dig_until(&netns, WWW, &[UDP], "failed over", |d| d.addrs() == [B]);
     cli(&socket, &["force", "up", WWW, "192.0.2.10"]);
-    assert_eq!(dig(&netns, WWW, &[]).addrs(), [A]);
+    assert_eq!(dig(&netns, WWW, UDP).addrs(), [A]);
     let e = endpoint_status(&socket, WWW, A);
     assert_eq!(
         (&e["health"], &e["admin"]),
         (&"unhealthy".into(), &"force-up".into())
     );
     cli(&socket, &["force", "clear", WWW, "192.0.2.10"]);
-    assert_eq!(dig(&netns, WWW, &[]).addrs(), [B]);
+    assert_eq!(dig(&netns, WWW, UDP).addrs(), [B]);
 
     // A drain for a while ends by itself.
     netns.start_endpoint(SocketAddrV4::new(A, PORT)).unwrap();
-    dig_until(&netns, WWW, &[], "with the primary", |d| d.addrs() == [A]);
+    dig_until(&netns, WWW, &[UDP], "with the primary", |d| {
+        d.addrs() == [A]
+    });
     let out = cli(&socket, &["drain", WWW, "192.0.2.10", "--for", "2s"]);
     assert!(out.contains("until"), "{out}");
-    assert_eq!(dig(&netns, WWW, &[]).addrs(), [B]);
-    let (took, _) = dig_until(&netns, WWW, &[], "after the drain expired", |d| {
+    assert_eq!(dig(&netns, WWW, UDP).addrs(), [B]);
+    let (took, _) = dig_until(&netns, WWW, &[UDP], "after the drain expired", |d| {
         d.addrs() == [A]
     });
     assert!(
@@ -421,10 +380,10 @@ fn drain_and_force_from_the_cli_take_effect_at_once() {
 
 #[test]
 fn admin_state_file_is_applied_live_and_survives_a_restart() {
-    let records = format!(
-        "[[record]]\nname = \"{WWW}\"\ntype = \"A\"\npolicy = \"failover\"\ncheck = \"web\"\n\
-         endpoints = [{{ address = \"{A}\", priority = 1 }}, {{ address = \"{B}\", priority = 2 }}]\n"
-    );
+    let www = record(WWW, "failover").endpoints([
+        EndpointSpec::new(A).priority(1),
+        EndpointSpec::new(B).priority(2),
+    ]);
     // The state file lives outside the fixture's work directory so it can
     // be written before the agent starts.
     let dir = std::env::temp_dir().join(format!("failover-policies-{}", std::process::id()));
@@ -435,31 +394,32 @@ fn admin_state_file_is_applied_live_and_survives_a_restart() {
         "[endpoints]\n\"www.example.test./192.0.2.1[0-0]\" = \"drain\"\n",
     )
     .unwrap();
-    let admin = format!("[admin]\nstate_file = \"{}\"\n", state.display());
-    let config_text = config(&records, &admin);
-    let (mut netns, socket) = start(&config_text, &[A, B]);
+    let config = config([www]).admin("state_file", state.as_path());
+    let (mut netns, socket) = start(&config, &[A, B]);
     // Drained by the pattern from the very first answer.
-    let (_, d) = dig_until(&netns, WWW, &[], "with an answer", |d| {
+    let (_, d) = dig_until(&netns, WWW, &[UDP], "with an answer", |d| {
         !d.answers.is_empty()
     });
     assert_eq!(d.addrs(), [B], "{d:?}");
     // The file edited by hand: applied within about a second.
     std::fs::write(&state, "[endpoints]\n").unwrap();
-    let (took, _) = dig_until(&netns, WWW, &[], "after the edit", |d| d.addrs() == [A]);
+    let (took, _) = dig_until(&netns, WWW, &[UDP], "after the edit", |d| d.addrs() == [A]);
     assert!(took < Duration::from_secs(3), "{took:?}");
     std::fs::write(&state, "[endpoints]\n\"*/192.0.2.10\" = \"force-down\"\n").unwrap();
-    dig_until(&netns, WWW, &[], "forced down by a glob", |d| {
+    dig_until(&netns, WWW, &[UDP], "forced down by a glob", |d| {
         d.addrs() == [B]
     });
     // A broken edit keeps the state and says why.
     std::fs::write(&state, "[endpoints]\n\"*/192.0.2.10\" = \"sideways\"\n").unwrap();
     std::thread::sleep(Duration::from_millis(1500));
-    assert_eq!(dig(&netns, WWW, &[]).addrs(), [B]);
+    assert_eq!(dig(&netns, WWW, UDP).addrs(), [B]);
     assert!(netns.agent_log().contains("unknown state \"sideways\""));
 
     // The CLI writes the file.
     std::fs::write(&state, "[endpoints]\n").unwrap();
-    dig_until(&netns, WWW, &[], "with the primary", |d| d.addrs() == [A]);
+    dig_until(&netns, WWW, &[UDP], "with the primary", |d| {
+        d.addrs() == [A]
+    });
     cli(&socket, &["drain", WWW, "192.0.2.10"]);
     let text = std::fs::read_to_string(&state).unwrap();
     assert!(
@@ -468,11 +428,11 @@ fn admin_state_file_is_applied_live_and_survives_a_restart() {
     );
     // Restart: still drained from the first answer on.
     netns.stop_agent().unwrap();
-    let path = netns.write_config("agent.toml", &config_text).unwrap();
+    let path = netns.write_config("agent.toml", &config.to_toml()).unwrap();
     netns
         .start_agent(&path, &["--control-socket", socket.to_str().unwrap()])
         .unwrap();
-    let (_, d) = dig_until(&netns, WWW, &[], "after the restart", |d| {
+    let (_, d) = dig_until(&netns, WWW, &[UDP], "after the restart", |d| {
         !d.answers.is_empty()
     });
     assert_eq!(d.addrs(), [B], "the drain survived the restart: {d:?}");

@@ -14,16 +14,17 @@
 
 use std::{
     collections::BTreeMap,
-    fmt::Write as _,
     net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr},
     time::{Duration, Instant},
 };
 
 use failover_tests::{
-    Netns, is_root,
+    AgentConfig, CheckSpec, EndpointSpec, Netns, RecordSpec, ZoneSpec,
+    dig::{Tool, ToolAnswer, ToolQuery},
+    is_root,
     netns::{DNS_SERVER_ADDR, DNS_SERVER_ADDR6, ENDPOINT_ADDRS},
     packets,
-    peers::{Knot, Tool, ToolAnswer, ToolQuery, Unbound, UnboundConfig},
+    peers::{Knot, Unbound, UnboundConfig},
     poll_until,
 };
 
@@ -85,59 +86,47 @@ enum Mode {
 /// nameserver, `www` A and AAAA (failover) and, in authoritative mode, the
 /// big AAAA record.
 fn agent_config(mode: Mode, listen: &[SocketAddr]) -> String {
-    let mut s = String::new();
-    match mode {
-        Mode::Authoritative => {
-            let listen = listen
-                .iter()
-                .map(|a| format!("\"{a}\""))
-                .collect::<Vec<_>>()
-                .join(", ");
-            let _ = writeln!(
-                s,
-                "[server]\nmode = \"authoritative\"\nlisten = [{listen}]\n"
-            );
-        }
-        Mode::Front => s.push_str("[server]\nmode = \"front\"\n\n"),
-    }
-    let _ = writeln!(
-        s,
-        "[[zone]]\norigin = \"{ZONE}\"\nttl = {TTL}\nmname = \"{NS1}\"\n\
-         rname = \"hostmaster.{ZONE}\"\nserial = {SERIAL}\nrefresh = 3600\nretry = 600\n\
-         expire = 1209600\nminimum = {MINIMUM}\nsoa_ttl = {SOA_TTL}\n\
-         nameservers = [{{ name = \"{NS1}\", addresses = [\"{DNS_SERVER_ADDR}\", \"{DNS_SERVER_ADDR6}\"] }}]\n"
-    );
-    let _ = writeln!(
-        s,
-        "[[record]]\nname = \"{WWW}\"\ntype = \"A\"\npolicy = \"failover\"\ncheck = \"web\"\n\
-         endpoints = [\n  {{ address = \"{PRIMARY}\", priority = 1 }},\n  \
-         {{ address = \"{SECONDARY}\", priority = 2 }},\n]\n"
-    );
+    let config = match mode {
+        Mode::Authoritative => AgentConfig::new()
+            .server("mode", "authoritative")
+            .server("listen", listen.to_vec()),
+        Mode::Front => AgentConfig::new().server("mode", "front"),
+    };
+    let zone = ZoneSpec::new(ZONE)
+        .ttl(TTL)
+        .set("mname", NS1)
+        .set("rname", format!("hostmaster.{ZONE}"))
+        .set("serial", SERIAL)
+        .set("refresh", 3600)
+        .set("retry", 600)
+        .set("expire", 1209600)
+        .set("minimum", MINIMUM)
+        .set("soa_ttl", SOA_TTL)
+        .nameserver(NS1, &[DNS_SERVER_ADDR.into(), DNS_SERVER_ADDR6.into()]);
+    let mut config =
+        config
+            .zone(zone)
+            .record(RecordSpec::new(WWW, "A", "failover", "web").endpoints([
+                EndpointSpec::new(PRIMARY).priority(1),
+                EndpointSpec::new(SECONDARY).priority(2),
+            ]));
     if mode == Mode::Authoritative {
-        let _ = writeln!(
-            s,
-            "[[record]]\nname = \"{WWW}\"\ntype = \"AAAA\"\npolicy = \"failover\"\ncheck = \"web6\"\n\
-             endpoints = [\n  {{ address = \"{PRIMARY6}\", priority = 1 }},\n  \
-             {{ address = \"{SECONDARY6}\", priority = 2 }},\n]\n"
-        );
-        let _ = writeln!(
-            s,
-            "[[record]]\nname = \"{BIG}\"\ntype = \"AAAA\"\npolicy = \"all-healthy\"\nmax_answers = {BIG_COUNT}\ncheck = \"web6\"\nendpoints = ["
-        );
-        for i in 0..BIG_COUNT {
-            let _ = writeln!(s, "  {{ address = \"{}\" }},", big_addr(i));
-        }
-        s.push_str("]\n\n");
+        config = config
+            .record(RecordSpec::new(WWW, "AAAA", "failover", "web6").endpoints([
+                EndpointSpec::new(PRIMARY6).priority(1),
+                EndpointSpec::new(SECONDARY6).priority(2),
+            ]))
+            .record(
+                RecordSpec::new(BIG, "AAAA", "all-healthy", "web6")
+                    .set("max_answers", BIG_COUNT)
+                    .endpoints((0..BIG_COUNT).map(|i| EndpointSpec::new(big_addr(i)))),
+            );
     }
     for (name, port) in [("web", PORT), ("web6", PORT6)] {
-        let _ = writeln!(
-            s,
-            "[checks.{name}]\nkind = \"tcp\"\nport = {port}\ninterval = \"{}ms\"\n\
-             timeout = \"200ms\"\nrise = {RISE}\nfall = {FALL}\n",
-            INTERVAL.as_millis()
-        );
+        let check = CheckSpec::tcp(port).timing(INTERVAL, Duration::from_millis(200), RISE, FALL);
+        config = config.check(name, check);
     }
-    s
+    config.to_toml()
 }
 
 /// Starts the endpoints (IPv4 per address; one IPv6 wildcard endpoint for the

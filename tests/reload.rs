@@ -10,23 +10,23 @@
 
 use std::{
     io::{Read as _, Write as _},
-    net::{IpAddr, Ipv4Addr, SocketAddr, SocketAddrV4, TcpListener, TcpStream},
+    net::{IpAddr, Ipv4Addr, SocketAddr, SocketAddrV4, TcpStream},
     path::{Path, PathBuf},
     process::{Command, Output, Stdio},
     sync::{
         Arc,
-        atomic::{AtomicBool, AtomicU64, Ordering},
+        atomic::{AtomicBool, Ordering},
     },
     thread::JoinHandle,
     time::{Duration, Instant},
 };
 
 use failover_tests::{
-    Netns,
+    AgentConfig, CheckSpec, CountingListener, EndpointSpec, Netns, RecordSpec, ZoneSpec,
+    dig::{Dig, TCP, UDP, dig, dig_until},
     dns::{DnsAnswer, QueryOptions, build_query},
     in_netns, is_root,
     netns::DNS_SERVER_ADDR,
-    peers::{Tool, ToolQuery},
     poll_until,
 };
 use hickory_proto::{
@@ -56,136 +56,45 @@ const TUNED_NAME: &str = "tuned.example.test.";
 /// The configuration: `keep` always, `old` and/or `new` as asked, `tuned`
 /// checked every `tuned_interval_ms`.
 fn config(old: bool, new: bool, tuned_interval_ms: u64) -> String {
-    let mut s = format!(
-        "[[zone]]\norigin = \"example.test.\"\nttl = 30\n\
-         nameservers = [{{ name = \"ns1.example.test.\", addresses = [\"{DNS_SERVER_ADDR}\"] }}]\n\n\
-         [[record]]\nname = \"{KEEP}\"\ntype = \"A\"\npolicy = \"failover\"\ncheck = \"web\"\n\
-         endpoints = [{{ address = \"{KEEP_A}\", priority = 1 }}, {{ address = \"{KEEP_B}\", priority = 2 }}]\n\n\
-         [[record]]\nname = \"{TUNED_NAME}\"\ntype = \"A\"\npolicy = \"failover\"\ncheck = \"tuned\"\n\
-         endpoints = [{{ address = \"{TUNED}\" }}]\n\n"
-    );
+    let single = |name: &str, check: &str, address: Ipv4Addr| {
+        RecordSpec::new(name, "A", "failover", check).endpoint(EndpointSpec::new(address))
+    };
+    let mut records = vec![
+        RecordSpec::new(KEEP, "A", "failover", "web").endpoints([
+            EndpointSpec::new(KEEP_A).priority(1),
+            EndpointSpec::new(KEEP_B).priority(2),
+        ]),
+        single(TUNED_NAME, "tuned", TUNED),
+    ];
     if old {
-        s += &format!(
-            "[[record]]\nname = \"{OLD_NAME}\"\ntype = \"A\"\npolicy = \"failover\"\ncheck = \"web\"\n\
-             endpoints = [{{ address = \"{OLD}\" }}]\n\n"
-        );
+        records.push(single(OLD_NAME, "web", OLD));
     }
     if new {
-        s += &format!(
-            "[[record]]\nname = \"{NEW_NAME}\"\ntype = \"A\"\npolicy = \"failover\"\ncheck = \"web\"\n\
-             endpoints = [{{ address = \"{NEW}\" }}]\n\n"
-        );
+        records.push(single(NEW_NAME, "web", NEW));
     }
-    s += &format!(
-        "[checks.web]\nkind = \"tcp\"\nport = 80\ninterval = \"100ms\"\ntimeout = \"50ms\"\nrise = 1\nfall = 2\n\n\
-         [checks.tuned]\nkind = \"tcp\"\nport = {TUNED_PORT}\ninterval = \"{tuned_interval_ms}ms\"\n\
-         timeout = \"50ms\"\nrise = 1\nfall = 2\n"
-    );
-    s
-}
-
-/// A TCP listener inside the server namespace that accepts and closes
-/// connections and counts them: how often the agent checks its address.
-struct CountingListener {
-    accepted: Arc<AtomicU64>,
-    stop: Arc<AtomicBool>,
-    thread: Option<JoinHandle<()>>,
-}
-
-impl CountingListener {
-    fn start(netns: &Netns, addr: SocketAddr) -> CountingListener {
-        let listener = in_netns(&netns.server, move || Ok(TcpListener::bind(addr)?))
-            .unwrap_or_else(|e| panic!("binding {addr} in the server namespace: {e:#}"));
-        listener.set_nonblocking(true).unwrap();
-        let accepted = Arc::new(AtomicU64::new(0));
-        let stop = Arc::new(AtomicBool::new(false));
-        let (count, halt) = (accepted.clone(), stop.clone());
-        let thread = std::thread::spawn(move || {
-            while !halt.load(Ordering::Relaxed) {
-                match listener.accept() {
-                    Ok(_) => {
-                        count.fetch_add(1, Ordering::Relaxed);
-                    }
-                    Err(_) => std::thread::sleep(Duration::from_millis(2)),
-                }
-            }
-        });
-        CountingListener {
-            accepted,
-            stop,
-            thread: Some(thread),
-        }
-    }
-
-    fn count(&self) -> u64 {
-        self.accepted.load(Ordering::Relaxed)
-    }
-
-    /// Connections accepted during `span`.
-    fn count_over(&self, span: Duration) -> u64 {
-        let before = self.count();
-        std::thread::sleep(span);
-        self.count() - before
-    }
-}
-
-impl Drop for CountingListener {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
-    }
-}
-
-/// One `dig` answer: status and the A addresses (sorted), authority types.
-#[derive(Debug, Default, PartialEq)]
-struct Dig {
-    status: String,
-    addrs: Vec<Ipv4Addr>,
-    authority: Vec<String>,
-}
-
-/// `dig @server name A` in the client namespace (UDP: the kernel answers;
-/// `+tcp`: the userspace responder does), parsed by the shared dig parser.
-fn dig(netns: &Netns, name: &str, extra: &[&str]) -> Dig {
-    let mut query = ToolQuery::new(Tool::Dig, IpAddr::V4(DNS_SERVER_ADDR), name, "A");
-    query.extra = extra.iter().map(|e| e.to_string()).collect();
-    let answer = query
-        .run(&netns.client)
-        .unwrap_or_else(|e| panic!("dig {name} {extra:?}: {e:#}"));
-    let a_records = answer.answer.iter().filter(|r| r.rtype == "A");
-    Dig {
-        status: answer.rcode.clone(),
-        addrs: {
-            let mut addrs: Vec<Ipv4Addr> = a_records
-                .map(|r| r.rdata.parse().expect("an IPv4 address"))
-                .collect();
-            addrs.sort();
-            addrs
-        },
-        authority: answer.authority.iter().map(|r| r.rtype.clone()).collect(),
-    }
-}
-
-/// Digs (UDP and TCP) until both answers satisfy `want`; panics with the
-/// agent's log after [`LIMIT`].
-fn dig_until(netns: &Netns, name: &str, what: &str, want: impl Fn(&Dig) -> bool) -> Dig {
-    let mut last = None;
-    let found = poll_until(LIMIT, Duration::from_millis(20), || {
-        let udp = dig(netns, name, &[]);
-        let tcp = dig(netns, name, &["+tcp"]);
-        let ok = want(&udp) && want(&tcp);
-        last = Some(format!("UDP {udp:?}, TCP {tcp:?}"));
-        Ok(ok.then_some(udp))
-    })
-    .expect("digging");
-    found.unwrap_or_else(|| {
-        panic!(
-            "{name}: no answer {what} within {LIMIT:?}; last: {last:?}\nagent log:\n{}",
-            netns.agent_log()
+    let check = |port: u16, interval_ms: u64| {
+        CheckSpec::tcp(port).timing(
+            Duration::from_millis(interval_ms),
+            Duration::from_millis(50),
+            1,
+            2,
         )
-    })
+    };
+    AgentConfig::new()
+        .zone(
+            ZoneSpec::new("example.test.")
+                .ttl(30)
+                .nameserver("ns1.example.test.", &[IpAddr::V4(DNS_SERVER_ADDR)]),
+        )
+        .records(records)
+        .check("web", check(80, 100))
+        .check("tuned", check(TUNED_PORT, tuned_interval_ms))
+        .to_toml()
+}
+
+/// Digs until the kernel (UDP) and userspace (TCP) both answer as `want`s.
+fn dig_both_until(netns: &Netns, name: &str, what: &str, want: impl FnMut(&Dig) -> bool) -> Dig {
+    dig_until(netns, name, &[UDP, TCP], what, want).1
 }
 
 /// A DNS-over-TCP connection from the client namespace to the agent's
@@ -358,8 +267,10 @@ fn reload_by_sighup_and_cli_adds_removes_retunes_and_refuses_a_bad_file() {
             .start_endpoint(SocketAddrV4::new(addr, 80))
             .expect("starting an endpoint");
     }
-    let old_listener = CountingListener::start(&netns, SocketAddr::from((OLD, 80)));
-    let tuned_listener = CountingListener::start(&netns, SocketAddr::from((TUNED, TUNED_PORT)));
+    let old_listener =
+        CountingListener::in_netns(&netns.server, (OLD, 80)).expect("listening on old's endpoint");
+    let tuned_listener = CountingListener::in_netns(&netns.server, (TUNED, TUNED_PORT))
+        .expect("listening on tuned's endpoint");
 
     let pid_file: PathBuf = netns.workdir().join("agent.pid");
     let socket = netns.workdir().join("control.sock");
@@ -380,7 +291,7 @@ fn reload_by_sighup_and_cli_adds_removes_retunes_and_refuses_a_bad_file() {
     let agent_pid = netns.agent_pid().expect("the agent's pid");
 
     // Version 1: keep, tuned and old answer; new does not exist.
-    dig_until(&netns, KEEP, "with the primary", |d| d.addrs == [KEEP_A]);
+    dig_both_until(&netns, KEEP, "with the primary", |d| d.addrs() == [KEEP_A]);
     // Answering means the run loop (and the SIGHUP handler) is up; the pid
     // file is written just before it.
     assert_eq!(
@@ -390,11 +301,13 @@ fn reload_by_sighup_and_cli_adds_removes_retunes_and_refuses_a_bad_file() {
         agent_pid.to_string(),
         "run --pid-file holds the agent's pid"
     );
-    dig_until(&netns, TUNED_NAME, "with its endpoint", |d| {
-        d.addrs == [TUNED]
+    dig_both_until(&netns, TUNED_NAME, "with its endpoint", |d| {
+        d.addrs() == [TUNED]
     });
-    dig_until(&netns, OLD_NAME, "with its endpoint", |d| d.addrs == [OLD]);
-    let absent = dig(&netns, NEW_NAME, &[]);
+    dig_both_until(&netns, OLD_NAME, "with its endpoint", |d| {
+        d.addrs() == [OLD]
+    });
+    let absent = dig(&netns, NEW_NAME, UDP);
     assert_eq!(absent.status, "NXDOMAIN", "{absent:?}");
     // Every 100 ms: ~15 checks in 1.5 s (jitter spreads, never stops them).
     let fast = tuned_listener.count_over(Duration::from_millis(1500));
@@ -417,13 +330,15 @@ fn reload_by_sighup_and_cli_adds_removes_retunes_and_refuses_a_bad_file() {
     // SAFETY: kill(2) on the pid of the agent, our own running child.
     assert_eq!(unsafe { libc::kill(agent_pid as i32, libc::SIGHUP) }, 0);
     wait_for_log(&netns, "reload: 3 records (1 new, 2 kept, 1 removed)", 1);
-    let new = dig_until(&netns, NEW_NAME, "with its endpoint", |d| d.addrs == [NEW]);
+    let new = dig_both_until(&netns, NEW_NAME, "with its endpoint", |d| {
+        d.addrs() == [NEW]
+    });
     assert_eq!(new.status, "NOERROR");
     // The removed name is withdrawn from the kernel map and the userspace
     // table alike: it no longer exists in the zone (NXDOMAIN with the SOA).
-    let gone = dig_until(&netns, OLD_NAME, "NXDOMAIN", |d| d.status == "NXDOMAIN");
+    let gone = dig_both_until(&netns, OLD_NAME, "NXDOMAIN", |d| d.status == "NXDOMAIN");
     assert!(
-        gone.addrs.is_empty() && gone.authority == ["SOA"],
+        gone.addrs().is_empty() && gone.authority == ["SOA"],
         "{gone:?}"
     );
     // Its check stopped: nothing connects to its endpoint any more.
@@ -459,16 +374,17 @@ fn reload_by_sighup_and_cli_adds_removes_retunes_and_refuses_a_bad_file() {
         String::from_utf8_lossy(&out.stdout)
     );
     wait_for_log(&netns, "reload: 3 records (1 new, 2 kept, 1 removed)", 2);
-    dig_until(&netns, OLD_NAME, "with its endpoint again", |d| {
-        d.addrs == [OLD]
+    dig_both_until(&netns, OLD_NAME, "with its endpoint again", |d| {
+        d.addrs() == [OLD]
     });
-    dig_until(&netns, NEW_NAME, "NXDOMAIN", |d| d.status == "NXDOMAIN");
+    dig_both_until(&netns, NEW_NAME, "NXDOMAIN", |d| d.status == "NXDOMAIN");
     let back = old_listener.count_over(Duration::from_millis(1000));
     assert!(back >= 5, "{back} checks of old in 1 s after it came back");
 
     // ----- An invalid file: refused, the running configuration stays.
-    let bad = config(true, false, 1000)
-        .replace(&format!("address = \"{OLD}\""), "address = \"192.0.2.300\"");
+    let good = config(true, false, 1000);
+    let bad = good.replace(&format!("address = \"{OLD}\""), "address = \"192.0.2.300\"");
+    assert_ne!(bad, good, "the replacement did not apply");
     netns.write_config("agent.toml", &bad).unwrap();
     let out = reload_cli(&["--pid-file", path_str(&pid_file)]);
     assert!(
@@ -494,7 +410,7 @@ fn reload_by_sighup_and_cli_adds_removes_retunes_and_refuses_a_bad_file() {
         );
     }
     assert!(netns.agent_running().unwrap(), "the agent keeps running");
-    dig_until(&netns, OLD_NAME, "unchanged", |d| d.addrs == [OLD]);
+    dig_both_until(&netns, OLD_NAME, "unchanged", |d| d.addrs() == [OLD]);
     let still = old_listener.count_over(Duration::from_millis(1000));
     assert!(still >= 5, "old's check keeps running ({still} in 1 s)");
     // With --config the CLI validates first: exit 2, the file and field on

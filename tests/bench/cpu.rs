@@ -6,18 +6,15 @@
 //! /proc/<pid>/stat) is read over a window after its first round of checks.
 
 use std::{
-    net::{Ipv4Addr, SocketAddr, TcpListener},
-    os::fd::AsRawFd as _,
-    sync::{
-        Arc,
-        atomic::{AtomicBool, AtomicU64, Ordering},
-    },
-    thread::JoinHandle,
+    net::{IpAddr, Ipv4Addr},
     time::{Duration, Instant},
 };
 
 use anyhow::{Context as _, Result, bail};
-use failover_tests::{DnsClient, Netns, in_netns, netns::DNS_SERVER_ADDR};
+use failover_tests::{
+    AgentConfig, CheckSpec, DnsClient, EndpointSpec, Netns, RecordSpec, ZoneSpec,
+    listeners::ListenerOptions, netns::DNS_SERVER_ADDR,
+};
 
 /// The port every endpoint is checked on.
 const PORT: u16 = 9000;
@@ -49,95 +46,24 @@ fn record_name(r: usize) -> String {
 }
 
 fn config(opts: &CpuOptions) -> String {
-    let mut s = format!(
-        "[[zone]]\norigin = \"bench.test.\"\nttl = 30\n\
-         nameservers = [{{ name = \"ns1.bench.test.\", addresses = [\"{DNS_SERVER_ADDR}\"] }}]\n\n\
-         [checks.tcp]\nkind = \"tcp\"\nport = {PORT}\ninterval = \"{}ms\"\ntimeout = \"{}ms\"\n\
-         rise = 2\nfall = 3\n\n",
-        opts.interval.as_millis(),
-        (opts.interval / 2).as_millis()
-    );
-    let records = opts.endpoints.div_ceil(PER_RECORD);
-    for r in 0..records {
-        s += &format!(
-            "[[record]]\nname = \"{}\"\ntype = \"A\"\npolicy = \"all-healthy\"\nmax_answers = {PER_RECORD}\n\
-             check = \"tcp\"\nendpoints = [",
-            record_name(r)
-        );
+    let check = CheckSpec::tcp(PORT).timing(opts.interval, opts.interval / 2, 2, 3);
+    let records = (0..opts.endpoints.div_ceil(PER_RECORD)).map(|r| {
         let first = r * PER_RECORD;
-        for i in first..(first + PER_RECORD).min(opts.endpoints) {
-            if i > first {
-                s += ", ";
-            }
-            s += &format!("{{ address = \"{}\" }}", endpoint_address(i));
-        }
-        s += "]\n\n";
-    }
-    s
-}
-
-/// A listener in the server namespace that accepts and closes connections
-/// as fast as they come, on two threads, counting them.
-struct Acceptor {
-    accepted: Arc<AtomicU64>,
-    stop: Arc<AtomicBool>,
-    threads: Vec<JoinHandle<()>>,
-}
-
-impl Acceptor {
-    fn start(netns: &Netns, addr: SocketAddr) -> Result<Acceptor> {
-        let listener = in_netns(&netns.server, move || {
-            TcpListener::bind(addr).with_context(|| format!("binding {addr}"))
-        })?;
-        listener.set_nonblocking(true)?;
-        // A deep backlog: checks arrive in bursts and a dropped SYN would
-        // be a failed check that measures the listener, not the agent.
-        // SAFETY: listen(2) on a socket we own; re-listening sets the backlog.
-        if unsafe { libc::listen(listener.as_raw_fd(), 4096) } != 0 {
-            return Err(std::io::Error::last_os_error()).context("listen backlog");
-        }
-        let listener = Arc::new(listener);
-        let accepted = Arc::new(AtomicU64::new(0));
-        let stop = Arc::new(AtomicBool::new(false));
-        let threads = (0..2)
-            .map(|_| {
-                let (listener, count, halt) = (listener.clone(), accepted.clone(), stop.clone());
-                std::thread::spawn(move || {
-                    let mut pfd = libc::pollfd {
-                        fd: listener.as_raw_fd(),
-                        events: libc::POLLIN,
-                        revents: 0,
-                    };
-                    while !halt.load(Ordering::Relaxed) {
-                        // SAFETY: poll(2) on one live pollfd; at most 100 ms, so stop is seen.
-                        unsafe { libc::poll(&mut pfd, 1, 100) };
-                        while let Ok((stream, _)) = listener.accept() {
-                            count.fetch_add(1, Ordering::Relaxed);
-                            drop(stream);
-                        }
-                    }
-                })
-            })
-            .collect();
-        Ok(Acceptor {
-            accepted,
-            stop,
-            threads,
-        })
-    }
-
-    fn count(&self) -> u64 {
-        self.accepted.load(Ordering::Relaxed)
-    }
-}
-
-impl Drop for Acceptor {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-        for thread in self.threads.drain(..) {
-            let _ = thread.join();
-        }
-    }
+        let endpoints = (first..(first + PER_RECORD).min(opts.endpoints))
+            .map(|i| EndpointSpec::new(endpoint_address(i)));
+        RecordSpec::new(&record_name(r), "A", "all-healthy", "tcp")
+            .set("max_answers", PER_RECORD)
+            .endpoints(endpoints)
+    });
+    AgentConfig::new()
+        .zone(
+            ZoneSpec::new("bench.test.")
+                .ttl(30)
+                .nameserver("ns1.bench.test.", &[IpAddr::V4(DNS_SERVER_ADDR)]),
+        )
+        .check("tcp", check)
+        .records(records)
+        .to_toml()
 }
 
 /// (utime, stime) of `pid`, in seconds.
@@ -230,7 +156,13 @@ pub fn run(agent: &std::path::Path, opts: &CpuOptions) -> Result<()> {
         opts.seconds
     );
     let mut netns = Netns::new(agent)?;
-    let acceptor = Acceptor::start(&netns, SocketAddr::from((Ipv4Addr::UNSPECIFIED, PORT)))?;
+    // One listener for every endpoint address, accepting on two threads with a
+    // deep backlog: the checks arrive in bursts.
+    let acceptor = ListenerOptions::new((Ipv4Addr::UNSPECIFIED, PORT))
+        .netns(&netns.server)
+        .backlog(4096)
+        .threads(2)
+        .start()?;
     let path = netns.write_config("cpu.toml", &config(opts))?;
     let pid_file = netns.workdir().join("agent.pid");
     let socket = netns.workdir().join("control.sock");

@@ -17,7 +17,8 @@ use std::{
 
 use anyhow::{Context as _, Result, bail};
 use failover_tests::{
-    AgentConfig, DnsClient, Netns, agent_next_to_current_exe, is_root, netns::ENDPOINT_ADDRS,
+    AgentConfig, CheckSpec, DnsClient, Netns, agent_next_to_current_exe, is_root,
+    netns::ENDPOINT_ADDRS,
 };
 
 const NAME: &str = "www.example.test.";
@@ -174,11 +175,11 @@ fn failover_and_recovery(agent: &std::path::Path, opts: &Options) -> Result<()> 
     let mut netns = Netns::new(agent)?;
     netns.start_endpoint(primary)?;
     netns.start_endpoint(secondary)?;
-    let mut config = AgentConfig::failover(&[(PRIMARY, 1), (SECONDARY, 2)], PORT);
-    config.interval = opts.interval;
-    config.timeout = opts.timeout;
-    config.fall = opts.fall;
-    config.rise = opts.rise;
+    let config = AgentConfig::failover(
+        30,
+        &[(PRIMARY, 1), (SECONDARY, 2)],
+        CheckSpec::tcp(PORT).timing(opts.interval, opts.timeout, opts.rise, opts.fall),
+    );
     let path = netns.write_config("bench.toml", &config.to_toml())?;
     netns.start_agent(&path, &[])?;
     let mut client = netns.dns_client()?;

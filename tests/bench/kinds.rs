@@ -28,7 +28,10 @@ use std::{
 };
 
 use anyhow::{Context as _, Result, bail};
-use failover_tests::{DnsClient, Netns, in_netns, netns::DNS_SERVER_ADDR, poll_until};
+use failover_tests::{
+    AgentConfig, CheckSpec, DnsClient, EndpointSpec, Netns, RecordSpec, ZoneSpec,
+    certs::SelfSigned, in_netns, netns::DNS_SERVER_ADDR, poll_until,
+};
 use hickory_proto::op::{Message, MessageType, ResponseCode};
 
 const INTERVAL_MS: u64 = 100;
@@ -100,28 +103,34 @@ impl Kind {
         }
     }
 
-    /// The `[checks.NAME]` body after `kind`, interval, timeout, rise, fall.
-    fn check_keys(self, dir: &Path, cert: &Path) -> String {
+    /// This kind's check: the common timing and what the kind needs.
+    fn check(self, dir: &Path, cert: &Path) -> CheckSpec {
+        let check = CheckSpec::new(self.name()).timing(
+            Duration::from_millis(INTERVAL_MS),
+            Duration::from_millis(TIMEOUT_MS),
+            RISE,
+            FALL,
+        );
         match self {
-            Kind::Tcp => "port = 80\n".into(),
-            Kind::Http => format!("port = {HTTP_PORT}\npath = \"/health\"\n"),
-            Kind::Https => format!(
-                "port = {HTTPS_PORT}\npath = \"/health\"\nca_file = \"{}\"\n",
-                cert.display()
-            ),
-            Kind::Dns => format!("port = {DNS_PORT}\nquery_name = \"health.kinds.test.\"\n"),
-            Kind::Icmp => String::new(),
-            Kind::Exec => format!(
-                "command = [\"/bin/sh\", \"-c\", \"test ! -e {}/exec-down-$FAILOVER_ADDRESS\"]\n",
-                dir.display()
-            ),
+            Kind::Tcp => check.port(80),
+            Kind::Http => check.port(HTTP_PORT).set("path", "/health"),
+            Kind::Https => check
+                .port(HTTPS_PORT)
+                .set("path", "/health")
+                .set("ca_file", cert),
+            Kind::Dns => check.port(DNS_PORT).set("query_name", "health.kinds.test."),
+            Kind::Icmp => check,
+            Kind::Exec => {
+                let test = format!("test ! -e {}/exec-down-$FAILOVER_ADDRESS", dir.display());
+                check.set("command", vec!["/bin/sh", "-c", &test])
+            }
         }
     }
 }
 
 /// nginx in the server namespace for the http and https primaries and
-/// secondaries, with a self-signed certificate for their addresses (as
-/// tests/checks.rs does). `/health` answers 503 while the flag file
+/// secondaries, with a self-signed certificate for their addresses
+/// ([`SelfSigned`]). `/health` answers 503 while the flag file
 /// `down-<address>-<port>` exists in its directory.
 struct Nginx {
     child: Child,
@@ -130,29 +139,10 @@ struct Nginx {
 
 impl Nginx {
     fn start(netns: &Netns, dir: &Path) -> Result<(Nginx, PathBuf)> {
-        let cert = dir.join("cert.pem");
-        let key = dir.join("key.pem");
         let (hp, hs) = Kind::Http.addresses();
         let (sp, ss) = Kind::Https.addresses();
-        let status = Command::new("openssl")
-            .args(["req", "-x509", "-newkey", "ec"])
-            .args(["-pkeyopt", "ec_paramgen_curve:prime256v1"])
-            .args(["-nodes", "-days", "2", "-subj", "/CN=kinds.test"])
-            .arg("-addext")
-            .arg(format!("subjectAltName=IP:{sp},IP:{ss}"))
-            // A leaf, not a CA: it is its own trust anchor via ca_file.
-            .args(["-addext", "basicConstraints=critical,CA:FALSE"])
-            .arg("-keyout")
-            .arg(&key)
-            .arg("-out")
-            .arg(&cert)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-            .context("running openssl (cargo xtask prereqs installs it)")?;
-        if !status.success() {
-            bail!("openssl req failed ({status})");
-        }
+        let SelfSigned { cert, key } =
+            SelfSigned::create(dir, "kinds.test", &[], &[IpAddr::V4(sp), IpAddr::V4(ss)])?;
         let d = dir.display();
         let conf = format!(
             r#"daemon off;
@@ -370,23 +360,22 @@ fn ip(args: &[&str]) -> Result<()> {
 }
 
 fn config(dir: &Path, cert: &Path) -> String {
-    let mut s = format!(
-        "[[zone]]\norigin = \"kinds.test.\"\nttl = 30\n\
-         nameservers = [{{ name = \"ns1.kinds.test.\", addresses = [\"{DNS_SERVER_ADDR}\"] }}]\n\n"
+    let mut config = AgentConfig::new().zone(
+        ZoneSpec::new("kinds.test.")
+            .ttl(30)
+            .nameserver("ns1.kinds.test.", &[IpAddr::V4(DNS_SERVER_ADDR)]),
     );
     for kind in KINDS {
         let (primary, secondary) = kind.addresses();
-        let name = kind.name();
-        s += &format!(
-            "[[record]]\nname = \"{}\"\ntype = \"A\"\npolicy = \"failover\"\ncheck = \"{name}\"\n\
-             endpoints = [{{ address = \"{primary}\", priority = 1 }}, {{ address = \"{secondary}\", priority = 2 }}]\n\n\
-             [checks.{name}]\nkind = \"{name}\"\ninterval = \"{INTERVAL_MS}ms\"\ntimeout = \"{TIMEOUT_MS}ms\"\n\
-             rise = {RISE}\nfall = {FALL}\n{}\n",
-            kind.record(),
-            kind.check_keys(dir, cert)
-        );
+        let record = RecordSpec::new(&kind.record(), "A", "failover", kind.name()).endpoints([
+            EndpointSpec::new(primary).priority(1),
+            EndpointSpec::new(secondary).priority(2),
+        ]);
+        config = config
+            .record(record)
+            .check(kind.name(), kind.check(dir, cert));
     }
-    s
+    config.to_toml()
 }
 
 /// Queries `name` every `poll` from `since` until `done` holds for the

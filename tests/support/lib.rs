@@ -1,25 +1,37 @@
-//! Shared fixtures for the end-to-end tests and the failover benchmark.
+//! Shared fixtures for the system tests and the benchmarks.
 //!
 //! [`Netns`] builds a server and a client network namespace joined by a veth
 //! pair, runs the agent and the demo endpoints inside the server namespace and
 //! tears everything down again, panics included. [`dns::DnsClient`] sends real
-//! DNS queries from the client namespace, fast enough to poll every 10 ms.
+//! DNS queries from the client namespace, fast enough to poll every 10 ms;
+//! [`dig`] runs dig and kdig there and parses what they print
+//! ([`dig::dig`], [`dig::dig_until`]). [`AgentConfig`] builds the agent's
+//! configuration file; [`CountingListener`] stands in for an endpoint and
+//! counts the checks that reach it; [`certs`] makes self-signed certificates;
+//! [`peers`] runs DNS servers no one here wrote (Knot DNS, unbound).
+//! [`packets`], [`xdp`], [`r#gen`], [`compare`] and [`mutation`] drive the
+//! XDP program directly, for its tests and fuzzers.
 //!
-//! All traffic stays inside the namespaces these fixtures create.
+//! All traffic stays on loopback or inside the namespaces these fixtures
+//! create.
 
+pub mod certs;
 pub mod compare;
 pub mod config;
+pub mod dig;
 pub mod dns;
 // `gen` is a reserved word in edition 2024.
 pub mod r#gen;
+pub mod listeners;
 pub mod mutation;
 pub mod netns;
 pub mod packets;
 pub mod peers;
 pub mod xdp;
 
-pub use config::{AgentConfig, EndpointSpec};
+pub use config::{AgentConfig, CheckSpec, EndpointSpec, RecordSpec, ZoneSpec};
 pub use dns::{DnsAnswer, DnsClient};
+pub use listeners::CountingListener;
 pub use netns::{CLIENT_ADDR, DNS_SERVER_ADDR, Netns};
 
 use std::{

@@ -490,28 +490,6 @@ impl Netns {
     pub fn dns_client(&self) -> Result<DnsClient> {
         DnsClient::new(&self.client, SocketAddrV4::new(DNS_SERVER_ADDR, 53))
     }
-
-    /// `dig @198.51.100.1 <name> A +short +tries=1 +time=1` in the client
-    /// namespace, plus `extra` options; the A addresses of the answer. Fails if
-    /// dig does (timeout, unreachable).
-    pub fn dig(&self, name: &str, extra: &[&str]) -> Result<Vec<Ipv4Addr>> {
-        let out = Command::new("ip")
-            .args(["netns", "exec", &self.client, "dig"])
-            .arg(format!("@{DNS_SERVER_ADDR}"))
-            .args([name, "A", "+short", "+tries=1", "+time=1"])
-            .args(extra)
-            .stdin(Stdio::null())
-            .output()
-            .context("running dig (bind9-dnsutils)")?;
-        let stdout = String::from_utf8_lossy(&out.stdout);
-        if !out.status.success() {
-            bail!("dig {name} {extra:?} failed ({}): {stdout}", out.status);
-        }
-        Ok(stdout
-            .lines()
-            .filter_map(|l| l.trim().parse().ok())
-            .collect())
-    }
 }
 
 impl Drop for Netns {
