@@ -376,6 +376,12 @@ fn drain_and_force_from_the_cli_take_effect_at_once() {
         String::from_utf8_lossy(&out.stderr).contains("not an endpoint of www.example.test."),
         "{out:?}"
     );
+
+    // Ctrl-C (SIGINT) stops the agent cleanly and takes its socket file along.
+    assert!(socket.exists());
+    let status = netns.stop_agent_with(libc::SIGINT).unwrap();
+    assert!(status.success(), "{status:?}");
+    assert!(!socket.exists(), "the control socket is left behind");
 }
 
 #[test]

@@ -13,7 +13,7 @@
 //! Kept small on purpose: a later API builds on it.
 
 use std::io::{BufRead as _, BufReader, Write as _};
-use std::os::unix::fs::PermissionsExt as _;
+use std::os::unix::fs::{MetadataExt as _, PermissionsExt as _};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -230,10 +230,29 @@ pub struct ControlMsg {
     pub reply: oneshot::Sender<Reply>,
 }
 
+/// The control socket's file, removed when dropped: however the agent
+/// stops (SIGINT, SIGTERM, an error), unless another agent has bound the
+/// path since.
+pub struct SocketFile {
+    path: PathBuf,
+    /// (device, inode) of the file we bound.
+    id: (u64, u64),
+}
+
+impl Drop for SocketFile {
+    fn drop(&mut self) {
+        if let Ok(meta) = std::fs::metadata(&self.path)
+            && (meta.dev(), meta.ino()) == self.id
+        {
+            let _ = std::fs::remove_file(&self.path);
+        }
+    }
+}
+
 /// Binds the control socket at `path` (mode 0600). A stale socket file (no
 /// one listening) is replaced; a live one means another agent owns it: an
 /// error, or `Ok(None)` with a warning when `path` is only the default.
-pub fn bind(path: &Path, is_default: bool) -> Result<Option<UnixListener>> {
+pub fn bind(path: &Path, is_default: bool) -> Result<Option<(UnixListener, SocketFile)>> {
     match bind_at(path, is_default) {
         // The default path is best effort (e.g. /run not writable); a given one must work.
         Err(e) if is_default => {
@@ -244,7 +263,7 @@ pub fn bind(path: &Path, is_default: bool) -> Result<Option<UnixListener>> {
     }
 }
 
-fn bind_at(path: &Path, is_default: bool) -> Result<Option<UnixListener>> {
+fn bind_at(path: &Path, is_default: bool) -> Result<Option<(UnixListener, SocketFile)>> {
     if path.exists() {
         match std::os::unix::net::UnixStream::connect(path) {
             Ok(_) if is_default => {
@@ -268,15 +287,20 @@ fn bind_at(path: &Path, is_default: bool) -> Result<Option<UnixListener>> {
     }
     let listener = UnixListener::bind(path)
         .with_context(|| format!("binding the control socket {}", path.display()))?;
+    let file = std::fs::metadata(path)
+        .map(|meta| SocketFile {
+            path: path.to_path_buf(),
+            id: (meta.dev(), meta.ino()),
+        })
+        .with_context(|| format!("reading back the control socket {}", path.display()))?;
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
         .with_context(|| format!("restricting the control socket {}", path.display()))?;
     info!("control socket: {}", path.display());
-    Ok(Some(listener))
+    Ok(Some((listener, file)))
 }
 
-/// Serves the control socket until the agent's loop is gone; removes the
-/// socket file then.
-pub async fn serve(listener: UnixListener, path: PathBuf, tx: mpsc::Sender<ControlMsg>) {
+/// Serves the control socket until the agent's loop is gone.
+pub async fn serve(listener: UnixListener, tx: mpsc::Sender<ControlMsg>) {
     loop {
         tokio::select! {
             () = tx.closed() => break,
@@ -291,7 +315,6 @@ pub async fn serve(listener: UnixListener, path: PathBuf, tx: mpsc::Sender<Contr
             },
         }
     }
-    let _ = std::fs::remove_file(&path);
 }
 
 async fn connection(stream: UnixStream, tx: mpsc::Sender<ControlMsg>) {
@@ -426,19 +449,15 @@ mod tests {
         let path = dir.join("agent.sock");
         // A stale file from a dead agent.
         drop(std::os::unix::net::UnixListener::bind(&path).unwrap());
-        let listener = bind(&path, false).unwrap().unwrap();
+        let (listener, file) = bind(&path, false).unwrap().unwrap();
         let mode = std::fs::metadata(&path).unwrap().permissions().mode();
         assert_eq!(mode & 0o777, 0o600);
         // A second agent on the same path: an error when explicit, none by default.
-        assert!(
-            bind(&path, false)
-                .unwrap_err()
-                .to_string()
-                .contains("in use")
-        );
+        let taken = bind(&path, false).map(|bound| bound.is_some());
+        assert!(taken.unwrap_err().to_string().contains("in use"));
         assert!(bind(&path, true).unwrap().is_none());
         let (tx, mut rx) = mpsc::channel(4);
-        let server = tokio::spawn(serve(listener, path.clone(), tx));
+        let server = tokio::spawn(serve(listener, tx));
         let agent = tokio::spawn(async move {
             while let Some(msg) = rx.recv().await {
                 let reply = match msg.request {
@@ -481,12 +500,23 @@ mod tests {
         assert!(replies.2.contains("bad request"), "{}", replies.2);
         agent.abort();
         let _ = agent.await;
-        // The agent's end is gone: the server stops and removes the socket.
+        // The agent's end is gone: the server stops; the file goes with its
+        // guard, also when the task never got to stop (a runtime shut down).
         tokio::time::timeout(Duration::from_secs(5), server)
             .await
             .unwrap()
             .unwrap();
+        assert!(path.exists());
+        drop(file);
         assert!(!path.exists());
+        // A file someone else bound at the path since is left alone.
+        let (_listener, file) = bind(&path, false).unwrap().unwrap();
+        std::fs::remove_file(&path).unwrap();
+        let other = std::os::unix::net::UnixListener::bind(&path).unwrap();
+        drop(file);
+        assert!(path.exists(), "another agent's socket");
+        drop(other);
+        std::fs::remove_file(&path).unwrap();
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -425,13 +425,19 @@ impl Netns {
     /// SIGTERM to the agent by PID; waits up to 10 s for it to exit. If it does
     /// not, SIGKILLs it and fails.
     pub fn stop_agent(&mut self) -> Result<ExitStatus> {
+        self.stop_agent_with(libc::SIGTERM)
+    }
+
+    /// Like [`Netns::stop_agent`], with `signal` (SIGINT, SIGTERM).
+    pub fn stop_agent_with(&mut self, signal: libc::c_int) -> Result<ExitStatus> {
         let mut proc = self.agent.take().context("the agent is not running")?;
         if let Some(status) = proc.child.try_wait()? {
             return Ok(status);
         }
         // SAFETY: plain kill(2) on the PID of our own unreaped child.
-        if unsafe { libc::kill(proc.pid(), libc::SIGTERM) } != 0 {
-            return Err(std::io::Error::last_os_error()).context("sending SIGTERM to the agent");
+        if unsafe { libc::kill(proc.pid(), signal) } != 0 {
+            return Err(std::io::Error::last_os_error())
+                .with_context(|| format!("sending signal {signal} to the agent"));
         }
         let status = poll_until(STOP_TIMEOUT, Duration::from_millis(10), || {
             Ok(proc.child.try_wait()?)
@@ -441,7 +447,7 @@ impl Netns {
             None => {
                 proc.kill().ok();
                 bail!(
-                    "the agent did not exit within {STOP_TIMEOUT:?} of SIGTERM; killed it. \
+                    "the agent did not exit within {STOP_TIMEOUT:?} of signal {signal}; killed it. \
                      Its stderr:\n{}",
                     read_lossy(&proc.stderr)
                 )

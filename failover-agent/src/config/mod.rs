@@ -26,11 +26,14 @@ pub use zone::{
     DEFAULT_EXPIRE, DEFAULT_REFRESH, DEFAULT_RETRY, DEFAULT_SERIAL, DEFAULT_TTL, Nameserver, Zone,
 };
 
-use std::collections::HashMap;
+use std::collections::hash_map::Entry;
+use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::path::Path;
 
-use failover_common::{MAX_ANSWER_ADDRS, MAX_ZONES};
+use failover_common::{MAX_ANSWER_ADDRS, MAX_RECORDS, MAX_ZONES};
+
+use crate::dns::rr::HOT_TYPES;
 
 use crate::checks::settings::Check;
 use crate::config::admin::admin_value;
@@ -165,14 +168,18 @@ impl Config {
     /// once, in order of first appearance, with the indexes of its records.
     pub fn hot_names(&self) -> Vec<HotName> {
         let mut names: Vec<HotName> = Vec::new();
+        let mut index: HashMap<String, usize> = HashMap::with_capacity(self.records.len());
         for (i, record) in self.records.iter().enumerate() {
-            match names.iter_mut().find(|n| same_name(&n.name, &record.name)) {
-                Some(name) => name.records.push(i),
-                None => names.push(HotName {
-                    name: record.name.clone(),
-                    zone: record.zone,
-                    records: vec![i],
-                }),
+            match index.entry(record.name.to_ascii_lowercase()) {
+                Entry::Occupied(at) => names[*at.get()].records.push(i),
+                Entry::Vacant(at) => {
+                    at.insert(names.len());
+                    names.push(HotName {
+                        name: record.name.clone(),
+                        zone: record.zone,
+                        records: vec![i],
+                    });
+                }
             }
         }
         names
@@ -226,6 +233,25 @@ fn line_column(text: &str, offset: usize) -> (usize, usize) {
     (line, before[line_start..].chars().count() + 1)
 }
 
+/// Every name with records takes one kernel record-map entry per type the
+/// fast path answers (A, AAAA, HTTPS: an answer or NODATA): refuse what does
+/// not fit rather than fail writes at run time.
+fn check_capacity(records: &HashMap<(String, RecordType), usize>) -> Result<(), FieldError> {
+    let names: HashSet<&str> = records.keys().map(|(name, _)| name.as_str()).collect();
+    let entries = names.len() * HOT_TYPES.len();
+    if entries > MAX_RECORDS as usize {
+        return Err(field_err(
+            "record",
+            format!(
+                "{} names with records need {entries} entries in the kernel's record map (one for each of A, AAAA and HTTPS per name), but it holds {MAX_RECORDS}: at most {} names",
+                names.len(),
+                MAX_RECORDS as usize / HOT_TYPES.len()
+            ),
+        ));
+    }
+    Ok(())
+}
+
 fn validate(file: &ConfigFile) -> Result<Config, FieldError> {
     let server = match &file.server {
         Some(server) => server_value(server)?,
@@ -271,6 +297,8 @@ fn validate(file: &ConfigFile) -> Result<Config, FieldError> {
         return Err(field_err("record", "at least one [[record]] is required"));
     }
     let mut records: Vec<Record> = Vec::with_capacity(file.record.len());
+    // (lowercased name, type) -> index: duplicates found in linear time.
+    let mut seen: HashMap<(String, RecordType), usize> = HashMap::with_capacity(file.record.len());
     for (i, record) in file.record.iter().enumerate() {
         let path = format!("record[{i}]");
         let name = dns_name(&format!("{path}.name"), &record.name)?;
@@ -297,10 +325,7 @@ fn validate(file: &ConfigFile) -> Result<Config, FieldError> {
                 ));
             }
         };
-        if let Some(other) = records
-            .iter()
-            .position(|r| r.rtype == rtype && same_name(&r.name, &name))
-        {
+        if let Some(other) = seen.insert((name.to_ascii_lowercase(), rtype), i) {
             return Err(field_err(
                 format!("{path}.name"),
                 format!(
@@ -412,6 +437,7 @@ fn validate(file: &ConfigFile) -> Result<Config, FieldError> {
         });
     }
     check_nameservers(&zones, &records)?;
+    check_capacity(&seen)?;
     let admin = match &file.admin {
         None => Admin::default(),
         Some(admin) => admin_value(admin)?,

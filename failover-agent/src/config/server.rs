@@ -131,7 +131,14 @@ pub(super) fn server_value(server: &ServerFile) -> Result<Server, FieldError> {
 pub fn listen_address(field: &str, text: &str) -> Result<SocketAddr, FieldError> {
     let addr = match text.trim().parse::<SocketAddr>() {
         Ok(addr) => addr,
-        Err(_) => match text.trim().parse::<IpAddr>() {
+        // A bare address, IPv6 with or without brackets, means port 53.
+        Err(_) => match text
+            .trim()
+            .strip_prefix('[')
+            .and_then(|t| t.strip_suffix(']'))
+            .unwrap_or(text.trim())
+            .parse::<IpAddr>()
+        {
             Ok(ip) => SocketAddr::new(ip, 53),
             Err(_) => {
                 return Err(field_err(

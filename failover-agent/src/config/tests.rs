@@ -298,8 +298,9 @@ fn example_loads() {
             mname: "ns1.example.test.".into(),
             rname: "hostmaster.example.test.".into(),
             serial: DEFAULT_SERIAL,
-            refresh: 3600,
-            retry: 600,
+            // Zone checkers' minimums (Zonemaster: 14400 and 3600).
+            refresh: 14400,
+            retry: 3600,
             expire: 1_209_600,
             minimum: 30,
             soa_ttl: 30,
@@ -370,8 +371,9 @@ fn example_loads() {
             mname: "ns1.example.test.".into(),
             rname: "hostmaster.example.test.".into(),
             serial: 1,
-            refresh: 3600,
-            retry: 600,
+            // Zone checkers' minimums (Zonemaster: 14400 and 3600).
+            refresh: 14400,
+            retry: 3600,
             expire: 1_209_600,
             minimum: 30,
             negative_ttl: 30,
@@ -1306,7 +1308,7 @@ fn server_section() {
     assert_eq!(front.server.mode, ServerMode::Front);
     assert!(front.server.listen.is_empty());
     let listen = parse(&with_server(
-        "listen = [\"192.0.2.53\", \"[2001:db8::53]:5353\", \"::1\", \"127.0.0.1:53\"]\n\
+        "listen = [\"192.0.2.53\", \"[2001:db8::53]:5353\", \"::1\", \"127.0.0.1:53\", \"[2001:db8::54]\"]\n\
          tcp_idle_timeout = \"3s\"\ntcp_max_connections = 10",
     ))
     .unwrap();
@@ -1317,6 +1319,8 @@ fn server_section() {
             "[2001:db8::53]:5353".parse().unwrap(),
             "[::1]:53".parse().unwrap(),
             "127.0.0.1:53".parse().unwrap(),
+            // Brackets without a port: port 53, as for a bare address.
+            "[2001:db8::54]:53".parse().unwrap(),
         ]
     );
     assert!(!listen.server.listen_is_default);
@@ -1405,4 +1409,39 @@ fn readme_reference_loads() {
     assert_eq!(config.records[1].rtype, RecordType::Aaaa);
     assert_eq!(config.hot_names().len(), 1);
     assert!(config.warnings().is_empty());
+}
+
+/// `n` A records `h0.example.test.` ... on one check.
+fn many_names(n: usize) -> String {
+    let mut text =
+        String::from("[[zone]]\norigin = \"example.test.\"\n[checks.c]\nkind = \"icmp\"\n");
+    for i in 0..n {
+        text += &format!(
+            "[[record]]\nname = \"h{i}.example.test.\"\ntype = \"A\"\npolicy = \"failover\"\ncheck = \"c\"\nendpoints = [{{ address = \"192.0.2.1\" }}]\n"
+        );
+    }
+    text
+}
+
+#[test]
+fn names_beyond_the_kernel_record_map_are_refused_with_the_limit() {
+    // Three entries per name (A, AAAA, HTTPS): 16384 / 3 = 5461 names fit.
+    let fits = MAX_RECORDS as usize / 3;
+    let config = parse(&many_names(fits)).unwrap();
+    assert_eq!(config.hot_names().len(), fits);
+    assert_error(
+        &many_names(fits + 1),
+        &[
+            "record: 5462 names with records need 16386 entries",
+            "holds 16384",
+            "at most 5461 names",
+        ],
+    );
+    // A second type of a name takes no more room.
+    let dual = many_names(fits).replacen(
+        "[[record]]",
+        "[[record]]\nname = \"h0.example.test.\"\ntype = \"AAAA\"\npolicy = \"failover\"\ncheck = \"c\"\nendpoints = [{ address = \"2001:db8::1\" }]\n[[record]]",
+        1,
+    );
+    assert_eq!(parse(&dual).unwrap().records.len(), fits + 1);
 }

@@ -17,8 +17,10 @@ pub const DEFAULT_TTL: u32 = 30;
 /// the serial is fixed rather than derived from the clock so that every
 /// instance and every restart serves the same SOA.
 pub const DEFAULT_SERIAL: u32 = 1;
-pub const DEFAULT_REFRESH: u32 = 3600;
-pub const DEFAULT_RETRY: u32 = 600;
+/// Refresh and retry at what zone checkers ask of a zone (Zonemaster wants
+/// refresh >= 14400 and retry >= 3600), so none of them flags ours.
+pub const DEFAULT_REFRESH: u32 = 14400;
+pub const DEFAULT_RETRY: u32 = 3600;
 pub const DEFAULT_EXPIRE: u32 = 1_209_600;
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -184,6 +186,10 @@ pub(super) fn rname_value(field: &str, text: &str) -> Result<String, FieldError>
 /// (static addresses) and a record (health-checked ones).
 pub(super) fn check_nameservers(zones: &[Zone], records: &[Record]) -> Result<(), FieldError> {
     let mut seen: HashMap<String, (String, Vec<IpAddr>)> = HashMap::new();
+    let mut record_names: HashMap<String, usize> = HashMap::with_capacity(records.len());
+    for (r, record) in records.iter().enumerate().rev() {
+        record_names.insert(record.name.to_ascii_lowercase(), r);
+    }
     for (i, zone) in zones.iter().enumerate() {
         for (j, ns) in zone.nameservers.iter().enumerate() {
             let field = if zone.nameservers_defaulted {
@@ -199,7 +205,7 @@ pub(super) fn check_nameservers(zones: &[Zone], records: &[Record]) -> Result<()
             } else {
                 format!("{} is", ns.name)
             };
-            if let Some(r) = records.iter().position(|r| same_name(&r.name, &ns.name)) {
+            if let Some(r) = record_names.get(&ns.name.to_ascii_lowercase()) {
                 return Err(field_err(
                     field,
                     format!(

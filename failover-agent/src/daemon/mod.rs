@@ -159,6 +159,8 @@ pub fn run(plan: Plan) -> Result<()> {
         }
         Err(e) => return Err(e),
     };
+    // Removes the control socket's file when dropped, after the runtime.
+    let mut socket_file = None;
     let result = runtime.block_on(async {
         let server = match listeners {
             Some(listeners) => Some(DnsServer::start(listeners, responder, limits)?),
@@ -166,9 +168,10 @@ pub fn run(plan: Plan) -> Result<()> {
         };
         let server_stats = server.as_ref().map(|s| s.stats());
         if let Some((path, is_default, control)) = control_socket
-            && let Some(listener) = crate::control::bind(&path, is_default)?
+            && let Some((listener, file)) = crate::control::bind(&path, is_default)?
         {
-            tokio::spawn(crate::control::serve(listener, path, control));
+            tokio::spawn(crate::control::serve(listener, control));
+            socket_file = Some(file);
         }
         match reload {
             Some((path, file_server)) => {
@@ -215,6 +218,7 @@ pub fn run(plan: Plan) -> Result<()> {
     });
     // Stops the check tasks before the dataplane goes away.
     drop(runtime);
+    drop(socket_file);
     let mut dataplane = agent.into_publisher().first;
     log_counters(&dataplane, None);
     let detached = dataplane

@@ -378,3 +378,176 @@ pub fn publish_all_healthy(config: &Config, target: &mut impl Publisher) -> Resu
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::dns::rr::{RTYPE_A, RTYPE_AAAA, RTYPE_HTTPS, type_name};
+    use crate::policy::Answer;
+    use crate::serve::table::AnswerTable;
+    use crate::serve::{Responder, Transport};
+    use hickory_proto::op::{Message, Query, ResponseCode};
+    use hickory_proto::rr::{Name, RecordType};
+    use std::net::IpAddr;
+
+    /// Every call, in order, as text.
+    #[derive(Default)]
+    struct Calls(Vec<String>);
+
+    impl Publisher for Calls {
+        fn set_zones(&mut self, _: &Arc<ZoneTree>) -> Result<()> {
+            self.0.push("zones".into());
+            Ok(())
+        }
+        fn put(&mut self, name: &str, rtype: u16, entry: &Entry) -> Result<()> {
+            self.0
+                .push(format!("put {name} {} {}", type_name(rtype), entry.answer));
+            Ok(())
+        }
+        fn withdraw(&mut self, name: &str, rtype: u16) -> Result<()> {
+            self.0.push(format!("withdraw {name} {}", type_name(rtype)));
+            Ok(())
+        }
+    }
+
+    /// `www.t.` with a record of each of `types` ("A", "AAAA").
+    fn config(types: &[&str]) -> Config {
+        let mut text = String::from("[[zone]]\norigin = \"t.\"\n[checks.c]\nkind = \"icmp\"\n");
+        for rtype in types {
+            let address = if *rtype == "A" {
+                "192.0.2.1"
+            } else {
+                "2001:db8::1"
+            };
+            text += &format!(
+                "[[record]]\nname = \"www.t.\"\ntype = \"{rtype}\"\npolicy = \"failover\"\ncheck = \"c\"\nendpoints = [{{ address = \"{address}\" }}]\n"
+            );
+        }
+        Config::parse(&text, "test.toml").unwrap()
+    }
+
+    fn answer(address: &str) -> Entry {
+        Entry::new(
+            0,
+            30,
+            Answer::Addrs(vec![address.parse::<IpAddr>().unwrap()]),
+        )
+    }
+
+    fn rcode(responder: &Responder, rtype: RecordType) -> ResponseCode {
+        let mut query = Message::new();
+        query.add_query(Query::query(Name::from_ascii("www.t.").unwrap(), rtype));
+        let response = responder
+            .answer(&query.to_vec().unwrap(), Transport::Udp)
+            .unwrap();
+        Message::from_vec(&response).unwrap().response_code()
+    }
+
+    #[test]
+    fn a_type_added_by_a_reload_answers_servfail_until_checked_not_its_old_nodata() {
+        let table = AnswerTable::new();
+        let responder = Responder::new(table.clone());
+        let mut publication = Publication::new(table.clone(), &config(&["A"]));
+        publication.put("www.t.", RTYPE_A, answer("192.0.2.1"));
+        publication.go_live();
+        assert_eq!(table.get("www.t.", RTYPE_AAAA), Some(Entry::nodata(0)));
+
+        // Resolvers would cache that NODATA: it goes with the reload, and
+        // until its first check the new record is SERVFAIL (the kernel, with
+        // no entry, passes the query up to userspace).
+        publication.configure(&config(&["A", "AAAA"]));
+        assert_eq!(table.get("www.t.", RTYPE_AAAA), None);
+        assert_eq!(rcode(&responder, RecordType::AAAA), ResponseCode::ServFail);
+        assert_eq!(table.get("www.t.", RTYPE_A), Some(answer("192.0.2.1")));
+        assert_eq!(rcode(&responder, RecordType::A), ResponseCode::NoError);
+        publication.flush();
+        assert_eq!(table.get("www.t.", RTYPE_AAAA), None, "not written back");
+
+        publication.put("www.t.", RTYPE_AAAA, answer("2001:db8::1"));
+        assert_eq!(rcode(&responder, RecordType::AAAA), ResponseCode::NoError);
+        assert!(publication.settled());
+    }
+
+    #[test]
+    fn a_type_removed_by_a_reload_turns_into_nodata_and_stays() {
+        let mut publication = Publication::new(Calls::default(), &config(&["A", "AAAA"]));
+        publication.put("www.t.", RTYPE_A, answer("192.0.2.1"));
+        publication.put("www.t.", RTYPE_AAAA, answer("2001:db8::1"));
+        publication.go_live();
+        assert_eq!(
+            publication.target().0,
+            [
+                "zones",
+                "put www.t. A 192.0.2.1",
+                "put www.t. AAAA 2001:db8::1",
+                "put www.t. HTTPS NODATA",
+            ]
+        );
+        publication.target_mut().0.clear();
+        publication.configure(&config(&["A"]));
+        publication.flush();
+        publication.flush();
+        // NODATA replaces the answer; nothing withdraws it afterwards.
+        assert_eq!(publication.target().0, ["zones", "put www.t. AAAA NODATA"]);
+        assert_eq!(
+            publication.held("www.t.", RTYPE_AAAA),
+            Some(&Entry::nodata(0))
+        );
+        assert_eq!(
+            publication.held("www.t.", RTYPE_HTTPS),
+            Some(&Entry::nodata(0))
+        );
+        assert!(publication.settled());
+    }
+
+    #[test]
+    fn a_removed_name_is_withdrawn_and_a_failed_withdrawal_is_retried() {
+        struct Flaky {
+            calls: Calls,
+            fail: bool,
+        }
+        impl Publisher for Flaky {
+            fn set_zones(&mut self, zones: &Arc<ZoneTree>) -> Result<()> {
+                self.calls.set_zones(zones)
+            }
+            fn put(&mut self, name: &str, rtype: u16, entry: &Entry) -> Result<()> {
+                self.calls.put(name, rtype, entry)
+            }
+            fn withdraw(&mut self, name: &str, rtype: u16) -> Result<()> {
+                if self.fail {
+                    bail!("map busy");
+                }
+                self.calls.withdraw(name, rtype)
+            }
+        }
+        let flaky = Flaky {
+            calls: Calls::default(),
+            fail: true,
+        };
+        let mut publication = Publication::new(flaky, &config(&["A"]));
+        publication.put("www.t.", RTYPE_A, answer("192.0.2.1"));
+        publication.go_live();
+        let mut other = config(&["A"]);
+        other.records[0].name = "api.t.".into();
+        publication.configure(&other);
+        assert!(!publication.settled());
+        publication.target_mut().fail = false;
+        publication.flush();
+        let calls = &publication.target().calls.0;
+        for gone in [
+            "withdraw www.t. A",
+            "withdraw www.t. AAAA",
+            "withdraw www.t. HTTPS",
+        ] {
+            assert_eq!(calls.iter().filter(|c| *c == gone).count(), 1, "{calls:?}");
+        }
+        // Back again before anything was checked: the record answers nothing
+        // yet (SERVFAIL), its NODATA types are written again.
+        publication.configure(&config(&["A"]));
+        assert_eq!(publication.held("www.t.", RTYPE_A), None);
+        assert_eq!(
+            publication.held("www.t.", RTYPE_AAAA),
+            Some(&Entry::nodata(0))
+        );
+    }
+}
