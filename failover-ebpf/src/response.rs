@@ -16,7 +16,12 @@ use failover_common::{
     QTYPE_OPT, SOA_RR_MAX, ZoneSoa,
 };
 
-use crate::{checksum, packet::*, query::Query};
+use crate::{
+    checksum,
+    maps::{FRAME_COPY, FRAME_COPY_LEN},
+    packet::*,
+    query::Query,
+};
 
 /// The OPT record we append: root owner, type, class, TTL, RDLENGTH.
 const OPT_RR_LEN: usize = 11;
@@ -263,12 +268,12 @@ fn grow_at_head<const L3: usize, const V6: bool>(
     if delta <= 0 {
         return Err(no_room);
     }
-    let copy = match crate::FRAME_COPY.get_ptr_mut(0) {
+    let copy = match FRAME_COPY.get_ptr_mut(0) {
         Some(p) => p as *mut u8,
         None => return Err(no_room),
     };
     let keep = F::<L3, V6>::QNAME + (query.name_len & 0xff) + 4;
-    if keep > crate::FRAME_COPY_LEN {
+    if keep > FRAME_COPY_LEN {
         return Err(no_room);
     }
     unsafe {
