@@ -1,4 +1,4 @@
-//! The XDP responder on crafted frames through BPF_PROG_TEST_RUN.
+//! The XDP program on crafted frames through BPF_PROG_TEST_RUN.
 //!
 //! Table-driven, Katran style: each fixture is an input frame and the expected
 //! verdict; answers are checked at every layer by `packets::check_answer`
@@ -17,7 +17,7 @@ use failover_agent::sink::{AnswerSink, RTYPE_A, RTYPE_AAAA, RTYPE_HTTPS, ZoneSoa
 use failover_common::Counter;
 use failover_tests::{
     packets::{Answer, ExpectedSoa, Opt, Query, check_answer, check_answer_rcode, wire_name},
-    xdp::{Responder, Run, XDP_PASS, XDP_TX, pin_to_cpu},
+    xdp::{Run, XDP_PASS, XDP_TX, XdpProgram, pin_to_cpu},
 };
 use hickory_proto::op::ResponseCode;
 
@@ -101,8 +101,8 @@ fn sixteen() -> Vec<Ipv4Addr> {
     (1..=16).map(|i| Ipv4Addr::new(203, 0, 113, i)).collect()
 }
 
-fn responder() -> Responder {
-    let mut r = Responder::load().expect("load XDP responder (are we root?)");
+fn program() -> XdpProgram {
+    let mut r = XdpProgram::load().expect("load the XDP program (are we root?)");
     let dp = &mut r.dataplane;
     dp.set_zone(0, &zone()).unwrap();
     dp.publish(V6ONLY, RTYPE_AAAA, 0, 120, &v6_addrs()).unwrap();
@@ -712,12 +712,12 @@ fn fixtures() -> Vec<Fixture> {
 
 #[test]
 fn fixtures_give_the_expected_verdict_and_frame() {
-    let responder = responder();
+    let xdp = program();
     let mut failures = Vec::new();
     for f in fixtures() {
-        let before = Counter::ALL.map(|c| responder.counter(c).unwrap());
-        let run = responder.run(&f.frame).unwrap();
-        let after = Counter::ALL.map(|c| responder.counter(c).unwrap());
+        let before = Counter::ALL.map(|c| xdp.counter(c).unwrap());
+        let run = xdp.run(&f.frame).unwrap();
+        let after = Counter::ALL.map(|c| xdp.counter(c).unwrap());
         let bumped: Vec<Counter> = Counter::ALL
             .iter()
             .zip(before.iter().zip(&after))
@@ -782,13 +782,13 @@ fn fixtures_give_the_expected_verdict_and_frame() {
 fn consecutive_answers_rotate_through_the_answer_set() {
     // One CPU: the round-robin position is per CPU.
     pin_to_cpu(0).unwrap();
-    let responder = responder();
+    let xdp = program();
     let query = Query::a(POOL);
     let frame = query.frame();
     let stored = v4(&pool_addrs());
     let mut firsts = Vec::new();
     for _ in 0..stored.len() * 2 {
-        let run = responder.run(&frame).unwrap();
+        let run = xdp.run(&frame).unwrap();
         assert_eq!(run.verdict, XDP_TX);
         let answer = check_answer(&query, &run.frame).unwrap();
         // Each answer is the stored order rotated.
@@ -815,30 +815,29 @@ fn consecutive_answers_rotate_through_the_answer_set() {
 
 #[test]
 fn answer_set_updates_are_seen_by_the_next_query() {
-    let mut responder = responder();
+    let mut xdp = program();
     let query = Query::a(WWW);
     let secondary = Ipv4Addr::new(192, 0, 2, 11);
-    responder.set_a(WWW, 30, &[secondary]).unwrap();
-    let run = responder.run(&query.frame()).unwrap();
+    xdp.set_a(WWW, 30, &[secondary]).unwrap();
+    let run = xdp.run(&query.frame()).unwrap();
     assert_eq!(
         check_answer(&query, &run.frame).unwrap().addrs,
         vec![IpAddr::V4(secondary)]
     );
-    responder.dataplane.withdraw(WWW, RTYPE_A).unwrap();
-    let run = responder.run(&query.frame()).unwrap();
+    xdp.dataplane.withdraw(WWW, RTYPE_A).unwrap();
+    let run = xdp.run(&query.frame()).unwrap();
     assert_eq!(run.verdict, XDP_PASS);
 }
 
 #[test]
 fn weighted_answers_split_by_weight_per_query() {
-    let mut responder = responder();
+    let mut xdp = program();
     let addrs: Vec<IpAddr> = (1..=3)
         .map(|i| IpAddr::V4(Ipv4Addr::new(192, 0, 2, 100 + i)))
         .collect();
     let weights = [1u32, 2, 7];
     let weighted: Vec<(IpAddr, u32)> = addrs.iter().copied().zip(weights).collect();
-    responder
-        .dataplane
+    xdp.dataplane
         .set_weighted(SPLIT, RTYPE_A, 0, 20, &weighted)
         .unwrap();
     let query = Query::a(SPLIT);
@@ -846,7 +845,7 @@ fn weighted_answers_split_by_weight_per_query() {
     const RUNS: u32 = 10_000;
     let mut seen = [0u32; 3];
     for _ in 0..RUNS {
-        let run = responder.run(&frame).unwrap();
+        let run = xdp.run(&frame).unwrap();
         assert_eq!(run.verdict, XDP_TX);
         let answer = check_answer(&query, &run.frame).unwrap();
         assert_eq!(answer.addrs.len(), 1, "a weighted answer holds one address");
