@@ -184,6 +184,12 @@ impl Dataplane {
         self.insert(name, rtype, value)
     }
 
+    /// Writes `value` for (`name`, `rtype`) as it is, unchecked: for values
+    /// the writers above do not build (e.g. a `limit` below `count`).
+    pub fn set_answer_set(&mut self, name: &str, rtype: u16, value: AnswerSet) -> Result<()> {
+        self.insert(name, rtype, value)
+    }
+
     fn insert(&mut self, name: &str, rtype: u16, value: AnswerSet) -> Result<()> {
         let key = record_key(name, rtype)?;
         self.records
