@@ -1,5 +1,6 @@
 //! Which of an answer set's addresses a query gets: a rotating window for
-//! round robin, one weighted-random pick for weighted sets.
+//! round robin (all of them, or `limit` of them), one weighted-random pick for
+//! weighted sets.
 
 use aya_ebpf::helpers::generated::bpf_get_prandom_u32;
 use failover_common::{AnswerSet, Counter, MAX_ANSWER_ADDRS};
@@ -9,14 +10,21 @@ use crate::{
     response::Refusal,
 };
 
-/// Round robin: the index the answers start at and how many there are. The
-/// start rotates per query, so every address takes its turn in front.
-/// `set.count` must be > 0.
+/// Round robin: the index the answer starts at and how many addresses it
+/// carries. The start rotates per query; with a `limit` below `count` the
+/// answer is a window of `limit` addresses from there (wrapping), so the
+/// windows walk over every stored address in turn. `set.count` must be > 0.
 #[inline(always)]
 pub fn round_robin(set: &AnswerSet) -> (usize, usize) {
     let stored = set.count as usize;
+    let limit = set.limit as usize;
     let start = next_rotation() as usize % stored;
-    (start, stored)
+    let count = if limit == 0 || limit > stored {
+        stored
+    } else {
+        limit
+    };
+    (start, count)
 }
 
 /// Index of the address this query gets: random, in proportion to the
