@@ -14,7 +14,7 @@ use std::{
 };
 
 use failover_agent::sink::{AnswerSink, RTYPE_A, RTYPE_AAAA, RTYPE_HTTPS, ZoneSoa};
-use failover_common::Counter;
+use failover_common::{AnswerSet, Counter};
 use failover_tests::{
     packets::{Answer, ExpectedSoa, Opt, Query, check_answer, check_answer_rcode, wire_name},
     xdp::{Run, XDP_PASS, XDP_TX, XdpProgram, pin_to_cpu},
@@ -32,6 +32,14 @@ const MX: u16 = 15;
 const BROKEN: &str = "broken.example.test.";
 /// Weighted record.
 const SPLIT: &str = "split.example.test.";
+/// Four A and four AAAA addresses stored, two per answer.
+const QUAD: &str = "quad.example.test.";
+/// Three addresses stored, one per answer.
+const TRIO: &str = "trio.example.test.";
+/// Three addresses stored, a limit above that: all of them.
+const WIDE: &str = "wide.example.test.";
+/// Three addresses stored, limit 0: all of them.
+const UNLIMITED: &str = "unlimited.example.test.";
 
 fn zone() -> ZoneSoa {
     ZoneSoa {
@@ -82,12 +90,21 @@ fn v4(addrs: &[Ipv4Addr]) -> Vec<IpAddr> {
 /// A name of 247 wire bytes: 16 answers to it need 12 + 247 + 4 + 16 * 16 = 519
 /// bytes, more than 512.
 fn long_name() -> String {
+    long_name_with('d')
+}
+
+/// Another 247-byte name; 16 addresses stored, 2 per answer (which fit).
+fn long_window_name() -> String {
+    long_name_with('e')
+}
+
+fn long_name_with(last: char) -> String {
     let name = format!(
         "{}.{}.{}.{}.example.test.",
         "a".repeat(63),
         "b".repeat(63),
         "c".repeat(63),
-        "d".repeat(40)
+        last.to_string().repeat(40)
     );
     assert_eq!(wire_name(&name).len(), 247);
     name
@@ -99,6 +116,39 @@ fn pool_addrs() -> Vec<Ipv4Addr> {
 
 fn sixteen() -> Vec<Ipv4Addr> {
     (1..=16).map(|i| Ipv4Addr::new(203, 0, 113, i)).collect()
+}
+
+fn quad() -> Vec<IpAddr> {
+    v4(&(1..=4)
+        .map(|i| Ipv4Addr::new(198, 51, 100, i))
+        .collect::<Vec<_>>())
+}
+
+fn quad_v6() -> Vec<IpAddr> {
+    (1..=4)
+        .map(|i| IpAddr::V6(Ipv6Addr::new(0x2001, 0xdb8, 4, 0, 0, 0, 0, i)))
+        .collect()
+}
+
+fn trio() -> Vec<IpAddr> {
+    v4(&(1..=3)
+        .map(|i| Ipv4Addr::new(198, 51, 100, 30 + i))
+        .collect::<Vec<_>>())
+}
+
+/// An address answer set that answers `limit` of `addrs` per query.
+fn limited(ttl: u32, addrs: &[IpAddr], limit: u16) -> AnswerSet {
+    let mut value = AnswerSet::empty();
+    value.ttl = ttl;
+    value.count = addrs.len() as u16;
+    value.limit = limit;
+    for (slot, addr) in value.addrs.iter_mut().zip(addrs) {
+        match addr {
+            IpAddr::V4(a) => slot[..4].copy_from_slice(&a.octets()),
+            IpAddr::V6(a) => *slot = a.octets(),
+        }
+    }
+    value
 }
 
 fn program() -> XdpProgram {
@@ -128,12 +178,26 @@ fn program() -> XdpProgram {
     r.set_a(&long_name(), 5, &sixteen()).unwrap();
     r.dataplane.set_servfail(BROKEN, RTYPE_A, 0).unwrap();
     r.dataplane.set_servfail(BROKEN, RTYPE_AAAA, 0).unwrap();
+    let sixteen = v4(&sixteen());
+    for (name, rtype, value) in [
+        (QUAD, RTYPE_A, limited(40, &quad(), 2)),
+        (QUAD, RTYPE_AAAA, limited(40, &quad_v6(), 2)),
+        (TRIO, RTYPE_A, limited(50, &trio(), 1)),
+        (WIDE, RTYPE_A, limited(50, &trio(), 8)),
+        (UNLIMITED, RTYPE_A, limited(50, &trio(), 0)),
+        (&long_window_name(), RTYPE_A, limited(5, &sixteen, 2)),
+    ] {
+        r.dataplane.set_answer_set(name, rtype, value).unwrap();
+    }
     r
 }
 
 enum Expect {
     /// XDP_TX with exactly this set of addresses, each with this TTL.
     Answer(Vec<IpAddr>, u32),
+    /// XDP_TX with this many consecutive addresses of the stored ones (in
+    /// stored order, wrapping), each with this TTL.
+    Window(Vec<IpAddr>, usize, u32),
     /// XDP_TX, NOERROR, no answer, the zone's SOA in the authority section.
     NoData,
     /// XDP_TX, SERVFAIL, AA clear, no records.
@@ -172,7 +236,7 @@ fn raw(name: &'static str, query: Query, edit: impl Fn(&mut Vec<u8>), counter: C
 
 fn fixtures() -> Vec<Fixture> {
     use Counter::*;
-    use Expect::{Answer, NoData, Pass, ServFail};
+    use Expect::{Answer, NoData, Pass, ServFail, Window};
     let www = v4(&[Ipv4Addr::new(192, 0, 2, 10)]);
     let mail = v4(&[Ipv4Addr::new(192, 0, 2, 25), Ipv4Addr::new(192, 0, 2, 26)]);
     let pool = v4(&pool_addrs());
@@ -274,6 +338,39 @@ fn fixtures() -> Vec<Fixture> {
             "16 AAAA addresses do not fit in 512 bytes",
             q(&long_name()).with_qtype(28),
             Pass(PassAnswerTooLarge),
+        ),
+        // More addresses stored than one answer carries (`limit`).
+        fixture(
+            "4 stored, limit 2: two of them",
+            q(QUAD),
+            Window(quad(), 2, 40),
+        ),
+        fixture(
+            "4 stored, limit 2, over IPv6 with EDNS",
+            q(QUAD).v6().with_opt(Opt::new(1232)),
+            Window(quad(), 2, 40),
+        ),
+        fixture(
+            "4 AAAA stored, limit 2",
+            q(QUAD).with_qtype(28),
+            Window(quad_v6(), 2, 40),
+        ),
+        fixture(
+            "4 AAAA stored, limit 2, over IPv6 behind a VLAN tag",
+            q(QUAD).with_qtype(28).v6().tagged(0x0123),
+            Window(quad_v6(), 2, 40),
+        ),
+        fixture("3 stored, limit 1: one", q(TRIO), Window(trio(), 1, 50)),
+        fixture(
+            "3 stored, limit above count: all",
+            q(WIDE),
+            Answer(trio(), 50),
+        ),
+        fixture("3 stored, limit 0: all", q(UNLIMITED), Answer(trio(), 50)),
+        fixture(
+            "16 stored, limit 2: the answer fits in 512 bytes",
+            q(&long_window_name()),
+            Window(sixteen.clone(), 2, 5),
         ),
         // NODATA from the kernel.
         fixture(
@@ -737,6 +834,19 @@ fn fixtures_give_the_expected_verdict_and_frame() {
                         Ok(())
                     }
                 }),
+            Expect::Window(stored, n, ttl) => answered(&f, &run, &bumped, ResponseCode::NoError)
+                .and_then(|answer| {
+                    if answer.addrs.len() != *n || window_start(stored, &answer.addrs).is_none() {
+                        Err(format!(
+                            "addresses {:?}, want {n} consecutive of {stored:?}",
+                            answer.addrs
+                        ))
+                    } else if answer.ttls.iter().any(|t| t != ttl) {
+                        Err(format!("TTLs {:?}, want {ttl}", answer.ttls))
+                    } else {
+                        Ok(())
+                    }
+                }),
             Expect::NoData => {
                 answered(&f, &run, &bumped, ResponseCode::NoError).and_then(|answer| {
                     if !answer.addrs.is_empty() {
@@ -811,6 +921,65 @@ fn consecutive_answers_rotate_through_the_answer_set() {
             "rotation sequence {firsts:?}"
         );
     }
+}
+
+/// Where `window` starts in `stored` if it is a run of consecutive stored
+/// addresses (wrapping), in stored order.
+fn window_start(stored: &[IpAddr], window: &[IpAddr]) -> Option<usize> {
+    let start = stored.iter().position(|a| Some(a) == window.first())?;
+    let expected = stored.iter().cycle().skip(start).take(window.len());
+    expected.eq(window.iter()).then_some(start)
+}
+
+/// Runs `query` `runs` times on one CPU: every answer is `limit` consecutive
+/// stored addresses, each window starts one after the previous one, and
+/// together they cover every stored address.
+fn windows_rotate(query: Query, stored: &[IpAddr], limit: usize, runs: usize) {
+    // One CPU: the rotation position is per CPU.
+    pin_to_cpu(0).unwrap();
+    let xdp = program();
+    let frame = query.frame();
+    let mut starts = Vec::new();
+    let mut seen = BTreeSet::new();
+    for _ in 0..runs {
+        let run = xdp.run(&frame).unwrap();
+        assert_eq!(run.verdict, XDP_TX);
+        let answer = check_answer(&query, &run.frame).unwrap();
+        assert_eq!(answer.addrs.len(), limit, "answer {:?}", answer.addrs);
+        let start = window_start(stored, &answer.addrs)
+            .unwrap_or_else(|| panic!("{:?} is no window of {stored:?}", answer.addrs));
+        starts.push(start);
+        seen.extend(answer.addrs);
+    }
+    for pair in starts.windows(2) {
+        assert_eq!(
+            pair[1],
+            (pair[0] + 1) % stored.len(),
+            "window starts {starts:?}"
+        );
+    }
+    let all: BTreeSet<_> = stored.iter().copied().collect();
+    assert_eq!(seen, all, "window starts {starts:?}");
+}
+
+#[test]
+fn limited_answers_rotate_over_every_stored_address() {
+    windows_rotate(Query::a(QUAD), &quad(), 2, 4);
+}
+
+#[test]
+fn limited_aaaa_answers_rotate_over_every_stored_address() {
+    windows_rotate(Query::a(QUAD).with_qtype(28).v6(), &quad_v6(), 2, 4);
+}
+
+#[test]
+fn one_answer_each_still_reaches_every_stored_address() {
+    windows_rotate(Query::a(TRIO), &trio(), 1, 3);
+}
+
+#[test]
+fn limited_answers_keep_rotating_past_a_full_turn() {
+    windows_rotate(Query::a(&long_window_name()), &v4(&sixteen()), 2, 40);
 }
 
 #[test]
