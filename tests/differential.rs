@@ -35,7 +35,7 @@ use failover_tests::r#gen::{
     feed, name_text, seed_from_env, test_config, type_name,
 };
 use failover_tests::packets::check_answer;
-use failover_tests::xdp::{Responder, XDP_PASS, XDP_TX};
+use failover_tests::xdp::{XDP_PASS, XDP_TX, XdpProgram};
 use hickory_proto::op::{Message, MessageType, ResponseCode};
 use hickory_proto::rr::{RData, Record};
 
@@ -193,7 +193,7 @@ fn kernel_and_userspace_answer_every_query_alike() {
         "differential: seed {seed:#x} (set FAILOVER_DIFF_SEED to repeat or vary), {queries} queries"
     );
     let config = test_config();
-    let mut kernel = Responder::load().expect("load the XDP responder (are we root?)");
+    let mut kernel = XdpProgram::load().expect("load the XDP responder (are we root?)");
     feed(&config, &mut kernel.dataplane).expect("fill the kernel map");
     let mut table = AnswerTable::new();
     feed(&config, &mut table).expect("fill the userspace table");

@@ -1,4 +1,4 @@
-//! The XDP responder on crafted frames through BPF_PROG_TEST_RUN.
+//! The XDP program on crafted frames through BPF_PROG_TEST_RUN.
 //!
 //! Table-driven, Katran style: each fixture is an input frame and the expected
 //! verdict; answers are checked at every layer by `packets::check_answer`
@@ -20,10 +20,10 @@ use failover_agent::policy::Answer as Decided;
 use failover_agent::publish::Publisher as _;
 use failover_agent::serve::Entry;
 use failover_agent::serve::zones::ZoneTree;
-use failover_common::Counter;
+use failover_common::{AnswerSet, Counter};
 use failover_tests::{
     packets::{Answer, ExpectedSoa, Opt, Query, check_answer, check_answer_rcode, wire_name},
-    xdp::{Responder, Run, XDP_PASS, XDP_TX, pin_to_cpu},
+    xdp::{Run, XDP_PASS, XDP_TX, XdpProgram, pin_to_cpu},
 };
 use hickory_proto::op::ResponseCode;
 
@@ -38,6 +38,14 @@ const MX: u16 = 15;
 const BROKEN: &str = "broken.example.test.";
 /// Weighted record.
 const SPLIT: &str = "split.example.test.";
+/// Four A and four AAAA addresses stored, two per answer.
+const QUAD: &str = "quad.example.test.";
+/// Three addresses stored, one per answer.
+const TRIO: &str = "trio.example.test.";
+/// Three addresses stored, a limit above that: all of them.
+const WIDE: &str = "wide.example.test.";
+/// Three addresses stored, limit 0: all of them.
+const UNLIMITED: &str = "unlimited.example.test.";
 
 fn zone() -> Soa {
     Soa {
@@ -104,12 +112,21 @@ fn v4(addrs: &[Ipv4Addr]) -> Vec<IpAddr> {
 /// A name of 247 wire bytes: 16 answers to it need 12 + 247 + 4 + 16 * 16 = 519
 /// bytes, more than 512.
 fn long_name() -> String {
+    long_name_with('d')
+}
+
+/// Another 247-byte name; 16 addresses stored, 2 per answer (which fit).
+fn long_window_name() -> String {
+    long_name_with('e')
+}
+
+fn long_name_with(last: char) -> String {
     let name = format!(
         "{}.{}.{}.{}.example.test.",
         "a".repeat(63),
         "b".repeat(63),
         "c".repeat(63),
-        "d".repeat(40)
+        last.to_string().repeat(40)
     );
     assert_eq!(wire_name(&name).len(), 247);
     name
@@ -123,8 +140,41 @@ fn sixteen() -> Vec<Ipv4Addr> {
     (1..=16).map(|i| Ipv4Addr::new(203, 0, 113, i)).collect()
 }
 
-fn responder() -> Responder {
-    let mut r = Responder::load().expect("load XDP responder (are we root?)");
+fn quad() -> Vec<IpAddr> {
+    v4(&(1..=4)
+        .map(|i| Ipv4Addr::new(198, 51, 100, i))
+        .collect::<Vec<_>>())
+}
+
+fn quad_v6() -> Vec<IpAddr> {
+    (1..=4)
+        .map(|i| IpAddr::V6(Ipv6Addr::new(0x2001, 0xdb8, 4, 0, 0, 0, 0, i)))
+        .collect()
+}
+
+fn trio() -> Vec<IpAddr> {
+    v4(&(1..=3)
+        .map(|i| Ipv4Addr::new(198, 51, 100, 30 + i))
+        .collect::<Vec<_>>())
+}
+
+/// An address answer set that answers `limit` of `addrs` per query.
+fn limited(ttl: u32, addrs: &[IpAddr], limit: u16) -> AnswerSet {
+    let mut value = AnswerSet::empty();
+    value.ttl = ttl;
+    value.count = addrs.len() as u16;
+    value.limit = limit;
+    for (slot, addr) in value.addrs.iter_mut().zip(addrs) {
+        match addr {
+            IpAddr::V4(a) => slot[..4].copy_from_slice(&a.octets()),
+            IpAddr::V6(a) => *slot = a.octets(),
+        }
+    }
+    value
+}
+
+fn program() -> XdpProgram {
+    let mut r = XdpProgram::load().expect("load the XDP program (are we root?)");
     let dp = &mut r.dataplane;
     dp.set_zones(&zone_tree()).unwrap();
     let addrs = |ttl, addrs| Entry::new(0, ttl, Decided::Addrs(addrs));
@@ -152,12 +202,36 @@ fn responder() -> Responder {
     let servfail = Entry::new(0, 0, Decided::ServFail);
     r.dataplane.put(BROKEN, RTYPE_A, &servfail).unwrap();
     r.dataplane.put(BROKEN, RTYPE_AAAA, &servfail).unwrap();
+    // A window of max_answers as the agent publishes it...
+    for (rtype, addrs) in [(RTYPE_A, quad()), (RTYPE_AAAA, quad_v6())] {
+        let rotating = Decided::Rotating {
+            addrs,
+            per_answer: 2,
+        };
+        r.dataplane
+            .put(QUAD, rtype, &Entry::new(0, 40, rotating))
+            .unwrap();
+    }
+    // ... and map values around it that no entry makes (limit 0 or above
+    // the count: all of them).
+    let sixteen = v4(&sixteen());
+    for (name, rtype, value) in [
+        (TRIO, RTYPE_A, limited(50, &trio(), 1)),
+        (WIDE, RTYPE_A, limited(50, &trio(), 8)),
+        (UNLIMITED, RTYPE_A, limited(50, &trio(), 0)),
+        (&long_window_name(), RTYPE_A, limited(5, &sixteen, 2)),
+    ] {
+        r.dataplane.set_answer_set(name, rtype, value).unwrap();
+    }
     r
 }
 
 enum Expect {
     /// XDP_TX with exactly this set of addresses, each with this TTL.
     Answer(Vec<IpAddr>, u32),
+    /// XDP_TX with this many consecutive addresses of the stored ones (in
+    /// stored order, wrapping), each with this TTL.
+    Window(Vec<IpAddr>, usize, u32),
     /// XDP_TX, NOERROR, no answer, the zone's SOA in the authority section.
     NoData,
     /// XDP_TX, SERVFAIL, AA clear, no records.
@@ -196,7 +270,7 @@ fn raw(name: &'static str, query: Query, edit: impl Fn(&mut Vec<u8>), counter: C
 
 fn fixtures() -> Vec<Fixture> {
     use Counter::*;
-    use Expect::{Answer, NoData, Pass, ServFail};
+    use Expect::{Answer, NoData, Pass, ServFail, Window};
     let www = v4(&[Ipv4Addr::new(192, 0, 2, 10)]);
     let mail = v4(&[Ipv4Addr::new(192, 0, 2, 25), Ipv4Addr::new(192, 0, 2, 26)]);
     let pool = v4(&pool_addrs());
@@ -298,6 +372,39 @@ fn fixtures() -> Vec<Fixture> {
             "16 AAAA addresses do not fit in 512 bytes",
             q(&long_name()).with_qtype(28),
             Pass(PassAnswerTooLarge),
+        ),
+        // More addresses stored than one answer carries (`limit`).
+        fixture(
+            "4 stored, limit 2: two of them",
+            q(QUAD),
+            Window(quad(), 2, 40),
+        ),
+        fixture(
+            "4 stored, limit 2, over IPv6 with EDNS",
+            q(QUAD).v6().with_opt(Opt::new(1232)),
+            Window(quad(), 2, 40),
+        ),
+        fixture(
+            "4 AAAA stored, limit 2",
+            q(QUAD).with_qtype(28),
+            Window(quad_v6(), 2, 40),
+        ),
+        fixture(
+            "4 AAAA stored, limit 2, over IPv6 behind a VLAN tag",
+            q(QUAD).with_qtype(28).v6().tagged(0x0123),
+            Window(quad_v6(), 2, 40),
+        ),
+        fixture("3 stored, limit 1: one", q(TRIO), Window(trio(), 1, 50)),
+        fixture(
+            "3 stored, limit above count: all",
+            q(WIDE),
+            Answer(trio(), 50),
+        ),
+        fixture("3 stored, limit 0: all", q(UNLIMITED), Answer(trio(), 50)),
+        fixture(
+            "16 stored, limit 2: the answer fits in 512 bytes",
+            q(&long_window_name()),
+            Window(sixteen.clone(), 2, 5),
         ),
         // NODATA from the kernel.
         fixture(
@@ -736,12 +843,12 @@ fn fixtures() -> Vec<Fixture> {
 
 #[test]
 fn fixtures_give_the_expected_verdict_and_frame() {
-    let responder = responder();
+    let xdp = program();
     let mut failures = Vec::new();
     for f in fixtures() {
-        let before = Counter::ALL.map(|c| responder.counter(c).unwrap());
-        let run = responder.run(&f.frame).unwrap();
-        let after = Counter::ALL.map(|c| responder.counter(c).unwrap());
+        let before = Counter::ALL.map(|c| xdp.counter(c).unwrap());
+        let run = xdp.run(&f.frame).unwrap();
+        let after = Counter::ALL.map(|c| xdp.counter(c).unwrap());
         let bumped: Vec<Counter> = Counter::ALL
             .iter()
             .zip(before.iter().zip(&after))
@@ -755,6 +862,19 @@ fn fixtures_give_the_expected_verdict_and_frame() {
                     let want: BTreeSet<_> = addrs.iter().copied().collect();
                     if answer.addrs.len() != addrs.len() || got != want {
                         Err(format!("addresses {:?}, want {addrs:?}", answer.addrs))
+                    } else if answer.ttls.iter().any(|t| t != ttl) {
+                        Err(format!("TTLs {:?}, want {ttl}", answer.ttls))
+                    } else {
+                        Ok(())
+                    }
+                }),
+            Expect::Window(stored, n, ttl) => answered(&f, &run, &bumped, ResponseCode::NoError)
+                .and_then(|answer| {
+                    if answer.addrs.len() != *n || window_start(stored, &answer.addrs).is_none() {
+                        Err(format!(
+                            "addresses {:?}, want {n} consecutive of {stored:?}",
+                            answer.addrs
+                        ))
                     } else if answer.ttls.iter().any(|t| t != ttl) {
                         Err(format!("TTLs {:?}, want {ttl}", answer.ttls))
                     } else {
@@ -806,13 +926,13 @@ fn fixtures_give_the_expected_verdict_and_frame() {
 fn consecutive_answers_rotate_through_the_answer_set() {
     // One CPU: the round-robin position is per CPU.
     pin_to_cpu(0).unwrap();
-    let responder = responder();
+    let xdp = program();
     let query = Query::a(POOL);
     let frame = query.frame();
     let stored = v4(&pool_addrs());
     let mut firsts = Vec::new();
     for _ in 0..stored.len() * 2 {
-        let run = responder.run(&frame).unwrap();
+        let run = xdp.run(&frame).unwrap();
         assert_eq!(run.verdict, XDP_TX);
         let answer = check_answer(&query, &run.frame).unwrap();
         // Each answer is the stored order rotated.
@@ -837,32 +957,90 @@ fn consecutive_answers_rotate_through_the_answer_set() {
     }
 }
 
+/// Where `window` starts in `stored` if it is a run of consecutive stored
+/// addresses (wrapping), in stored order.
+fn window_start(stored: &[IpAddr], window: &[IpAddr]) -> Option<usize> {
+    let start = stored.iter().position(|a| Some(a) == window.first())?;
+    let expected = stored.iter().cycle().skip(start).take(window.len());
+    expected.eq(window.iter()).then_some(start)
+}
+
+/// Runs `query` `runs` times on one CPU: every answer is `limit` consecutive
+/// stored addresses, each window starts one after the previous one, and
+/// together they cover every stored address.
+fn windows_rotate(query: Query, stored: &[IpAddr], limit: usize, runs: usize) {
+    // One CPU: the rotation position is per CPU.
+    pin_to_cpu(0).unwrap();
+    let xdp = program();
+    let frame = query.frame();
+    let mut starts = Vec::new();
+    let mut seen = BTreeSet::new();
+    for _ in 0..runs {
+        let run = xdp.run(&frame).unwrap();
+        assert_eq!(run.verdict, XDP_TX);
+        let answer = check_answer(&query, &run.frame).unwrap();
+        assert_eq!(answer.addrs.len(), limit, "answer {:?}", answer.addrs);
+        let start = window_start(stored, &answer.addrs)
+            .unwrap_or_else(|| panic!("{:?} is no window of {stored:?}", answer.addrs));
+        starts.push(start);
+        seen.extend(answer.addrs);
+    }
+    for pair in starts.windows(2) {
+        assert_eq!(
+            pair[1],
+            (pair[0] + 1) % stored.len(),
+            "window starts {starts:?}"
+        );
+    }
+    let all: BTreeSet<_> = stored.iter().copied().collect();
+    assert_eq!(seen, all, "window starts {starts:?}");
+}
+
+#[test]
+fn limited_answers_rotate_over_every_stored_address() {
+    windows_rotate(Query::a(QUAD), &quad(), 2, 4);
+}
+
+#[test]
+fn limited_aaaa_answers_rotate_over_every_stored_address() {
+    windows_rotate(Query::a(QUAD).with_qtype(28).v6(), &quad_v6(), 2, 4);
+}
+
+#[test]
+fn one_answer_each_still_reaches_every_stored_address() {
+    windows_rotate(Query::a(TRIO), &trio(), 1, 3);
+}
+
+#[test]
+fn limited_answers_keep_rotating_past_a_full_turn() {
+    windows_rotate(Query::a(&long_window_name()), &v4(&sixteen()), 2, 40);
+}
+
 #[test]
 fn answer_set_updates_are_seen_by_the_next_query() {
-    let mut responder = responder();
+    let mut xdp = program();
     let query = Query::a(WWW);
     let secondary = Ipv4Addr::new(192, 0, 2, 11);
-    responder.set_a(WWW, 30, &[secondary]).unwrap();
-    let run = responder.run(&query.frame()).unwrap();
+    xdp.set_a(WWW, 30, &[secondary]).unwrap();
+    let run = xdp.run(&query.frame()).unwrap();
     assert_eq!(
         check_answer(&query, &run.frame).unwrap().addrs,
         vec![IpAddr::V4(secondary)]
     );
-    responder.dataplane.withdraw(WWW, RTYPE_A).unwrap();
-    let run = responder.run(&query.frame()).unwrap();
+    xdp.dataplane.withdraw(WWW, RTYPE_A).unwrap();
+    let run = xdp.run(&query.frame()).unwrap();
     assert_eq!(run.verdict, XDP_PASS);
 }
 
 #[test]
 fn weighted_answers_split_by_weight_per_query() {
-    let mut responder = responder();
+    let mut xdp = program();
     let addrs: Vec<IpAddr> = (1..=3)
         .map(|i| IpAddr::V4(Ipv4Addr::new(192, 0, 2, 100 + i)))
         .collect();
     let weights = [1u32, 2, 7];
     let weighted: Vec<(IpAddr, u32)> = addrs.iter().copied().zip(weights).collect();
-    responder
-        .dataplane
+    xdp.dataplane
         .put(
             SPLIT,
             RTYPE_A,
@@ -874,7 +1052,7 @@ fn weighted_answers_split_by_weight_per_query() {
     const RUNS: u32 = 10_000;
     let mut seen = [0u32; 3];
     for _ in 0..RUNS {
-        let run = responder.run(&frame).unwrap();
+        let run = xdp.run(&frame).unwrap();
         assert_eq!(run.verdict, XDP_TX);
         let answer = check_answer(&query, &run.frame).unwrap();
         assert_eq!(answer.addrs.len(), 1, "a weighted answer holds one address");

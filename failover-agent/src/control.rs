@@ -115,9 +115,14 @@ pub struct RecordStatus {
     pub policy: String,
     pub when_all_down: String,
     /// What the kernel and the userspace table hold now: "addresses",
-    /// "weighted", "nodata", "servfail", or "none" before the first write.
+    /// "rotating" (`per_answer` of `addresses` per answer, the window
+    /// rotating per query), "weighted", "nodata", "servfail", or "none"
+    /// before the first write.
     pub answer: String,
     pub addresses: Vec<String>,
+    /// For "rotating": how many of `addresses` each answer carries.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub per_answer: Option<usize>,
     /// For "weighted": the weight of each of `addresses`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub weights: Vec<u32>,
@@ -164,6 +169,11 @@ impl StatusReport {
         for r in &self.records {
             let answer = match r.answer.as_str() {
                 "addresses" => r.addresses.join(" "),
+                "rotating" => format!(
+                    "{} ({} per answer, rotating)",
+                    r.addresses.join(" "),
+                    r.per_answer.unwrap_or_default()
+                ),
                 "weighted" => r
                     .addresses
                     .iter()

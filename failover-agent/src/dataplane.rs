@@ -111,9 +111,23 @@ impl Dataplane {
         Ok(())
     }
 
-    /// The record map, for the publication path ([`crate::publish::kernel`]).
-    pub fn records_mut(&mut self) -> &mut HashMap<MapData, RecordKey, AnswerSet> {
-        &mut self.records
+    /// Writes `value` for (`name`, `rtype`) as it is, as one map update. The
+    /// publication path builds values from entries ([`crate::publish::kernel`]);
+    /// the packet fixtures write values no entry makes.
+    pub fn set_answer_set(&mut self, name: &str, rtype: u16, value: AnswerSet) -> Result<()> {
+        let key = record_key(name, rtype)?;
+        self.records
+            .insert(key, value, 0)
+            .with_context(|| format!("writing the type {rtype} answer of {name}"))
+    }
+
+    /// Removes (`name`, `rtype`); queries for it then pass up the stack.
+    pub fn remove_answer_set(&mut self, name: &str, rtype: u16) -> Result<()> {
+        let key = record_key(name, rtype)?;
+        match self.records.remove(&key) {
+            Ok(()) | Err(MapError::KeyNotFound) => Ok(()),
+            Err(e) => Err(e).with_context(|| format!("removing the type {rtype} answer of {name}")),
+        }
     }
 
     /// The zone map (one pre-encoded SOA per zone number).

@@ -53,6 +53,13 @@ pub enum Answer {
     Addrs(Vec<IpAddr>),
     /// One of these per query, by weight (every weight >= 1).
     Weighted(Vec<(IpAddr, u32)>),
+    /// `per_answer` of these per query (`max_answers`, fewer than there
+    /// are): a window that rotates over all of them, best first, so every
+    /// healthy endpoint gets its share of the traffic.
+    Rotating {
+        addrs: Vec<IpAddr>,
+        per_answer: usize,
+    },
     /// NOERROR, no records, the zone's SOA.
     NoData,
     /// SERVFAIL.
@@ -63,7 +70,7 @@ impl Answer {
     /// The addresses this answer can give, for logs and status.
     pub fn addrs(&self) -> Vec<IpAddr> {
         match self {
-            Answer::Addrs(a) => a.clone(),
+            Answer::Addrs(a) | Answer::Rotating { addrs: a, .. } => a.clone(),
             Answer::Weighted(w) => w.iter().map(|(a, _)| *a).collect(),
             Answer::NoData | Answer::ServFail => Vec::new(),
         }
@@ -75,6 +82,11 @@ impl fmt::Display for Answer {
         let join = |items: Vec<String>| items.join(" ");
         match self {
             Answer::Addrs(a) => f.write_str(&join(a.iter().map(|a| a.to_string()).collect())),
+            Answer::Rotating { addrs, per_answer } => write!(
+                f,
+                "{} ({per_answer} per answer, rotating)",
+                join(addrs.iter().map(|a| a.to_string()).collect())
+            ),
             Answer::Weighted(w) => f.write_str(&join(
                 w.iter().map(|(a, w)| format!("{a} (weight {w})")).collect(),
             )),
@@ -112,7 +124,7 @@ pub fn decide(rules: &Rules<'_>, states: &[State]) -> Option<Decision> {
         Policy::Failover => failover(rules, states),
         Policy::AllHealthy => {
             let picked = best_first(endpoints, (0..endpoints.len()).filter(|&i| healthy(i)));
-            (!picked.is_empty()).then(|| Answer::Addrs(capped(endpoints, picked, rules)))
+            (!picked.is_empty()).then(|| capped(endpoints, picked, rules))
         }
         Policy::Weighted => weighted(endpoints, (0..endpoints.len()).filter(|&i| healthy(i))),
     };
@@ -172,11 +184,18 @@ fn best_first(endpoints: &[Endpoint], indexes: impl Iterator<Item = usize>) -> V
     picked
 }
 
-/// The first `max_answers` of `picked` (best first), in configuration order.
-fn capped(endpoints: &[Endpoint], mut picked: Vec<usize>, rules: &Rules<'_>) -> Vec<IpAddr> {
-    picked.truncate(rules.max_answers.max(1));
-    picked.sort_unstable();
-    picked.into_iter().map(|i| endpoints[i].address).collect()
+/// `picked` (best first) within `max_answers`: all of them, in configuration
+/// order, when they fit; else a window of `max_answers` rotating over them.
+fn capped(endpoints: &[Endpoint], mut picked: Vec<usize>, rules: &Rules<'_>) -> Answer {
+    let per_answer = rules.max_answers.max(1);
+    if picked.len() <= per_answer {
+        picked.sort_unstable();
+        return Answer::Addrs(picked.into_iter().map(|i| endpoints[i].address).collect());
+    }
+    Answer::Rotating {
+        addrs: picked.into_iter().map(|i| endpoints[i].address).collect(),
+        per_answer,
+    }
 }
 
 /// Weighted choice among `candidates`: those of weight >= 1; if there are
@@ -216,7 +235,7 @@ fn fail_open(rules: &Rules<'_>, states: &[State]) -> Answer {
         .into_iter()
         .filter(|&i| endpoints[i].priority == level)
         .collect();
-    Answer::Addrs(capped(endpoints, level, rules))
+    capped(endpoints, level, rules)
 }
 
 #[cfg(test)]
@@ -328,20 +347,31 @@ mod tests {
         let mut r = rules(Policy::AllHealthy, &e);
         assert_eq!(answer(&r, &[H, H, H, H, H]), addrs(&[3, 1, 5, 2, 4]));
         assert_eq!(answer(&r, &[H, D, D, H, D]), addrs(&[3, 2]));
-        // Capped: the best priorities win, answered in configuration order.
+        // More healthy than max_answers: every one of them, best first, in
+        // a window of max_answers that rotates per query (the surplus ones
+        // get traffic too).
+        let rotating = |lasts: &[u8], per_answer| Answer::Rotating {
+            addrs: lasts.iter().map(|&l| ip(l)).collect(),
+            per_answer,
+        };
         r.max_answers = 3;
-        assert_eq!(answer(&r, &[H, H, H, H, H]), addrs(&[3, 1, 2]));
-        assert_eq!(answer(&r, &[H, D, H, H, H]), addrs(&[3, 2, 4]));
+        assert_eq!(answer(&r, &[H, H, H, H, H]), rotating(&[1, 2, 3, 4, 5], 3));
+        assert_eq!(answer(&r, &[H, D, H, H, H]), rotating(&[2, 3, 4, 5], 3));
+        assert_eq!(answer(&r, &[H, D, D, H, H]), addrs(&[3, 2, 4]), "fits");
         r.max_answers = 1;
-        assert_eq!(answer(&r, &[H, H, H, H, H]), addrs(&[1]));
+        assert_eq!(answer(&r, &[H, H, H, H, H]), rotating(&[1, 2, 3, 4, 5], 1));
         // Cap does not make the record degraded.
         assert!(!decide(&r, &[H, H, H, H, H]).unwrap().degraded);
         let many: Vec<Endpoint> = (1..=16).map(|i| ep(i, 1)).collect();
         let r = rules(Policy::AllHealthy, &many);
-        let Answer::Addrs(a) = answer(&r, &[H; 16]) else {
+        let Answer::Rotating { addrs, per_answer } = answer(&r, &[H; 16]) else {
             panic!()
         };
-        assert_eq!(a.len(), 8, "default cap, like Route 53 multivalue");
+        assert_eq!(
+            (addrs.len(), per_answer),
+            (16, 8),
+            "default cap, like Route 53 multivalue"
+        );
     }
 
     #[test]

@@ -8,7 +8,7 @@
 /// Bump whenever a map key, value or counter index changes meaning. Anything that
 /// persists maps (pin paths, dumps) must include it so an old layout is never
 /// reused by a new program.
-pub const LAYOUT_VERSION: u32 = 3;
+pub const LAYOUT_VERSION: u32 = 4;
 
 /// Longest domain name in wire format, terminating root label included (RFC 1035 3.1).
 pub const MAX_NAME_WIRE_LEN: usize = 255;
@@ -84,6 +84,8 @@ pub const ANSWER_SERVFAIL: u16 = 3;
 /// The agent writes it as a single map update so the kernel never sees half
 /// an answer set. For `ANSWER_ADDRS`, `count` is 1..=16 for every value the
 /// agent writes; the program passes a lookup with `count == 0` up the stack.
+/// It may store more addresses than one answer carries (`limit`): each query
+/// then gets the next window of them, so every stored address gets traffic.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct AnswerSet {
@@ -95,7 +97,12 @@ pub struct AnswerSet {
     pub kind: u16,
     /// Index of the zone in the zone map (its SOA, for NODATA).
     pub zone: u32,
-    pub _pad: u32,
+    /// For `ANSWER_ADDRS`: addresses per answer, a window of `addrs[..count]`
+    /// starting at a per-query rotating offset (wrapping). 0 or >= `count`:
+    /// all of them.
+    pub limit: u16,
+    /// Zero. Keeps the layout free of implicit padding.
+    pub _pad: u16,
     /// For `ANSWER_WEIGHTED`: running totals of the weights of `addrs[..count]`
     /// (`weights[i]` = sum of the weights of addresses 0..=i), every weight >= 1.
     pub weights: [u32; MAX_ANSWER_ADDRS],
@@ -105,12 +112,15 @@ pub struct AnswerSet {
 }
 
 impl AnswerSet {
+    /// No addresses, kind `ANSWER_ADDRS`, `limit` = all: a writer that fills
+    /// in only `count` and `addrs` gets every address in every answer.
     pub const fn empty() -> Self {
         Self {
             ttl: 0,
             count: 0,
             kind: ANSWER_ADDRS,
             zone: 0,
+            limit: MAX_ANSWER_ADDRS as u16,
             _pad: 0,
             weights: [0; MAX_ANSWER_ADDRS],
             addrs: [[0; 16]; MAX_ANSWER_ADDRS],

@@ -9,7 +9,7 @@ use failover_common::{
     QTYPE_OPT,
 };
 
-use crate::{Scratch, checksum, packet::*};
+use crate::{checksum, maps::Scratch, packet::*};
 
 /// The most EDNS options we walk before giving up on a query (unusual, so pass it).
 const MAX_EDNS_OPTIONS: usize = 8;

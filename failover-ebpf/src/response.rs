@@ -16,7 +16,12 @@ use failover_common::{
     QTYPE_OPT, SOA_RR_MAX, ZoneSoa,
 };
 
-use crate::{checksum, packet::*, query::Query};
+use crate::{
+    checksum,
+    maps::{FRAME_COPY, FRAME_COPY_LEN},
+    packet::*,
+    query::Query,
+};
 
 /// The OPT record we append: root owner, type, class, TTL, RDLENGTH.
 const OPT_RR_LEN: usize = 11;
@@ -36,8 +41,8 @@ pub enum Refusal {
 type F<const L3: usize, const V6: bool> = Frame<L3, V6>;
 
 /// Writes `count` addresses of `set`, from index `start` on (wrapping), and
-/// leaves the frame ready for XDP_TX. Round robin: all of them from a rotating
-/// start; weighted: one, picked per query.
+/// leaves the frame ready for XDP_TX. Round robin: all of them, or a window of
+/// `limit`, from a rotating start; weighted: one, picked per query.
 #[inline(always)]
 pub fn addresses<const L3: usize, const V6: bool, const ADDR_LEN: usize>(
     ctx: &XdpContext,
@@ -53,6 +58,9 @@ pub fn addresses<const L3: usize, const V6: bool, const ADDR_LEN: usize>(
     if count == 0 || count > stored || stored > MAX_ANSWER_ADDRS || start >= stored {
         return Err(Refusal::Pass(Counter::PassNameNotInMap));
     }
+    // A no-op (count <= 16 here), but the verifier tracks ranges, not
+    // `count <= stored`: without it a count from `limit` looks unbounded.
+    let count = count & (2 * MAX_ANSWER_ADDRS - 1);
     let name_len = query.name_len & 0xff;
     let answers_off = F::<L3, V6>::QNAME + name_len + 4;
     let dns_len = DNS_HEADER_LEN + name_len + 4 + rr_len * count + opt_len(query);
@@ -263,12 +271,12 @@ fn grow_at_head<const L3: usize, const V6: bool>(
     if delta <= 0 {
         return Err(no_room);
     }
-    let copy = match crate::FRAME_COPY.get_ptr_mut(0) {
+    let copy = match FRAME_COPY.get_ptr_mut(0) {
         Some(p) => p as *mut u8,
         None => return Err(no_room),
     };
     let keep = F::<L3, V6>::QNAME + (query.name_len & 0xff) + 4;
-    if keep > crate::FRAME_COPY_LEN {
+    if keep > FRAME_COPY_LEN {
         return Err(no_room);
     }
     unsafe {

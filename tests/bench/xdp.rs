@@ -1,4 +1,4 @@
-//! `failover-bench xdp [--runs N]`: nanoseconds per packet of the XDP responder,
+//! `failover-bench xdp [--runs N]`: nanoseconds per packet of the XDP program,
 //! measured by the kernel (BPF_PROG_TEST_RUN) on crafted frames.
 //!
 //! BPF_PROG_TEST_RUN does not restore the frame between repetitions, so a
@@ -14,7 +14,7 @@ use std::{net::Ipv4Addr, time::Instant};
 use anyhow::{Result, bail, ensure};
 use failover_tests::{
     packets::{Opt, Query, check_answer},
-    xdp::{EmptyProgram, Responder, Run, XDP_PASS, XDP_TX, pin_to_cpu},
+    xdp::{EmptyProgram, Run, XDP_PASS, XDP_TX, XdpProgram, pin_to_cpu},
 };
 
 const DEFAULT_RUNS: u32 = 200_000;
@@ -47,13 +47,13 @@ fn mean_ns(runs: u32, want: u32, mut run: impl FnMut() -> Result<Run>) -> Result
 pub fn run(args: &[String]) -> Result<()> {
     let runs = parse_runs(args)?;
     pin_to_cpu(0)?;
-    let mut responder = Responder::load()?;
+    let mut xdp = XdpProgram::load()?;
     let empty = EmptyProgram::load()?;
-    responder.set_a("one.example.test.", 30, &[Ipv4Addr::new(192, 0, 2, 10)])?;
+    xdp.set_a("one.example.test.", 30, &[Ipv4Addr::new(192, 0, 2, 10)])?;
     let eight: Vec<_> = (1..=8).map(|i| Ipv4Addr::new(192, 0, 2, i)).collect();
-    responder.set_a("eight.example.test.", 30, &eight)?;
+    xdp.set_a("eight.example.test.", 30, &eight)?;
     let sixteen: Vec<_> = (1..=16).map(|i| Ipv4Addr::new(203, 0, 113, i)).collect();
-    responder.set_a("sixteen.example.test.", 30, &sixteen)?;
+    xdp.set_a("sixteen.example.test.", 30, &sixteen)?;
 
     let cases: Vec<(&str, Query, u32)> = vec![
         ("hit, 1 address", Query::a("one.example.test."), XDP_TX),
@@ -87,7 +87,7 @@ pub fn run(args: &[String]) -> Result<()> {
     let started = Instant::now();
     let probe = Query::a("one.example.test.").frame();
     let baseline = mean_ns(runs, XDP_PASS, || empty.run(&probe, 1))?;
-    println!("XDP responder, BPF_PROG_TEST_RUN, {runs} single-repetition runs per case, CPU 0");
+    println!("XDP program, BPF_PROG_TEST_RUN, {runs} single-repetition runs per case, CPU 0");
     println!();
     println!("| case | verdict | ns/packet | ns/packet minus empty program |");
     println!("|---|---|---:|---:|");
@@ -95,7 +95,7 @@ pub fn run(args: &[String]) -> Result<()> {
     for (name, query, verdict) in &cases {
         let frame = query.frame();
         // Check once that the case does what it says before timing it.
-        let first = responder.run(&frame)?;
+        let first = xdp.run(&frame)?;
         ensure!(
             first.verdict == *verdict,
             "{name}: verdict {}",
@@ -104,7 +104,7 @@ pub fn run(args: &[String]) -> Result<()> {
         if *verdict == XDP_TX {
             check_answer(query, &first.frame)?;
         }
-        let ns = mean_ns(runs, *verdict, || responder.run(&frame))?;
+        let ns = mean_ns(runs, *verdict, || xdp.run(&frame))?;
         let label = if *verdict == XDP_TX {
             "XDP_TX"
         } else {
@@ -113,7 +113,7 @@ pub fn run(args: &[String]) -> Result<()> {
         println!("| {name} | {label} | {ns:.1} | {:.1} |", ns - baseline);
     }
     let miss = Query::a("nope.example.test.").frame();
-    let repeated = responder.run_repeat(&miss, IN_KERNEL_REPEAT)?;
+    let repeated = xdp.run_repeat(&miss, IN_KERNEL_REPEAT)?;
     ensure!(repeated.verdict == XDP_PASS);
     let empty_repeated = empty.run(&miss, IN_KERNEL_REPEAT)?;
     println!();

@@ -26,7 +26,7 @@ use hickory_proto::op::{Message, MessageType, OpCode};
 use crate::compare::{check_reply_frame, dns_payload, hex, semantic_diff, weighted_choices};
 use crate::r#gen::{Layout, QueryGen, Universe, feed, mutate, test_config};
 use crate::packets::internet_checksum;
-use crate::xdp::{Responder, XDP_DROP, XDP_PASS, XDP_TX};
+use crate::xdp::{XDP_DROP, XDP_PASS, XDP_TX, XdpProgram};
 
 /// What to run.
 #[derive(Clone, Debug)]
@@ -90,7 +90,7 @@ impl fmt::Display for MutationReport {
 /// Runs the fuzzer (needs root for BPF).
 pub fn run(opts: &MutationRun) -> Result<MutationReport> {
     let config = test_config();
-    let mut kernel = Responder::load().context("loading the XDP responder (root?)")?;
+    let mut kernel = XdpProgram::load().context("loading the XDP responder (root?)")?;
     feed(&config, &mut kernel.dataplane)?;
     let mut table = AnswerTable::new();
     feed(&config, &mut table)?;

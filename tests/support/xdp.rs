@@ -1,4 +1,4 @@
-//! Runs the real XDP responder on crafted frames with BPF_PROG_TEST_RUN: no
+//! Runs the real XDP program on crafted frames with BPF_PROG_TEST_RUN: no
 //! network, no interface, the same object the agent attaches.
 
 use std::net::{IpAddr, Ipv4Addr};
@@ -25,12 +25,12 @@ pub struct Run {
     pub ns_per_run: u128,
 }
 
-/// The loaded responder with its record map.
-pub struct Responder {
+/// The loaded XDP program (the kernel fast path) with its maps.
+pub struct XdpProgram {
     pub dataplane: Dataplane,
 }
 
-impl Responder {
+impl XdpProgram {
     /// Loads the embedded object (needs root / CAP_BPF).
     pub fn load() -> Result<Self> {
         Ok(Self {

@@ -88,11 +88,16 @@ impl<P: Publisher> Agent<P> {
             let state = &self.records[r];
             let decision = decide(&Rules::of(record), &self.states(r));
             let held = self.publication.held(&record.name, record.rtype.code());
+            let per_answer = match held.map(|e| &e.answer) {
+                Some(Answer::Rotating { per_answer, .. }) => Some(*per_answer),
+                _ => None,
+            };
             let (answer, weights, ttl) = match held {
                 None => ("none", Vec::new(), record.ttl),
                 Some(entry) => {
                     let (kind, weights) = match &entry.answer {
                         Answer::Addrs(_) => ("addresses", Vec::new()),
+                        Answer::Rotating { .. } => ("rotating", Vec::new()),
                         Answer::Weighted(w) => ("weighted", w.iter().map(|(_, w)| *w).collect()),
                         Answer::NoData => ("nodata", Vec::new()),
                         Answer::ServFail => ("servfail", Vec::new()),
@@ -131,6 +136,7 @@ impl<P: Publisher> Agent<P> {
                 when_all_down: record.when_all_down.to_string(),
                 answer: answer.to_string(),
                 addresses: answered.iter().map(|a| a.to_string()).collect(),
+                per_answer,
                 weights,
                 ttl,
                 degraded: decision.as_ref().is_some_and(|d| d.degraded),

@@ -70,7 +70,7 @@ impl Publisher for MemorySink {
         entry.check(name, rtype).unwrap();
         let broken = *self.broken.lock().unwrap();
         match &entry.answer {
-            Answer::Addrs(addrs) => {
+            Answer::Addrs(addrs) | Answer::Rotating { addrs, .. } => {
                 if rtype == RTYPE_AAAA && broken {
                     bail!("AAAA not supported (test)");
                 }
@@ -520,7 +520,7 @@ impl Publisher for ExpectedCalls {
     }
     fn put(&mut self, name: &str, rtype: u16, entry: &Entry) -> Result<()> {
         self.0.push(match &entry.answer {
-            Answer::Addrs(_) => Call::Publish(name.into(), rtype),
+            Answer::Addrs(_) | Answer::Rotating { .. } => Call::Publish(name.into(), rtype),
             Answer::Weighted(w) => Call::Weighted(name.into(), rtype, w.clone()),
             Answer::NoData => Call::NoData(name.into(), rtype, entry.zone),
             Answer::ServFail => Call::ServFail(name.into(), rtype),

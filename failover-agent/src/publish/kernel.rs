@@ -6,7 +6,6 @@ use std::net::IpAddr;
 use std::sync::Arc;
 
 use anyhow::{Context as _, Result, bail};
-use aya::maps::MapError;
 use failover_common::{
     ANSWER_ADDRS, ANSWER_NODATA, ANSWER_SERVFAIL, ANSWER_WEIGHTED, AnswerSet, MAX_ANSWER_ADDRS,
     MAX_ZONES, QCLASS_IN, QTYPE_A, QTYPE_AAAA, QTYPE_SOA, SOA_RR_MAX, ZoneSoa,
@@ -14,7 +13,7 @@ use failover_common::{
 
 use super::Publisher;
 use crate::dataplane::Dataplane;
-use crate::dns::name::{record_key, wire_name};
+use crate::dns::name::wire_name;
 use crate::dns::rr::Soa;
 use crate::policy::Answer;
 use crate::serve::table::Entry;
@@ -37,19 +36,12 @@ impl Publisher for Dataplane {
     fn put(&mut self, name: &str, rtype: u16, entry: &Entry) -> Result<()> {
         entry.check(name, rtype)?;
         let value = answer_set(name, rtype, entry)?;
-        let key = record_key(name, rtype)?;
-        self.records_mut()
-            .insert(key, value, 0)
-            .with_context(|| format!("writing the type {rtype} answer of {name}"))
+        self.set_answer_set(name, rtype, value)
     }
 
     /// Queries for a withdrawn (name, type) pass up the stack.
     fn withdraw(&mut self, name: &str, rtype: u16) -> Result<()> {
-        let key = record_key(name, rtype)?;
-        match self.records_mut().remove(&key) {
-            Ok(()) | Err(MapError::KeyNotFound) => Ok(()),
-            Err(e) => Err(e).with_context(|| format!("removing the type {rtype} answer of {name}")),
-        }
+        self.remove_answer_set(name, rtype)
     }
 }
 
@@ -61,6 +53,12 @@ fn answer_set(name: &str, rtype: u16, entry: &Entry) -> Result<AnswerSet> {
         Answer::Addrs(addrs) => {
             value.kind = ANSWER_ADDRS;
             put_addresses(&mut value, name, rtype, entry.ttl, addrs.iter())?;
+        }
+        Answer::Rotating { addrs, per_answer } => {
+            value.kind = ANSWER_ADDRS;
+            put_addresses(&mut value, name, rtype, entry.ttl, addrs.iter())?;
+            // Checked: 1 to 15.
+            value.limit = *per_answer as u16;
         }
         Answer::Weighted(choices) => {
             value.kind = ANSWER_WEIGHTED;

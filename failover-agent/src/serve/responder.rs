@@ -42,15 +42,13 @@
 //! sent truncated: TC=1, the question (and OPT), no records, so the client
 //! retries over TCP, where the same query gets the whole answer.
 
-use std::net::IpAddr;
-
 use hickory_proto::dnssec::rdata::DNSSECRData;
 use hickory_proto::dnssec::rdata::tsig::{TSIG, make_tsig_record};
 use hickory_proto::op::{Message, OpCode, ResponseCode};
 use hickory_proto::rr::rdata::NS;
 use hickory_proto::rr::{DNSClass, Name, RData, Record, RecordType};
 
-use super::select::{random_u64, weighted_pick};
+use super::select::{random_u64, weighted_pick, window};
 use super::table::{AnswerTable, AnswerView};
 use super::wire::{Outcome, Transport, address_record, bare_error, encode, parse, soa_record};
 use super::zones::{Source, ZoneTree};
@@ -246,20 +244,17 @@ fn rrset(
 ) -> Lookup {
     // A NODATA or an answer set in the table wins over the configuration: the
     // table is what the kernel answers from too.
-    let picked: [IpAddr; 1];
+    // Which addresses: picked per query as the kernel picks them.
     let (ttl, addrs) = match (view.get(key, rtype), source) {
         (Some(entry), _) => match &entry.answer {
-            Answer::Addrs(addrs) => (entry.ttl, addrs.as_slice()),
-            Answer::Weighted(choices) => {
-                // One address per query, by weight, as the kernel picks it.
-                picked = [weighted_pick(choices, random_u64())];
-                (entry.ttl, &picked[..])
-            }
+            Answer::Addrs(addrs) => (entry.ttl, window(addrs, addrs.len())),
+            Answer::Rotating { addrs, per_answer } => (entry.ttl, window(addrs, *per_answer)),
+            Answer::Weighted(choices) => (entry.ttl, vec![weighted_pick(choices, random_u64())]),
             Answer::ServFail => return Lookup::ServFail,
             Answer::NoData => return Lookup::NoData,
         },
         (None, Source::Checked) => return Lookup::Pending,
-        (None, Source::Fixed(addrs)) => (fixed_ttl, addrs.as_slice()),
+        (None, Source::Fixed(addrs)) => (fixed_ttl, addrs.clone()),
         (None, Source::None) => return Lookup::NoData,
     };
     let records: Vec<Record> = addrs
@@ -331,7 +326,7 @@ mod tests {
     use hickory_proto::op::{Edns, MessageType};
     use hickory_proto::rr::rdata::A;
     use hickory_proto::rr::rdata::SOA;
-    use std::net::{Ipv4Addr, Ipv6Addr};
+    use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
     /// Two nested zones; records of both types, one at the apex, one below
     /// an empty non-terminal, one with 16 AAAA endpoints and a long name (too
@@ -542,8 +537,11 @@ port = 80
         );
 
         let response = ask(&r, &query("www.example.test.", RecordType::AAAA));
+        // The order rotates per query, as in the kernel.
+        let mut answers = v6(response.answers());
+        answers.sort();
         assert_eq!(
-            v6(response.answers()),
+            answers,
             [
                 (
                     "www.example.test.".into(),
@@ -581,6 +579,40 @@ port = 80
         assert_negative(&ask(&r, &q), ResponseCode::NoError, "example.test.", 60);
         table.withdraw("www.example.test.", RTYPE_A).unwrap();
         assert_error(&ask(&r, &q), ResponseCode::ServFail);
+    }
+
+    #[test]
+    fn answers_rotate_and_a_capped_set_answers_a_rotating_window() {
+        let r = responder();
+        let table = r.answers().clone();
+        let q = query("www.example.test.", RecordType::A);
+        let ip = |i: u8| IpAddr::V4(Ipv4Addr::new(192, 0, 2, i));
+        // A whole set: every answer carries all of it, first in turn.
+        let all = Entry::new(0, 10, Answer::Addrs(vec![ip(1), ip(2), ip(3)]));
+        table.put("www.example.test.", RTYPE_A, &all).unwrap();
+        // (Other tests move the shared rotation too: ask more than 3 times.)
+        let firsts: std::collections::BTreeSet<Ipv4Addr> = (0..30)
+            .map(|_| {
+                let answers = v4(ask(&r, &q).answers());
+                assert_eq!(answers.len(), 3);
+                answers[0].2
+            })
+            .collect();
+        assert_eq!(firsts.len(), 3, "the order rotates");
+        // max_answers 2 of 4 healthy: a window of 2 that covers all 4.
+        let rotating = Answer::Rotating {
+            addrs: vec![ip(1), ip(2), ip(3), ip(4)],
+            per_answer: 2,
+        };
+        let capped = Entry::new(0, 10, rotating);
+        table.put("www.example.test.", RTYPE_A, &capped).unwrap();
+        let mut seen = std::collections::BTreeSet::new();
+        for _ in 0..40 {
+            let answers = v4(ask(&r, &q).answers());
+            assert_eq!(answers.len(), 2);
+            seen.extend(answers.into_iter().map(|a| a.2));
+        }
+        assert_eq!(seen.len(), 4, "every healthy endpoint gets traffic");
     }
 
     #[test]
@@ -756,7 +788,8 @@ port = 80
         assert_eq!(soa.serial(), 2024010101);
         assert_eq!(
             (soa.refresh(), soa.retry(), soa.expire(), soa.minimum()),
-            (3600, 600, 1209600, 60)
+            (14400, 3600, 1209600, 60),
+            "the defaults zone checkers ask for"
         );
         assert!(response.name_servers().is_empty());
 

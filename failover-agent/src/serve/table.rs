@@ -32,7 +32,7 @@ pub struct Entry {
 impl Entry {
     pub fn new(zone: u32, ttl: u32, answer: Answer) -> Entry {
         let ttl = match answer {
-            Answer::Addrs(_) | Answer::Weighted(_) => ttl,
+            Answer::Addrs(_) | Answer::Rotating { .. } | Answer::Weighted(_) => ttl,
             Answer::NoData | Answer::ServFail => 0,
         };
         Entry { zone, ttl, answer }
@@ -50,6 +50,16 @@ impl Entry {
     pub fn check(&self, name: &str, rtype: u16) -> Result<()> {
         match &self.answer {
             Answer::Addrs(addrs) => check_answer_set(name, rtype, addrs.iter()),
+            Answer::Rotating { addrs, per_answer } => {
+                check_answer_set(name, rtype, addrs.iter())?;
+                if !(1..addrs.len()).contains(per_answer) {
+                    bail!(
+                        "{name}: {per_answer} per answer out of {} addresses: a window is 1 to one fewer than the set",
+                        addrs.len()
+                    );
+                }
+                Ok(())
+            }
             Answer::Weighted(choices) => {
                 check_answer_set(name, rtype, choices.iter().map(|(a, _)| a))?;
                 if let Some((addr, _)) = choices.iter().find(|(_, w)| *w == 0) {
@@ -74,7 +84,9 @@ impl Entry {
 impl fmt::Display for Entry {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self.answer {
-            Answer::Addrs(_) | Answer::Weighted(_) => write!(f, "{} ttl {}", self.answer, self.ttl),
+            Answer::Addrs(_) | Answer::Rotating { .. } | Answer::Weighted(_) => {
+                write!(f, "{} ttl {}", self.answer, self.ttl)
+            }
             Answer::NoData | Answer::ServFail => write!(f, "{}", self.answer),
         }
     }

@@ -1,0 +1,60 @@
+//! Every map the program uses and its per-CPU working memory, in one place so
+//! the packet code never reaches into the entry point's module for them.
+
+use aya_ebpf::{
+    macros::map,
+    maps::{Array, HashMap, PerCpuArray},
+};
+use failover_common::{
+    AnswerSet, COUNTER_COUNT, Counter, MAX_RECORDS, MAX_ZONES, RecordKey, ZoneSoa,
+};
+
+/// Answers by (lowercased wire name, type), written by the agent.
+#[map]
+pub static RECORDS: HashMap<RecordKey, AnswerSet> = HashMap::with_max_entries(MAX_RECORDS, 0);
+
+/// Each zone's SOA for NODATA answers, indexed by `AnswerSet::zone`.
+#[map]
+pub static ZONES: Array<ZoneSoa> = Array::with_max_entries(MAX_ZONES, 0);
+
+/// Packet counters, one slot per `Counter`.
+#[map]
+static COUNTERS: PerCpuArray<u64> = PerCpuArray::with_max_entries(COUNTER_COUNT, 0);
+
+/// Round-robin position, per CPU: no atomics on the hot path.
+#[map]
+pub static ROTATION: PerCpuArray<u32> = PerCpuArray::with_max_entries(1, 0);
+
+/// Per-CPU working memory: the map key is 258 bytes, too big to build on the
+/// 512-byte BPF stack alongside everything else.
+#[repr(C)]
+pub struct Scratch {
+    pub key: RecordKey,
+    pub _pad: u16,
+    /// Written and read back as a verifier barrier (see query.rs).
+    pub name_len: u32,
+    /// The validated query's fields, written and read back likewise (see
+    /// `query::launder`).
+    pub fields: [u32; 8],
+}
+
+#[map]
+pub static SCRATCH: PerCpuArray<Scratch> = PerCpuArray::with_max_entries(1, 0);
+
+/// Room for a frame's headers and question (VLAN + IPv6 + UDP + DNS header +
+/// 255-byte name + type and class = 325 bytes), saved while the frame grows at
+/// its head (see response.rs).
+pub const FRAME_COPY_LEN: usize = 328;
+
+#[map]
+pub static FRAME_COPY: PerCpuArray<[u8; FRAME_COPY_LEN]> = PerCpuArray::with_max_entries(1, 0);
+
+/// Bumps this CPU's slot of `counter`.
+#[inline(always)]
+pub fn count(counter: Counter) {
+    if let Some(slot) = COUNTERS.get_ptr_mut(counter as u32) {
+        unsafe { *slot += 1 };
+    }
+}
+
+const _: () = assert!(core::mem::size_of::<Scratch>() == 296);
