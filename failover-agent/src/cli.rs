@@ -388,14 +388,14 @@ fn plan(args: &RunArgs) -> Result<Plan, String> {
 }
 
 impl UntilArgs {
-    /// `--until` or `--for` as an RFC 3339 time.
-    fn resolve(&self) -> Result<Option<String>, String> {
+    /// `--until` or `--for` as a time.
+    fn resolve(&self) -> Result<Option<crate::control::Until>, String> {
         crate::admin_state::until_value(
             self.until.as_deref(),
             self.for_.as_deref(),
             std::time::SystemTime::now(),
         )
-        .map(|t| t.map(|t| humantime::format_rfc3339_seconds(t).to_string()))
+        .map(|t| t.map(crate::control::Until))
         .map_err(|e| format!("{e:#}"))
     }
 }

@@ -15,7 +15,7 @@
 use std::io::{BufRead as _, BufReader, Write as _};
 use std::os::unix::fs::{MetadataExt as _, PermissionsExt as _};
 use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use anyhow::{Context as _, Result, bail};
 use log::{debug, info, warn};
@@ -42,9 +42,9 @@ pub enum Request {
     Drain {
         record: String,
         endpoint: String,
-        /// RFC 3339; without it, until undrained.
+        /// Without it, until undrained.
         #[serde(default, skip_serializing_if = "Option::is_none")]
-        until: Option<String>,
+        until: Option<Until>,
     },
     /// Ends a drain.
     Undrain { record: String, endpoint: String },
@@ -54,8 +54,28 @@ pub enum Request {
         record: String,
         endpoint: String,
         #[serde(default, skip_serializing_if = "Option::is_none")]
-        until: Option<String>,
+        until: Option<Until>,
     },
+}
+
+/// When an override ends: RFC 3339 on the wire (`"2026-11-24T06:00:00Z"`),
+/// decoded once, by the protocol, into a time.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Until(pub SystemTime);
+
+impl Serialize for Until {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(&humantime::format_rfc3339_seconds(self.0))
+    }
+}
+
+impl<'de> Deserialize<'de> for Until {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        humantime::parse_rfc3339_weak(&text)
+            .map(Until)
+            .map_err(|e| serde::de::Error::custom(format!("until {text:?}: {e}")))
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -422,9 +442,20 @@ mod tests {
             Request::Drain {
                 record: "www.t.".into(),
                 endpoint: "192.0.2.1".into(),
-                until: Some("2026-11-24T06:00:00Z".into())
+                until: Some(Until(
+                    humantime::parse_rfc3339("2026-11-24T06:00:00Z").unwrap()
+                ))
             }
         );
+        // The time goes out as it came in; one that is not a time is refused.
+        assert_eq!(
+            serde_json::to_string(&r).unwrap(),
+            r#"{"cmd":"drain","record":"www.t.","endpoint":"192.0.2.1","until":"2026-11-24T06:00:00Z"}"#
+        );
+        let bad = serde_json::from_str::<Request>(
+            r#"{"cmd":"drain","record":"www.t.","endpoint":"192.0.2.1","until":"soon"}"#,
+        );
+        assert!(bad.unwrap_err().to_string().contains("until \"soon\""));
         let r: Request = serde_json::from_str(
             r#"{"cmd":"force","state":"down","record":"www.t.","endpoint":"192.0.2.1"}"#,
         )

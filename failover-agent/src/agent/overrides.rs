@@ -9,8 +9,8 @@ use log::{error, info};
 use tokio::sync::mpsc;
 
 use super::Agent;
-use crate::admin_state::{AdminStore, Mode, normalise_record, until_value};
-use crate::control::{ControlMsg, ForceState, Reply, Request};
+use crate::admin_state::{AdminStore, Mode, normalise_record};
+use crate::control::{ControlMsg, ForceState, Reply, Request, Until};
 use crate::publish::Publisher;
 
 /// Manual control: the admin-state file and the control socket.
@@ -155,10 +155,13 @@ impl<P: Publisher> Agent<P> {
         let backup = self.admin.state.clone();
         let done = match change {
             Change::Set(mode, until) => {
-                let until = match until_value(until.as_deref(), None, now) {
-                    Ok(until) => until,
-                    Err(e) => return Reply::error(format!("{e:#}")),
-                };
+                let until = until.map(|Until(t)| t);
+                if let Some(t) = until.filter(|t| *t <= now) {
+                    return Reply::error(format!(
+                        "until {}: that is in the past",
+                        humantime::format_rfc3339_seconds(t)
+                    ));
+                }
                 self.admin.state.set(&name, address, mode, until);
                 format!(
                     "{}{}",
@@ -215,7 +218,7 @@ impl<P: Publisher> Agent<P> {
 
 /// What a control request does to an endpoint's override.
 enum Change {
-    Set(Mode, Option<String>),
+    Set(Mode, Option<Until>),
     Clear(&'static [Mode]),
 }
 

@@ -8,8 +8,8 @@ use hickory_proto::rr::{Name, RecordType};
 use hickory_proto::serialize::binary::BinDecodable;
 use tokio::net::UdpSocket;
 
+use super::file::CheckFile;
 use super::result::Failure;
-use super::settings::CheckFile;
 use crate::dns::rr::{RCODES, Rcode, rcode_by_name};
 use crate::field::{FieldError, dns_name, field_err};
 

@@ -8,8 +8,9 @@ use std::time::Duration;
 use tokio::io::AsyncReadExt;
 use tokio::process::Command;
 
+use super::file::CheckFile;
 use super::result::Failure;
-use super::settings::{CheckFile, CheckTarget};
+use super::target::CheckTarget;
 use crate::field::{FieldError, field_err};
 
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]

@@ -15,8 +15,9 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
 
+use super::file::{CheckFile, StatusFile};
 use super::result::Failure;
-use super::settings::{CheckFile, CheckTarget, StatusFile};
+use super::target::CheckTarget;
 use crate::field::{FieldError, field_err};
 
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]

@@ -10,11 +10,13 @@
 
 pub mod dns;
 pub mod exec;
+pub mod file;
 pub mod health;
 pub mod http;
 pub mod icmp;
 pub mod result;
 pub mod settings;
+pub mod target;
 pub mod tcp;
 
 use std::collections::{HashMap, HashSet};

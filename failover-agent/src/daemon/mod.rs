@@ -38,7 +38,7 @@ pub struct Plan {
     pub stats_interval: Duration,
 }
 
-pub fn mode_name(mode: AttachMode) -> &'static str {
+fn mode_name(mode: AttachMode) -> &'static str {
     match mode {
         AttachMode::Native => "native",
         AttachMode::Skb => "skb",
