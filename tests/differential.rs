@@ -193,7 +193,7 @@ fn kernel_and_userspace_answer_every_query_alike() {
         "differential: seed {seed:#x} (set FAILOVER_DIFF_SEED to repeat or vary), {queries} queries"
     );
     let config = test_config();
-    let mut kernel = XdpProgram::load().expect("load the XDP responder (are we root?)");
+    let mut kernel = XdpProgram::load().expect("load the XDP program (are we root?)");
     feed(&config, &mut kernel.dataplane).expect("fill the kernel map");
     let mut table = AnswerTable::new();
     feed(&config, &mut table).expect("fill the userspace table");

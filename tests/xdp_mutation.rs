@@ -1,4 +1,4 @@
-//! The mutation fuzzer over the XDP responder, in the test suite: 10,000
+//! The mutation fuzzer over the XDP program, in the test suite: 10,000
 //! mutants of generated queries (bit flips, byte sets, truncations,
 //! extensions with and without consistent IP/UDP lengths, header words,
 //! lying lengths) through BPF_PROG_TEST_RUN. Whenever the kernel answers, the

@@ -137,7 +137,7 @@ struct RunArgs {
     /// The TOML configuration file. Default: the built-in demo.
     #[arg(long, value_name = "FILE")]
     config: Option<PathBuf>,
-    /// Interface to attach the XDP responder to. Required with --config; the
+    /// Interface to attach the XDP program to. Required with --config; the
     /// built-in demo uses lo.
     #[arg(long, value_name = "IFACE")]
     iface: Option<String>,

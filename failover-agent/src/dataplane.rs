@@ -9,8 +9,7 @@ use aya::{
     programs::{Xdp, XdpMode, xdp::XdpLinkId},
 };
 use failover_common::{
-    AnswerSet, COUNTER_COUNT, Counter, MAP_COUNTERS, MAP_RECORDS, MAP_ZONES, PROGRAM_RESPONDER,
-    RecordKey,
+    AnswerSet, COUNTER_COUNT, Counter, MAP_COUNTERS, MAP_RECORDS, MAP_ZONES, PROGRAM_XDP, RecordKey,
 };
 
 use crate::dns::name::record_key;
@@ -28,7 +27,7 @@ pub enum AttachMode {
     Skb,
 }
 
-/// The loaded XDP responder with its maps.
+/// The loaded XDP program with its maps.
 pub struct Dataplane {
     ebpf: Ebpf,
     records: HashMap<MapData, RecordKey, AnswerSet>,
@@ -38,16 +37,16 @@ pub struct Dataplane {
 }
 
 impl Dataplane {
-    /// Loads the embedded object and verifies the responder program; attaches nothing.
+    /// Loads the embedded object and verifies the XDP program; attaches nothing.
     pub fn load() -> Result<Self> {
         let mut ebpf = Ebpf::load(XDP_OBJECT).context("loading the embedded XDP object")?;
         let program: &mut Xdp = ebpf
-            .program_mut(PROGRAM_RESPONDER)
-            .context("XDP object has no responder program")?
+            .program_mut(PROGRAM_XDP)
+            .context("XDP object has no XDP program")?
             .try_into()?;
         program
             .load()
-            .context("the kernel verifier rejected the XDP responder")?;
+            .context("the kernel verifier rejected the XDP program")?;
         let records = HashMap::try_from(
             ebpf.take_map(MAP_RECORDS)
                 .context("XDP object has no record map")?,
@@ -69,10 +68,10 @@ impl Dataplane {
         })
     }
 
-    /// The loaded responder program, e.g. for BPF_PROG_TEST_RUN.
+    /// The loaded XDP program, e.g. for BPF_PROG_TEST_RUN.
     pub fn program(&self) -> &Xdp {
         self.ebpf
-            .program(PROGRAM_RESPONDER)
+            .program(PROGRAM_XDP)
             .and_then(|p| p.try_into().ok())
             .expect("checked in load()")
     }
@@ -80,7 +79,7 @@ impl Dataplane {
     /// Attaches the responder to `iface`.
     pub fn attach(&mut self, iface: &str, mode: AttachMode) -> Result<()> {
         if self.attached.is_some() {
-            bail!("the XDP responder is already attached");
+            bail!("the XDP program is already attached");
         }
         let mode = match mode {
             AttachMode::Native => XdpMode::Driver,
@@ -88,7 +87,7 @@ impl Dataplane {
         };
         let program: &mut Xdp = self
             .ebpf
-            .program_mut(PROGRAM_RESPONDER)
+            .program_mut(PROGRAM_XDP)
             .expect("checked in load()")
             .try_into()?;
         let link = program
@@ -103,7 +102,7 @@ impl Dataplane {
         if let Some(link) = self.attached.take() {
             let program: &mut Xdp = self
                 .ebpf
-                .program_mut(PROGRAM_RESPONDER)
+                .program_mut(PROGRAM_XDP)
                 .expect("checked in load()")
                 .try_into()?;
             program.detach(link).context("detaching XDP")?;

@@ -42,7 +42,7 @@ pub const MAP_RECORDS: &str = "RECORDS";
 pub const MAP_COUNTERS: &str = "COUNTERS";
 pub const MAP_ZONES: &str = "ZONES";
 /// Name of the XDP program that answers queries.
-pub const PROGRAM_RESPONDER: &str = "failover_xdp";
+pub const PROGRAM_XDP: &str = "failover_xdp";
 /// A pass-through XDP program (XDP_TX on veth needs one on the peer).
 pub const PROGRAM_PASS: &str = "failover_pass";
 
@@ -148,7 +148,7 @@ pub struct ZoneSoa {
 
 /// Per-CPU packet counters, indexed by `Counter as u32`.
 ///
-/// Every packet the responder sees increments exactly one of them.
+/// Every packet the XDP program sees increments exactly one of them.
 #[repr(u32)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Counter {

@@ -18,7 +18,7 @@ const EDNS_OPTION_CLIENT_SUBNET: u16 = 8;
 /// Bound for frame offsets; XDP frames here are single buffers of at most a page.
 const OFFSET_MASK: usize = 0xfff;
 
-/// What the responder needs to know about a validated query.
+/// What the answer needs to know about a validated query.
 pub struct Query {
     /// Wire length of the question name, root label included (1..=255).
     pub name_len: usize,

@@ -1,4 +1,4 @@
-//! The mutation fuzzer over the XDP responder: valid queries from
+//! The mutation fuzzer over the XDP program: valid queries from
 //! [`crate::r#gen::QueryGen`], broken by [`crate::r#gen::mutate`], run through the
 //! real program with BPF_PROG_TEST_RUN. Shared by the `xdp_mutation` test
 //! (10,000 cases in the suite) and `failover-fuzz xdp` (`cargo xtask fuzz
@@ -90,7 +90,7 @@ impl fmt::Display for MutationReport {
 /// Runs the fuzzer (needs root for BPF).
 pub fn run(opts: &MutationRun) -> Result<MutationReport> {
     let config = test_config();
-    let mut kernel = XdpProgram::load().context("loading the XDP responder (root?)")?;
+    let mut kernel = XdpProgram::load().context("loading the XDP program (root?)")?;
     feed(&config, &mut kernel.dataplane)?;
     let mut table = AnswerTable::new();
     feed(&config, &mut table)?;

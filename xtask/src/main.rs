@@ -105,7 +105,7 @@ enum Fuzzer {
 
 #[derive(Clone, Copy, ValueEnum)]
 enum Benchmark {
-    /// Kernel fast path: ns per packet of the XDP responder (BPF_PROG_TEST_RUN).
+    /// Kernel fast path: ns per packet of the XDP program (BPF_PROG_TEST_RUN).
     Xdp,
     /// Failover: time from an endpoint dying (or returning) to the answers changing.
     Failover,

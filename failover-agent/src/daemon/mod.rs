@@ -100,12 +100,12 @@ pub fn run(plan: Plan) -> Result<()> {
             ""
         };
         return Err(e.context(format!(
-            "attaching the XDP responder to {iface} in {} mode failed{hint}",
+            "attaching the XDP program to {iface} in {} mode failed{hint}",
             mode_name(mode)
         )));
     }
     info!(
-        "XDP responder attached to {iface} in {} mode; {} records in {} zones",
+        "XDP program attached to {iface} in {} mode; {} records in {} zones",
         mode_name(mode),
         config.records.len(),
         config.zones.len()
@@ -223,9 +223,9 @@ pub fn run(plan: Plan) -> Result<()> {
     log_counters(&dataplane, None);
     let detached = dataplane
         .detach()
-        .with_context(|| format!("detaching the XDP responder from {iface}"));
+        .with_context(|| format!("detaching the XDP program from {iface}"));
     if detached.is_ok() {
-        info!("XDP responder detached from {iface}");
+        info!("XDP program detached from {iface}");
     }
     drop(demo_endpoints);
     result?;
