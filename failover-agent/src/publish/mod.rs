@@ -17,7 +17,7 @@ pub mod both;
 pub mod kernel;
 pub mod table;
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 
 use anyhow::{Result, bail};
@@ -114,6 +114,9 @@ pub struct Publication<P> {
     /// so writes go out in a stable order.
     slots: Vec<Slot>,
     index: HashMap<Key, usize>,
+    /// The slots the publisher does not hold as wanted yet: a flush after
+    /// every check result looks at these only.
+    unsettled: BTreeSet<usize>,
     withdrawals: Vec<Withdrawal>,
     /// The first answers are out: NODATA entries are written too.
     live: bool,
@@ -131,6 +134,7 @@ impl<P: Publisher> Publication<P> {
             zones_failing: false,
             slots: Vec::new(),
             index: HashMap::new(),
+            unsettled: BTreeSet::new(),
             withdrawals: Vec::new(),
             live: false,
         };
@@ -209,6 +213,9 @@ impl<P: Publisher> Publication<P> {
                 None => true,
             },
         );
+        self.unsettled = (0..self.slots.len())
+            .filter(|&i| !self.slots[i].settled())
+            .collect();
         // What the new configuration lacks.
         for (_, gone) in old
             .into_iter()
@@ -226,8 +233,10 @@ impl<P: Publisher> Publication<P> {
     /// The first answers are out: from now on NODATA entries are written
     /// too (before, a type a name lacks is left to userspace).
     pub fn go_live(&mut self) {
-        self.live = true;
-        self.flush();
+        if !self.live {
+            self.live = true;
+            self.flush();
+        }
     }
 
     /// Makes the publisher hold `entry` for (`name`, `rtype`), a record of
@@ -244,13 +253,16 @@ impl<P: Publisher> Publication<P> {
         let slot = &mut self.slots[i];
         slot.wanted = Some(entry);
         if slot.settled() {
+            self.unsettled.remove(&i);
             return Put::Unchanged;
         }
         let previous = slot.held.clone();
+        self.unsettled.insert(i);
         if !self.zones_held {
             self.write_zones();
         }
         if self.zones_held && write(&mut self.target, &mut self.slots[i]) {
+            self.unsettled.remove(&i);
             Put::Written(previous)
         } else {
             Put::Failed
@@ -280,11 +292,12 @@ impl<P: Publisher> Publication<P> {
                 format!("{} {} (withdrawal)", w.name, type_name(w.rtype))
             })
         });
-        for slot in &mut self.slots {
-            if !slot.settled() && (self.live || !slot.nodata) {
-                write(&mut self.target, slot);
-            }
-        }
+        let live = self.live;
+        let (target, slots) = (&mut self.target, &mut self.slots);
+        self.unsettled.retain(|&i| {
+            let slot = &mut slots[i];
+            !((live || !slot.nodata) && write(target, slot))
+        });
     }
 
     /// Everything is written: the publisher holds what it should.
@@ -292,9 +305,9 @@ impl<P: Publisher> Publication<P> {
         self.zones_held
             && self.withdrawals.is_empty()
             && self
-                .slots
+                .unsettled
                 .iter()
-                .all(|s| s.settled() || (s.nodata && !self.live))
+                .all(|&i| self.slots[i].nodata && !self.live)
     }
 
     fn write_zones(&mut self) {
