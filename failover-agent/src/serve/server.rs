@@ -367,6 +367,8 @@ async fn serve_connection(
             read.read_exact(&mut message).await
         };
         tokio::select! {
+            // Eviction first: a query that arrived after it is not answered.
+            biased;
             // Evicted: nothing is being written, close now.
             () = slot.evicted.notified() => {
                 debug!("TCP {peer}: closed to make room for another connection");
