@@ -8,13 +8,15 @@
 //! - [`select`]: which addresses a query gets;
 //! - [`wire`]: parsing queries and encoding responses;
 //! - [`server`]: the UDP and TCP sockets, and [`pktinfo`] for answering
-//!   from the address a query was sent to.
+//!   from the address a query was sent to;
+//! - [`tcp_limits`]: the open TCP connections, per source prefix and in all.
 
 pub mod pktinfo;
 pub mod responder;
 pub mod select;
 pub mod server;
 pub mod table;
+pub mod tcp_limits;
 pub mod wire;
 pub mod zones;
 

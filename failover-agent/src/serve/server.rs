@@ -12,7 +12,10 @@
 //! - TCP (RFC 7766): 2-byte length framing, any number of queries per
 //!   connection answered in order, the connection closed after
 //!   `tcp_idle_timeout` without a complete query, and at most
-//!   `tcp_max_connections` at once (more are closed as they arrive).
+//!   `tcp_max_connections` at once. A newcomer is never refused: when its
+//!   source prefix holds its share, or the table is full, an idle connection
+//!   of its own prefix (or of the prefix holding the most) is closed instead
+//!   ([`super::tcp_limits`]).
 
 use std::io;
 use std::net::SocketAddr;
@@ -27,11 +30,11 @@ use socket2::{Domain, Protocol, Socket, Type};
 use tokio::io::Interest;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _, BufReader};
 use tokio::net::{TcpListener, TcpStream, UdpSocket};
-use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
 use super::pktinfo::{enable_pktinfo, recv_pktinfo, send_pktinfo};
 use super::responder::Responder;
+use super::tcp_limits::{ConnectionTable, Slot};
 use super::wire::Transport;
 
 /// Largest UDP payload: a query can be no larger.
@@ -168,8 +171,9 @@ pub struct ServerStats {
     pub udp_queries: AtomicU64,
     pub udp_answers: AtomicU64,
     pub tcp_connections: AtomicU64,
-    /// Connections closed at once because `max_connections` were open.
-    pub tcp_rejected: AtomicU64,
+    /// Connections closed to admit a newcomer (their prefix held its share,
+    /// or the table was full).
+    pub tcp_evicted: AtomicU64,
     pub tcp_queries: AtomicU64,
     pub tcp_answers: AtomicU64,
 }
@@ -179,11 +183,11 @@ impl ServerStats {
     pub fn summary(&self) -> String {
         let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
         format!(
-            "udp_queries={} udp_answers={} tcp_connections={} tcp_rejected={} tcp_queries={} tcp_answers={}",
+            "udp_queries={} udp_answers={} tcp_connections={} tcp_evicted={} tcp_queries={} tcp_answers={}",
             get(&self.udp_queries),
             get(&self.udp_answers),
             get(&self.tcp_connections),
-            get(&self.tcp_rejected),
+            get(&self.tcp_evicted),
             get(&self.tcp_queries),
             get(&self.tcp_answers)
         )
@@ -210,7 +214,7 @@ impl Server {
                 UdpSocket::from_std(socket).with_context(|| format!("registering UDP {addr}"))?;
             tasks.spawn(serve_udp(socket, addr, responder.clone(), stats.clone()));
         }
-        let permits = Arc::new(Semaphore::new(limits.max_connections as usize));
+        let table = ConnectionTable::new(limits.max_connections);
         for listener in listeners.tcp {
             let addr = listener.local_addr()?;
             let listener = TcpListener::from_std(listener)
@@ -220,7 +224,7 @@ impl Server {
                 addr,
                 responder.clone(),
                 limits,
-                permits.clone(),
+                table.clone(),
                 stats.clone(),
             ));
         }
@@ -305,7 +309,7 @@ async fn serve_tcp(
     addr: SocketAddr,
     responder: Responder,
     limits: TcpLimits,
-    permits: Arc<Semaphore>,
+    table: Arc<ConnectionTable>,
     stats: Arc<ServerStats>,
 ) {
     let mut connections = JoinSet::new();
@@ -314,23 +318,16 @@ async fn serve_tcp(
             accepted = listener.accept() => match accepted {
                 Ok((stream, peer)) => {
                     stats.tcp_connections.fetch_add(1, Ordering::Relaxed);
-                    let Ok(permit) = permits.clone().try_acquire_owned() else {
-                        // Full: close at once so the client tries again or
-                        // elsewhere, instead of queueing behind idle ones.
-                        if stats.tcp_rejected.fetch_add(1, Ordering::Relaxed).is_multiple_of(1000) {
-                            warn!(
-                                "TCP {addr}: {} connections open, closing new ones (tcp_max_connections)",
-                                limits.max_connections
-                            );
-                        }
-                        drop(stream);
-                        continue;
-                    };
+                    // Never refused: an idle connection makes room instead.
+                    let (slot, eviction) = table.admit(peer);
+                    if eviction.is_some() {
+                        stats.tcp_evicted.fetch_add(1, Ordering::Relaxed);
+                    }
                     let responder = responder.clone();
                     let stats = stats.clone();
                     connections.spawn(async move {
-                        serve_connection(stream, peer, responder, limits.idle_timeout, &stats).await;
-                        drop(permit);
+                        serve_connection(stream, peer, responder, limits.idle_timeout, &slot, &stats)
+                            .await;
                     });
                 }
                 Err(e) => {
@@ -346,12 +343,15 @@ async fn serve_tcp(
 }
 
 /// Queries one after another on one connection until the client closes it,
-/// sends something unanswerable, or is idle for `idle`.
+/// sends something unanswerable, is idle for `idle`, or the connection is
+/// evicted from the table. Eviction is seen while waiting for a query (the
+/// socket closes then), never while an answer is being written.
 async fn serve_connection(
     stream: TcpStream,
     peer: SocketAddr,
     responder: Responder,
     idle: Duration,
+    slot: &Slot,
     stats: &ServerStats,
 ) {
     let _ = stream.set_nodelay(true);
@@ -360,19 +360,28 @@ async fn serve_connection(
     let mut message = Vec::new();
     loop {
         let mut prefix = [0u8; 2];
-        match tokio::time::timeout(idle, read.read_exact(&mut prefix)).await {
-            Ok(Ok(_)) => {}
-            Ok(Err(_)) => return,
-            Err(_) => {
-                debug!("TCP {peer}: idle for {idle:?}, closing");
+        let received = async {
+            read.read_exact(&mut prefix).await?;
+            let len = u16::from_be_bytes(prefix) as usize;
+            message.resize(len, 0);
+            read.read_exact(&mut message).await
+        };
+        tokio::select! {
+            // Eviction first: a query that arrived after it is not answered.
+            biased;
+            // Evicted: nothing is being written, close now.
+            () = slot.evicted.notified() => {
+                debug!("TCP {peer}: closed to make room for another connection");
                 return;
             }
-        }
-        let len = u16::from_be_bytes(prefix) as usize;
-        message.resize(len, 0);
-        match tokio::time::timeout(idle, read.read_exact(&mut message)).await {
-            Ok(Ok(_)) => {}
-            _ => return,
+            result = tokio::time::timeout(idle, received) => match result {
+                Ok(Ok(_)) => {}
+                Ok(Err(_)) => return,
+                Err(_) => {
+                    debug!("TCP {peer}: idle for {idle:?}, closing");
+                    return;
+                }
+            },
         }
         stats.tcp_queries.fetch_add(1, Ordering::Relaxed);
         let Some(answer) = responder.answer(&message, Transport::Tcp) else {
@@ -385,6 +394,7 @@ async fn serve_connection(
         match tokio::time::timeout(idle, write.write_all(&out)).await {
             Ok(Ok(())) => {
                 stats.tcp_answers.fetch_add(1, Ordering::Relaxed);
+                slot.touch();
             }
             _ => return,
         }
@@ -655,44 +665,155 @@ port = 80
         server.stop().await;
     }
 
+    /// A TCP connection to `server` from the loopback address `source`
+    /// (127/8 is all local: different /24s are different source prefixes).
+    async fn tcp_connect_from(source: &str, server: SocketAddr) -> io::Result<TcpStream> {
+        let socket = tokio::net::TcpSocket::new_v4()?;
+        socket.bind(SocketAddr::new(source.parse().unwrap(), 0))?;
+        socket.connect(server).await
+    }
+
+    async fn tcp_ask(stream: &mut TcpStream, id: u16) -> Option<Message> {
+        stream
+            .write_all(&framed(&query(id, "www.example.test.", RecordType::A)))
+            .await
+            .ok()?;
+        tcp_read(stream).await
+    }
+
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn tcp_connections_beyond_the_limit_are_closed() {
+    async fn a_full_table_closes_the_idlest_connection_of_the_heaviest_prefix() {
         let server = start(
             &["127.0.0.1:0"],
             TcpLimits {
                 idle_timeout: Duration::from_secs(5),
-                max_connections: 2,
+                max_connections: 3,
             },
         );
         let addr = server.local_addrs()[0];
-        let mut held = Vec::new();
-        for id in 0..2 {
-            let mut stream = TcpStream::connect(addr).await.unwrap();
-            stream
-                .write_all(&framed(&query(id, "www.example.test.", RecordType::A)))
-                .await
-                .unwrap();
-            assert!(tcp_read(&mut stream).await.is_some(), "connection {id}");
-            held.push(stream);
+        // Two from one prefix (the first answered earliest: the idlest), one
+        // from another: the table is full.
+        let mut a1 = tcp_connect_from("127.0.0.2", addr).await.unwrap();
+        assert!(tcp_ask(&mut a1, 1).await.is_some());
+        let mut a2 = tcp_connect_from("127.0.0.3", addr).await.unwrap();
+        assert!(tcp_ask(&mut a2, 2).await.is_some());
+        let mut b = tcp_connect_from("127.0.1.1", addr).await.unwrap();
+        assert!(tcp_ask(&mut b, 3).await.is_some());
+        // A newcomer is served, and the idlest of the heaviest prefix closed.
+        let mut c = tcp_connect_from("127.0.2.1", addr).await.unwrap();
+        assert_eq!(tcp_ask(&mut c, 4).await.unwrap().id(), 4);
+        assert!(tcp_read(&mut a1).await.is_none(), "evicted: closed");
+        assert_eq!(server.stats().tcp_evicted.load(Ordering::Relaxed), 1);
+        // The cap holds: the others are still open and answered.
+        assert_eq!(tcp_ask(&mut a2, 5).await.unwrap().id(), 5);
+        assert_eq!(tcp_ask(&mut b, 6).await.unwrap().id(), 6);
+        assert_eq!(tcp_ask(&mut c, 7).await.unwrap().id(), 7);
+        assert_eq!(server.stats().tcp_evicted.load(Ordering::Relaxed), 1);
+        // Three more: each makes room by closing one, and the cap holds.
+        let mut c2 = tcp_connect_from("127.0.2.2", addr).await.unwrap();
+        assert!(tcp_ask(&mut c2, 8).await.is_some());
+        let mut c3 = tcp_connect_from("127.0.2.3", addr).await.unwrap();
+        assert!(tcp_ask(&mut c3, 9).await.is_some());
+        let mut c4 = tcp_connect_from("127.0.2.4", addr).await.unwrap();
+        assert!(tcp_ask(&mut c4, 10).await.is_some());
+        assert_eq!(server.stats().tcp_evicted.load(Ordering::Relaxed), 4);
+        let mut open = 0;
+        for (mut stream, id) in [(a2, 11), (b, 12), (c, 13), (c2, 14), (c3, 15)] {
+            open += usize::from(tcp_ask(&mut stream, id).await.is_some());
         }
-        let mut third = TcpStream::connect(addr).await.unwrap();
-        let _ = third
-            .write_all(&framed(&query(3, "www.example.test.", RecordType::A)))
-            .await;
-        assert!(
-            tcp_read(&mut third).await.is_none(),
-            "over the limit: closed"
+        assert_eq!(open, 2, "three open in all");
+        assert_eq!(tcp_ask(&mut c4, 16).await.unwrap().id(), 16);
+        server.stop().await;
+    }
+
+    /// One source holds more idle connections than the cap and reconnects
+    /// as fast as they close; another source is still served over TCP.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_connection_flood_from_one_source_does_not_shut_out_another() {
+        const CAP: u32 = 16;
+        const HELD: usize = 200;
+        const QUERIES: u16 = 200;
+        let server = start(
+            &["127.0.0.1:0"],
+            TcpLimits {
+                idle_timeout: Duration::from_secs(5),
+                max_connections: CAP,
+            },
         );
-        assert_eq!(server.stats().tcp_rejected.load(Ordering::Relaxed), 1);
-        // A slot frees when a client leaves.
-        drop(held.pop());
-        tokio::time::sleep(Duration::from_millis(100)).await;
-        let mut fourth = TcpStream::connect(addr).await.unwrap();
-        fourth
-            .write_all(&framed(&query(4, "www.example.test.", RecordType::A)))
-            .await
-            .unwrap();
-        assert_eq!(tcp_read(&mut fourth).await.unwrap().id(), 4);
+        let addr = server.local_addrs()[0];
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        // The flooder: several /24s (so the table itself is full, not just
+        // one prefix's share), never a query; bounded in count and time.
+        let flooder = tokio::spawn({
+            let stop = stop.clone();
+            async move {
+                let sources = [
+                    "127.0.0.2",
+                    "127.0.3.2",
+                    "127.0.4.2",
+                    "127.0.5.2",
+                    "127.0.6.2",
+                ];
+                let deadline = Instant::now() + Duration::from_secs(30);
+                let mut held = std::collections::VecDeque::new();
+                let mut opened = 0usize;
+                while opened < 20_000 && Instant::now() < deadline && !stop.load(Ordering::Relaxed)
+                {
+                    let source = sources[opened % sources.len()];
+                    if let Ok(stream) = tcp_connect_from(source, addr).await {
+                        held.push_back(stream);
+                    }
+                    opened += 1;
+                    if opened.is_multiple_of(16) {
+                        // Keep what the server keeps, forget what it closed.
+                        held.retain(|s: &TcpStream| {
+                            let mut byte = [0u8; 1];
+                            matches!(s.try_read(&mut byte), Err(e) if e.kind() == io::ErrorKind::WouldBlock)
+                        });
+                    }
+                    if held.len() > HELD {
+                        held.pop_front();
+                    }
+                    tokio::task::yield_now().await;
+                }
+                opened
+            }
+        });
+        // Let the flood fill the table first.
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let mut answered = 0u32;
+        for id in 0..QUERIES {
+            let Ok(mut stream) = tcp_connect_from("127.0.1.1", addr).await else {
+                continue;
+            };
+            let asked = async {
+                stream
+                    .write_all(&framed(&query(id, "www.example.test.", RecordType::A)))
+                    .await
+                    .ok()?;
+                let mut prefix = [0u8; 2];
+                stream.read_exact(&mut prefix).await.ok()?;
+                let mut msg = vec![0u8; u16::from_be_bytes(prefix) as usize];
+                stream.read_exact(&mut msg).await.ok()?;
+                Message::from_vec(&msg).ok()
+            };
+            if let Ok(Some(m)) = tokio::time::timeout(WAIT, asked).await
+                && m.id() == id
+            {
+                answered += 1;
+            }
+        }
+        stop.store(true, Ordering::Relaxed);
+        let opened = flooder.await.unwrap();
+        let evicted = server.stats().tcp_evicted.load(Ordering::Relaxed);
+        eprintln!(
+            "flood: {opened} connections opened, {evicted} evicted; {answered}/{QUERIES} answered"
+        );
+        assert!(opened > CAP as usize * 2, "the flood ran: {opened}");
+        assert!(
+            answered * 100 >= u32::from(QUERIES) * 99,
+            "{answered}/{QUERIES} answered"
+        );
         server.stop().await;
     }
 
