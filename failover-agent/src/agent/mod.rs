@@ -190,7 +190,18 @@ impl<P: Publisher> Agent<P> {
                     Some(event) => self.handle(event, started),
                     None => bail!("every health check task has stopped"),
                 },
-                Some(config) = self.reload_rx.recv() => self.apply_config(config),
+                Some(config) = self.reload_rx.recv() => {
+                    // Diffing a large configuration is CPU work: let the
+                    // runtime move this worker's other tasks (the DNS
+                    // server's) to another thread meanwhile.
+                    if tokio::runtime::Handle::current().runtime_flavor()
+                        == tokio::runtime::RuntimeFlavor::MultiThread
+                    {
+                        tokio::task::block_in_place(|| self.apply_config(config));
+                    } else {
+                        self.apply_config(config);
+                    }
+                }
                 Some(msg) = async {
                     match self.control.as_mut() {
                         Some(control) => control.recv().await,

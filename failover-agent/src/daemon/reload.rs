@@ -6,6 +6,7 @@
 
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use anyhow::{Context as _, Result, bail};
 use log::{error, info, warn};
@@ -112,6 +113,34 @@ pub fn load_for_reload(path: &Path, running: &Server, file_server: &Server) -> R
     Ok(config)
 }
 
+/// How long reading and validating a file for a reload may take before it is
+/// given up (a FIFO, a stalled network filesystem): the running
+/// configuration stays.
+pub const RELOAD_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Loads `path` for a reload off the async runtime (reading and validating
+/// a file is blocking work: on the runtime it would stall the DNS server and
+/// the control socket), bounded by [`RELOAD_TIMEOUT`].
+pub async fn load_off_runtime(
+    path: &Path,
+    running: &Server,
+    file_server: &Server,
+) -> Result<Config> {
+    let (path, running, file_server) = (path.to_path_buf(), running.clone(), file_server.clone());
+    let shown = path.display().to_string();
+    let load = tokio::task::spawn_blocking(move || load_for_reload(&path, &running, &file_server));
+    match tokio::time::timeout(RELOAD_TIMEOUT, load).await {
+        Ok(Ok(loaded)) => loaded,
+        Ok(Err(e)) => bail!("{shown}: loading failed: {e}"),
+        // The blocked thread is left to finish (or not) on its own; its
+        // result is dropped.
+        Err(_) => bail!(
+            "{shown}: not read and validated within {}s (a FIFO or a stalled file system?)",
+            RELOAD_TIMEOUT.as_secs()
+        ),
+    }
+}
+
 /// Applies the configuration file at `path` on every SIGHUP, until the
 /// agent is gone. Runs inside the agent's runtime.
 pub async fn on_sighup(path: PathBuf, running: Server, file_server: Server, reloader: Reloader) {
@@ -124,7 +153,7 @@ pub async fn on_sighup(path: PathBuf, running: Server, file_server: Server, relo
     };
     while hangups.recv().await.is_some() {
         info!("SIGHUP: reloading {}", path.display());
-        match load_for_reload(&path, &running, &file_server) {
+        match load_off_runtime(&path, &running, &file_server).await {
             Ok(config) => {
                 if !reloader.reload(config) {
                     return;
