@@ -53,7 +53,10 @@ pub fn settings(path: &str, check: &CheckFile, tls: bool) -> Result<HttpCheck, F
     if method.is_empty() || !method.bytes().all(|b| b.is_ascii_uppercase()) {
         return Err(field_err(
             format!("{path}.method"),
-            format!("{method:?} is not an HTTP method (e.g. \"GET\", \"HEAD\")"),
+            format!(
+                "{method} is not an HTTP method (e.g. \"GET\", \"HEAD\")",
+                method = crate::field::quoted(&method)
+            ),
         ));
     }
     let request_path = check.path.clone().unwrap_or_else(|| "/".to_string());
@@ -61,7 +64,8 @@ pub fn settings(path: &str, check: &CheckFile, tls: bool) -> Result<HttpCheck, F
         return Err(field_err(
             format!("{path}.path"),
             format!(
-                "{request_path:?}: must start with / and contain no spaces or control characters (percent-encode them)"
+                "{request_path}: must start with / and contain no spaces or control characters (percent-encode them)",
+                request_path = crate::field::quoted(&request_path)
             ),
         ));
     }
@@ -71,7 +75,10 @@ pub fn settings(path: &str, check: &CheckFile, tls: bool) -> Result<HttpCheck, F
     {
         return Err(field_err(
             format!("{path}.host"),
-            format!("{host:?} is not a host name"),
+            format!(
+                "{host} is not a host name",
+                host = crate::field::quoted(host)
+            ),
         ));
     }
     let mut headers = Vec::new();
@@ -83,7 +90,10 @@ pub fn settings(path: &str, check: &CheckFile, tls: bool) -> Result<HttpCheck, F
         if !token {
             return Err(field_err(
                 format!("{path}.headers"),
-                format!("{name:?} is not a header name"),
+                format!(
+                    "{name} is not a header name",
+                    name = crate::field::quoted(name)
+                ),
             ));
         }
         let managed = ["host", "connection", "content-length", "transfer-encoding"];
@@ -158,7 +168,10 @@ pub fn settings(path: &str, check: &CheckFile, tls: bool) -> Result<HttpCheck, F
                     let key = if check.sni.is_some() { "sni" } else { "host" };
                     return Err(field_err(
                         format!("{path}.{key}"),
-                        format!("{text:?} is not a valid TLS server name"),
+                        format!(
+                            "{text} is not a valid TLS server name",
+                            text = crate::field::quoted(text)
+                        ),
                     ));
                 }
                 Some(name)
@@ -221,7 +234,7 @@ fn status_value(field: &str, item: &StatusFile) -> Result<(u16, u16), FieldError
             };
             match range {
                 Some((low, high)) if low <= high => Ok((low, high)),
-                _ => Err(bad(format!("{text:?}"))),
+                _ => Err(bad(crate::field::quoted(text).to_string())),
             }
         }
     }

@@ -35,7 +35,10 @@ pub(super) fn admin_value(admin: &AdminFile) -> Result<Admin, FieldError> {
         if !path.is_absolute() {
             return Err(field_err(
                 field,
-                format!("{text:?} must be an absolute path (the agent may run from any directory)"),
+                format!(
+                    "{text} must be an absolute path (the agent may run from any directory)",
+                    text = crate::field::quoted(text)
+                ),
             ));
         }
         Ok(path)

@@ -319,8 +319,8 @@ fn validate(file: &ConfigFile) -> Result<Config, FieldError> {
                 return Err(field_err(
                     format!("{path}.type"),
                     format!(
-                        "unknown record type {:?}: only \"A\" and \"AAAA\" are supported",
-                        record.rtype
+                        "unknown record type {}: only \"A\" and \"AAAA\" are supported",
+                        crate::field::quoted(&record.rtype)
                     ),
                 ));
             }
@@ -341,7 +341,8 @@ fn validate(file: &ConfigFile) -> Result<Config, FieldError> {
                 return Err(field_err(
                     format!("{path}.policy"),
                     format!(
-                        "unknown policy {other:?}: expected \"failover\", \"all-healthy\" or \"weighted\""
+                        "unknown policy {other}: expected \"failover\", \"all-healthy\" or \"weighted\"",
+                        other = crate::field::quoted(other)
                     ),
                 ));
             }
@@ -355,8 +356,8 @@ fn validate(file: &ConfigFile) -> Result<Config, FieldError> {
             return Err(field_err(
                 format!("{path}.check"),
                 format!(
-                    "no check named {:?} (configured: {})",
-                    record.check,
+                    "no check named {} (configured: {})",
+                    crate::field::quoted(&record.check),
                     if known.is_empty() {
                         "none".to_string()
                     } else {

@@ -1042,11 +1042,11 @@ fn check_errors() {
     );
     assert_error(
         &example_with("rise = 2", "rise = 0"),
-        &["checks.web.rise", "must be 1 or more"],
+        &["checks.web.rise", "must be 1 to 1000"],
     );
     assert_error(
         &example_with("fall = 3", "fall = 0"),
-        &["checks.web.fall", "must be 1 or more"],
+        &["checks.web.fall", "must be 1 to 1000"],
     );
 }
 
@@ -1444,4 +1444,58 @@ fn names_beyond_the_kernel_record_map_are_refused_with_the_limit() {
         1,
     );
     assert_eq!(parse(&dual).unwrap().records.len(), fits + 1);
+}
+
+#[test]
+fn durations_and_counts_are_bounded() {
+    // Accepted before and then a panic at run time (timer arithmetic).
+    assert_error(
+        &example_with("interval = \"1s\"", "interval = \"400000000000y\""),
+        &["checks.web.interval", "too long", "at most 1day"],
+    );
+    assert_error(
+        &example_with("interval = \"1s\"", "interval = \"2days\""),
+        &["checks.web.interval", "at most 1day"],
+    );
+    assert_error(
+        &example_with("timeout = \"500ms\"", "timeout = \"1000y\""),
+        &["checks.web.timeout", "at most 1day"],
+    );
+    assert!(parse(&example_with("interval = \"1s\"", "interval = \"1day\"")).is_ok());
+    assert_error(
+        &example_with("rise = 2", "rise = 1001"),
+        &["checks.web.rise", "1001 is out of range: must be 1 to 1000"],
+    );
+    assert_error(
+        &example_with("fall = 3", "fall = 4294967295"),
+        &["checks.web.fall", "must be 1 to 1000"],
+    );
+    assert!(parse(&example_with("fall = 3", "fall = 1000")).is_ok());
+    assert_error(
+        &format!("{EXAMPLE}\n[server]\ntcp_idle_timeout = \"400000000000y\"\n"),
+        &["server.tcp_idle_timeout", "at most 1h"],
+    );
+    assert!(parse(&format!("{EXAMPLE}\n[server]\ntcp_idle_timeout = \"1h\"\n")).is_ok());
+}
+
+#[test]
+fn long_values_are_cut_in_errors() {
+    let huge = "x".repeat(1_000_000);
+    for text in [
+        example_with("www.example.test.", &format!("{huge}.example.test.")),
+        example_with("192.0.2.10", &huge),
+        example_with("interval = \"1s\"", &format!("interval = \"{huge}\"")),
+        example_with("check = \"web\"", &format!("check = \"{huge}\"")),
+        example_with("kind = \"tcp\"", &format!("kind = \"{huge}\"")),
+        example_with("type = \"A\"", &format!("type = \"{huge}\"")),
+    ] {
+        let message = error_of(&text);
+        assert!(
+            message.len() < 1000,
+            "{} bytes: {}",
+            message.len(),
+            &message[..200]
+        );
+        assert!(message.contains("bytes)"), "{message}");
+    }
 }
