@@ -180,6 +180,7 @@ pub fn settings(path: &str, check: &CheckFile, tls: bool) -> Result<HttpCheck, F
         let ca_file = match &check.ca_file {
             None => None,
             Some(file) => {
+                crate::field::no_nul(&format!("{path}.ca_file"), file)?;
                 let file_path = std::path::PathBuf::from(file);
                 crate::checks::http::load_ca_file(&file_path)
                     .map_err(|e| field_err(format!("{path}.ca_file"), e))?;
@@ -243,10 +244,37 @@ fn status_value(field: &str, item: &StatusFile) -> Result<(u16, u16), FieldError
 /// Response headers longer than this fail the check.
 const HEADER_LIMIT: usize = 16 * 1024;
 
+/// Largest `ca_file`: a bundle of every public CA is about 200 KiB.
+pub const MAX_CA_FILE: u64 = 1024 * 1024;
+
 /// Reads the CA certificates of a PEM file (for `ca_file`); an error says why.
+/// Only a regular file of at most [`MAX_CA_FILE`] bytes is read (a device
+/// would never end, a FIFO would block).
 pub fn load_ca_file(path: &Path) -> Result<Vec<CertificateDer<'static>>, String> {
-    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(path)
-        .map_err(|e| format!("cannot read {}: {e}", path.display()))?
+    use std::io::Read;
+    let metadata =
+        std::fs::metadata(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    if !metadata.is_file() {
+        return Err(format!("{}: not a regular file", path.display()));
+    }
+    let too_big = || {
+        format!(
+            "{}: larger than {} bytes, too large for a CA file",
+            path.display(),
+            MAX_CA_FILE
+        )
+    };
+    if metadata.len() > MAX_CA_FILE {
+        return Err(too_big());
+    }
+    let mut text = Vec::new();
+    std::fs::File::open(path)
+        .and_then(|file| file.take(MAX_CA_FILE + 1).read_to_end(&mut text))
+        .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    if text.len() as u64 > MAX_CA_FILE {
+        return Err(too_big());
+    }
+    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(&text)
         .collect::<Result<_, _>>()
         .map_err(|e| format!("{}: not a PEM certificate file: {e}", path.display()))?;
     if certs.is_empty() {

@@ -133,13 +133,20 @@ impl Config {
     /// Reads and validates the file at `path`.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
         let source_name = path.display().to_string();
-        let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
+        let bytes = std::fs::read(path).map_err(|e| ConfigError {
             source_name: source_name.clone(),
             position: None,
             field: None,
             message: format!("cannot read the configuration: {e}"),
         })?;
-        Config::parse(&text, &source_name)
+        let text = utf8_text(&bytes, &source_name)?;
+        Config::parse(text, &source_name)
+    }
+
+    /// Parses and validates a file's bytes (see [`Config::parse`]); text
+    /// that is not UTF-8 is refused with the position of the first bad byte.
+    pub fn parse_bytes(bytes: &[u8], source_name: &str) -> Result<Config, ConfigError> {
+        Config::parse(utf8_text(bytes, source_name)?, source_name)
     }
 
     /// The built-in demo configuration ([`DEFAULT_CONFIG`]).
@@ -221,6 +228,25 @@ fn parse_file(text: &str, source_name: &str) -> Result<ConfigFile, ConfigError> 
             // serde_path_to_error says "." for the top level.
             field: (path != "." && !path.is_empty()).then_some(path),
             message: inner.message().trim().to_string(),
+        }
+    })
+}
+
+/// `bytes` as text, or an error at the line and column of the first byte
+/// that is not UTF-8.
+fn utf8_text<'a>(bytes: &'a [u8], source_name: &str) -> Result<&'a str, ConfigError> {
+    std::str::from_utf8(bytes).map_err(|e| {
+        let valid = e.valid_up_to();
+        // The part before the bad byte is valid by definition.
+        let before = std::str::from_utf8(&bytes[..valid]).unwrap_or_default();
+        ConfigError {
+            source_name: source_name.to_string(),
+            position: Some(line_column(before, valid)),
+            field: None,
+            message: format!(
+                "the file is not UTF-8 text (byte {valid}: 0x{:02x})",
+                bytes[valid]
+            ),
         }
     })
 }

@@ -1499,3 +1499,86 @@ fn long_values_are_cut_in_errors() {
         assert!(message.contains("bytes)"), "{message}");
     }
 }
+
+#[test]
+fn files_named_in_the_config_are_regular_and_bounded() {
+    let https = |ca: &str| {
+        example_with(
+            "kind = \"tcp\"\nport = 80",
+            &format!("kind = \"https\"\nport = 443\nca_file = \"{ca}\""),
+        )
+    };
+    // Read until memory ran out.
+    assert_error(
+        &https("/dev/zero"),
+        &["checks.web.ca_file", "/dev/zero: not a regular file"],
+    );
+    let dir = std::env::temp_dir().join(format!("failover-config-files-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    // A FIFO hung check-config.
+    let fifo = dir.join("ca.fifo");
+    let _ = std::fs::remove_file(&fifo);
+    let status = std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    assert_error(
+        &https(fifo.to_str().unwrap()),
+        &["checks.web.ca_file", "not a regular file"],
+    );
+    let big = dir.join("big.pem");
+    std::fs::write(&big, vec![b'#'; 2 * 1024 * 1024]).unwrap();
+    assert_error(
+        &https(big.to_str().unwrap()),
+        &["checks.web.ca_file", "larger than 1048576 bytes"],
+    );
+    assert_error(
+        &https(r"/etc/ssl\u0000/x.pem"),
+        &["checks.web.ca_file", "NUL"],
+    );
+    // The state file may be missing (the agent creates it), not a FIFO.
+    let admin = |file: &str| format!("{EXAMPLE}\n[admin]\nstate_file = {file:?}\n");
+    assert!(parse(&admin(dir.join("missing.toml").to_str().unwrap())).is_ok());
+    assert_error(
+        &admin(fifo.to_str().unwrap()),
+        &["admin.state_file", "not a regular file"],
+    );
+    assert_error(
+        &admin("/dev/null"),
+        &["admin.state_file", "not a regular file"],
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn exec_command_refuses_nul() {
+    let exec = |command: &str| {
+        example_with(
+            "kind = \"tcp\"\nport = 80",
+            &format!("kind = \"exec\"\nport = 80\ncommand = {command}"),
+        )
+    };
+    assert!(parse(&exec(r#"["/bin/true", "--x"]"#)).is_ok());
+    assert_error(
+        &exec(r#"["/bin/true\u0000"]"#),
+        &["checks.web.command[0]", "NUL"],
+    );
+    assert_error(
+        &exec(r#"["/bin/true", "a\u0000b"]"#),
+        &["checks.web.command[1]", "NUL"],
+    );
+}
+
+#[test]
+fn invalid_utf8_has_a_position() {
+    let mut bytes = b"[[zone]]\norigin = \"ex\xc3\xa9\"\nttl = \xff30\n".to_vec();
+    let error = Config::parse_bytes(&bytes, "test.toml").unwrap_err();
+    assert_eq!(error.position, Some((3, 7)), "{error}");
+    assert!(error.to_string().starts_with("test.toml:3:7: "), "{error}");
+    assert!(error.to_string().contains("not UTF-8"), "{error}");
+    bytes.clear();
+    bytes.extend_from_slice(b"\x80");
+    let error = Config::parse_bytes(&bytes, "test.toml").unwrap_err();
+    assert_eq!(error.position, Some((1, 1)), "{error}");
+}
