@@ -261,16 +261,16 @@ fn line_column(text: &str, offset: usize) -> (usize, usize) {
 
 /// Every name with records takes one kernel record-map entry per type the
 /// fast path answers (A, AAAA, HTTPS: an answer or NODATA): refuse what does
-/// not fit rather than fail writes at run time.
-fn check_capacity(records: &HashMap<(String, RecordType), usize>) -> Result<(), FieldError> {
-    let names: HashSet<&str> = records.keys().map(|(name, _)| name.as_str()).collect();
-    let entries = names.len() * HOT_TYPES.len();
+/// not fit rather than fail writes at run time. Checked as each new name
+/// appears (`names` of them so far, the newest in `record[index]`), so a
+/// file far over the limit is refused without validating the rest.
+fn check_capacity(names: usize, index: usize) -> Result<(), FieldError> {
+    let entries = names * HOT_TYPES.len();
     if entries > MAX_RECORDS as usize {
         return Err(field_err(
             "record",
             format!(
-                "{} names with records need {entries} entries in the kernel's record map (one for each of A, AAAA and HTTPS per name), but it holds {MAX_RECORDS}: at most {} names",
-                names.len(),
+                "{names} names with records need {entries} entries in the kernel's record map (one for each of A, AAAA and HTTPS per name), but it holds {MAX_RECORDS}: at most {} names (record[{index}] is the first name over the limit)",
                 MAX_RECORDS as usize / HOT_TYPES.len()
             ),
         ));
@@ -325,6 +325,8 @@ fn validate(file: &ConfigFile) -> Result<Config, FieldError> {
     let mut records: Vec<Record> = Vec::with_capacity(file.record.len());
     // (lowercased name, type) -> index: duplicates found in linear time.
     let mut seen: HashMap<(String, RecordType), usize> = HashMap::with_capacity(file.record.len());
+    // Distinct names (lowercased): the kernel's capacity.
+    let mut names: HashSet<String> = HashSet::new();
     for (i, record) in file.record.iter().enumerate() {
         let path = format!("record[{i}]");
         let name = dns_name(&format!("{path}.name"), &record.name)?;
@@ -351,7 +353,12 @@ fn validate(file: &ConfigFile) -> Result<Config, FieldError> {
                 ));
             }
         };
-        if let Some(other) = seen.insert((name.to_ascii_lowercase(), rtype), i) {
+        let key = name.to_ascii_lowercase();
+        if !names.contains(&key) {
+            names.insert(key.clone());
+            check_capacity(names.len(), i)?;
+        }
+        if let Some(other) = seen.insert((key, rtype), i) {
             return Err(field_err(
                 format!("{path}.name"),
                 format!(
@@ -464,7 +471,6 @@ fn validate(file: &ConfigFile) -> Result<Config, FieldError> {
         });
     }
     check_nameservers(&zones, &records)?;
-    check_capacity(&seen)?;
     let admin = match &file.admin {
         None => Admin::default(),
         Some(admin) => admin_value(admin)?,

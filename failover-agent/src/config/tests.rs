@@ -1435,6 +1435,8 @@ fn names_beyond_the_kernel_record_map_are_refused_with_the_limit() {
             "record: 5462 names with records need 16386 entries",
             "holds 16384",
             "at most 5461 names",
+            // Refused as the first name over appears, not after the rest.
+            "record[5461] is the first name over the limit",
         ],
     );
     // A second type of a name takes no more room.
