@@ -1584,3 +1584,149 @@ fn invalid_utf8_has_a_position() {
     let error = Config::parse_bytes(&bytes, "test.toml").unwrap_err();
     assert_eq!(error.position, Some((1, 1)), "{error}");
 }
+
+/// A small fixed-seed generator (xorshift64*): the same mutations every run.
+struct Mutations(u64);
+
+impl Mutations {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+
+    fn below(&mut self, n: usize) -> usize {
+        (self.next() % n.max(1) as u64) as usize
+    }
+
+    /// `text` changed in one of a few ways a typo, an editor or an attacker
+    /// would: bytes flipped, cut, lines duplicated or dropped, numbers and
+    /// strings made huge, keys' values swapped for other values.
+    fn mutate(&mut self, text: &[u8]) -> Vec<u8> {
+        let mut out = text.to_vec();
+        let lines: Vec<&[u8]> = text.split(|b| *b == b'\n').collect();
+        let line = self.below(lines.len());
+        match self.below(9) {
+            0 => {
+                let at = self.below(out.len());
+                out[at] ^= 1 << self.below(8);
+            }
+            1 => {
+                let at = self.below(out.len());
+                out[at] = [
+                    b'"', b'[', b']', b'{', b'}', b'=', b',', b'.', b'\\', 0xff, 0,
+                ][self.below(11)];
+            }
+            2 => out.truncate(self.below(out.len())),
+            3 | 4 => {
+                let mut lines = lines.clone();
+                if self.below(2) == 0 {
+                    let copy = lines[line];
+                    lines.insert(self.below(lines.len()), copy);
+                } else {
+                    lines.remove(line);
+                }
+                out = lines.join(&b'\n');
+            }
+            5 => {
+                // A number made huge (or negative, or fractional).
+                let huge: &[u8] = [
+                    b"99999999999999999999".as_slice(),
+                    b"-9223372036854775808",
+                    b"9223372036854775807",
+                    b"4294967296",
+                    b"1e308",
+                    b"-1",
+                    b"0",
+                ][self.below(7)];
+                if let Some(at) = out.iter().position(|b| b.is_ascii_digit()).map(|first| {
+                    let digits: Vec<usize> = (first..out.len())
+                        .filter(|&i| out[i].is_ascii_digit())
+                        .collect();
+                    digits[self.below(digits.len())]
+                }) {
+                    let end = (at..out.len())
+                        .find(|&i| !out[i].is_ascii_digit())
+                        .unwrap_or(out.len());
+                    out.splice(at..end, huge.iter().copied());
+                }
+            }
+            6 => {
+                // A duration made huge.
+                let huge: &[u8] = [
+                    b"400000000000y".as_slice(),
+                    b"10000y",
+                    b"18446744073709551615s",
+                    b"1ns",
+                    b"0s",
+                    b"50%",
+                ][self.below(6)];
+                let quotes: Vec<usize> = (0..out.len()).filter(|&i| out[i] == b'"').collect();
+                if quotes.len() >= 2 {
+                    let q = self.below(quotes.len() / 2) * 2;
+                    out.splice(quotes[q] + 1..quotes[q + 1], huge.iter().copied());
+                }
+            }
+            7 => {
+                // A long string.
+                let quotes: Vec<usize> = (0..out.len()).filter(|&i| out[i] == b'"').collect();
+                if let Some(&at) = quotes.get(self.below(quotes.len())) {
+                    let filler = [b'a', b'.', b'0', b'-', b':'][self.below(5)];
+                    let long = vec![filler; 1 << (8 + self.below(9))];
+                    out.splice(at + 1..at + 1, long);
+                }
+            }
+            _ => {
+                // Two mutations at once.
+                out = self.mutate(text);
+                out = self.mutate(&out);
+            }
+        }
+        out
+    }
+}
+
+/// Thousands of deterministic mutations of the README reference and the
+/// built-in demo: each parses to a configuration or an error (no panic),
+/// quickly.
+#[test]
+fn mutated_configs_never_panic() {
+    let readme = include_str!("../../../README.md");
+    let section = &readme[readme
+        .find("## Configuration reference")
+        .expect("README has the section")..];
+    let start = section.find("```toml\n").unwrap() + "```toml\n".len();
+    let reference = &section[start..start + section[start..].find("```").unwrap()];
+    let exec = format!(
+        "{EXAMPLE}\n[checks.ex]\nkind = \"exec\"\ncommand = [\"/bin/true\", \"x\"]\njitter = \"10%\"\n"
+    );
+    let seeds: [&str; 4] = [reference, DEFAULT_CONFIG, EXAMPLE, &exec];
+    let mut mutations = Mutations(0x5eed_f00d_cafe_b0ba);
+    let total = std::time::Instant::now();
+    let mut outcomes = [0usize; 2];
+    for i in 0..3000 {
+        let seed = seeds[i % seeds.len()].as_bytes();
+        let input = mutations.mutate(seed);
+        let started = std::time::Instant::now();
+        let result = std::panic::catch_unwind(|| Config::parse_bytes(&input, "mutated.toml"));
+        let Ok(result) = result else {
+            panic!(
+                "mutation {i} panicked:\n{}",
+                String::from_utf8_lossy(&input)
+            );
+        };
+        outcomes[usize::from(result.is_ok())] += 1;
+        assert!(
+            started.elapsed() < Duration::from_secs(1),
+            "mutation {i} took {:?}",
+            started.elapsed()
+        );
+    }
+    assert!(outcomes[0] > 0 && outcomes[1] > 0, "{outcomes:?}");
+    assert!(
+        total.elapsed() < Duration::from_secs(120),
+        "{:?}",
+        total.elapsed()
+    );
+}
