@@ -37,6 +37,35 @@ pub fn quoted(text: &str) -> String {
     }
 }
 
+/// `text` with every part between quotes (`"` or `` ` ``) that is longer
+/// than any message (1000 characters) cut like [`quoted`] does: for messages
+/// that quote values themselves (the TOML parser's, field paths with keys).
+pub fn cut_long_parts(text: &str) -> String {
+    if text.len() <= 1000 {
+        return text.to_string();
+    }
+    let mut out = String::new();
+    let mut rest = text;
+    loop {
+        let end = rest.find(['"', '`']).unwrap_or(rest.len());
+        let part = &rest[..end];
+        match part.char_indices().nth(QUOTE_LIMIT) {
+            Some((cut, _)) if part.len() > 1000 => {
+                out.push_str(&part[..cut]);
+                out.push_str(&format!("…({} bytes)", part.len()));
+            }
+            _ => out.push_str(part),
+        }
+        match rest[end..].chars().next() {
+            Some(quote) => {
+                out.push(quote);
+                rest = &rest[end + quote.len_utf8()..];
+            }
+            None => return out,
+        }
+    }
+}
+
 /// Refuses a string with a NUL byte (no path, name or argument can hold one).
 pub fn no_nul(field: &str, text: &str) -> Result<(), FieldError> {
     match text.find('\0') {

@@ -46,6 +46,7 @@ use crate::config::server::server_value;
 use crate::config::zone::check_nameservers;
 use crate::config::zone::zone_index;
 use crate::config::zone::zone_value;
+use crate::field::cut_long_parts;
 use crate::field::dns_name;
 use crate::field::same_name;
 use crate::field::ttl_value;
@@ -161,8 +162,8 @@ impl Config {
         validate(&file).map_err(|e| ConfigError {
             source_name: source_name.to_string(),
             position: None,
-            field: Some(e.field),
-            message: e.message,
+            field: Some(cut_long_parts(&e.field)),
+            message: cut_long_parts(&e.message),
         })
     }
 
@@ -226,8 +227,8 @@ fn parse_file(text: &str, source_name: &str) -> Result<ConfigFile, ConfigError> 
             source_name: source_name.to_string(),
             position,
             // serde_path_to_error says "." for the top level.
-            field: (path != "." && !path.is_empty()).then_some(path),
-            message: inner.message().trim().to_string(),
+            field: (path != "." && !path.is_empty()).then(|| cut_long_parts(&path)),
+            message: cut_long_parts(inner.message().trim()),
         }
     })
 }

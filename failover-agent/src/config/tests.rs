@@ -1490,6 +1490,11 @@ fn long_values_are_cut_in_errors() {
         example_with("check = \"web\"", &format!("check = \"{huge}\"")),
         example_with("kind = \"tcp\"", &format!("kind = \"{huge}\"")),
         example_with("type = \"A\"", &format!("type = \"{huge}\"")),
+        // The TOML parser's own messages and paths quote values and keys.
+        example_with("ttl = 30", &format!("ttl = \"{huge}\"")),
+        example_with("ttl = 30", &format!("{huge} = 1")),
+        example_with("[checks.web]", &format!("[checks.{huge}]")),
+        example_with("rise = 2", &format!("rise = 2\n{huge} = 1")),
     ] {
         let message = error_of(&text);
         assert!(
