@@ -405,6 +405,10 @@ pub fn normalise_record(name: &str) -> String {
 }
 
 /// `--until 2026-11-24T06:00:00Z` or `--for 2h` as a time.
+/// Longest override `--for` may set: ten years (longer is a
+/// typo, and stays far from what the clock can hold).
+pub const MAX_OVERRIDE: Duration = Duration::from_secs(10 * 365 * 24 * 60 * 60);
+
 pub fn until_value(
     until: Option<&str>,
     duration: Option<&str>,
@@ -427,7 +431,13 @@ pub fn until_value(
             if d.is_zero() {
                 bail!("--for {text}: must be longer than 0");
             }
-            Ok(Some(now + d))
+            if d > MAX_OVERRIDE {
+                bail!("--for {text}: at most 10 years");
+            }
+            match now.checked_add(d) {
+                Some(t) => Ok(Some(t)),
+                None => bail!("--for {text}: the end time is beyond what the clock can hold"),
+            }
         }
         (None, None) => Ok(None),
     }
@@ -708,6 +718,10 @@ mod tests {
         assert!(until_value(Some("soon"), None, now).is_err());
         assert!(until_value(None, Some("0s"), now).is_err());
         assert!(until_value(Some("2099-11-24T06:00:00Z"), Some("2h"), now).is_err());
+        // Huge durations are refused, not added to the clock (that panics).
+        assert!(until_value(None, Some("10000y"), now).is_err());
+        assert!(until_value(None, Some("400000000000y"), now).is_err());
+        assert!(until_value(None, Some("3650days"), now).is_ok());
     }
 
     #[test]

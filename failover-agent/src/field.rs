@@ -25,6 +25,58 @@ pub fn field_err(field: impl Into<String>, message: impl Into<String>) -> FieldE
     }
 }
 
+/// Longest part of a value quoted in an error message.
+const QUOTE_LIMIT: usize = 80;
+
+/// `text` quoted for an error message (`{:?}`), cut after [`QUOTE_LIMIT`]
+/// characters with its length in bytes, so a huge value gives a short error.
+pub fn quoted(text: &str) -> String {
+    match text.char_indices().nth(QUOTE_LIMIT) {
+        None => format!("{text:?}"),
+        Some((end, _)) => format!("{:?}…({} bytes)", &text[..end], text.len()),
+    }
+}
+
+/// `text` with every part between quotes (`"` or `` ` ``) that is longer
+/// than any message (1000 characters) cut like [`quoted`] does: for messages
+/// that quote values themselves (the TOML parser's, field paths with keys).
+pub fn cut_long_parts(text: &str) -> String {
+    if text.len() <= 1000 {
+        return text.to_string();
+    }
+    let mut out = String::new();
+    let mut rest = text;
+    loop {
+        let end = rest.find(['"', '`']).unwrap_or(rest.len());
+        let part = &rest[..end];
+        match part.char_indices().nth(QUOTE_LIMIT) {
+            Some((cut, _)) if part.len() > 1000 => {
+                out.push_str(&part[..cut]);
+                out.push_str(&format!("…({} bytes)", part.len()));
+            }
+            _ => out.push_str(part),
+        }
+        match rest[end..].chars().next() {
+            Some(quote) => {
+                out.push(quote);
+                rest = &rest[end + quote.len_utf8()..];
+            }
+            None => return out,
+        }
+    }
+}
+
+/// Refuses a string with a NUL byte (no path, name or argument can hold one).
+pub fn no_nul(field: &str, text: &str) -> Result<(), FieldError> {
+    match text.find('\0') {
+        Some(at) => Err(field_err(
+            field,
+            format!("{} contains a NUL byte (at byte {at})", quoted(text)),
+        )),
+        None => Ok(()),
+    }
+}
+
 /// Validates a domain name and makes it absolute (trailing dot).
 pub fn dns_name(field: &str, name: &str) -> Result<String, FieldError> {
     if name.is_empty() {
@@ -35,10 +87,24 @@ pub fn dns_name(field: &str, name: &str) -> Result<String, FieldError> {
     } else {
         format!("{name}.")
     };
+    // Far too long (whatever the labels): said before the labels are looked
+    // at, without echoing all of it.
+    if absolute.len() > 255 {
+        return Err(field_err(
+            field,
+            format!(
+                "{} is longer than 255 bytes (the limit of a name on the wire)",
+                quoted(name)
+            ),
+        ));
+    }
     if absolute != "." {
         for label in absolute[..absolute.len() - 1].split('.') {
             if label.is_empty() {
-                return Err(field_err(field, format!("{name:?} has an empty label")));
+                return Err(field_err(
+                    field,
+                    format!("{} has an empty label", quoted(name)),
+                ));
             }
             if let Some(c) = label
                 .chars()
@@ -47,7 +113,9 @@ pub fn dns_name(field: &str, name: &str) -> Result<String, FieldError> {
                 return Err(field_err(
                     field,
                     format!(
-                        "{name:?}: label {label:?} contains {c:?}; only letters, digits, '-' and '_' are allowed"
+                        "{}: label {} contains {c:?}; only letters, digits, '-' and '_' are allowed",
+                        quoted(name),
+                        quoted(label)
                     ),
                 ));
             }
@@ -90,7 +158,10 @@ pub fn unicast_address(field: &str, text: &str) -> Result<IpAddr, FieldError> {
     let ip: IpAddr = text.trim().parse().map_err(|_| {
         field_err(
             field,
-            format!("{text:?} is not an IP address (e.g. \"192.0.2.10\" or \"2001:db8::10\")"),
+            format!(
+                "{} is not an IP address (e.g. \"192.0.2.10\" or \"2001:db8::10\")",
+                quoted(text)
+            ),
         )
     })?;
     let bad = match ip {
@@ -113,10 +184,13 @@ pub fn unicast_address(field: &str, text: &str) -> Result<IpAddr, FieldError> {
     Ok(ip)
 }
 
+/// A duration longer than zero and at most `max` (so that no timer or
+/// clock arithmetic on it can overflow).
 pub fn duration_value(
     field: &str,
     value: Option<&String>,
     default: Duration,
+    max: Duration,
 ) -> Result<Duration, FieldError> {
     let Some(text) = value else {
         return Ok(default);
@@ -124,22 +198,41 @@ pub fn duration_value(
     let duration = humantime::parse_duration(text).map_err(|e| {
         field_err(
             field,
-            format!("{text:?} is not a duration ({e}); write e.g. \"1s\" or \"500ms\""),
+            format!(
+                "{} is not a duration ({e}); write e.g. \"1s\" or \"500ms\"",
+                quoted(text)
+            ),
         )
     })?;
     if duration.is_zero() {
         return Err(field_err(field, "must be longer than zero"));
     }
+    if duration > max {
+        return Err(field_err(
+            field,
+            format!(
+                "{} is too long: at most {}",
+                quoted(text),
+                humantime::format_duration(max)
+            ),
+        ));
+    }
     Ok(duration)
 }
 
-pub fn count_value(field: &str, value: Option<i64>, default: u32) -> Result<u32, FieldError> {
+/// A count from 1 to `max`.
+pub fn count_value(
+    field: &str,
+    value: Option<i64>,
+    default: u32,
+    max: u32,
+) -> Result<u32, FieldError> {
     match value {
         None => Ok(default),
-        Some(n) if (1..=i64::from(u32::MAX)).contains(&n) => Ok(n as u32),
+        Some(n) if (1..=i64::from(max)).contains(&n) => Ok(n as u32),
         Some(n) => Err(field_err(
             field,
-            format!("{n} is out of range: must be 1 or more"),
+            format!("{n} is out of range: must be 1 to {max}"),
         )),
     }
 }

@@ -42,7 +42,10 @@ pub fn settings(path: &str, check: &CheckFile) -> Result<DnsCheck, FieldError> {
         .ok_or_else(|| {
             field_err(
                 format!("{path}.query_type"),
-                format!("{type_text:?} is not a DNS record type (e.g. \"A\", \"AAAA\", \"SOA\")"),
+                format!(
+                    "{type_text} is not a DNS record type (e.g. \"A\", \"AAAA\", \"SOA\")",
+                    type_text = crate::field::quoted(type_text)
+                ),
             )
         })?;
     let rcode_text = check.expect_rcode.as_deref().unwrap_or("NOERROR");
@@ -51,8 +54,9 @@ pub fn settings(path: &str, check: &CheckFile) -> Result<DnsCheck, FieldError> {
         field_err(
             format!("{path}.expect_rcode"),
             format!(
-                "{rcode_text:?} is not a response code ({})",
-                names.join(", ")
+                "{rcode_text} is not a response code ({names})",
+                rcode_text = crate::field::quoted(rcode_text),
+                names = names.join(", ")
             ),
         )
     })?;

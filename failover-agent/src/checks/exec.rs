@@ -30,6 +30,9 @@ pub fn settings(name: &str, path: &str, check: &CheckFile) -> Result<ExecCheck, 
             "required for an exec check: the program and its arguments, e.g. [\"/usr/local/bin/check\", \"--quick\"]",
         ));
     }
+    for (i, arg) in command.iter().enumerate() {
+        crate::field::no_nul(&format!("{path}.command[{i}]"), arg)?;
+    }
     Ok(ExecCheck {
         command,
         check_name: name.to_string(),

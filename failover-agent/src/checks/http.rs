@@ -53,7 +53,10 @@ pub fn settings(path: &str, check: &CheckFile, tls: bool) -> Result<HttpCheck, F
     if method.is_empty() || !method.bytes().all(|b| b.is_ascii_uppercase()) {
         return Err(field_err(
             format!("{path}.method"),
-            format!("{method:?} is not an HTTP method (e.g. \"GET\", \"HEAD\")"),
+            format!(
+                "{method} is not an HTTP method (e.g. \"GET\", \"HEAD\")",
+                method = crate::field::quoted(&method)
+            ),
         ));
     }
     let request_path = check.path.clone().unwrap_or_else(|| "/".to_string());
@@ -61,7 +64,8 @@ pub fn settings(path: &str, check: &CheckFile, tls: bool) -> Result<HttpCheck, F
         return Err(field_err(
             format!("{path}.path"),
             format!(
-                "{request_path:?}: must start with / and contain no spaces or control characters (percent-encode them)"
+                "{request_path}: must start with / and contain no spaces or control characters (percent-encode them)",
+                request_path = crate::field::quoted(&request_path)
             ),
         ));
     }
@@ -71,7 +75,10 @@ pub fn settings(path: &str, check: &CheckFile, tls: bool) -> Result<HttpCheck, F
     {
         return Err(field_err(
             format!("{path}.host"),
-            format!("{host:?} is not a host name"),
+            format!(
+                "{host} is not a host name",
+                host = crate::field::quoted(host)
+            ),
         ));
     }
     let mut headers = Vec::new();
@@ -83,7 +90,10 @@ pub fn settings(path: &str, check: &CheckFile, tls: bool) -> Result<HttpCheck, F
         if !token {
             return Err(field_err(
                 format!("{path}.headers"),
-                format!("{name:?} is not a header name"),
+                format!(
+                    "{name} is not a header name",
+                    name = crate::field::quoted(name)
+                ),
             ));
         }
         let managed = ["host", "connection", "content-length", "transfer-encoding"];
@@ -158,7 +168,10 @@ pub fn settings(path: &str, check: &CheckFile, tls: bool) -> Result<HttpCheck, F
                     let key = if check.sni.is_some() { "sni" } else { "host" };
                     return Err(field_err(
                         format!("{path}.{key}"),
-                        format!("{text:?} is not a valid TLS server name"),
+                        format!(
+                            "{text} is not a valid TLS server name",
+                            text = crate::field::quoted(text)
+                        ),
                     ));
                 }
                 Some(name)
@@ -167,6 +180,7 @@ pub fn settings(path: &str, check: &CheckFile, tls: bool) -> Result<HttpCheck, F
         let ca_file = match &check.ca_file {
             None => None,
             Some(file) => {
+                crate::field::no_nul(&format!("{path}.ca_file"), file)?;
                 let file_path = std::path::PathBuf::from(file);
                 crate::checks::http::load_ca_file(&file_path)
                     .map_err(|e| field_err(format!("{path}.ca_file"), e))?;
@@ -221,7 +235,7 @@ fn status_value(field: &str, item: &StatusFile) -> Result<(u16, u16), FieldError
             };
             match range {
                 Some((low, high)) if low <= high => Ok((low, high)),
-                _ => Err(bad(format!("{text:?}"))),
+                _ => Err(bad(crate::field::quoted(text).to_string())),
             }
         }
     }
@@ -230,10 +244,37 @@ fn status_value(field: &str, item: &StatusFile) -> Result<(u16, u16), FieldError
 /// Response headers longer than this fail the check.
 const HEADER_LIMIT: usize = 16 * 1024;
 
+/// Largest `ca_file`: a bundle of every public CA is about 200 KiB.
+pub const MAX_CA_FILE: u64 = 1024 * 1024;
+
 /// Reads the CA certificates of a PEM file (for `ca_file`); an error says why.
+/// Only a regular file of at most [`MAX_CA_FILE`] bytes is read (a device
+/// would never end, a FIFO would block).
 pub fn load_ca_file(path: &Path) -> Result<Vec<CertificateDer<'static>>, String> {
-    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(path)
-        .map_err(|e| format!("cannot read {}: {e}", path.display()))?
+    use std::io::Read;
+    let metadata =
+        std::fs::metadata(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    if !metadata.is_file() {
+        return Err(format!("{}: not a regular file", path.display()));
+    }
+    let too_big = || {
+        format!(
+            "{}: larger than {} bytes, too large for a CA file",
+            path.display(),
+            MAX_CA_FILE
+        )
+    };
+    if metadata.len() > MAX_CA_FILE {
+        return Err(too_big());
+    }
+    let mut text = Vec::new();
+    std::fs::File::open(path)
+        .and_then(|file| file.take(MAX_CA_FILE + 1).read_to_end(&mut text))
+        .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    if text.len() as u64 > MAX_CA_FILE {
+        return Err(too_big());
+    }
+    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(&text)
         .collect::<Result<_, _>>()
         .map_err(|e| format!("{}: not a PEM certificate file: {e}", path.display()))?;
     if certs.is_empty() {

@@ -19,6 +19,11 @@ pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(1);
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_millis(500);
 pub const DEFAULT_RISE: u32 = 2;
 pub const DEFAULT_FALL: u32 = 3;
+/// Longest `interval` (and so `timeout`): a day. Longer is a mistake, not
+/// a health check, and stays far from what timers can add to a clock.
+pub const MAX_INTERVAL: Duration = Duration::from_secs(24 * 60 * 60);
+/// Largest `rise` and `fall`.
+pub const MAX_RISE_FALL: u32 = 1000;
 
 /// What one check does, with its kind's settings.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -70,7 +75,8 @@ pub fn parse(name: &str, path: &str, check: &CheckFile) -> Result<Check, FieldEr
         return Err(field_err(
             format!("{path}.kind"),
             format!(
-                "unknown check kind {kind_name:?}: expected \"tcp\", \"http\", \"https\", \"dns\", \"icmp\" or \"exec\""
+                "unknown check kind {kind_name}: expected \"tcp\", \"http\", \"https\", \"dns\", \"icmp\" or \"exec\"",
+                kind_name = crate::field::quoted(kind_name)
             ),
         ));
     }
@@ -135,11 +141,13 @@ pub fn parse(name: &str, path: &str, check: &CheckFile) -> Result<Check, FieldEr
         &format!("{path}.interval"),
         check.interval.as_ref(),
         DEFAULT_INTERVAL,
+        MAX_INTERVAL,
     )?;
     let timeout = duration_value(
         &format!("{path}.timeout"),
         check.timeout.as_ref(),
         DEFAULT_TIMEOUT,
+        MAX_INTERVAL,
     )?;
     if timeout >= interval {
         return Err(field_err(
@@ -151,8 +159,18 @@ pub fn parse(name: &str, path: &str, check: &CheckFile) -> Result<Check, FieldEr
             ),
         ));
     }
-    let rise = count_value(&format!("{path}.rise"), check.rise, DEFAULT_RISE)?;
-    let fall = count_value(&format!("{path}.fall"), check.fall, DEFAULT_FALL)?;
+    let rise = count_value(
+        &format!("{path}.rise"),
+        check.rise,
+        DEFAULT_RISE,
+        MAX_RISE_FALL,
+    )?;
+    let fall = count_value(
+        &format!("{path}.fall"),
+        check.fall,
+        DEFAULT_FALL,
+        MAX_RISE_FALL,
+    )?;
     let jitter = jitter_value(&format!("{path}.jitter"), check.jitter.as_deref(), interval)?;
     let target_address = check
         .target_address
@@ -195,13 +213,19 @@ fn jitter_value(
         let percent: f64 = percent.trim().parse().map_err(|_| {
             field_err(
                 field,
-                format!("{text:?} is not a percentage or a duration (e.g. \"10%\", \"50ms\")"),
+                format!(
+                    "{text} is not a percentage or a duration (e.g. \"10%\", \"50ms\")",
+                    text = crate::field::quoted(text)
+                ),
             )
         })?;
         if !(0.0..=50.0).contains(&percent) {
             return Err(field_err(
                 field,
-                format!("{text:?}: must be 0% to 50% of the interval"),
+                format!(
+                    "{text}: must be 0% to 50% of the interval",
+                    text = crate::field::quoted(text)
+                ),
             ));
         }
         interval.mul_f64(percent / 100.0)
@@ -209,7 +233,7 @@ fn jitter_value(
         humantime::parse_duration(text.trim()).map_err(|e| {
             field_err(
                 field,
-                format!("{text:?} is not a percentage or a duration ({e}); write e.g. \"10%\" or \"50ms\""),
+                format!("{text} is not a percentage or a duration ({e}); write e.g. \"10%\" or \"50ms\"", text = crate::field::quoted(text)),
             )
         })?
     };

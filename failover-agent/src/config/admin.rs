@@ -35,7 +35,10 @@ pub(super) fn admin_value(admin: &AdminFile) -> Result<Admin, FieldError> {
         if !path.is_absolute() {
             return Err(field_err(
                 field,
-                format!("{text:?} must be an absolute path (the agent may run from any directory)"),
+                format!(
+                    "{text} must be an absolute path (the agent may run from any directory)",
+                    text = crate::field::quoted(text)
+                ),
             ));
         }
         Ok(path)
@@ -48,7 +51,20 @@ pub(super) fn admin_value(admin: &AdminFile) -> Result<Admin, FieldError> {
                 "empty path (leave the key out for none)",
             ));
         }
-        Some(text) => Some(path("admin.state_file", text)?),
+        Some(text) => {
+            let file = path("admin.state_file", text)?;
+            // The agent creates and rewrites it: only something that exists
+            // and is not a file (a FIFO, a device, a directory) is wrong.
+            if let Ok(metadata) = std::fs::metadata(&file)
+                && !metadata.is_file()
+            {
+                return Err(field_err(
+                    "admin.state_file",
+                    format!("{} exists and is not a regular file", file.display()),
+                ));
+            }
+            Some(file)
+        }
     };
     let (control_socket, control_socket_is_default) = match admin.control_socket.as_deref() {
         None => (Admin::default().control_socket, true),

@@ -46,6 +46,7 @@ use crate::config::server::server_value;
 use crate::config::zone::check_nameservers;
 use crate::config::zone::zone_index;
 use crate::config::zone::zone_value;
+use crate::field::cut_long_parts;
 use crate::field::dns_name;
 use crate::field::same_name;
 use crate::field::ttl_value;
@@ -133,13 +134,20 @@ impl Config {
     /// Reads and validates the file at `path`.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
         let source_name = path.display().to_string();
-        let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
+        let bytes = std::fs::read(path).map_err(|e| ConfigError {
             source_name: source_name.clone(),
             position: None,
             field: None,
             message: format!("cannot read the configuration: {e}"),
         })?;
-        Config::parse(&text, &source_name)
+        let text = utf8_text(&bytes, &source_name)?;
+        Config::parse(text, &source_name)
+    }
+
+    /// Parses and validates a file's bytes (see [`Config::parse`]); text
+    /// that is not UTF-8 is refused with the position of the first bad byte.
+    pub fn parse_bytes(bytes: &[u8], source_name: &str) -> Result<Config, ConfigError> {
+        Config::parse(utf8_text(bytes, source_name)?, source_name)
     }
 
     /// The built-in demo configuration ([`DEFAULT_CONFIG`]).
@@ -154,8 +162,8 @@ impl Config {
         validate(&file).map_err(|e| ConfigError {
             source_name: source_name.to_string(),
             position: None,
-            field: Some(e.field),
-            message: e.message,
+            field: Some(cut_long_parts(&e.field)),
+            message: cut_long_parts(&e.message),
         })
     }
 
@@ -219,8 +227,27 @@ fn parse_file(text: &str, source_name: &str) -> Result<ConfigFile, ConfigError> 
             source_name: source_name.to_string(),
             position,
             // serde_path_to_error says "." for the top level.
-            field: (path != "." && !path.is_empty()).then_some(path),
-            message: inner.message().trim().to_string(),
+            field: (path != "." && !path.is_empty()).then(|| cut_long_parts(&path)),
+            message: cut_long_parts(inner.message().trim()),
+        }
+    })
+}
+
+/// `bytes` as text, or an error at the line and column of the first byte
+/// that is not UTF-8.
+fn utf8_text<'a>(bytes: &'a [u8], source_name: &str) -> Result<&'a str, ConfigError> {
+    std::str::from_utf8(bytes).map_err(|e| {
+        let valid = e.valid_up_to();
+        // The part before the bad byte is valid by definition.
+        let before = std::str::from_utf8(&bytes[..valid]).unwrap_or_default();
+        ConfigError {
+            source_name: source_name.to_string(),
+            position: Some(line_column(before, valid)),
+            field: None,
+            message: format!(
+                "the file is not UTF-8 text (byte {valid}: 0x{:02x})",
+                bytes[valid]
+            ),
         }
     })
 }
@@ -235,16 +262,16 @@ fn line_column(text: &str, offset: usize) -> (usize, usize) {
 
 /// Every name with records takes one kernel record-map entry per type the
 /// fast path answers (A, AAAA, HTTPS: an answer or NODATA): refuse what does
-/// not fit rather than fail writes at run time.
-fn check_capacity(records: &HashMap<(String, RecordType), usize>) -> Result<(), FieldError> {
-    let names: HashSet<&str> = records.keys().map(|(name, _)| name.as_str()).collect();
-    let entries = names.len() * HOT_TYPES.len();
+/// not fit rather than fail writes at run time. Checked as each new name
+/// appears (`names` of them so far, the newest in `record[index]`), so a
+/// file far over the limit is refused without validating the rest.
+fn check_capacity(names: usize, index: usize) -> Result<(), FieldError> {
+    let entries = names * HOT_TYPES.len();
     if entries > MAX_RECORDS as usize {
         return Err(field_err(
             "record",
             format!(
-                "{} names with records need {entries} entries in the kernel's record map (one for each of A, AAAA and HTTPS per name), but it holds {MAX_RECORDS}: at most {} names",
-                names.len(),
+                "{names} names with records need {entries} entries in the kernel's record map (one for each of A, AAAA and HTTPS per name), but it holds {MAX_RECORDS}: at most {} names (record[{index}] is the first name over the limit)",
                 MAX_RECORDS as usize / HOT_TYPES.len()
             ),
         ));
@@ -299,6 +326,8 @@ fn validate(file: &ConfigFile) -> Result<Config, FieldError> {
     let mut records: Vec<Record> = Vec::with_capacity(file.record.len());
     // (lowercased name, type) -> index: duplicates found in linear time.
     let mut seen: HashMap<(String, RecordType), usize> = HashMap::with_capacity(file.record.len());
+    // Distinct names (lowercased): the kernel's capacity.
+    let mut names: HashSet<String> = HashSet::new();
     for (i, record) in file.record.iter().enumerate() {
         let path = format!("record[{i}]");
         let name = dns_name(&format!("{path}.name"), &record.name)?;
@@ -319,13 +348,18 @@ fn validate(file: &ConfigFile) -> Result<Config, FieldError> {
                 return Err(field_err(
                     format!("{path}.type"),
                     format!(
-                        "unknown record type {:?}: only \"A\" and \"AAAA\" are supported",
-                        record.rtype
+                        "unknown record type {}: only \"A\" and \"AAAA\" are supported",
+                        crate::field::quoted(&record.rtype)
                     ),
                 ));
             }
         };
-        if let Some(other) = seen.insert((name.to_ascii_lowercase(), rtype), i) {
+        let key = name.to_ascii_lowercase();
+        if !names.contains(&key) {
+            names.insert(key.clone());
+            check_capacity(names.len(), i)?;
+        }
+        if let Some(other) = seen.insert((key, rtype), i) {
             return Err(field_err(
                 format!("{path}.name"),
                 format!(
@@ -341,7 +375,8 @@ fn validate(file: &ConfigFile) -> Result<Config, FieldError> {
                 return Err(field_err(
                     format!("{path}.policy"),
                     format!(
-                        "unknown policy {other:?}: expected \"failover\", \"all-healthy\" or \"weighted\""
+                        "unknown policy {other}: expected \"failover\", \"all-healthy\" or \"weighted\"",
+                        other = crate::field::quoted(other)
                     ),
                 ));
             }
@@ -355,8 +390,8 @@ fn validate(file: &ConfigFile) -> Result<Config, FieldError> {
             return Err(field_err(
                 format!("{path}.check"),
                 format!(
-                    "no check named {:?} (configured: {})",
-                    record.check,
+                    "no check named {} (configured: {})",
+                    crate::field::quoted(&record.check),
                     if known.is_empty() {
                         "none".to_string()
                     } else {
@@ -437,7 +472,6 @@ fn validate(file: &ConfigFile) -> Result<Config, FieldError> {
         });
     }
     check_nameservers(&zones, &records)?;
-    check_capacity(&seen)?;
     let admin = match &file.admin {
         None => Admin::default(),
         Some(admin) => admin_value(admin)?,

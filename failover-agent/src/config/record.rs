@@ -270,7 +270,8 @@ pub(super) fn record_rules(
             return Err(field_err(
                 format!("{path}.when_all_down"),
                 format!(
-                    "unknown mode {other:?}: expected \"fail-open\", \"fallback\", \"nodata\" or \"servfail\""
+                    "unknown mode {other}: expected \"fail-open\", \"fallback\", \"nodata\" or \"servfail\"",
+                    other = crate::field::quoted(other)
                 ),
             ));
         }
@@ -327,7 +328,10 @@ pub(super) fn min_healthy_value(
             match number {
                 Some(p) if (1..=100).contains(&p) => Ok(MinHealthy::Percent(p)),
                 Some(p) => Err(bad(format!("{p}% is out of range (1% to 100%)"))),
-                None => Err(bad(format!("{text:?} is not a percentage"))),
+                None => Err(bad(format!(
+                    "{text} is not a percentage",
+                    text = crate::field::quoted(text)
+                ))),
             }
         }
         other => Err(bad(format!("a {}", other.type_str()))),
@@ -372,10 +376,16 @@ pub(super) fn endpoint_address(
             field,
             match rtype {
                 RecordType::A => {
-                    format!("{address:?} is not an IPv4 address (e.g. \"192.0.2.10\")")
+                    format!(
+                        "{address} is not an IPv4 address (e.g. \"192.0.2.10\")",
+                        address = crate::field::quoted(address)
+                    )
                 }
                 RecordType::Aaaa => {
-                    format!("{address:?} is not an IPv6 address (e.g. \"2001:db8::10\")")
+                    format!(
+                        "{address} is not an IPv6 address (e.g. \"2001:db8::10\")",
+                        address = crate::field::quoted(address)
+                    )
                 }
             },
         )

@@ -14,6 +14,8 @@ pub const DEFAULT_LISTEN: [&str; 2] = ["0.0.0.0:53", "[::]:53"];
 /// TCP: how long a connection may sit without a complete query (RFC 7766
 /// section 6.2.3 suggests seconds, not minutes).
 pub const DEFAULT_TCP_IDLE_TIMEOUT: Duration = Duration::from_secs(10);
+/// Longest `tcp_idle_timeout`: an hour.
+pub const MAX_TCP_IDLE_TIMEOUT: Duration = Duration::from_secs(3600);
 /// TCP: connections served at once; more are closed as they arrive.
 pub const DEFAULT_TCP_MAX_CONNECTIONS: u32 = 256;
 
@@ -70,7 +72,10 @@ pub(super) fn server_value(server: &ServerFile) -> Result<Server, FieldError> {
         Some(other) => {
             return Err(field_err(
                 "server.mode",
-                format!("unknown mode {other:?}: expected \"authoritative\" or \"front\""),
+                format!(
+                    "unknown mode {other}: expected \"authoritative\" or \"front\"",
+                    other = crate::field::quoted(other)
+                ),
             ));
         }
     };
@@ -106,6 +111,7 @@ pub(super) fn server_value(server: &ServerFile) -> Result<Server, FieldError> {
         "server.tcp_idle_timeout",
         server.tcp_idle_timeout.as_ref(),
         DEFAULT_TCP_IDLE_TIMEOUT,
+        MAX_TCP_IDLE_TIMEOUT,
     )?;
     let tcp_max_connections = match server.tcp_max_connections {
         None => DEFAULT_TCP_MAX_CONNECTIONS,
@@ -144,17 +150,30 @@ pub fn listen_address(field: &str, text: &str) -> Result<SocketAddr, FieldError>
                 return Err(field_err(
                     field,
                     format!(
-                        "{text:?} is not an address to listen on (e.g. \"0.0.0.0:53\", \"[::]:53\", \"192.0.2.53\")"
+                        "{text} is not an address to listen on (e.g. \"0.0.0.0:53\", \"[::]:53\", \"192.0.2.53\")",
+                        text = crate::field::quoted(text)
                     ),
                 ));
             }
         },
     };
     if addr.port() == 0 {
-        return Err(field_err(field, format!("{text:?}: port 0 is not a port")));
+        return Err(field_err(
+            field,
+            format!(
+                "{text}: port 0 is not a port",
+                text = crate::field::quoted(text)
+            ),
+        ));
     }
     if addr.ip().is_multicast() {
-        return Err(field_err(field, format!("{text:?} is a multicast address")));
+        return Err(field_err(
+            field,
+            format!(
+                "{text} is a multicast address",
+                text = crate::field::quoted(text)
+            ),
+        ));
     }
     Ok(addr)
 }

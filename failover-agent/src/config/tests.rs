@@ -1042,11 +1042,11 @@ fn check_errors() {
     );
     assert_error(
         &example_with("rise = 2", "rise = 0"),
-        &["checks.web.rise", "must be 1 or more"],
+        &["checks.web.rise", "must be 1 to 1000"],
     );
     assert_error(
         &example_with("fall = 3", "fall = 0"),
-        &["checks.web.fall", "must be 1 or more"],
+        &["checks.web.fall", "must be 1 to 1000"],
     );
 }
 
@@ -1435,6 +1435,8 @@ fn names_beyond_the_kernel_record_map_are_refused_with_the_limit() {
             "record: 5462 names with records need 16386 entries",
             "holds 16384",
             "at most 5461 names",
+            // Refused as the first name over appears, not after the rest.
+            "record[5461] is the first name over the limit",
         ],
     );
     // A second type of a name takes no more room.
@@ -1444,4 +1446,292 @@ fn names_beyond_the_kernel_record_map_are_refused_with_the_limit() {
         1,
     );
     assert_eq!(parse(&dual).unwrap().records.len(), fits + 1);
+}
+
+#[test]
+fn durations_and_counts_are_bounded() {
+    // Accepted before and then a panic at run time (timer arithmetic).
+    assert_error(
+        &example_with("interval = \"1s\"", "interval = \"400000000000y\""),
+        &["checks.web.interval", "too long", "at most 1day"],
+    );
+    assert_error(
+        &example_with("interval = \"1s\"", "interval = \"2days\""),
+        &["checks.web.interval", "at most 1day"],
+    );
+    assert_error(
+        &example_with("timeout = \"500ms\"", "timeout = \"1000y\""),
+        &["checks.web.timeout", "at most 1day"],
+    );
+    assert!(parse(&example_with("interval = \"1s\"", "interval = \"1day\"")).is_ok());
+    assert_error(
+        &example_with("rise = 2", "rise = 1001"),
+        &["checks.web.rise", "1001 is out of range: must be 1 to 1000"],
+    );
+    assert_error(
+        &example_with("fall = 3", "fall = 4294967295"),
+        &["checks.web.fall", "must be 1 to 1000"],
+    );
+    assert!(parse(&example_with("fall = 3", "fall = 1000")).is_ok());
+    assert_error(
+        &format!("{EXAMPLE}\n[server]\ntcp_idle_timeout = \"400000000000y\"\n"),
+        &["server.tcp_idle_timeout", "at most 1h"],
+    );
+    assert!(parse(&format!("{EXAMPLE}\n[server]\ntcp_idle_timeout = \"1h\"\n")).is_ok());
+}
+
+#[test]
+fn long_values_are_cut_in_errors() {
+    let huge = "x".repeat(1_000_000);
+    for text in [
+        example_with("www.example.test.", &format!("{huge}.example.test.")),
+        example_with("192.0.2.10", &huge),
+        example_with("interval = \"1s\"", &format!("interval = \"{huge}\"")),
+        example_with("check = \"web\"", &format!("check = \"{huge}\"")),
+        example_with("kind = \"tcp\"", &format!("kind = \"{huge}\"")),
+        example_with("type = \"A\"", &format!("type = \"{huge}\"")),
+        // The TOML parser's own messages and paths quote values and keys.
+        example_with("ttl = 30", &format!("ttl = \"{huge}\"")),
+        example_with("ttl = 30", &format!("{huge} = 1")),
+        example_with("[checks.web]", &format!("[checks.{huge}]")),
+        example_with("rise = 2", &format!("rise = 2\n{huge} = 1")),
+    ] {
+        let message = error_of(&text);
+        assert!(
+            message.len() < 1000,
+            "{} bytes: {}",
+            message.len(),
+            &message[..200]
+        );
+        assert!(message.contains("bytes)"), "{message}");
+    }
+}
+
+#[test]
+fn files_named_in_the_config_are_regular_and_bounded() {
+    let https = |ca: &str| {
+        example_with(
+            "kind = \"tcp\"\nport = 80",
+            &format!("kind = \"https\"\nport = 443\nca_file = \"{ca}\""),
+        )
+    };
+    // Read until memory ran out.
+    assert_error(
+        &https("/dev/zero"),
+        &["checks.web.ca_file", "/dev/zero: not a regular file"],
+    );
+    let dir = std::env::temp_dir().join(format!("failover-config-files-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    // A FIFO hung check-config.
+    let fifo = dir.join("ca.fifo");
+    let _ = std::fs::remove_file(&fifo);
+    let status = std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    assert_error(
+        &https(fifo.to_str().unwrap()),
+        &["checks.web.ca_file", "not a regular file"],
+    );
+    let big = dir.join("big.pem");
+    std::fs::write(&big, vec![b'#'; 2 * 1024 * 1024]).unwrap();
+    assert_error(
+        &https(big.to_str().unwrap()),
+        &["checks.web.ca_file", "larger than 1048576 bytes"],
+    );
+    assert_error(
+        &https(r"/etc/ssl\u0000/x.pem"),
+        &["checks.web.ca_file", "NUL"],
+    );
+    // The state file may be missing (the agent creates it), not a FIFO.
+    let admin = |file: &str| format!("{EXAMPLE}\n[admin]\nstate_file = {file:?}\n");
+    assert!(parse(&admin(dir.join("missing.toml").to_str().unwrap())).is_ok());
+    assert_error(
+        &admin(fifo.to_str().unwrap()),
+        &["admin.state_file", "not a regular file"],
+    );
+    assert_error(
+        &admin("/dev/null"),
+        &["admin.state_file", "not a regular file"],
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn exec_command_refuses_nul() {
+    let exec = |command: &str| {
+        example_with(
+            "kind = \"tcp\"\nport = 80",
+            &format!("kind = \"exec\"\nport = 80\ncommand = {command}"),
+        )
+    };
+    assert!(parse(&exec(r#"["/bin/true", "--x"]"#)).is_ok());
+    assert_error(
+        &exec(r#"["/bin/true\u0000"]"#),
+        &["checks.web.command[0]", "NUL"],
+    );
+    assert_error(
+        &exec(r#"["/bin/true", "a\u0000b"]"#),
+        &["checks.web.command[1]", "NUL"],
+    );
+}
+
+#[test]
+fn invalid_utf8_has_a_position() {
+    let mut bytes = b"[[zone]]\norigin = \"ex\xc3\xa9\"\nttl = \xff30\n".to_vec();
+    let error = Config::parse_bytes(&bytes, "test.toml").unwrap_err();
+    assert_eq!(error.position, Some((3, 7)), "{error}");
+    assert!(error.to_string().starts_with("test.toml:3:7: "), "{error}");
+    assert!(error.to_string().contains("not UTF-8"), "{error}");
+    bytes.clear();
+    bytes.extend_from_slice(b"\x80");
+    let error = Config::parse_bytes(&bytes, "test.toml").unwrap_err();
+    assert_eq!(error.position, Some((1, 1)), "{error}");
+}
+
+/// A small fixed-seed generator (xorshift64*): the same mutations every run.
+struct Mutations(u64);
+
+impl Mutations {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+
+    fn below(&mut self, n: usize) -> usize {
+        (self.next() % n.max(1) as u64) as usize
+    }
+
+    /// `text` changed in one of a few ways a typo, an editor or an attacker
+    /// would: bytes flipped, cut, lines duplicated or dropped, numbers and
+    /// strings made huge, keys' values swapped for other values.
+    fn mutate(&mut self, text: &[u8]) -> Vec<u8> {
+        let mut out = text.to_vec();
+        let lines: Vec<&[u8]> = text.split(|b| *b == b'\n').collect();
+        let line = self.below(lines.len());
+        match self.below(9) {
+            0 => {
+                let at = self.below(out.len());
+                out[at] ^= 1 << self.below(8);
+            }
+            1 => {
+                let at = self.below(out.len());
+                out[at] = [
+                    b'"', b'[', b']', b'{', b'}', b'=', b',', b'.', b'\\', 0xff, 0,
+                ][self.below(11)];
+            }
+            2 => out.truncate(self.below(out.len())),
+            3 | 4 => {
+                let mut lines = lines.clone();
+                if self.below(2) == 0 {
+                    let copy = lines[line];
+                    lines.insert(self.below(lines.len()), copy);
+                } else {
+                    lines.remove(line);
+                }
+                out = lines.join(&b'\n');
+            }
+            5 => {
+                // A number made huge (or negative, or fractional).
+                let huge: &[u8] = [
+                    b"99999999999999999999".as_slice(),
+                    b"-9223372036854775808",
+                    b"9223372036854775807",
+                    b"4294967296",
+                    b"1e308",
+                    b"-1",
+                    b"0",
+                ][self.below(7)];
+                if let Some(at) = out.iter().position(|b| b.is_ascii_digit()).map(|first| {
+                    let digits: Vec<usize> = (first..out.len())
+                        .filter(|&i| out[i].is_ascii_digit())
+                        .collect();
+                    digits[self.below(digits.len())]
+                }) {
+                    let end = (at..out.len())
+                        .find(|&i| !out[i].is_ascii_digit())
+                        .unwrap_or(out.len());
+                    out.splice(at..end, huge.iter().copied());
+                }
+            }
+            6 => {
+                // A duration made huge.
+                let huge: &[u8] = [
+                    b"400000000000y".as_slice(),
+                    b"10000y",
+                    b"18446744073709551615s",
+                    b"1ns",
+                    b"0s",
+                    b"50%",
+                ][self.below(6)];
+                let quotes: Vec<usize> = (0..out.len()).filter(|&i| out[i] == b'"').collect();
+                if quotes.len() >= 2 {
+                    let q = self.below(quotes.len() / 2) * 2;
+                    out.splice(quotes[q] + 1..quotes[q + 1], huge.iter().copied());
+                }
+            }
+            7 => {
+                // A long string.
+                let quotes: Vec<usize> = (0..out.len()).filter(|&i| out[i] == b'"').collect();
+                if let Some(&at) = quotes.get(self.below(quotes.len())) {
+                    let filler = [b'a', b'.', b'0', b'-', b':'][self.below(5)];
+                    let long = vec![filler; 1 << (8 + self.below(9))];
+                    out.splice(at + 1..at + 1, long);
+                }
+            }
+            _ => {
+                // Two mutations at once.
+                out = self.mutate(text);
+                out = self.mutate(&out);
+            }
+        }
+        out
+    }
+}
+
+/// Thousands of deterministic mutations of the README reference and the
+/// built-in demo: each parses to a configuration or an error (no panic),
+/// quickly.
+#[test]
+fn mutated_configs_never_panic() {
+    let readme = include_str!("../../../README.md");
+    let section = &readme[readme
+        .find("## Configuration reference")
+        .expect("README has the section")..];
+    let start = section.find("```toml\n").unwrap() + "```toml\n".len();
+    let reference = &section[start..start + section[start..].find("```").unwrap()];
+    let exec = format!(
+        "{EXAMPLE}\n[checks.ex]\nkind = \"exec\"\ncommand = [\"/bin/true\", \"x\"]\njitter = \"10%\"\n"
+    );
+    let seeds: [&str; 4] = [reference, DEFAULT_CONFIG, EXAMPLE, &exec];
+    let mut mutations = Mutations(0x5eed_f00d_cafe_b0ba);
+    let total = std::time::Instant::now();
+    let mut outcomes = [0usize; 2];
+    for i in 0..3000 {
+        let seed = seeds[i % seeds.len()].as_bytes();
+        let input = mutations.mutate(seed);
+        let started = std::time::Instant::now();
+        let result = std::panic::catch_unwind(|| Config::parse_bytes(&input, "mutated.toml"));
+        let Ok(result) = result else {
+            panic!(
+                "mutation {i} panicked:\n{}",
+                String::from_utf8_lossy(&input)
+            );
+        };
+        outcomes[usize::from(result.is_ok())] += 1;
+        assert!(
+            started.elapsed() < Duration::from_secs(1),
+            "mutation {i} took {:?}",
+            started.elapsed()
+        );
+    }
+    assert!(outcomes[0] > 0 && outcomes[1] > 0, "{outcomes:?}");
+    assert!(
+        total.elapsed() < Duration::from_secs(120),
+        "{:?}",
+        total.elapsed()
+    );
 }

@@ -171,7 +171,8 @@ pub(super) fn rname_value(field: &str, text: &str) -> Result<String, FieldError>
                 return Err(field_err(
                     field,
                     format!(
-                        "{text:?}: write the mailbox as local@domain with a local part without dots, or as a name (\"hostmaster.example.test.\")"
+                        "{text}: write the mailbox as local@domain with a local part without dots, or as a name (\"hostmaster.example.test.\")",
+                        text = crate::field::quoted(text)
                     ),
                 ));
             }
