@@ -245,3 +245,33 @@ pub fn port_value(field: &str, port: i64) -> Result<u16, FieldError> {
         )
     })
 }
+
+/// Reads a file the configuration names (or the configuration itself): a
+/// regular file of at most `max` bytes, so a FIFO, a device (`/dev/zero`)
+/// or a runaway file is refused at once instead of hanging or filling
+/// memory. `what` names the file in errors ("a CA file").
+pub fn read_bounded(path: &std::path::Path, max: u64, what: &str) -> Result<Vec<u8>, String> {
+    use std::io::Read as _;
+    let metadata =
+        std::fs::metadata(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    if !metadata.is_file() {
+        return Err(format!("{}: not a regular file", path.display()));
+    }
+    let too_big = || {
+        format!(
+            "{}: larger than {max} bytes, too large for {what}",
+            path.display()
+        )
+    };
+    if metadata.len() > max {
+        return Err(too_big());
+    }
+    let mut bytes = Vec::new();
+    std::fs::File::open(path)
+        .and_then(|file| file.take(max + 1).read_to_end(&mut bytes))
+        .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    if bytes.len() as u64 > max {
+        return Err(too_big());
+    }
+    Ok(bytes)
+}

@@ -251,29 +251,7 @@ pub const MAX_CA_FILE: u64 = 1024 * 1024;
 /// Only a regular file of at most [`MAX_CA_FILE`] bytes is read (a device
 /// would never end, a FIFO would block).
 pub fn load_ca_file(path: &Path) -> Result<Vec<CertificateDer<'static>>, String> {
-    use std::io::Read;
-    let metadata =
-        std::fs::metadata(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-    if !metadata.is_file() {
-        return Err(format!("{}: not a regular file", path.display()));
-    }
-    let too_big = || {
-        format!(
-            "{}: larger than {} bytes, too large for a CA file",
-            path.display(),
-            MAX_CA_FILE
-        )
-    };
-    if metadata.len() > MAX_CA_FILE {
-        return Err(too_big());
-    }
-    let mut text = Vec::new();
-    std::fs::File::open(path)
-        .and_then(|file| file.take(MAX_CA_FILE + 1).read_to_end(&mut text))
-        .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-    if text.len() as u64 > MAX_CA_FILE {
-        return Err(too_big());
-    }
+    let text = crate::field::read_bounded(path, MAX_CA_FILE, "a CA file")?;
     let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(&text)
         .collect::<Result<_, _>>()
         .map_err(|e| format!("{}: not a PEM certificate file: {e}", path.display()))?;

@@ -133,13 +133,19 @@ impl std::error::Error for ConfigError {}
 impl Config {
     /// Reads and validates the file at `path`.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        // 5461 names with two records each take about 2 MB; far more is a
+        // mistake (or /dev/zero).
+        const MAX_CONFIG_FILE: u64 = 64 << 20;
         let source_name = path.display().to_string();
-        let bytes = std::fs::read(path).map_err(|e| ConfigError {
-            source_name: source_name.clone(),
-            position: None,
-            field: None,
-            message: format!("cannot read the configuration: {e}"),
-        })?;
+        let bytes =
+            crate::field::read_bounded(path, MAX_CONFIG_FILE, "a configuration").map_err(|e| {
+                ConfigError {
+                    source_name: source_name.clone(),
+                    position: None,
+                    field: None,
+                    message: format!("cannot read the configuration: {e}"),
+                }
+            })?;
         let text = utf8_text(&bytes, &source_name)?;
         Config::parse(text, &source_name)
     }

@@ -1555,6 +1555,12 @@ fn files_named_in_the_config_are_regular_and_bounded() {
         &admin("/dev/null"),
         &["admin.state_file", "not a regular file"],
     );
+    // The configuration itself: `check-config --config /dev/zero` (or a
+    // FIFO) is refused at once rather than read until memory runs out.
+    for path in [Path::new("/dev/zero"), fifo.as_path()] {
+        let e = Config::load(path).unwrap_err().to_string();
+        assert!(e.contains("not a regular file"), "{e}");
+    }
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
