@@ -160,6 +160,9 @@ pub struct EndpointReport {
     pub weight: u32,
     /// From the checks: "unknown", "healthy", "unhealthy" (overrides aside).
     pub health: String,
+    /// Held down (unhealthy) for flapping until stable.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub damped: bool,
     /// "drain", "force-up", "force-down", or absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub admin: Option<String>,
@@ -224,6 +227,9 @@ impl StatusReport {
             ));
             for e in &r.endpoints {
                 let mut line = format!("  {:<39} {:<9}", e.address, e.health,);
+                if e.damped {
+                    line.push_str(" damped");
+                }
                 if r.policy == "weighted" {
                     line.push_str(&format!(" weight {}", e.weight));
                 } else {

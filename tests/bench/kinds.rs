@@ -105,12 +105,16 @@ impl Kind {
 
     /// This kind's check: the common timing and what the kind needs.
     fn check(self, dir: &Path, cert: &Path) -> CheckSpec {
-        let check = CheckSpec::new(self.name()).timing(
-            Duration::from_millis(INTERVAL_MS),
-            Duration::from_millis(TIMEOUT_MS),
-            RISE,
-            FALL,
-        );
+        // Detection itself is measured: repeated failures of one endpoint
+        // would be flapping to the damping (on by default).
+        let check = CheckSpec::new(self.name())
+            .timing(
+                Duration::from_millis(INTERVAL_MS),
+                Duration::from_millis(TIMEOUT_MS),
+                RISE,
+                FALL,
+            )
+            .set("flap_limit", 0);
         match self {
             Kind::Tcp => check.port(80),
             Kind::Http => check.port(HTTP_PORT).set("path", "/health"),

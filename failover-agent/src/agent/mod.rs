@@ -12,6 +12,7 @@
 //! - [`overrides`]: drain and force (admin-state file, control socket);
 //! - [`status`]: what the agent reports about itself.
 
+mod log_limit;
 mod overrides;
 mod reload;
 mod status;
@@ -40,6 +41,7 @@ use crate::control::ControlMsg;
 use crate::policy::{Rules, State, decide};
 use crate::publish::{Publication, Publisher, Put};
 use crate::serve::table::Entry;
+use log_limit::LogLimit;
 
 /// What the agent knows of one record beyond its configuration.
 struct RecordState {
@@ -85,6 +87,9 @@ pub struct Agent<P> {
     admin_seen: HashMap<(String, u16, IpAddr), (Mode, Option<SystemTime>)>,
     /// Requests from the control socket.
     control: Option<mpsc::Receiver<ControlMsg>>,
+    /// Health-change lines per (record, endpoint) and answer lines per
+    /// (record, no endpoint): a flapping endpoint cannot flood the log.
+    log_limit: LogLimit<(usize, Option<usize>)>,
 }
 
 /// The probe that checks each endpoint of each record of `config`.
@@ -128,6 +133,7 @@ impl<P: Publisher> Agent<P> {
             admin: AdminStore::memory(),
             admin_seen: HashMap::new(),
             control: None,
+            log_limit: LogLimit::new(log_limit::LINES_PER_WINDOW, log_limit::WINDOW),
         }
     }
 
@@ -295,10 +301,17 @@ impl<P: Publisher> Agent<P> {
                 Some(t) => t.reason.clone(),
                 None => "shared check".to_string(),
             };
-            info!(
-                "{} {} {} {} -> {} ({reason})",
-                record.name, record.rtype, endpoint.address, old, event.health,
-            );
+            if let Some(left_out) = self.log_limit.admit(&(r, Some(e)), Instant::now()) {
+                info!(
+                    "{} {} {} {} -> {} ({reason}){}",
+                    record.name,
+                    record.rtype,
+                    endpoint.address,
+                    old,
+                    event.health,
+                    left_out_note(left_out)
+                );
+            }
             state.health[e] = event.health;
             if old == Health::Unknown {
                 self.unknown -= 1;
@@ -354,9 +367,10 @@ impl<P: Publisher> Agent<P> {
         if let Put::Written(previous) =
             self.publication
                 .put(&record.name, record.rtype.code(), entry)
+            && let Some(left_out) = self.log_limit.admit(&(r, None), Instant::now())
         {
             info!(
-                "{} {} answer: {shown} (was {}){}",
+                "{} {} answer: {shown} (was {}){}{}",
                 record.name,
                 record.rtype,
                 previous.map_or("nothing".to_string(), |p| p.to_string()),
@@ -366,7 +380,8 @@ impl<P: Publisher> Agent<P> {
                     " [degraded]".to_string()
                 } else {
                     String::new()
-                }
+                },
+                left_out_note(left_out)
             );
         }
     }
@@ -393,5 +408,16 @@ impl<P: Publisher> Agent<P> {
                 }
             })
             .collect()
+    }
+}
+
+/// The tail of a rate-limited log line: how many like it were left out.
+fn left_out_note(left_out: u64) -> String {
+    match left_out {
+        0 => String::new(),
+        n => format!(
+            " ({n} similar lines left out in the last {}s)",
+            log_limit::WINDOW.as_secs()
+        ),
     }
 }

@@ -43,6 +43,21 @@ impl<P: Publisher> Agent<P> {
             Err(e) => error!("{e:#}; keeping the admin state in force"),
         }
         self.refresh_admin("admin state file");
+        // Lines left out and not reported by a later line: say so now.
+        for ((r, e), left_out) in self.log_limit.expired(std::time::Instant::now()) {
+            if let Some(record) = self.config.records.get(r) {
+                let about = match e.and_then(|e| record.endpoints.get(e)) {
+                    Some(endpoint) => format!("{} health changes", endpoint.address),
+                    None => "answer changes".to_string(),
+                };
+                info!(
+                    "{} {}: {left_out} log lines about {about} left out in the last {}s",
+                    record.name,
+                    record.rtype,
+                    super::log_limit::WINDOW.as_secs()
+                );
+            }
+        }
     }
 
     /// Logs every override that began, changed or ended (`why` says where it

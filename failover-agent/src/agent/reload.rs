@@ -75,6 +75,8 @@ impl<P: Publisher> Agent<P> {
             .map(|s| s.health.iter().filter(|h| **h == Health::Unknown).count())
             .sum();
         self.publication.configure(&self.config);
+        // Record and endpoint numbers change with the configuration.
+        self.log_limit.clear();
         info!(
             "reload: {} records ({added} new, {kept} kept, {removed} removed), {} zones; probes: {} started, {} stopped, {} kept with their state",
             self.config.records.len(),

@@ -118,6 +118,7 @@ impl<P: Publisher> Agent<P> {
                         priority: endpoint.priority,
                         weight: endpoint.weight,
                         health: state.health[e].to_string(),
+                        damped: probe.status.damped,
                         admin: admin.map(|(m, _)| m.name().to_string()),
                         admin_until: admin
                             .and_then(|(_, u)| u)

@@ -564,3 +564,34 @@ async fn a_failing_write_is_retried_and_does_not_hold_up_the_others() {
     assert_eq!(writes.len(), 3, "each answer set written once: {writes:?}");
     v6_accept.abort();
 }
+
+#[tokio::test]
+async fn a_flapping_endpoint_is_held_down_until_stable() {
+    let (port, mut eps) = endpoints(6, 2).await;
+    let (flappy, steady) = (eps[0].ip(), eps[1].ip());
+    // Damped at the third change; held down until 600 ms without one.
+    let mut text = base(port, 30, 20, 1, 1);
+    text += "flap_limit = 2\nflap_hold = \"600ms\"\n";
+    text += &record("www.t.", "failover", &[(flappy, 1), (steady, 2)]);
+    let mut running = Running::start(config(&text));
+    assert_eq!(running.next(Duration::from_secs(1)).await.addrs, [flappy]);
+    eps[0].down().await;
+    assert_eq!(running.next(Duration::from_secs(1)).await.addrs, [steady]);
+    eps[0].up().await;
+    assert_eq!(running.next(Duration::from_secs(1)).await.addrs, [flappy]);
+    eps[0].down().await;
+    assert_eq!(running.next(Duration::from_secs(1)).await.addrs, [steady]);
+    // Up again at once, but flapping: the answer stays on the backup until
+    // the endpoint has been stable for the hold time.
+    let up_at = Instant::now();
+    eps[0].up().await;
+    let back = running.next(Duration::from_secs(3)).await;
+    assert_eq!(back.addrs, [flappy]);
+    let held = back.at - up_at;
+    assert!(
+        held >= Duration::from_millis(500),
+        "held down only {held:?}"
+    );
+    let writes = running.stop().await;
+    assert_eq!(writes.len(), 5, "{writes:?}");
+}

@@ -43,6 +43,15 @@ pub struct CheckFile {
     /// `interval` (`"10%"`); at most half the interval. Default `"0s"` (the
     /// first checks are spread over the first interval anyway).
     pub jitter: Option<String>,
+    /// Optional, 0 to 1000. Flap damping: an endpoint whose health changes
+    /// more than this many times within `flap_window` is held down
+    /// (unhealthy, shown as damped) until it has not changed for `flap_hold`.
+    /// 0 turns damping off. Default 4.
+    pub flap_limit: Option<i64>,
+    /// Optional, up to a day. Default `"60s"`.
+    pub flap_window: Option<String>,
+    /// Optional, up to a day. Default `"30s"`.
+    pub flap_hold: Option<String>,
     /// Optional. Probe this address instead of the endpoint's own (e.g. a
     /// health proxy or a management address); an endpoint's `check_address`
     /// overrides it in turn.

@@ -329,7 +329,7 @@ async fn probe_loop(
     mut rng: Rng,
 ) {
     let prepared = Prepared::new(&check);
-    let mut tracker = HealthTracker::new(check.rise, check.fall);
+    let mut tracker = HealthTracker::new(check.rise, check.fall, check.damping);
     let mut next = Instant::now() + start_delay;
     let mut seq: u16 = 0;
     loop {
@@ -339,10 +339,11 @@ async fn probe_loop(
         let result = run_once(&check, target, &prepared, &mut rng, seq).await;
         let transition = tracker.observe(&result);
         let health = tracker.state();
-        status
-            .lock()
-            .expect("not poisoned")
-            .record(&result, health, transition.is_some());
+        {
+            let mut status = status.lock().expect("not poisoned");
+            status.record(&result, health, transition.is_some());
+            status.damped = tracker.is_damped();
+        }
         let event = ProbeEvent {
             probe: id,
             result,

@@ -10,6 +10,7 @@ pub use super::target::CheckTarget;
 
 use super::dns::DnsCheck;
 use super::exec::ExecCheck;
+use super::health::Damping;
 use super::http::HttpCheck;
 use crate::field::{
     FieldError, count_value, duration_value, field_err, port_value, unicast_address,
@@ -63,6 +64,7 @@ pub struct Check {
     pub fall: u32,
     /// Each interval is drawn from `interval ± jitter`.
     pub jitter: Duration,
+    pub damping: Damping,
     /// Probe this address instead of the endpoint's (unless the endpoint
     /// has its own `check_address`).
     pub target_address: Option<IpAddr>,
@@ -172,6 +174,7 @@ pub fn parse(name: &str, path: &str, check: &CheckFile) -> Result<Check, FieldEr
         MAX_RISE_FALL,
     )?;
     let jitter = jitter_value(&format!("{path}.jitter"), check.jitter.as_deref(), interval)?;
+    let damping = damping_value(path, check)?;
     let target_address = check
         .target_address
         .as_deref()
@@ -196,7 +199,43 @@ pub fn parse(name: &str, path: &str, check: &CheckFile) -> Result<Check, FieldEr
         rise,
         fall,
         jitter,
+        damping,
         target_address,
+    })
+}
+
+/// `flap_limit`, `flap_window` and `flap_hold`.
+fn damping_value(path: &str, check: &CheckFile) -> Result<Damping, FieldError> {
+    let limit = match check.flap_limit {
+        None => Damping::DEFAULT.limit,
+        Some(n) if (0..=i64::from(MAX_RISE_FALL)).contains(&n) => n as u32,
+        Some(n) => {
+            return Err(field_err(
+                format!("{path}.flap_limit"),
+                format!("{n} is out of range: must be 0 (off) to {MAX_RISE_FALL}"),
+            ));
+        }
+    };
+    let window = duration_value(
+        &format!("{path}.flap_window"),
+        check.flap_window.as_ref(),
+        Damping::DEFAULT.window,
+        MAX_INTERVAL,
+    )?;
+    let hold = duration_value(
+        &format!("{path}.flap_hold"),
+        check.flap_hold.as_ref(),
+        Damping::DEFAULT.hold,
+        MAX_INTERVAL,
+    )?;
+    Ok(if limit == 0 {
+        Damping::OFF
+    } else {
+        Damping {
+            limit,
+            window,
+            hold,
+        }
     })
 }
 

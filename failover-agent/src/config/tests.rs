@@ -1,6 +1,7 @@
 use super::*;
 use crate::checks::dns::DnsCheck;
 use crate::checks::exec::ExecCheck;
+use crate::checks::health::Damping;
 use crate::checks::http::TlsCheck;
 use crate::checks::settings::CheckKind;
 use crate::checks::settings::CheckTarget;
@@ -328,6 +329,13 @@ fn example_loads() {
                 rise: 2,
                 fall: 3,
                 jitter: Duration::ZERO,
+                // On by default: more than 4 changes a minute hold an
+                // endpoint down until stable for 30 s.
+                damping: Damping {
+                    limit: 4,
+                    window: Duration::from_secs(60),
+                    hold: Duration::from_secs(30),
+                },
                 target_address: None,
             },
             endpoints: vec![
