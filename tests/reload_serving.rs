@@ -220,3 +220,107 @@ fn userspace_answers_flow_through_a_blocked_and_a_large_reload() {
         );
     }
 }
+
+/// Hostile or careless files: each is refused by `check-config` (exit 2,
+/// naming what is wrong) and by a reload of a running agent, which goes on
+/// answering as before.
+#[test]
+fn hostile_configs_are_refused_by_check_config_and_by_reload() {
+    assert!(
+        is_root(),
+        "needs root (namespaces, veth, XDP): run `cargo xtask test`"
+    );
+    let mut netns = Netns::new(AGENT).expect("creating the namespaces");
+    netns
+        .start_endpoint(SocketAddrV4::new(ENDPOINT, 80))
+        .expect("starting the endpoint");
+    let good = config(vec![], &[]);
+    let path = netns.write_config("agent.toml", &good).unwrap();
+    netns.start_agent(&path, &[]).expect("starting the agent");
+    dig_until(&netns, KEEP, &[UDP], "with its endpoint", |d| {
+        d.addrs() == [ENDPOINT]
+    });
+
+    let fifo = netns.workdir().join("ca.fifo");
+    let c_path = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
+    // SAFETY: mkfifo(3) on a NUL-terminated path in our own work directory.
+    assert_eq!(unsafe { libc::mkfifo(c_path.as_ptr(), 0o600) }, 0);
+    let with_check = |check: CheckSpec| {
+        let record = RecordSpec::new("x.example.test.", "A", "failover", "x")
+            .endpoint(EndpointSpec::new(ENDPOINT));
+        config(vec![record], &[("x", check)])
+    };
+    let many_names: Vec<RecordSpec> = (0..5462)
+        .map(|i| {
+            RecordSpec::new(&format!("n{i}.example.test."), "A", "failover", "web")
+                .endpoint(EndpointSpec::new(ENDPOINT))
+        })
+        .collect();
+    let hostile: Vec<(&str, Vec<u8>, &str)> = vec![
+        (
+            "an interval of 400000000000 years",
+            with_check(CheckSpec::tcp(80).set("interval", "400000000000y")).into_bytes(),
+            "interval",
+        ),
+        (
+            "a CA file that never ends",
+            with_check(CheckSpec::new("https").set("ca_file", "/dev/zero")).into_bytes(),
+            "not a regular file",
+        ),
+        (
+            "a CA file that is a FIFO",
+            with_check(CheckSpec::new("https").set("ca_file", fifo.to_str().unwrap())).into_bytes(),
+            "not a regular file",
+        ),
+        (
+            "a command with a NUL byte",
+            with_check(CheckSpec::new("exec").set("command", vec!["/bin/true\u{0}x"])).into_bytes(),
+            "NUL",
+        ),
+        (
+            "a megabyte of address",
+            good.replace("192.0.2.10", &"9".repeat(1 << 20))
+                .into_bytes(),
+            "bytes)",
+        ),
+        (
+            "bytes that are not UTF-8",
+            [good.as_bytes(), b"\n# \xff\xfe\n"].concat(),
+            "not UTF-8",
+        ),
+        (
+            "more names than the kernel holds",
+            config(many_names, &[]).into_bytes(),
+            "at most 5461 names",
+        ),
+    ];
+    let mut refused = 0;
+    for (what, text, says) in &hostile {
+        let file = netns.workdir().join("hostile.toml");
+        std::fs::write(&file, text).unwrap();
+        let out = std::process::Command::new(AGENT)
+            .args(["check-config", "--config", file.to_str().unwrap()])
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{what}: check-config: {stderr}");
+        assert!(stderr.contains(says), "{what}: {stderr:?} lacks {says:?}");
+        assert!(
+            stderr.len() < 4096,
+            "{what}: {} bytes of error",
+            stderr.len()
+        );
+
+        std::fs::write(&path, text).unwrap();
+        sighup(&netns);
+        refused += 1;
+        poll_until(Duration::from_secs(40), Duration::from_millis(20), || {
+            Ok((netns.agent_log().matches("reload refused").count() >= refused).then_some(()))
+        })
+        .unwrap()
+        .unwrap_or_else(|| panic!("{what}: no refusal in the log:\n{}", netns.agent_log()));
+        assert!(netns.agent_running().unwrap(), "{what}: the agent died");
+        let answer = failover_tests::dig::dig(&netns, KEEP, UDP);
+        assert_eq!(answer.addrs(), [ENDPOINT], "{what}: {answer:?}");
+    }
+}
