@@ -9,7 +9,7 @@ use std::{
     io::Write as _,
     net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddrV4},
     os::unix::fs::OpenOptionsExt as _,
-    path::Path,
+    path::{Path, PathBuf},
     sync::{
         Arc,
         atomic::{AtomicBool, Ordering},
@@ -129,6 +129,31 @@ impl Sampler {
     }
 }
 
+/// The agent with `keep` alone, answering; and its configuration file.
+fn start() -> (Netns, PathBuf) {
+    let mut netns = Netns::new(AGENT).expect("creating the namespaces");
+    netns
+        .start_endpoint(SocketAddrV4::new(ENDPOINT, 80))
+        .expect("starting the endpoint");
+    let path = netns
+        .write_config("agent.toml", &config(vec![], &[]))
+        .unwrap();
+    netns.start_agent(&path, &[]).expect("starting the agent");
+    dig_until(&netns, KEEP, &[UDP], "with its endpoint", |d| {
+        d.addrs() == [ENDPOINT]
+    });
+    (netns, path)
+}
+
+/// A FIFO in the work directory: reading it waits for a writer.
+fn fifo(netns: &Netns) -> PathBuf {
+    let fifo = netns.workdir().join("ca.fifo");
+    let c_path = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
+    // SAFETY: mkfifo(3) on a NUL-terminated path in our own work directory.
+    assert_eq!(unsafe { libc::mkfifo(c_path.as_ptr(), 0o600) }, 0);
+    fifo
+}
+
 fn sighup(netns: &Netns) {
     let pid = netns.agent_pid().expect("the agent runs");
     // SAFETY: kill(2) on the pid of the agent, our own running child.
@@ -154,26 +179,9 @@ fn userspace_answers_flow_through_a_blocked_and_a_large_reload() {
         is_root(),
         "needs root (namespaces, veth, XDP): run `cargo xtask test`"
     );
-    let mut netns = Netns::new(AGENT).expect("creating the namespaces");
-    netns
-        .start_endpoint(SocketAddrV4::new(ENDPOINT, 80))
-        .expect("starting the endpoint");
-    let path = netns
-        .write_config("agent.toml", &config(vec![], &[]))
-        .unwrap();
-    let pid_file = netns.workdir().join("agent.pid");
-    netns
-        .start_agent(&path, &["--pid-file", pid_file.to_str().unwrap()])
-        .expect("starting the agent");
-    dig_until(&netns, KEEP, &[UDP], "with its endpoint", |d| {
-        d.addrs() == [ENDPOINT]
-    });
-
+    let (netns, _) = start();
     // A CA file that is a FIFO: reading it waits for a writer.
-    let fifo = netns.workdir().join("ca.pem");
-    let c_path = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
-    // SAFETY: mkfifo(3) on a NUL-terminated path in our own work directory.
-    assert_eq!(unsafe { libc::mkfifo(c_path.as_ptr(), 0o600) }, 0);
+    let fifo = fifo(&netns);
     let sampler = Sampler::start(&netns);
     std::thread::sleep(Duration::from_millis(300));
     netns
@@ -230,21 +238,9 @@ fn hostile_configs_are_refused_by_check_config_and_by_reload() {
         is_root(),
         "needs root (namespaces, veth, XDP): run `cargo xtask test`"
     );
-    let mut netns = Netns::new(AGENT).expect("creating the namespaces");
-    netns
-        .start_endpoint(SocketAddrV4::new(ENDPOINT, 80))
-        .expect("starting the endpoint");
+    let (mut netns, path) = start();
     let good = config(vec![], &[]);
-    let path = netns.write_config("agent.toml", &good).unwrap();
-    netns.start_agent(&path, &[]).expect("starting the agent");
-    dig_until(&netns, KEEP, &[UDP], "with its endpoint", |d| {
-        d.addrs() == [ENDPOINT]
-    });
-
-    let fifo = netns.workdir().join("ca.fifo");
-    let c_path = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
-    // SAFETY: mkfifo(3) on a NUL-terminated path in our own work directory.
-    assert_eq!(unsafe { libc::mkfifo(c_path.as_ptr(), 0o600) }, 0);
+    let fifo = fifo(&netns);
     let with_check = |check: CheckSpec| {
         let record = RecordSpec::new("x.example.test.", "A", "failover", "x")
             .endpoint(EndpointSpec::new(ENDPOINT));
