@@ -368,3 +368,69 @@ impl Drop for Dataplane {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn veth() -> Interface {
+        Interface {
+            mac: Some([2, 0, 0, 0, 0, 1]),
+            loopback: false,
+            addrs: vec![
+                "198.51.100.1".parse().unwrap(),
+                "2001:db8::1".parse().unwrap(),
+                "fe80::1".parse().unwrap(),
+            ],
+            broadcasts: vec![Ipv4Addr::new(198, 51, 100, 255)],
+        }
+    }
+
+    #[test]
+    fn a_wildcard_stands_for_the_interface_addresses_of_its_family() {
+        let a = Addressing::new(&veth(), &["0.0.0.0:53".parse().unwrap()]);
+        assert_eq!(a.answered(), vec!["198.51.100.1:53".parse().unwrap()]);
+        let key = service_key("198.51.100.1".parse().unwrap(), 53);
+        assert_eq!(a.entries[&key], SERVICE_LISTEN | SERVICE_WILDCARD);
+        // Every interface address and the broadcast are host entries (port 0).
+        for ip in ["198.51.100.1", "2001:db8::1", "fe80::1"] {
+            assert_eq!(
+                a.entries[&service_key(ip.parse().unwrap(), 0)],
+                SERVICE_HOST_ADDRESS
+            );
+        }
+        let bcast = service_key("198.51.100.255".parse().unwrap(), 0);
+        assert_eq!(a.entries[&bcast], SERVICE_BROADCAST);
+        assert_eq!(a.host.checks, CHECK_DST_MAC | CHECK_SOURCE);
+        assert_eq!(a.host.mac, [2, 0, 0, 0, 0, 1]);
+    }
+
+    #[test]
+    fn listed_addresses_are_answered_as_listed_and_lo_has_no_checks() {
+        let lo = Interface {
+            mac: None,
+            loopback: true,
+            addrs: vec!["127.0.0.1".parse().unwrap()],
+            broadcasts: vec![],
+        };
+        let services = [
+            "127.0.0.2:5353".parse().unwrap(),
+            "[::1]:53".parse().unwrap(),
+        ];
+        let a = Addressing::new(&lo, &services);
+        let mut answered = a.answered();
+        answered.sort();
+        let mut want = services.to_vec();
+        want.sort();
+        assert_eq!(answered, want);
+        assert!(
+            a.entries
+                .contains_key(&service_key("127.0.0.2".parse().unwrap(), 0))
+        );
+        assert_eq!(a.host.checks, 0);
+        // Keys carry no stray bytes.
+        let key = service_key("127.0.0.2".parse().unwrap(), 5353);
+        assert_eq!(key.addr[4..], [0; 12]);
+        assert_eq!((key.family, key._pad), (FAMILY_V4, 0));
+    }
+}

@@ -46,7 +46,7 @@ pub fn addressed_to_us<const L3: usize, const V6: bool>(data: usize) -> Result<(
         key.addr[i] = unsafe { read_u8(data + F::<L3, V6>::IP_DST + i) };
         i += 1;
     }
-    if unsafe { SERVICES.get(&key) }.is_none() {
+    if unsafe { SERVICES.get(key) }.is_none() {
         return Err(Counter::PassNotForUs);
     }
     if host.checks & CHECK_SOURCE != 0 {
@@ -57,7 +57,7 @@ pub fn addressed_to_us<const L3: usize, const V6: bool>(data: usize) -> Result<(
         }
         key.port = 0;
         // A martian source, as the stack sees it: its own or a broadcast address.
-        if unsafe { SERVICES.get(&key) }.is_some() {
+        if unsafe { SERVICES.get(key) }.is_some() {
             return Err(Counter::PassNotDnsTransport);
         }
     }
