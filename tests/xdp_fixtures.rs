@@ -10,11 +10,12 @@
 
 use std::{
     collections::BTreeSet,
-    net::{IpAddr, Ipv4Addr, Ipv6Addr},
+    net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr},
     sync::Arc,
 };
 
 use failover_agent::config::Config;
+use failover_agent::dataplane::Addressing;
 use failover_agent::dns::rr::{RTYPE_A, RTYPE_AAAA, RTYPE_HTTPS, Soa};
 use failover_agent::policy::Answer as Decided;
 use failover_agent::publish::Publisher as _;
@@ -22,8 +23,14 @@ use failover_agent::serve::Entry;
 use failover_agent::serve::zones::ZoneTree;
 use failover_common::{AnswerSet, Counter};
 use failover_tests::{
-    packets::{Answer, ExpectedSoa, Opt, Query, check_answer, check_answer_rcode, wire_name},
-    xdp::{Run, XDP_PASS, XDP_TX, XdpProgram, pin_to_cpu},
+    packets::{
+        Answer, CLIENT_IP, ExpectedSoa, Opt, Query, SERVER_IP, UdpChecksum, check_answer,
+        check_answer_rcode, wire_name,
+    },
+    xdp::{
+        Run, SERVER_BROADCAST, XDP_PASS, XDP_TX, XdpProgram, pin_to_cpu, test_interface,
+        test_services,
+    },
 };
 use hickory_proto::op::ResponseCode;
 
@@ -173,8 +180,19 @@ fn limited(ttl: u32, addrs: &[IpAddr], limit: u16) -> AnswerSet {
     value
 }
 
+/// A second listen address (answered) and an address whose DNS service is
+/// on another port (not answered on 53), besides the harness's two.
+const LISTED_EXTRA: SocketAddr = SocketAddr::new(IpAddr::V4(Ipv4Addr::new(198, 51, 100, 53)), 53);
+const LISTED_OTHER_PORT: SocketAddr =
+    SocketAddr::new(IpAddr::V4(Ipv4Addr::new(127, 0, 0, 2)), 5353);
+
 fn program() -> XdpProgram {
     let mut r = XdpProgram::load().expect("load the XDP program (are we root?)");
+    let mut services = test_services();
+    services.extend([LISTED_EXTRA, LISTED_OTHER_PORT]);
+    r.dataplane
+        .set_addressing(&Addressing::new(&test_interface(), &services))
+        .unwrap();
     let dp = &mut r.dataplane;
     dp.set_zones(&zone_tree()).unwrap();
     let addrs = |ttl, addrs| Entry::new(0, ttl, Decided::Addrs(addrs));
@@ -718,6 +736,146 @@ fn fixtures() -> Vec<Fixture> {
             },
             Pass(PassNotPlainQuery),
         ),
+        // Addressed to this host's DNS service, or not (see `program`).
+        fixture(
+            "foreign destination address",
+            Query {
+                dst_ip: Some("198.51.100.7".parse().unwrap()),
+                ..q(WWW)
+            },
+            Pass(PassNotForUs),
+        ),
+        fixture(
+            "IPv6 foreign destination address",
+            Query {
+                dst_ip: Some("2001:db8::7".parse().unwrap()),
+                ..q(WWW).v6()
+            },
+            Pass(PassNotForUs),
+        ),
+        fixture(
+            "127.0.0.1 of another server (a loopback address not in the map)",
+            Query {
+                dst_ip: Some("127.0.0.1".parse().unwrap()),
+                ..q(WWW)
+            },
+            Pass(PassNotForUs),
+        ),
+        fixture(
+            "::1 of another server",
+            Query {
+                dst_ip: Some("::1".parse().unwrap()),
+                ..q(WWW).v6()
+            },
+            Pass(PassNotForUs),
+        ),
+        fixture(
+            "listed address, another port's service only (127.0.0.2:5353)",
+            Query {
+                dst_ip: Some(LISTED_OTHER_PORT.ip()),
+                ..q(WWW)
+            },
+            Pass(PassNotForUs),
+        ),
+        fixture(
+            "foreign destination MAC",
+            Query {
+                dst_mac: Some([0x02, 0, 0, 0, 0, 0x77]),
+                ..q(WWW)
+            },
+            Pass(PassNotForUs),
+        ),
+        fixture(
+            "broadcast destination MAC, IPv6",
+            Query {
+                dst_mac: Some([0xff; 6]),
+                ..q(WWW).v6()
+            },
+            Pass(PassNotForUs),
+        ),
+        fixture(
+            "source: the subnet's broadcast address",
+            Query {
+                src_ip: Some(IpAddr::V4(SERVER_BROADCAST)),
+                ..q(WWW)
+            },
+            Pass(PassNotDnsTransport),
+        ),
+        fixture(
+            "source: this host's own address",
+            Query {
+                src_ip: Some(IpAddr::V4(SERVER_IP)),
+                ..q(WWW)
+            },
+            Pass(PassNotDnsTransport),
+        ),
+        fixture(
+            "IPv6 source: this host's own address",
+            Query {
+                src_ip: Some(IpAddr::V6(failover_tests::packets::SERVER_IP6)),
+                ..q(WWW).v6()
+            },
+            Pass(PassNotDnsTransport),
+        ),
+        // The UDP checksum (the default frame carries a partial one).
+        fixture(
+            "full valid UDP checksum",
+            q(WWW).with_udp_checksum(UdpChecksum::Full),
+            Answer(www.clone(), 30),
+        ),
+        fixture(
+            "IPv6, full valid UDP checksum, EDNS, odd name",
+            q(MAIL)
+                .v6()
+                .with_opt(Opt::new(1232))
+                .with_udp_checksum(UdpChecksum::Full),
+            Answer(mail.clone(), 300),
+        ),
+        fixture(
+            "IPv4 zero UDP checksum (none)",
+            q(WWW).with_udp_checksum(UdpChecksum::Zero),
+            Answer(www.clone(), 30),
+        ),
+        fixture(
+            "IPv6 zero UDP checksum",
+            q(WWW).v6().with_udp_checksum(UdpChecksum::Zero),
+            Pass(PassBadChecksum),
+        ),
+        fixture(
+            "bad UDP checksum",
+            q(WWW).with_udp_checksum(UdpChecksum::Value(0x1234)),
+            Pass(PassBadChecksum),
+        ),
+        fixture(
+            "IPv6 bad UDP checksum, VLAN",
+            q(V6ONLY)
+                .with_qtype(28)
+                .v6()
+                .tagged(3)
+                .with_udp_checksum(UdpChecksum::Value(0xbeef)),
+            Pass(PassBadChecksum),
+        ),
+        raw(
+            "full UDP checksum, a name byte damaged after it was computed",
+            q(WWW).with_udp_checksum(UdpChecksum::Full),
+            |f| f[14 + 20 + 8 + 12 + 1] = b'W',
+            PassBadChecksum,
+        ),
+        raw(
+            "partial UDP checksum, the destination changed after it was computed",
+            Query {
+                dst_ip: Some(LISTED_EXTRA.ip()),
+                ..q(WWW)
+            },
+            // The destination becomes the listed 198.51.100.1 (header checksum fixed).
+            |f| {
+                f[14 + 19] = 1;
+                f[14 + 10..14 + 12].copy_from_slice(&[0, 0]);
+                let c = failover_tests::packets::internet_checksum(&f[14..34]);
+                f[14 + 10..14 + 12].copy_from_slice(&c.to_be_bytes());
+            },
+            PassBadChecksum,
+        ),
         fixture(
             "EDNS version 1",
             q(WWW).with_opt(Opt {
@@ -920,6 +1078,24 @@ fn fixtures_give_the_expected_verdict_and_frame() {
         failures.len(),
         failures.join("\n")
     );
+}
+
+#[test]
+fn every_listed_address_is_answered_from_that_address() {
+    let xdp = program();
+    for ip in [LISTED_EXTRA.ip(), IpAddr::V4(SERVER_IP)] {
+        let frame = Query {
+            dst_ip: Some(ip),
+            ..Query::a(WWW)
+        }
+        .frame();
+        let run = xdp.run(&frame).unwrap();
+        assert_eq!(run.verdict, XDP_TX, "query to {ip}");
+        let IpAddr::V4(ip) = ip else { unreachable!() };
+        // IPv4 source and destination of the answer, swapped.
+        assert_eq!(run.frame[26..30], ip.octets(), "answer source");
+        assert_eq!(run.frame[30..34], CLIENT_IP.octets(), "answer destination");
+    }
 }
 
 #[test]

@@ -2,6 +2,9 @@
 //! attaching it, its maps and counters. What goes into the maps is written
 //! by the publication path ([`crate::publish::kernel`]).
 
+use std::collections::BTreeMap;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+
 use anyhow::{Context as _, Result, bail};
 use aya::{
     Ebpf,
@@ -9,7 +12,10 @@ use aya::{
     programs::{Xdp, XdpMode, xdp::XdpLinkId},
 };
 use failover_common::{
-    AnswerSet, COUNTER_COUNT, Counter, MAP_COUNTERS, MAP_RECORDS, MAP_ZONES, PROGRAM_XDP, RecordKey,
+    AnswerSet, CHECK_DST_MAC, CHECK_SOURCE, COUNTER_COUNT, Counter, FAMILY_V4, FAMILY_V6,
+    HostConfig, MAP_COUNTERS, MAP_HOST, MAP_RECORDS, MAP_SERVICES, MAP_ZONES, MAX_SERVICES,
+    PROGRAM_XDP, RecordKey, SERVICE_BROADCAST, SERVICE_HOST_ADDRESS, SERVICE_LISTEN,
+    SERVICE_WILDCARD, ServiceKey,
 };
 
 use crate::dns::name::record_key;
@@ -33,6 +39,8 @@ pub struct Dataplane {
     records: HashMap<MapData, RecordKey, AnswerSet>,
     zones: Array<MapData, ZoneSoa>,
     counters: PerCpuArray<MapData, u64>,
+    services: HashMap<MapData, ServiceKey, u32>,
+    host: Array<MapData, HostConfig>,
     attached: Option<XdpLinkId>,
 }
 
@@ -59,11 +67,21 @@ impl Dataplane {
             ebpf.take_map(MAP_COUNTERS)
                 .context("XDP object has no counter map")?,
         )?;
+        let services = HashMap::try_from(
+            ebpf.take_map(MAP_SERVICES)
+                .context("XDP object has no service map")?,
+        )?;
+        let host = Array::try_from(
+            ebpf.take_map(MAP_HOST)
+                .context("XDP object has no host map")?,
+        )?;
         Ok(Self {
             ebpf,
             records,
             zones,
             counters,
+            services,
+            host,
             attached: None,
         })
     }
@@ -144,6 +162,26 @@ impl Dataplane {
         }
     }
 
+    /// Writes which destinations the program answers and what it knows of
+    /// the interface (MAC, own and broadcast addresses). Before this, the
+    /// program answers nothing. Written once, at start.
+    pub fn set_addressing(&mut self, addressing: &Addressing) -> Result<()> {
+        if addressing.entries.len() > MAX_SERVICES as usize {
+            bail!(
+                "{} service and host addresses, the kernel map holds {MAX_SERVICES}",
+                addressing.entries.len()
+            );
+        }
+        for (key, flags) in &addressing.entries {
+            self.services
+                .insert(key, flags, 0)
+                .with_context(|| format!("writing the service address {key:?}"))?;
+        }
+        self.host
+            .set(0, addressing.host, 0)
+            .context("writing the interface's MAC")
+    }
+
     /// Packet counters summed over all CPUs, in `Counter::ALL` order.
     pub fn counters(&self) -> Result<Vec<(Counter, u64)>> {
         let mut out = Vec::with_capacity(COUNTER_COUNT as usize);
@@ -155,11 +193,244 @@ impl Dataplane {
     }
 }
 
+/// What the program must know of the interface it is attached to.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Interface {
+    /// Its Ethernet address; `None` when it has none (loopback).
+    pub mac: Option<[u8; 6]>,
+    pub loopback: bool,
+    /// Its IPv4 and IPv6 addresses.
+    pub addrs: Vec<IpAddr>,
+    /// The broadcast address of each IPv4 subnet on it.
+    pub broadcasts: Vec<Ipv4Addr>,
+}
+
+impl Interface {
+    /// Reads `iface`'s MAC, flags and addresses in this network namespace.
+    pub fn read(iface: &str) -> Result<Self> {
+        let mut out = Interface::default();
+        let mut found = false;
+        let mut list: *mut libc::ifaddrs = std::ptr::null_mut();
+        // SAFETY: getifaddrs fills `list` with a linked list it owns, freed
+        // with freeifaddrs below; every pointer read is checked for null and
+        // cast according to its sa_family.
+        unsafe {
+            if libc::getifaddrs(&mut list) != 0 {
+                return Err(std::io::Error::last_os_error())
+                    .context("reading the interface addresses (getifaddrs)");
+            }
+            let mut cur = list;
+            while !cur.is_null() {
+                let ifa = &*cur;
+                cur = ifa.ifa_next;
+                if ifa.ifa_name.is_null()
+                    || std::ffi::CStr::from_ptr(ifa.ifa_name).to_bytes() != iface.as_bytes()
+                {
+                    continue;
+                }
+                found = true;
+                out.loopback |= ifa.ifa_flags & libc::IFF_LOOPBACK as u32 != 0;
+                if ifa.ifa_addr.is_null() {
+                    continue;
+                }
+                match (*ifa.ifa_addr).sa_family as i32 {
+                    libc::AF_INET => {
+                        let sin = &*(ifa.ifa_addr as *const libc::sockaddr_in);
+                        out.addrs.push(IpAddr::V4(Ipv4Addr::from(u32::from_be(
+                            sin.sin_addr.s_addr,
+                        ))));
+                        let bcast = ifa.ifa_ifu;
+                        if ifa.ifa_flags & libc::IFF_BROADCAST as u32 != 0 && !bcast.is_null() {
+                            let b = &*(bcast as *const libc::sockaddr_in);
+                            if b.sin_family as i32 == libc::AF_INET {
+                                out.broadcasts
+                                    .push(Ipv4Addr::from(u32::from_be(b.sin_addr.s_addr)));
+                            }
+                        }
+                    }
+                    libc::AF_INET6 => {
+                        let sin6 = &*(ifa.ifa_addr as *const libc::sockaddr_in6);
+                        out.addrs.push(IpAddr::from(sin6.sin6_addr.s6_addr));
+                    }
+                    libc::AF_PACKET => {
+                        let ll = &*(ifa.ifa_addr as *const libc::sockaddr_ll);
+                        if ll.sll_halen == 6 {
+                            let mut mac = [0u8; 6];
+                            mac.copy_from_slice(&ll.sll_addr[..6]);
+                            out.mac = Some(mac);
+                        }
+                    }
+                    _ => {}
+                }
+            }
+            libc::freeifaddrs(list);
+        }
+        if !found {
+            bail!("no interface {iface} in this network namespace");
+        }
+        if out.loopback {
+            out.mac = None;
+        }
+        out.broadcasts.sort();
+        out.broadcasts.dedup();
+        Ok(out)
+    }
+}
+
+/// The service map's entries and the host map's value, built from the DNS
+/// service addresses and the interface ([`Dataplane::set_addressing`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Addressing {
+    pub host: HostConfig,
+    pub entries: BTreeMap<ServiceKey, u32>,
+}
+
+impl Addressing {
+    /// `services` are the addresses and ports this host serves DNS on; an
+    /// unspecified address (`0.0.0.0`, `[::]`) stands for every address of
+    /// its family on `interface`. Every service and interface address is
+    /// also entered as a host address (port 0), and so is each broadcast
+    /// address: the program refuses them as sources.
+    pub fn new(interface: &Interface, services: &[SocketAddr]) -> Self {
+        let mut entries = BTreeMap::new();
+        let mut add = |ip: IpAddr, port: u16, flags: u32| {
+            *entries.entry(service_key(ip, port)).or_insert(0) |= flags;
+        };
+        for service in services {
+            if service.ip().is_unspecified() {
+                for addr in &interface.addrs {
+                    if addr.is_ipv4() == service.is_ipv4() {
+                        add(*addr, service.port(), SERVICE_LISTEN | SERVICE_WILDCARD);
+                    }
+                }
+            } else {
+                add(service.ip(), service.port(), SERVICE_LISTEN);
+                add(service.ip(), 0, SERVICE_HOST_ADDRESS);
+            }
+        }
+        for addr in &interface.addrs {
+            add(*addr, 0, SERVICE_HOST_ADDRESS);
+        }
+        for bcast in &interface.broadcasts {
+            add(IpAddr::V4(*bcast), 0, SERVICE_BROADCAST);
+        }
+        let checks = match (interface.loopback, interface.mac) {
+            (true, _) => 0,
+            (false, Some(_)) => CHECK_DST_MAC | CHECK_SOURCE,
+            (false, None) => CHECK_SOURCE,
+        };
+        let host = HostConfig {
+            mac: interface.mac.unwrap_or_default(),
+            checks,
+        };
+        Addressing { host, entries }
+    }
+
+    /// The addresses and ports answered, e.g. for a log line.
+    pub fn answered(&self) -> Vec<SocketAddr> {
+        self.entries
+            .iter()
+            .filter(|(k, flags)| k.port != 0 && *flags & SERVICE_LISTEN != 0)
+            .map(|(k, _)| {
+                let ip = if k.family == FAMILY_V4 {
+                    IpAddr::from([k.addr[0], k.addr[1], k.addr[2], k.addr[3]])
+                } else {
+                    IpAddr::from(k.addr)
+                };
+                SocketAddr::new(ip, k.port)
+            })
+            .collect()
+    }
+}
+
+/// The service map's key for `ip` and `port` (0: a host address).
+pub fn service_key(ip: IpAddr, port: u16) -> ServiceKey {
+    let mut key = ServiceKey::zeroed();
+    key.port = port;
+    match ip {
+        IpAddr::V4(a) => {
+            key.family = FAMILY_V4;
+            key.addr[..4].copy_from_slice(&a.octets());
+        }
+        IpAddr::V6(a) => {
+            key.family = FAMILY_V6;
+            key.addr = a.octets();
+        }
+    }
+    key
+}
+
 impl Drop for Dataplane {
     fn drop(&mut self) {
         // aya also detaches on drop; doing it here makes failures visible.
         if let Err(e) = self.detach() {
             log::warn!("{e:#}");
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn veth() -> Interface {
+        Interface {
+            mac: Some([2, 0, 0, 0, 0, 1]),
+            loopback: false,
+            addrs: vec![
+                "198.51.100.1".parse().unwrap(),
+                "2001:db8::1".parse().unwrap(),
+                "fe80::1".parse().unwrap(),
+            ],
+            broadcasts: vec![Ipv4Addr::new(198, 51, 100, 255)],
+        }
+    }
+
+    #[test]
+    fn a_wildcard_stands_for_the_interface_addresses_of_its_family() {
+        let a = Addressing::new(&veth(), &["0.0.0.0:53".parse().unwrap()]);
+        assert_eq!(a.answered(), vec!["198.51.100.1:53".parse().unwrap()]);
+        let key = service_key("198.51.100.1".parse().unwrap(), 53);
+        assert_eq!(a.entries[&key], SERVICE_LISTEN | SERVICE_WILDCARD);
+        // Every interface address and the broadcast are host entries (port 0).
+        for ip in ["198.51.100.1", "2001:db8::1", "fe80::1"] {
+            assert_eq!(
+                a.entries[&service_key(ip.parse().unwrap(), 0)],
+                SERVICE_HOST_ADDRESS
+            );
+        }
+        let bcast = service_key("198.51.100.255".parse().unwrap(), 0);
+        assert_eq!(a.entries[&bcast], SERVICE_BROADCAST);
+        assert_eq!(a.host.checks, CHECK_DST_MAC | CHECK_SOURCE);
+        assert_eq!(a.host.mac, [2, 0, 0, 0, 0, 1]);
+    }
+
+    #[test]
+    fn listed_addresses_are_answered_as_listed_and_lo_has_no_checks() {
+        let lo = Interface {
+            mac: None,
+            loopback: true,
+            addrs: vec!["127.0.0.1".parse().unwrap()],
+            broadcasts: vec![],
+        };
+        let services = [
+            "127.0.0.2:5353".parse().unwrap(),
+            "[::1]:53".parse().unwrap(),
+        ];
+        let a = Addressing::new(&lo, &services);
+        let mut answered = a.answered();
+        answered.sort();
+        let mut want = services.to_vec();
+        want.sort();
+        assert_eq!(answered, want);
+        assert!(
+            a.entries
+                .contains_key(&service_key("127.0.0.2".parse().unwrap(), 0))
+        );
+        assert_eq!(a.host.checks, 0);
+        // Keys carry no stray bytes.
+        let key = service_key("127.0.0.2".parse().unwrap(), 5353);
+        assert_eq!(key.addr[4..], [0; 12]);
+        assert_eq!((key.family, key._pad), (FAMILY_V4, 0));
     }
 }

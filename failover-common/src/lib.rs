@@ -8,7 +8,7 @@
 /// Bump whenever a map key, value or counter index changes meaning. Anything that
 /// persists maps (pin paths, dumps) must include it so an old layout is never
 /// reused by a new program.
-pub const LAYOUT_VERSION: u32 = 4;
+pub const LAYOUT_VERSION: u32 = 5;
 
 /// Longest domain name in wire format, terminating root label included (RFC 1035 3.1).
 pub const MAX_NAME_WIRE_LEN: usize = 255;
@@ -41,10 +41,85 @@ pub const PLAIN_UDP_SIZE: u16 = 512;
 pub const MAP_RECORDS: &str = "RECORDS";
 pub const MAP_COUNTERS: &str = "COUNTERS";
 pub const MAP_ZONES: &str = "ZONES";
+pub const MAP_SERVICES: &str = "SERVICES";
+pub const MAP_HOST: &str = "HOST";
 /// Name of the XDP program that answers queries.
 pub const PROGRAM_XDP: &str = "failover_xdp";
 /// A pass-through XDP program (XDP_TX on veth needs one on the peer).
 pub const PROGRAM_PASS: &str = "failover_pass";
+
+/// Most entries of the service map (addresses and ports of this host).
+pub const MAX_SERVICES: u32 = 1024;
+
+/// `ServiceKey::family` of an IPv4 address.
+pub const FAMILY_V4: u8 = 4;
+/// `ServiceKey::family` of an IPv6 address.
+pub const FAMILY_V6: u8 = 6;
+
+/// Key of the service map: an address of this host and a UDP port.
+///
+/// Two kinds of entries share the map. With a `port` (never 0): the program
+/// answers queries sent to exactly this address and port (the fast path
+/// itself answers port 53 only, so entries for other ports only keep queries
+/// to port 53 of that address out of it). With `port` 0: an address of this
+/// host or a broadcast address of the interface, which the stack refuses as
+/// a source, so the program does too.
+///
+/// `addr` holds an IPv4 address in its first 4 bytes, the rest zero; `port`
+/// is in host byte order; `_pad` is zero. 20 bytes, alignment 2: no padding.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct ServiceKey {
+    pub addr: [u8; 16],
+    pub port: u16,
+    /// `FAMILY_V4` or `FAMILY_V6`.
+    pub family: u8,
+    pub _pad: u8,
+}
+
+impl ServiceKey {
+    pub const fn zeroed() -> Self {
+        Self {
+            addr: [0; 16],
+            port: 0,
+            family: 0,
+            _pad: 0,
+        }
+    }
+}
+
+/// Value bit of the service map: the agent's DNS service (a listen address,
+/// or a `front_addresses` entry).
+pub const SERVICE_LISTEN: u32 = 1;
+/// Value bit: the entry stands for a wildcard (`0.0.0.0`, `[::]`, or front
+/// mode without `front_addresses`), written as one of the interface's own
+/// addresses.
+pub const SERVICE_WILDCARD: u32 = 2;
+/// Value bit (port 0): an address of this host.
+pub const SERVICE_HOST_ADDRESS: u32 = 4;
+/// Value bit (port 0): a broadcast address of the interface.
+pub const SERVICE_BROADCAST: u32 = 8;
+
+/// `HostConfig::checks`: the destination MAC must be `HostConfig::mac`.
+pub const CHECK_DST_MAC: u16 = 1;
+/// `HostConfig::checks`: sources in the service map with port 0 (this host's
+/// own and broadcast addresses) are refused.
+pub const CHECK_SOURCE: u16 = 2;
+
+/// The one value of the host map: what the agent knows of the interface the
+/// program is attached to. All zero (never written): no MAC or source check,
+/// and with an empty service map nothing is answered.
+///
+/// On loopback the agent sets neither check: lo has no MAC, and every
+/// packet on it comes from one of the host's own addresses.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct HostConfig {
+    /// The interface's MAC.
+    pub mac: [u8; 6],
+    /// `CHECK_DST_MAC` | `CHECK_SOURCE`.
+    pub checks: u16,
+}
 
 /// Key of the record map: a lowercased wire-format name and the query type.
 ///
@@ -155,7 +230,9 @@ pub enum Counter {
     /// Answered from the map with XDP_TX.
     Answered = 0,
     /// Not IPv4/IPv6 (optionally behind one 802.1Q tag), not UDP, not
-    /// destination port 53, or sent to a multicast/broadcast address.
+    /// destination port 53, sent to a multicast/broadcast address, or from a
+    /// source the stack drops as martian (including, off loopback, this
+    /// host's own addresses and the interface's broadcast addresses).
     PassNotDnsTransport = 1,
     /// UDP/53 we do not handle in the kernel: IPv4 options or fragments, IPv6
     /// extension headers.
@@ -179,10 +256,18 @@ pub enum Counter {
     /// Dropped: the frame was resized for the answer but is shorter than asked.
     /// Cannot happen short of a kernel bug; counted so it would be seen.
     DropResizeFailed = 9,
+    /// Not addressed to this host's DNS service: the destination MAC is not
+    /// the interface's (off loopback), or the destination address and port
+    /// are not in the service map.
+    PassNotForUs = 10,
+    /// A query the program would answer whose UDP checksum is wrong, zero
+    /// over IPv6, or (a full one over more than 1024 bytes) not verified in
+    /// the kernel: the stack checks and drops it.
+    PassBadChecksum = 11,
 }
 
 /// Number of counters (length of the COUNTERS array).
-pub const COUNTER_COUNT: u32 = 10;
+pub const COUNTER_COUNT: u32 = 12;
 
 impl Counter {
     pub const ALL: [Counter; COUNTER_COUNT as usize] = [
@@ -196,6 +281,8 @@ impl Counter {
         Counter::PassAnswerTooLarge,
         Counter::PassNoTailroom,
         Counter::DropResizeFailed,
+        Counter::PassNotForUs,
+        Counter::PassBadChecksum,
     ];
 
     /// Stable name used in logs and metrics.
@@ -211,6 +298,8 @@ impl Counter {
             Counter::PassAnswerTooLarge => "pass_answer_too_large",
             Counter::PassNoTailroom => "pass_no_tailroom",
             Counter::DropResizeFailed => "drop_resize_failed",
+            Counter::PassNotForUs => "pass_not_for_us",
+            Counter::PassBadChecksum => "pass_bad_checksum",
         }
     }
 }
@@ -222,9 +311,13 @@ mod pod {
     unsafe impl aya::Pod for super::RecordKey {}
     unsafe impl aya::Pod for super::AnswerSet {}
     unsafe impl aya::Pod for super::ZoneSoa {}
+    unsafe impl aya::Pod for super::ServiceKey {}
+    unsafe impl aya::Pod for super::HostConfig {}
 }
 
 // No implicit padding: size equals the sum of the fields.
 const _: () = assert!(core::mem::size_of::<RecordKey>() == NAME_KEY_LEN + 2);
 const _: () = assert!(core::mem::size_of::<AnswerSet>() == 16 + 20 * MAX_ANSWER_ADDRS);
 const _: () = assert!(core::mem::size_of::<ZoneSoa>() == 8 + SOA_RR_MAX);
+const _: () = assert!(core::mem::size_of::<ServiceKey>() == 16 + 2 + 1 + 1);
+const _: () = assert!(core::mem::size_of::<HostConfig>() == 6 + 2);

@@ -3,14 +3,16 @@
 //!
 //! Packet path: `failover_xdp` -> `respond` (which frame shape: IPv4 or IPv6,
 //! with or without one 802.1Q tag) -> `answer_query::<shape>`:
-//! `query::validate` (is this a plain query we fully understand? builds the
-//! map key) -> record map lookup -> `select` (which addresses this query
+//! `query::validate` (is this a plain query we fully understand, addressed to
+//! this host's DNS service (`host`)? builds the map key) -> record map lookup
+//! -> `checksum::udp_verified` -> `select` (which addresses this query
 //! gets) -> `response::addresses` or `response::nodata` (rewrite the frame in
 //! place) -> XDP_TX. Maps and per-CPU scratch live in `maps`.
 #![no_std]
 #![no_main]
 
 mod checksum;
+mod host;
 mod maps;
 mod packet;
 mod query;
@@ -91,6 +93,8 @@ fn answer_query<const L3: usize, const V6: bool>(ctx: &XdpContext) -> Result<(),
         Some(p) => unsafe { &*p },
         None => return Err(Refusal::Pass(Counter::PassNameNotInMap)),
     };
+    // Only a query about to be answered is worth summing.
+    checksum::udp_verified::<L3, V6>(ctx.data(), ctx.data_end()).map_err(Refusal::Pass)?;
     let stored = set.count as usize;
     match (set.kind, query.qtype) {
         (ANSWER_ADDRS, QTYPE_A) if stored > 0 => {

@@ -6,7 +6,8 @@ use aya_ebpf::{
     maps::{Array, HashMap, PerCpuArray},
 };
 use failover_common::{
-    AnswerSet, COUNTER_COUNT, Counter, MAX_RECORDS, MAX_ZONES, RecordKey, ZoneSoa,
+    AnswerSet, COUNTER_COUNT, Counter, HostConfig, MAX_RECORDS, MAX_SERVICES, MAX_ZONES,
+    RecordKey, ServiceKey, ZoneSoa,
 };
 
 /// Answers by (lowercased wire name, type), written by the agent.
@@ -16,6 +17,15 @@ pub static RECORDS: HashMap<RecordKey, AnswerSet> = HashMap::with_max_entries(MA
 /// Each zone's SOA for NODATA answers, indexed by `AnswerSet::zone`.
 #[map]
 pub static ZONES: Array<ZoneSoa> = Array::with_max_entries(MAX_ZONES, 0);
+
+/// This host's DNS service addresses and ports, its own addresses and the
+/// interface's broadcast addresses (port 0), written by the agent at start.
+#[map]
+pub static SERVICES: HashMap<ServiceKey, u32> = HashMap::with_max_entries(MAX_SERVICES, 0);
+
+/// The interface's MAC and which addressing checks apply, written by the agent.
+#[map]
+pub static HOST: Array<HostConfig> = Array::with_max_entries(1, 0);
 
 /// Packet counters, one slot per `Counter`.
 #[map]

@@ -203,6 +203,7 @@ fn validate_transport<const L3: usize, const V6: bool>(
     if msg_end < F::<L3, V6>::QNAME {
         return Err(Counter::PassMalformed);
     }
+    crate::host::addressed_to_us::<L3, V6>(data)?;
     Ok(msg_end)
 }
 

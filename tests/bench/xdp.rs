@@ -13,7 +13,7 @@ use std::{net::Ipv4Addr, time::Instant};
 
 use anyhow::{Result, bail, ensure};
 use failover_tests::{
-    packets::{Opt, Query, check_answer},
+    packets::{Opt, Query, UdpChecksum, check_answer},
     xdp::{EmptyProgram, Run, XDP_PASS, XDP_TX, XdpProgram, pin_to_cpu},
 };
 
@@ -62,6 +62,28 @@ pub fn run(args: &[String]) -> Result<()> {
             "hit, 16 addresses, EDNS",
             Query::a("sixteen.example.test.").with_opt(Opt::new(1232)),
             XDP_TX,
+        ),
+        // The hits above carry a partial UDP checksum (as from a local socket
+        // over veth: compared, not summed); this one a full one, summed.
+        (
+            "hit, 1 address, full UDP checksum",
+            Query::a("one.example.test.").with_udp_checksum(UdpChecksum::Full),
+            XDP_TX,
+        ),
+        (
+            "hit, 16 addresses, EDNS, full UDP checksum",
+            Query::a("sixteen.example.test.")
+                .with_opt(Opt::new(1232))
+                .with_udp_checksum(UdpChecksum::Full),
+            XDP_TX,
+        ),
+        (
+            "not for us (foreign destination address)",
+            Query {
+                dst_ip: Some("198.51.100.7".parse()?),
+                ..Query::a("one.example.test.")
+            },
+            XDP_PASS,
         ),
         (
             "miss (name not in map)",

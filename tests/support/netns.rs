@@ -19,7 +19,12 @@ use aya::{
 use failover_agent::dataplane::XDP_OBJECT;
 use failover_common::PROGRAM_PASS;
 
-use crate::{dns::DnsClient, in_netns, poll_until};
+use crate::{
+    dns::DnsClient,
+    in_netns,
+    packets::{CLIENT_MAC, SERVER_MAC},
+    poll_until,
+};
 
 /// The server namespace's veth address: where clients send DNS queries.
 pub const DNS_SERVER_ADDR: Ipv4Addr = Ipv4Addr::new(198, 51, 100, 1);
@@ -120,10 +125,16 @@ impl Netns {
         ip(&["netns", "add", &self.client])?;
         self.client_created = true;
         // Created directly inside the namespaces: the veth never appears in ours.
+        // With the MACs hand-made frames carry (`packets`): the XDP program
+        // answers only frames sent to the interface's own MAC.
+        let mac = |m: [u8; 6]| m.map(|b| format!("{b:02x}")).join(":");
+        let (server_mac, client_mac) = (mac(SERVER_MAC), mac(CLIENT_MAC));
         ip(&[
             "link",
             "add",
             SERVER_VETH,
+            "address",
+            &server_mac,
             "netns",
             &self.server,
             "type",
@@ -131,6 +142,8 @@ impl Netns {
             "peer",
             "name",
             CLIENT_VETH,
+            "address",
+            &client_mac,
             "netns",
             &self.client,
         ])?;

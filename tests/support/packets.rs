@@ -13,8 +13,10 @@ pub const CLIENT_MAC: [u8; 6] = [0x02, 0, 0, 0, 0, 0x02];
 pub const SERVER_MAC: [u8; 6] = [0x02, 0, 0, 0, 0, 0x01];
 pub const CLIENT_IP: Ipv4Addr = Ipv4Addr::new(198, 51, 100, 2);
 pub const SERVER_IP: Ipv4Addr = Ipv4Addr::new(198, 51, 100, 1);
-pub const CLIENT_IP6: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 2);
-pub const SERVER_IP6: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 1);
+/// The test namespaces' addresses and MACs (`netns`): hand-made frames sent
+/// over their veth are addressed to the server as the kernel expects.
+pub const CLIENT_IP6: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0x53, 0, 0, 0, 0, 2);
+pub const SERVER_IP6: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0x53, 0, 0, 0, 0, 1);
 pub const CLIENT_PORT: u16 = 40_053;
 
 /// Wire format of a dotted name, labels as given (no case change, no checks).
@@ -66,6 +68,20 @@ impl Opt {
     }
 }
 
+/// What a frame's UDP checksum field holds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum UdpChecksum {
+    /// The folded pseudo-header sum alone: a datagram from a local socket
+    /// over veth or lo, whose checksum was left to an offload (the default).
+    Partial,
+    /// The complete, valid checksum, as from the wire.
+    Full,
+    /// Zero: "no checksum".
+    Zero,
+    /// This value.
+    Value(u16),
+}
+
 /// A query frame, every field settable, built by [`Query::frame`].
 #[derive(Clone, Debug)]
 pub struct Query {
@@ -106,6 +122,9 @@ pub struct Query {
     pub udp_len: Option<u16>,
     /// Ethernet padding appended after the IP datagram.
     pub eth_padding: usize,
+    /// Destination MAC override.
+    pub dst_mac: Option<[u8; 6]>,
+    pub udp_checksum: UdpChecksum,
 }
 
 impl Query {
@@ -134,6 +153,8 @@ impl Query {
             dst_port: 53,
             udp_len: None,
             eth_padding: 0,
+            dst_mac: None,
+            udp_checksum: UdpChecksum::Partial,
         }
     }
 
@@ -180,14 +201,20 @@ impl Query {
         m
     }
 
-    /// The whole Ethernet frame (valid IPv4 header checksum; UDP checksum left
-    /// zero: the fast path must not depend on it, as veth frames from local
-    /// sockets carry only partial checksums).
+    /// The same query with this UDP checksum.
+    pub fn with_udp_checksum(mut self, udp_checksum: UdpChecksum) -> Self {
+        self.udp_checksum = udp_checksum;
+        self
+    }
+
+    /// The whole Ethernet frame (valid IPv4 header checksum; the UDP checksum
+    /// as `udp_checksum` says, by default the partial one that frames from
+    /// local sockets carry over veth).
     pub fn frame(&self) -> Vec<u8> {
         let dns = self.message();
         let udp_len = (8 + dns.len()) as u16;
         let mut f = Vec::new();
-        f.extend_from_slice(&SERVER_MAC);
+        f.extend_from_slice(&self.dst_mac.unwrap_or(SERVER_MAC));
         f.extend_from_slice(&CLIENT_MAC);
         if let Some(tci) = self.vlan {
             f.extend_from_slice(&0x8100u16.to_be_bytes());
@@ -240,10 +267,34 @@ impl Query {
         f.extend_from_slice(&self.src_port.unwrap_or(CLIENT_PORT).to_be_bytes());
         f.extend_from_slice(&self.dst_port.to_be_bytes());
         f.extend_from_slice(&self.udp_len.unwrap_or(udp_len).to_be_bytes());
+        let udp_start = f.len() - 6;
         f.extend_from_slice(&[0, 0]);
         f.extend_from_slice(&dns);
+        let check = self.udp_checksum_value(&f[ip_start..], &f[udp_start..]);
+        f[udp_start + 6..udp_start + 8].copy_from_slice(&check.to_be_bytes());
         f.extend(std::iter::repeat_n(0u8, self.eth_padding));
         f
+    }
+
+    /// `ip` starts at the IP header, `udp` is the UDP datagram with a zero
+    /// checksum field.
+    fn udp_checksum_value(&self, ip: &[u8], udp: &[u8]) -> u16 {
+        let mut pseudo = if self.ipv6 {
+            ip[8..40].to_vec()
+        } else {
+            ip[12..20].to_vec()
+        };
+        pseudo.extend_from_slice(&[0, 17]);
+        pseudo.extend_from_slice(&(udp.len() as u16).to_be_bytes());
+        match self.udp_checksum {
+            UdpChecksum::Partial => fold(sum_words(&pseudo)),
+            UdpChecksum::Full => match !fold(sum_words(&pseudo) + sum_words(udp)) {
+                0 => 0xffff,
+                c => c,
+            },
+            UdpChecksum::Zero => 0,
+            UdpChecksum::Value(v) => v,
+        }
     }
 
     fn ethertype_for_ip(&self) -> u16 {

@@ -1,15 +1,39 @@
 //! Runs the real XDP program on crafted frames with BPF_PROG_TEST_RUN: no
 //! network, no interface, the same object the agent attaches.
 
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
 use anyhow::{Context as _, Result, bail};
 use aya::programs::{TestRun, TestRunOptions, Xdp};
-use failover_agent::dataplane::Dataplane;
+use failover_agent::dataplane::{Addressing, Dataplane, Interface};
 use failover_agent::policy::Answer;
 use failover_agent::publish::Publisher as _;
 use failover_agent::serve::Entry;
 use failover_common::Counter;
+
+use crate::packets::{SERVER_IP, SERVER_IP6, SERVER_MAC};
+
+/// The broadcast address of the frames' subnet (198.51.100.0/24).
+pub const SERVER_BROADCAST: Ipv4Addr = Ipv4Addr::new(198, 51, 100, 255);
+
+/// The interface the crafted frames arrive on, as the agent would read it:
+/// not loopback, `SERVER_MAC`, the server's addresses.
+pub fn test_interface() -> Interface {
+    Interface {
+        mac: Some(SERVER_MAC),
+        loopback: false,
+        addrs: vec![IpAddr::V4(SERVER_IP), IpAddr::V6(SERVER_IP6)],
+        broadcasts: vec![SERVER_BROADCAST],
+    }
+}
+
+/// The DNS service of the crafted frames: port 53 of both server addresses.
+pub fn test_services() -> Vec<SocketAddr> {
+    vec![
+        SocketAddr::from((SERVER_IP, 53)),
+        SocketAddr::from((SERVER_IP6, 53)),
+    ]
+}
 
 pub const XDP_DROP: u32 = 1;
 pub const XDP_PASS: u32 = 2;
@@ -31,11 +55,13 @@ pub struct XdpProgram {
 }
 
 impl XdpProgram {
-    /// Loads the embedded object (needs root / CAP_BPF).
+    /// Loads the embedded object (needs root / CAP_BPF) with the service
+    /// addresses and MAC of the crafted frames ([`test_interface`],
+    /// [`test_services`]) written, as the agent writes them at start.
     pub fn load() -> Result<Self> {
-        Ok(Self {
-            dataplane: Dataplane::load()?,
-        })
+        let mut dataplane = Dataplane::load()?;
+        dataplane.set_addressing(&Addressing::new(&test_interface(), &test_services()))?;
+        Ok(Self { dataplane })
     }
 
     /// Writes an A answer set (zone 0).

@@ -64,6 +64,12 @@ pub struct ServerFile {
     /// `"[::1]:53"`. Default `["0.0.0.0:53", "[::]:53"]` (IPv6 sockets are
     /// IPv6-only, so the two coexist).
     pub listen: Option<Vec<String>>,
+    /// Optional, `front` mode only. The addresses the DNS server on the host
+    /// serves on, in the form of `listen` (port 53 when none is given): the
+    /// XDP program answers only queries sent to one of them (and only on
+    /// port 53). Default: every address of the interface the program is
+    /// attached to, port 53.
+    pub front_addresses: Option<Vec<String>>,
     /// Optional. How long a TCP connection may stay open without sending a
     /// complete query, e.g. `"10s"`. Default `"10s"`.
     pub tcp_idle_timeout: Option<String>,

@@ -45,6 +45,9 @@ pub struct Server {
     /// `listen` is the built-in default, not configured: a missing IPv6 stack
     /// is then a warning, not an error.
     pub listen_is_default: bool,
+    /// Front mode: where the DNS server on the host serves, i.e. what the
+    /// XDP program answers for. Empty: every address of the interface.
+    pub front_addresses: Vec<SocketAddr>,
     pub tcp_idle_timeout: Duration,
     pub tcp_max_connections: u32,
 }
@@ -58,8 +61,27 @@ impl Default for Server {
                 .map(|a| a.parse().expect("valid default"))
                 .collect(),
             listen_is_default: true,
+            front_addresses: Vec::new(),
             tcp_idle_timeout: DEFAULT_TCP_IDLE_TIMEOUT,
             tcp_max_connections: DEFAULT_TCP_MAX_CONNECTIONS,
+        }
+    }
+}
+
+impl Server {
+    /// The addresses and ports of this host's DNS service, which the XDP
+    /// program answers for: `listen` in authoritative mode, `front_addresses`
+    /// in front mode. An unspecified address (`0.0.0.0`, `[::]`, and front
+    /// mode without `front_addresses`) means every address of its family on
+    /// the interface the program is attached to.
+    pub fn dns_service_addresses(&self) -> Vec<SocketAddr> {
+        match self.mode {
+            ServerMode::Authoritative => self.listen.clone(),
+            ServerMode::Front if !self.front_addresses.is_empty() => self.front_addresses.clone(),
+            ServerMode::Front => DEFAULT_LISTEN
+                .iter()
+                .map(|a| a.parse().expect("valid default"))
+                .collect(),
         }
     }
 }
@@ -107,6 +129,35 @@ pub(super) fn server_value(server: &ServerFile) -> Result<Server, FieldError> {
             (listen, false)
         }
     };
+    let front_addresses = match (&server.front_addresses, mode) {
+        (None, _) => Vec::new(),
+        (Some(_), ServerMode::Authoritative) => {
+            return Err(field_err(
+                "server.front_addresses",
+                "only in mode \"front\": in mode \"authoritative\" the XDP program answers on the listen addresses",
+            ));
+        }
+        (Some(list), ServerMode::Front) => {
+            let mut addrs: Vec<SocketAddr> = Vec::with_capacity(list.len());
+            for (i, text) in list.iter().enumerate() {
+                let field = format!("server.front_addresses[{i}]");
+                let addr = listen_address(&field, text)?;
+                if addr.ip().is_unspecified() {
+                    return Err(field_err(
+                        field,
+                        format!(
+                            "{text:?}: leave front_addresses out to mean every address of the interface"
+                        ),
+                    ));
+                }
+                if addrs.contains(&addr) {
+                    return Err(field_err(field, format!("{addr} is listed twice")));
+                }
+                addrs.push(addr);
+            }
+            addrs
+        }
+    };
     let tcp_idle_timeout = duration_value(
         "server.tcp_idle_timeout",
         server.tcp_idle_timeout.as_ref(),
@@ -127,6 +178,7 @@ pub(super) fn server_value(server: &ServerFile) -> Result<Server, FieldError> {
         mode,
         listen,
         listen_is_default,
+        front_addresses,
         tcp_idle_timeout,
         tcp_max_connections,
     })

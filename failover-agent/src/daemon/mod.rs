@@ -16,7 +16,7 @@ use tokio::signal::unix::{SignalKind, signal};
 use crate::admin_state::AdminStore;
 use crate::agent::Agent;
 use crate::config::{Config, Server, ServerMode};
-use crate::dataplane::{AttachMode, Dataplane};
+use crate::dataplane::{Addressing, AttachMode, Dataplane, Interface};
 use crate::demo::DemoEndpoints;
 use crate::publish::both::Both;
 use crate::serve::Responder;
@@ -93,6 +93,19 @@ pub fn run(plan: Plan) -> Result<()> {
             e
         }
     })?;
+    // Before attaching: the program answers only what is addressed to us.
+    let interface = Interface::read(&iface)?;
+    let addressing = Addressing::new(&interface, &config.server.dns_service_addresses());
+    dataplane.set_addressing(&addressing)?;
+    info!(
+        "XDP answers queries to {} (port 53 only) on {iface}",
+        addressing
+            .answered()
+            .iter()
+            .map(|a| a.to_string())
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
     if let Err(e) = dataplane.attach(&iface, mode) {
         let hint = if mode == AttachMode::Native {
             " (hint: the driver may not support native XDP; try --xdp-mode skb)"
