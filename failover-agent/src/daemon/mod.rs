@@ -4,6 +4,7 @@
 //! the agent's loop until a signal, and takes it all down in order.
 
 pub mod reload;
+pub mod sockets;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -70,7 +71,19 @@ pub fn run(plan: Plan) -> Result<()> {
     unsafe { libc::signal(libc::SIGHUP, libc::SIG_IGN) };
     // Bound first: a port that is taken stops us before the kernel is
     // touched, and once XDP passes queries up, something answers them.
+    let passed = sockets::from_systemd().context("taking the sockets systemd passed")?;
     let listeners = match config.server.mode {
+        // Socket activation: systemd bound them (and keeps queries queued on
+        // them while no agent runs).
+        ServerMode::Authoritative if !passed.is_empty() => {
+            let listeners = Listeners::from_fds(passed)
+                .context("serving DNS on the sockets systemd passed (LISTEN_FDS)")?;
+            info!(
+                "serving on {} socket(s) from systemd, not [server] listen",
+                listeners.local_addrs().len()
+            );
+            Some(listeners)
+        }
         ServerMode::Authoritative => Some(
             Listeners::bind(
                 &config.server.listen,

@@ -19,7 +19,7 @@
 
 use std::io;
 use std::net::SocketAddr;
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -81,6 +81,52 @@ impl Listeners {
             bail!("no address to serve DNS on");
         }
         Ok(listeners)
+    }
+
+    /// Listeners from sockets bound elsewhere (systemd socket activation, or
+    /// the agent this one takes over from): UDP sockets and listening TCP
+    /// sockets, in any order. UDP sockets get the options ours have.
+    pub fn from_fds(fds: Vec<OwnedFd>) -> Result<Listeners> {
+        let mut listeners = Listeners {
+            udp: Vec::new(),
+            tcp: Vec::new(),
+        };
+        for fd in fds {
+            let socket = Socket::from(fd);
+            let addr = socket
+                .local_addr()
+                .ok()
+                .and_then(|a| a.as_socket())
+                .context("a socket passed in is not an IP socket")?;
+            match socket.r#type().context("the type of a socket passed in")? {
+                Type::DGRAM => {
+                    enable_pktinfo(&socket, addr.is_ipv6())
+                        .with_context(|| format!("UDP {addr} passed in"))?;
+                    listeners.udp.push(socket.into());
+                }
+                Type::STREAM => {
+                    if !socket.is_listener().unwrap_or(false) {
+                        bail!("TCP {addr} passed in is not listening");
+                    }
+                    listeners.tcp.push(socket.into());
+                }
+                other => bail!("{addr} passed in is neither UDP nor TCP ({other:?})"),
+            }
+        }
+        if listeners.udp.is_empty() {
+            bail!("no UDP socket among the sockets passed in");
+        }
+        Ok(listeners)
+    }
+
+    /// Copies of every socket (the same sockets, new descriptors), to hand
+    /// on to a successor while these keep serving.
+    pub fn handover(&self) -> Result<Vec<OwnedFd>> {
+        let udp = self.udp.iter().map(|s| s.try_clone().map(OwnedFd::from));
+        let tcp = self.tcp.iter().map(|s| s.try_clone().map(OwnedFd::from));
+        udp.chain(tcp)
+            .collect::<io::Result<_>>()
+            .context("copying the listening sockets")
     }
 
     /// The bound addresses (UDP and TCP share each).
@@ -523,6 +569,40 @@ port = 80
                 _ => None,
             })
             .collect()
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn sockets_handed_over_serve_the_same_addresses() {
+        let addrs: Vec<SocketAddr> = ["127.0.0.1:0", "[::1]:0"]
+            .iter()
+            .map(|a| a.parse().unwrap())
+            .collect();
+        let listeners = Listeners::bind(&addrs, false).unwrap();
+        let bound = listeners.local_addrs();
+        let copies = Listeners::from_fds(listeners.handover().unwrap()).unwrap();
+        assert_eq!(copies.local_addrs(), bound);
+        drop(listeners);
+        let server = Server::start(copies, responder(), LIMITS).unwrap();
+        for &addr in server.local_addrs() {
+            let client = udp_client(addr).await;
+            let answer = udp_exchange(&client, &query(7, "www.example.test.", RecordType::A))
+                .await
+                .unwrap_or_else(|| panic!("no answer from {addr}"));
+            assert_eq!(a_records(&answer), [Ipv4Addr::new(192, 0, 2, 10)]);
+            let mut tcp = TcpStream::connect(addr).await.unwrap();
+            tcp.write_all(&framed(&query(8, "www.example.test.", RecordType::A)))
+                .await
+                .unwrap();
+            assert_eq!(tcp_read(&mut tcp).await.unwrap().id(), 8);
+        }
+        // Neither a connected socket nor a non-IP one is taken for a listener.
+        let stream = std::net::TcpStream::connect(server.local_addrs()[0]).unwrap();
+        let e = Listeners::from_fds(vec![OwnedFd::from(stream)])
+            .err()
+            .unwrap();
+        assert!(format!("{e:#}").contains("not listening"), "{e:#}");
+        let (unix, _) = std::os::unix::net::UnixStream::pair().unwrap();
+        assert!(Listeners::from_fds(vec![OwnedFd::from(unix)]).is_err());
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
