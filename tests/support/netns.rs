@@ -356,11 +356,23 @@ impl Netns {
     /// Starts the agent in the server namespace on the server veth and waits
     /// until its XDP program is attached there.
     pub fn start_agent(&mut self, config: &Path, extra: &[&str]) -> Result<()> {
+        self.start_agent_with_env(config, extra, &[])
+    }
+
+    /// [`Netns::start_agent`] with `env` set for the agent (e.g. what a
+    /// service manager passes: `NOTIFY_SOCKET`, `WATCHDOG_USEC`).
+    pub fn start_agent_with_env(
+        &mut self,
+        config: &Path,
+        extra: &[&str],
+        env: &[(&str, &str)],
+    ) -> Result<()> {
         if self.agent.is_some() {
             bail!("the agent is already running");
         }
         self.agent_runs += 1;
-        let cmd = self.agent_command(config, extra);
+        let mut cmd = self.agent_command(config, extra);
+        cmd.envs(env.iter().copied());
         let log = format!("agent-{}.log", self.agent_runs);
         let mut proc = self.spawn_logged(cmd, &log)?;
         let attached = poll_until(START_TIMEOUT, Duration::from_millis(20), || {

@@ -13,7 +13,7 @@ use crate::{host::is_root, process::run, toolchain::ensure_ebpf_toolchain};
 /// Commands the tests and benchmarks run, with the Debian package that has each.
 /// kdig, unbound and Knot are the real clients and servers of tests/real_clients.rs;
 /// nginx and openssl (a self-signed certificate) serve the http/https checks of
-/// tests/checks.rs.
+/// tests/checks.rs; systemd-analyze verifies the unit files of `dist/`.
 const DEBIAN_COMMANDS: &[(&str, &str)] = &[
     ("dig", "bind9-dnsutils"),
     ("nginx", "nginx"),
@@ -25,6 +25,7 @@ const DEBIAN_COMMANDS: &[(&str, &str)] = &[
     ("unbound-checkconf", "unbound"),
     ("knotd", "knot"),
     ("knotc", "knot"),
+    ("systemd-analyze", "systemd"),
 ];
 
 /// Packages above that ship a service: on a host where apt starts services

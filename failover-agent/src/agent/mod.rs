@@ -29,7 +29,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::{Result, bail};
 use log::{debug, error, info};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 use tokio::time::MissedTickBehavior;
 
 use crate::admin_state::{AdminStore, Mode};
@@ -61,6 +61,16 @@ impl RecordState {
     }
 }
 
+/// How far the agent's loop has got, for whoever watches it from outside
+/// (systemd's readiness and watchdog).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Progress {
+    /// The first round of checks is over: answers are written.
+    pub answering: bool,
+    /// Turns of the loop's one-second tick: it moves while the loop runs.
+    pub ticks: u64,
+}
+
 /// The agent: configuration, health state and the publication path.
 pub struct Agent<P> {
     config: Config,
@@ -90,6 +100,7 @@ pub struct Agent<P> {
     /// Health-change lines per (record, endpoint) and answer lines per
     /// (record, no endpoint): a flapping endpoint cannot flood the log.
     log_limit: LogLimit<(usize, Option<usize>)>,
+    progress: watch::Sender<Progress>,
 }
 
 /// The probe that checks each endpoint of each record of `config`.
@@ -134,6 +145,7 @@ impl<P: Publisher> Agent<P> {
             admin_seen: HashMap::new(),
             control: None,
             log_limit: LogLimit::new(log_limit::LINES_PER_WINDOW, log_limit::WINDOW),
+            progress: watch::Sender::new(Progress::default()),
         }
     }
 
@@ -148,6 +160,11 @@ impl<P: Publisher> Agent<P> {
 
     pub fn into_publisher(self) -> P {
         self.publication.into_target()
+    }
+
+    /// Follows the loop: answering, and ticking while it runs.
+    pub fn progress(&self) -> watch::Receiver<Progress> {
+        self.progress.subscribe()
     }
 
     /// Health of every endpoint of record `record`, in configuration order.
@@ -217,7 +234,10 @@ impl<P: Publisher> Agent<P> {
                     let reply = self.control_request(msg.request);
                     let _ = msg.reply.send(reply);
                 }
-                _ = admin_tick.tick() => self.admin_tick(),
+                _ = admin_tick.tick() => {
+                    self.admin_tick();
+                    self.progress.send_modify(|p| p.ticks += 1);
+                }
                 _ = async {
                     match stats.as_mut() {
                         Some(interval) => interval.tick().await,
@@ -323,6 +343,7 @@ impl<P: Publisher> Agent<P> {
                 return;
             }
             self.first_round_done = true;
+            self.progress.send_modify(|p| p.answering = true);
             info!(
                 "first round of health checks complete in {}: writing answer sets",
                 Latency(started.elapsed())

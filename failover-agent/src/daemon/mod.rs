@@ -4,6 +4,7 @@
 //! the agent's loop until a signal, and takes it all down in order.
 
 pub mod reload;
+pub mod service;
 pub mod sockets;
 
 use std::net::SocketAddr;
@@ -71,7 +72,10 @@ pub fn run(plan: Plan) -> Result<()> {
     unsafe { libc::signal(libc::SIGHUP, libc::SIG_IGN) };
     // Bound first: a port that is taken stops us before the kernel is
     // touched, and once XDP passes queries up, something answers them.
+    // Both read and remove their variables: before any thread exists.
     let passed = sockets::from_systemd().context("taking the sockets systemd passed")?;
+    // SAFETY: no thread has been spawned yet (the runtime starts below).
+    let watchdog = unsafe { sd_notify::watchdog_enabled_and_unset_env() };
     let listeners = match config.server.mode {
         // Socket activation: systemd bound them (and keeps queries queued on
         // them while no agent runs).
@@ -224,11 +228,13 @@ pub fn run(plan: Plan) -> Result<()> {
             signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
         let mut sigterm =
             signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
+        tokio::spawn(service::follow(agent.progress(), watchdog));
         let shutdown = async {
             tokio::select! {
                 _ = sigint.recv() => info!("SIGINT: shutting down"),
                 _ = sigterm.recv() => info!("SIGTERM: shutting down"),
             }
+            service::stopping();
         };
         let result = agent
             .run(shutdown, Some(stats_interval), |published: &Published| {

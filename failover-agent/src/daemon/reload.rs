@@ -153,6 +153,7 @@ pub async fn on_sighup(path: PathBuf, running: Server, file_server: Server, relo
     };
     while hangups.recv().await.is_some() {
         info!("SIGHUP: reloading {}", path.display());
+        super::service::reloading();
         match load_off_runtime(&path, &running, &file_server).await {
             Ok(config) => {
                 if !reloader.reload(config) {
@@ -161,6 +162,7 @@ pub async fn on_sighup(path: PathBuf, running: Server, file_server: Server, relo
             }
             Err(e) => error!("reload refused, the running configuration stays: {e:#}"),
         }
+        super::service::reloaded();
     }
 }
 

@@ -15,51 +15,25 @@ use nix::sys::socket::{ControlMessage, ControlMessageOwned, MsgFlags, recvmsg, s
 pub const MAX_FDS: usize = 64;
 
 /// The sockets systemd passed (`LISTEN_PID` is us, `LISTEN_FDS` of them
-/// from fd 3 on), or none. The variables are removed so that children do not
-/// take the sockets for theirs.
+/// from fd 3 on, made close-on-exec), or none. The variables are removed so
+/// that children do not take the sockets for theirs. Call before any thread
+/// is spawned.
 pub fn from_systemd() -> Result<Vec<OwnedFd>> {
-    let pid = std::env::var("LISTEN_PID").ok();
-    let count = std::env::var("LISTEN_FDS").ok();
-    // SAFETY: start-up, before any thread is spawned.
+    let fds = sd_notify::listen_fds().context("LISTEN_PID / LISTEN_FDS")?;
+    // SAFETY: start-up, before any thread is spawned (see above).
     unsafe {
         std::env::remove_var("LISTEN_PID");
         std::env::remove_var("LISTEN_FDS");
         std::env::remove_var("LISTEN_FDNAMES");
     }
-    let (Some(pid), Some(count)) = (pid, count) else {
-        return Ok(Vec::new());
-    };
-    if pid.trim().parse::<u32>().ok() != Some(std::process::id()) {
-        return Ok(Vec::new());
+    if fds.len() > MAX_FDS {
+        bail!(
+            "LISTEN_FDS={}: more sockets than the {MAX_FDS} a server takes",
+            fds.len()
+        );
     }
-    let count: usize = count
-        .trim()
-        .parse()
-        .with_context(|| format!("LISTEN_FDS={count:?} is not a number"))?;
-    if count > MAX_FDS {
-        bail!("LISTEN_FDS={count}: more sockets than the {MAX_FDS} a server takes");
-    }
-    const FIRST: RawFd = 3;
-    (FIRST..FIRST + count as RawFd)
-        .map(|fd| {
-            // SAFETY: systemd passes these fds to us and nobody else owns them.
-            let owned = unsafe { OwnedFd::from_raw_fd(fd) };
-            set_cloexec(&owned)?;
-            Ok(owned)
-        })
-        .collect()
-}
-
-fn set_cloexec(fd: &OwnedFd) -> Result<()> {
-    // SAFETY: fcntl on an fd we own.
-    let flags = unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_GETFD) };
-    if flags < 0
-        // SAFETY: as above.
-        || unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_SETFD, flags | libc::FD_CLOEXEC) } < 0
-    {
-        return Err(std::io::Error::last_os_error()).context("setting FD_CLOEXEC");
-    }
-    Ok(())
+    // SAFETY: systemd passed these fds to us and nobody else owns them.
+    Ok(fds.map(|fd| unsafe { OwnedFd::from_raw_fd(fd) }).collect())
 }
 
 /// Sends `message` with `fds` attached over `stream`.
