@@ -146,7 +146,7 @@ fn by_map<const L3: usize, const V6: bool>(data: usize, checks: u16) -> Result<(
         key.addr[i] = unsafe { read_u8(data + F::<L3, V6>::IP_DST + i) };
         i += 1;
     }
-    if unsafe { SERVICES.get(&key) }.is_none() {
+    if unsafe { SERVICES.get(key) }.is_none() {
         return Err(Counter::PassNotForUs);
     }
     if checks & CHECK_SOURCE != 0 {
@@ -157,7 +157,7 @@ fn by_map<const L3: usize, const V6: bool>(data: usize, checks: u16) -> Result<(
         }
         key.port = 0;
         // A martian source, as the stack sees it: its own or a broadcast address.
-        if unsafe { SERVICES.get(&key) }.is_some() {
+        if unsafe { SERVICES.get(key) }.is_some() {
             return Err(Counter::PassNotDnsTransport);
         }
     }
