@@ -15,13 +15,13 @@ use std::{
 };
 
 use failover_agent::config::Config;
-use failover_agent::dataplane::Addressing;
+use failover_agent::dataplane::{Addressing, Interface};
 use failover_agent::dns::rr::{RTYPE_A, RTYPE_AAAA, RTYPE_HTTPS, Soa};
 use failover_agent::policy::Answer as Decided;
 use failover_agent::publish::Publisher as _;
 use failover_agent::serve::Entry;
 use failover_agent::serve::zones::ZoneTree;
-use failover_common::{AnswerSet, Counter};
+use failover_common::{AnswerSet, Counter, HOST_ADDRS_V4};
 use failover_tests::{
     packets::{
         Answer, CLIENT_IP, ExpectedSoa, Opt, Query, SERVER_IP, UdpChecksum, check_answer,
@@ -187,11 +187,17 @@ const LISTED_OTHER_PORT: SocketAddr =
     SocketAddr::new(IpAddr::V4(Ipv4Addr::new(127, 0, 0, 2)), 5353);
 
 fn program() -> XdpProgram {
+    program_on(&test_interface())
+}
+
+/// The program with its maps written, attached (as far as the maps tell)
+/// to `interface`.
+fn program_on(interface: &Interface) -> XdpProgram {
     let mut r = XdpProgram::load().expect("load the XDP program (are we root?)");
     let mut services = test_services();
     services.extend([LISTED_EXTRA, LISTED_OTHER_PORT]);
     r.dataplane
-        .set_addressing(&Addressing::new(&test_interface(), &services))
+        .set_addressing(&Addressing::new(interface, &services))
         .unwrap();
     let dp = &mut r.dataplane;
     dp.set_zones(&zone_tree()).unwrap();
@@ -1001,7 +1007,26 @@ fn fixtures() -> Vec<Fixture> {
 
 #[test]
 fn fixtures_give_the_expected_verdict_and_frame() {
-    let xdp = program();
+    check_fixtures(&program());
+}
+
+/// A host with more addresses than the host map's value lists: the program
+/// looks destination and source up in the service map, with the same verdicts.
+#[test]
+fn fixtures_give_the_same_verdicts_on_a_host_with_many_addresses() {
+    let mut interface = test_interface();
+    interface
+        .addrs
+        .extend((1..=HOST_ADDRS_V4 as u8).map(|i| IpAddr::V4(Ipv4Addr::new(10, 255, 255, i))));
+    let services: Vec<_> = test_services()
+        .into_iter()
+        .chain([LISTED_EXTRA, LISTED_OTHER_PORT])
+        .collect();
+    assert!(Addressing::new(&interface, &services).by_map());
+    check_fixtures(&program_on(&interface));
+}
+
+fn check_fixtures(xdp: &XdpProgram) {
     let mut failures = Vec::new();
     for f in fixtures() {
         let before = Counter::ALL.map(|c| xdp.counter(c).unwrap());

@@ -12,10 +12,11 @@ use aya::{
     programs::{Xdp, XdpMode, xdp::XdpLinkId},
 };
 use failover_common::{
-    AnswerSet, CHECK_DST_MAC, CHECK_SOURCE, COUNTER_COUNT, Counter, FAMILY_V4, FAMILY_V6,
-    HostConfig, MAP_COUNTERS, MAP_HOST, MAP_RECORDS, MAP_SERVICES, MAP_ZONES, MAX_SERVICES,
-    PROGRAM_XDP, RecordKey, SERVICE_BROADCAST, SERVICE_HOST_ADDRESS, SERVICE_LISTEN,
-    SERVICE_WILDCARD, ServiceKey,
+    ADDR_REFUSED_SOURCE, ADDR_SERVICE_53, AnswerSet, CHECK_BY_MAP, CHECK_DST_MAC, CHECK_SOURCE,
+    COUNTER_COUNT, Counter, FAMILY_V4, FAMILY_V6, HOST_ADDRS_V4, HOST_ADDRS_V6, HostConfig,
+    MAP_COUNTERS, MAP_HOST, MAP_RECORDS, MAP_SERVICES, MAP_ZONES, MAX_SERVICES, PROGRAM_XDP,
+    RecordKey, SERVICE_BROADCAST, SERVICE_HOST_ADDRESS, SERVICE_LISTEN, SERVICE_WILDCARD,
+    ServiceKey,
 };
 
 use crate::dns::name::record_key;
@@ -172,6 +173,12 @@ impl Dataplane {
                 addressing.entries.len()
             );
         }
+        if addressing.by_map() {
+            log::warn!(
+                "more than {HOST_ADDRS_V4} IPv4 or {HOST_ADDRS_V6} IPv6 service and host addresses: \
+                 the fast path looks each query's addresses up in a hash map (slower)"
+            );
+        }
         for (key, flags) in &addressing.entries {
             self.services
                 .insert(key, flags, 0)
@@ -319,11 +326,19 @@ impl Addressing {
             (false, Some(_)) => CHECK_DST_MAC | CHECK_SOURCE,
             (false, None) => CHECK_SOURCE,
         };
-        let host = HostConfig {
-            mac: interface.mac.unwrap_or_default(),
-            checks,
-        };
+        let mut host = HostConfig::zeroed();
+        host.mac = interface.mac.unwrap_or_default();
+        host.checks = checks;
+        if !host_lists(&mut host, &entries) {
+            host.checks |= CHECK_BY_MAP;
+        }
         Addressing { host, entries }
+    }
+
+    /// More addresses of a family than `HostConfig` lists: the program looks
+    /// them up in the service map, more slowly.
+    pub fn by_map(&self) -> bool {
+        self.host.checks & CHECK_BY_MAP != 0
     }
 
     /// The addresses and ports answered, e.g. for a log line.
@@ -341,6 +356,48 @@ impl Addressing {
             })
             .collect()
     }
+}
+
+/// Fills `host`'s address lists from the service map's entries: each
+/// address with a port 53 entry or a port 0 entry, with its `ADDR_*` bits.
+/// False (lists left empty) when a family has more addresses than they hold.
+fn host_lists(host: &mut HostConfig, entries: &BTreeMap<ServiceKey, u32>) -> bool {
+    let mut v4: BTreeMap<u32, u8> = BTreeMap::new();
+    let mut v6: BTreeMap<[u32; 4], u8> = BTreeMap::new();
+    for key in entries.keys() {
+        let bit = match key.port {
+            53 => ADDR_SERVICE_53,
+            0 => ADDR_REFUSED_SOURCE,
+            _ => continue,
+        };
+        let word = |i: usize| {
+            u32::from_ne_bytes([
+                key.addr[4 * i],
+                key.addr[4 * i + 1],
+                key.addr[4 * i + 2],
+                key.addr[4 * i + 3],
+            ])
+        };
+        if key.family == FAMILY_V4 {
+            *v4.entry(word(0)).or_insert(0) |= bit;
+        } else {
+            *v6.entry([word(0), word(1), word(2), word(3)]).or_insert(0) |= bit;
+        }
+    }
+    if v4.len() > HOST_ADDRS_V4 || v6.len() > HOST_ADDRS_V6 {
+        return false;
+    }
+    for (i, (addr, flags)) in v4.into_iter().enumerate() {
+        host.v4[i] = addr;
+        host.v4_flags[i] = flags;
+        host.v4_count += 1;
+    }
+    for (i, (addr, flags)) in v6.into_iter().enumerate() {
+        host.v6[i] = addr;
+        host.v6_flags[i] = flags;
+        host.v6_count += 1;
+    }
+    true
 }
 
 /// The service map's key for `ip` and `port` (0: a host address).
@@ -432,5 +489,51 @@ mod tests {
         let key = service_key("127.0.0.2".parse().unwrap(), 5353);
         assert_eq!(key.addr[4..], [0; 12]);
         assert_eq!((key.family, key._pad), (FAMILY_V4, 0));
+    }
+
+    #[test]
+    fn the_host_value_lists_port_53_and_port_0_addresses_with_their_bits() {
+        let services = [
+            "0.0.0.0:53".parse().unwrap(),
+            "[2001:db8::53]:5353".parse().unwrap(),
+        ];
+        let a = Addressing::new(&veth(), &services);
+        assert!(!a.by_map());
+        let word = |ip: Ipv4Addr| u32::from_ne_bytes(ip.octets());
+        let v4: Vec<_> = (0..a.host.v4_count as usize)
+            .map(|i| (a.host.v4[i], a.host.v4_flags[i]))
+            .collect();
+        assert_eq!(
+            v4,
+            vec![
+                (
+                    word(Ipv4Addr::new(198, 51, 100, 1)),
+                    ADDR_SERVICE_53 | ADDR_REFUSED_SOURCE
+                ),
+                (word(Ipv4Addr::new(198, 51, 100, 255)), ADDR_REFUSED_SOURCE),
+            ]
+        );
+        // Port 5353 is not port 53: its address is only a refused source.
+        let v6_addrs: Vec<_> = (0..a.host.v6_count as usize)
+            .map(|i| a.host.v6_flags[i])
+            .collect();
+        assert_eq!(v6_addrs, vec![ADDR_REFUSED_SOURCE; 3]);
+        assert_eq!(a.host.v4[2..], [0; HOST_ADDRS_V4 - 2]);
+        assert_eq!(a.host._pad, [0; 2]);
+    }
+
+    #[test]
+    fn more_addresses_than_the_host_value_lists_go_by_the_service_map() {
+        let mut iface = veth();
+        iface.addrs = (1..=HOST_ADDRS_V4 as u8)
+            .map(|i| IpAddr::V4(Ipv4Addr::new(198, 51, 100, i)))
+            .collect();
+        // With the broadcast, one IPv4 address more than the list holds.
+        let a = Addressing::new(&iface, &["0.0.0.0:53".parse().unwrap()]);
+        assert!(a.by_map());
+        assert_eq!((a.host.v4_count, a.host.v6_count), (0, 0));
+        assert_eq!(a.host.checks, CHECK_DST_MAC | CHECK_SOURCE | CHECK_BY_MAP);
+        iface.broadcasts.clear();
+        assert!(!Addressing::new(&iface, &["0.0.0.0:53".parse().unwrap()]).by_map());
     }
 }

@@ -8,7 +8,7 @@
 /// Bump whenever a map key, value or counter index changes meaning. Anything that
 /// persists maps (pin paths, dumps) must include it so an old layout is never
 /// reused by a new program.
-pub const LAYOUT_VERSION: u32 = 5;
+pub const LAYOUT_VERSION: u32 = 6;
 
 /// Longest domain name in wire format, terminating root label included (RFC 1035 3.1).
 pub const MAX_NAME_WIRE_LEN: usize = 255;
@@ -106,19 +106,67 @@ pub const CHECK_DST_MAC: u16 = 1;
 /// own and broadcast addresses) are refused.
 pub const CHECK_SOURCE: u16 = 2;
 
+/// `HostConfig::checks`: the address lists of `HostConfig` are not used (the
+/// host has more addresses of a family than they hold); the program looks
+/// destination and source up in the service map instead.
+pub const CHECK_BY_MAP: u16 = 4;
+
+/// Most IPv4 addresses `HostConfig` lists (service and own addresses, the
+/// interface's broadcast addresses); with more, `CHECK_BY_MAP`.
+pub const HOST_ADDRS_V4: usize = 16;
+/// Most IPv6 addresses `HostConfig` lists; with more, `CHECK_BY_MAP`.
+pub const HOST_ADDRS_V6: usize = 16;
+
+/// `HostConfig::v4_flags` / `v6_flags`: port 53 of this address is this
+/// host's DNS service (a service map entry with port 53).
+pub const ADDR_SERVICE_53: u8 = 1;
+/// `HostConfig::v4_flags` / `v6_flags`: an own or broadcast address, refused
+/// as a source (a service map entry with port 0).
+pub const ADDR_REFUSED_SOURCE: u8 = 2;
+
 /// The one value of the host map: what the agent knows of the interface the
 /// program is attached to. All zero (never written): no MAC or source check,
-/// and with an empty service map nothing is answered.
+/// and with no address listed nothing is answered.
 ///
 /// On loopback the agent sets neither check: lo has no MAC, and every
 /// packet on it comes from one of the host's own addresses.
+///
+/// The address lists hold the same facts as the service map for port 53 and
+/// port 0, so that the program compares a few words instead of hashing two
+/// keys: `v4[..v4_count]` (each the address's network-order bytes read as
+/// native-endian `u32` words, `u32::from_ne_bytes`) and `v6[..v6_count]`, each with its `ADDR_*` bits in
+/// `v4_flags` / `v6_flags`. Unused slots and `_pad` are zero. Alignment 4,
+/// no padding.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct HostConfig {
     /// The interface's MAC.
     pub mac: [u8; 6],
-    /// `CHECK_DST_MAC` | `CHECK_SOURCE`.
+    /// `CHECK_DST_MAC` | `CHECK_SOURCE` | `CHECK_BY_MAP`.
     pub checks: u16,
+    pub v4_count: u8,
+    pub v6_count: u8,
+    pub _pad: [u8; 2],
+    pub v4_flags: [u8; HOST_ADDRS_V4],
+    pub v6_flags: [u8; HOST_ADDRS_V6],
+    pub v4: [u32; HOST_ADDRS_V4],
+    pub v6: [[u32; 4]; HOST_ADDRS_V6],
+}
+
+impl HostConfig {
+    pub const fn zeroed() -> Self {
+        Self {
+            mac: [0; 6],
+            checks: 0,
+            v4_count: 0,
+            v6_count: 0,
+            _pad: [0; 2],
+            v4_flags: [0; HOST_ADDRS_V4],
+            v6_flags: [0; HOST_ADDRS_V6],
+            v4: [0; HOST_ADDRS_V4],
+            v6: [[0; 4]; HOST_ADDRS_V6],
+        }
+    }
 }
 
 /// Key of the record map: a lowercased wire-format name and the query type.
@@ -320,4 +368,16 @@ const _: () = assert!(core::mem::size_of::<RecordKey>() == NAME_KEY_LEN + 2);
 const _: () = assert!(core::mem::size_of::<AnswerSet>() == 16 + 20 * MAX_ANSWER_ADDRS);
 const _: () = assert!(core::mem::size_of::<ZoneSoa>() == 8 + SOA_RR_MAX);
 const _: () = assert!(core::mem::size_of::<ServiceKey>() == 16 + 2 + 1 + 1);
-const _: () = assert!(core::mem::size_of::<HostConfig>() == 6 + 2);
+const _: () = assert!(
+    core::mem::size_of::<HostConfig>()
+        == 6 + 2
+            + 1
+            + 1
+            + 2
+            + HOST_ADDRS_V4
+            + HOST_ADDRS_V6
+            + 4 * HOST_ADDRS_V4
+            + 16 * HOST_ADDRS_V6
+);
+// The program masks list indexes with `HOST_ADDRS_* - 1`.
+const _: () = assert!(HOST_ADDRS_V4.is_power_of_two() && HOST_ADDRS_V6.is_power_of_two());

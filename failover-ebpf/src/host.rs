@@ -4,7 +4,8 @@
 //! that is not ours, or go to one that is).
 
 use failover_common::{
-    CHECK_DST_MAC, CHECK_SOURCE, Counter, FAMILY_V4, FAMILY_V6, HostConfig, ServiceKey,
+    ADDR_REFUSED_SOURCE, ADDR_SERVICE_53, CHECK_BY_MAP, CHECK_DST_MAC, CHECK_SOURCE, Counter,
+    FAMILY_V4, FAMILY_V6, HOST_ADDRS_V4, HOST_ADDRS_V6, HostConfig, ServiceKey,
 };
 
 use crate::{
@@ -13,28 +14,127 @@ use crate::{
 };
 
 /// Checks the destination MAC (off loopback), that the destination address
-/// and port 53 are a service address in the map, and (off loopback) that the
-/// source is not one of this host's own or broadcast addresses. The caller
-/// has bounds-checked the frame through the UDP header.
+/// and port 53 are a service address, and (off loopback) that the source is
+/// not one of this host's own or broadcast addresses. The caller has
+/// bounds-checked the frame through the UDP header (and the destination port
+/// is 53).
+///
+/// The addresses come from the host map's one value, compared word by word
+/// in one pass that serves both checks; a host with more addresses than it
+/// lists has them in the service map instead (`CHECK_BY_MAP`).
 #[inline(always)]
 pub fn addressed_to_us<const L3: usize, const V6: bool>(data: usize) -> Result<(), Counter> {
-    type F<const L3: usize, const V6: bool> = Frame<L3, V6>;
     // Never written: nothing is ours, every query passes.
     let host: &HostConfig = match HOST.get(0) {
         Some(h) => h,
         None => return Err(Counter::PassNotForUs),
     };
     if host.checks & CHECK_DST_MAC != 0 {
-        let mut diff: u8 = 0;
-        let mut i = 0;
-        while i < 6 {
-            diff |= unsafe { read_u8(data + ETH_DST + i) } ^ host.mac[i];
-            i += 1;
-        }
-        if diff != 0 {
+        let dst = unsafe { read_u32(data + ETH_DST) } ^ read_word(&host.mac);
+        let dst_low = unsafe { read_u8(data + ETH_DST + 4) } ^ host.mac[4];
+        let dst_last = unsafe { read_u8(data + ETH_DST + 5) } ^ host.mac[5];
+        if dst != 0 || (dst_low | dst_last) != 0 {
             return Err(Counter::PassNotForUs);
         }
     }
+    if host.checks & CHECK_BY_MAP != 0 {
+        return by_map::<L3, V6>(data, host.checks);
+    }
+    let flags = if V6 {
+        scan_v6::<L3>(data, host)
+    } else {
+        scan_v4::<L3>(data, host)
+    };
+    if flags & ADDR_SERVICE_53 == 0 {
+        return Err(Counter::PassNotForUs);
+    }
+    // A martian source, as the stack sees it: its own or a broadcast address.
+    if host.checks & CHECK_SOURCE != 0 && flags & ADDR_REFUSED_SOURCE != 0 {
+        return Err(Counter::PassNotDnsTransport);
+    }
+    Ok(())
+}
+
+/// The first 4 bytes of `b` as one native-endian word.
+#[inline(always)]
+fn read_word(b: &[u8; 6]) -> u32 {
+    u32::from_ne_bytes([b[0], b[1], b[2], b[3]])
+}
+
+/// One pass over the listed IPv4 addresses: `ADDR_SERVICE_53` if the
+/// destination is listed with it, `ADDR_REFUSED_SOURCE` if the source is.
+#[inline(always)]
+fn scan_v4<const L3: usize>(data: usize, host: &HostConfig) -> u8 {
+    type F<const L3: usize> = Frame<L3, false>;
+    let src = unsafe { read_u32(data + F::<L3>::IP_SRC) };
+    let dst = unsafe { read_u32(data + F::<L3>::IP_DST) };
+    let count = host.v4_count as usize;
+    let mut found: u8 = 0;
+    let mut i = 0;
+    while i < HOST_ADDRS_V4 {
+        if i >= count {
+            break;
+        }
+        let at = i & (HOST_ADDRS_V4 - 1);
+        let addr = host.v4[at];
+        let flags = host.v4_flags[at];
+        if addr == dst {
+            found |= flags & ADDR_SERVICE_53;
+        }
+        if addr == src {
+            found |= flags & ADDR_REFUSED_SOURCE;
+        }
+        i += 1;
+    }
+    found
+}
+
+/// `scan_v4` for IPv6: four words per address.
+#[inline(always)]
+fn scan_v6<const L3: usize>(data: usize, host: &HostConfig) -> u8 {
+    type F<const L3: usize> = Frame<L3, true>;
+    let word = |at: usize| unsafe { read_u32(at) };
+    let s = F::<L3>::IP_SRC;
+    let d = F::<L3>::IP_DST;
+    let src = [
+        word(data + s),
+        word(data + s + 4),
+        word(data + s + 8),
+        word(data + s + 12),
+    ];
+    let dst = [
+        word(data + d),
+        word(data + d + 4),
+        word(data + d + 8),
+        word(data + d + 12),
+    ];
+    let count = host.v6_count as usize;
+    let mut found: u8 = 0;
+    let mut i = 0;
+    while i < HOST_ADDRS_V6 {
+        if i >= count {
+            break;
+        }
+        let at = i & (HOST_ADDRS_V6 - 1);
+        let addr = &host.v6[at];
+        let flags = host.v6_flags[at];
+        let to_dst = (addr[0] ^ dst[0]) | (addr[1] ^ dst[1]) | (addr[2] ^ dst[2]) | (addr[3] ^ dst[3]);
+        if to_dst == 0 {
+            found |= flags & ADDR_SERVICE_53;
+        }
+        let to_src = (addr[0] ^ src[0]) | (addr[1] ^ src[1]) | (addr[2] ^ src[2]) | (addr[3] ^ src[3]);
+        if to_src == 0 {
+            found |= flags & ADDR_REFUSED_SOURCE;
+        }
+        i += 1;
+    }
+    found
+}
+
+/// The service map path (more addresses than `HostConfig` lists).
+#[inline(always)]
+fn by_map<const L3: usize, const V6: bool>(data: usize, checks: u16) -> Result<(), Counter> {
+    type F<const L3: usize, const V6: bool> = Frame<L3, V6>;
     let mut key = ServiceKey {
         addr: [0; 16],
         port: 53,
@@ -49,7 +149,7 @@ pub fn addressed_to_us<const L3: usize, const V6: bool>(data: usize) -> Result<(
     if unsafe { SERVICES.get(key) }.is_none() {
         return Err(Counter::PassNotForUs);
     }
-    if host.checks & CHECK_SOURCE != 0 {
+    if checks & CHECK_SOURCE != 0 {
         let mut i = 0;
         while i < F::<L3, V6>::IP_ADDR_LEN {
             key.addr[i] = unsafe { read_u8(data + F::<L3, V6>::IP_SRC + i) };

@@ -60,6 +60,13 @@ pub unsafe fn read_u8(p: usize) -> u8 {
     unsafe { *(p as *const u8) }
 }
 
+/// Four bytes as one native-endian word (compared with words of the same
+/// bytes, as the agent writes them).
+#[inline(always)]
+pub unsafe fn read_u32(p: usize) -> u32 {
+    unsafe { core::ptr::read_unaligned(p as *const u32) }
+}
+
 #[inline(always)]
 pub unsafe fn read_be16(p: usize) -> u16 {
     unsafe { u16::from_be_bytes([read_u8(p), read_u8(p + 1)]) }
