@@ -36,6 +36,10 @@ pub struct Plan {
     pub reload: Option<(PathBuf, Server)>,
     pub pid_file: PathBuf,
     pub stats_interval: Duration,
+    /// Detach and unpin at exit; otherwise the pinned data plane stays.
+    pub detach_on_exit: bool,
+    /// Remove the interface's pinned data plane (any layout) first.
+    pub replace_dataplane: bool,
 }
 
 fn mode_name(mode: AttachMode) -> &'static str {
@@ -59,6 +63,8 @@ pub fn run(plan: Plan) -> Result<()> {
         reload,
         pid_file,
         stats_interval,
+        detach_on_exit,
+        replace_dataplane,
     } = plan;
     for warning in config.warnings() {
         warn!("{warning}");
@@ -85,7 +91,7 @@ pub fn run(plan: Plan) -> Result<()> {
             None
         }
     };
-    let mut dataplane = Dataplane::load().map_err(|e| {
+    let mut dataplane = load_pinned(&iface, replace_dataplane).map_err(|e| {
         // SAFETY: geteuid has no preconditions.
         if unsafe { libc::geteuid() } != 0 {
             e.context("loading the XDP program (needs root, or CAP_BPF and CAP_NET_ADMIN)")
@@ -117,12 +123,28 @@ pub fn run(plan: Plan) -> Result<()> {
             mode_name(mode)
         )));
     }
-    info!(
-        "XDP program attached to {iface} in {} mode; {} records in {} zones",
-        mode_name(mode),
-        config.records.len(),
-        config.zones.len()
-    );
+    if dataplane.adopted() {
+        info!(
+            "adopted the data plane pinned at {}: the program on {iface} was replaced atomically and answers from the answer sets it held; {} records in {} zones",
+            dataplane
+                .pin_dir()
+                .map(|d| d.display().to_string())
+                .unwrap_or_default(),
+            config.records.len(),
+            config.zones.len()
+        );
+    } else {
+        info!(
+            "XDP program attached to {iface} in {} mode, pinned at {}; {} records in {} zones",
+            mode_name(mode),
+            dataplane
+                .pin_dir()
+                .map(|d| d.display().to_string())
+                .unwrap_or_default(),
+            config.records.len(),
+            config.zones.len()
+        );
+    }
 
     // Started from the main thread (the parent-death signal follows it) and
     // dropped after the runtime is gone: the children die last.
@@ -234,15 +256,51 @@ pub fn run(plan: Plan) -> Result<()> {
     drop(socket_file);
     let mut dataplane = agent.into_publisher().first;
     log_counters(&dataplane, None);
-    let detached = dataplane
-        .detach()
-        .with_context(|| format!("detaching the XDP program from {iface}"));
-    if detached.is_ok() {
-        info!("XDP program detached from {iface}");
-    }
+    let detached = if detach_on_exit {
+        let detached = dataplane
+            .detach()
+            .with_context(|| format!("detaching the XDP program from {iface}"));
+        if detached.is_ok() {
+            info!("XDP program detached from {iface}; its pins removed");
+        }
+        detached
+    } else {
+        info!(
+            "XDP program stays attached to {iface}, pinned at {}: it answers from the last answer sets until the next agent adopts it (`failover-agent detach --iface {iface}` removes it)",
+            dataplane
+                .pin_dir()
+                .map(|d| d.display().to_string())
+                .unwrap_or_default()
+        );
+        Ok(())
+    };
     drop(demo_endpoints);
     result?;
     detached
+}
+
+/// Mounts bpffs if needed, refuses (or with `replace` removes) a data plane
+/// of another map layout pinned for `iface`, and loads ours pinned.
+fn load_pinned(iface: &str, replace: bool) -> Result<Dataplane> {
+    crate::pin::ensure_bpffs()?;
+    if replace {
+        for dir in crate::dataplane::remove_pinned(iface)? {
+            info!("--replace-dataplane: removed {}", dir.display());
+        }
+    }
+    let others = crate::pin::other_layouts(iface);
+    if !others.is_empty() {
+        anyhow::bail!(
+            "{iface} has a pinned data plane of another map layout ({}); this agent's layout is v{} and an old layout is never reused: run with --replace-dataplane to remove it first (or `failover-agent detach --iface {iface}`)",
+            others
+                .iter()
+                .map(|d| d.display().to_string())
+                .collect::<Vec<_>>()
+                .join(", "),
+            failover_common::LAYOUT_VERSION
+        );
+    }
+    Dataplane::load_pinned(&crate::pin::pin_dir(iface))
 }
 
 fn start_demo(config: &Config) -> Result<DemoEndpoints> {
