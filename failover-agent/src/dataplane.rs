@@ -19,9 +19,9 @@ use aya::{
 };
 use failover_common::{
     AnswerSet, CHECK_DST_MAC, CHECK_SOURCE, COUNTER_COUNT, Counter, FAMILY_V4, FAMILY_V6,
-    HostConfig, MAP_COUNTERS, MAP_HOST, MAP_RECORDS, MAP_SERVICES, MAP_ZONES, MAX_SERVICES,
-    PROGRAM_XDP, RecordKey, SERVICE_BROADCAST, SERVICE_HOST_ADDRESS, SERVICE_LISTEN,
-    SERVICE_WILDCARD, ServiceKey,
+    Heartbeat, HostConfig, MAP_COUNTERS, MAP_HEARTBEAT, MAP_HOST, MAP_RECORDS, MAP_SERVICES,
+    MAP_ZONES, MAX_SERVICES, PROGRAM_XDP, RecordKey, SERVICE_BROADCAST, SERVICE_HOST_ADDRESS,
+    SERVICE_LISTEN, SERVICE_WILDCARD, ServiceKey,
 };
 
 use crate::dns::name::record_key;
@@ -48,13 +48,36 @@ pub struct Dataplane {
     counters: PerCpuArray<MapData, u64>,
     services: HashMap<MapData, ServiceKey, u32>,
     host: Array<MapData, HostConfig>,
+    heartbeat: Array<MapData, Heartbeat>,
+    /// Written with every heartbeat.
+    hold: std::time::Duration,
     attached: Option<XdpLinkId>,
     pinned: Option<Pinned>,
 }
 
 /// The maps kept in bpffs: everything that says what the program answers,
 /// and its counters. Per-CPU working memory is the program's own.
-pub const PINNED_MAPS: [&str; 5] = [MAP_RECORDS, MAP_ZONES, MAP_SERVICES, MAP_HOST, MAP_COUNTERS];
+pub const PINNED_MAPS: [&str; 6] = [
+    MAP_RECORDS,
+    MAP_ZONES,
+    MAP_SERVICES,
+    MAP_HOST,
+    MAP_COUNTERS,
+    MAP_HEARTBEAT,
+];
+
+use crate::config::DEFAULT_DATAPLANE_HOLD as DEFAULT_HOLD;
+
+/// CLOCK_MONOTONIC in nanoseconds: the clock of `bpf_ktime_get_ns`.
+pub fn monotonic_ns() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime writes the timespec we own.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
+}
 
 /// A data plane pinned in bpffs ([`crate::pin`]).
 struct Pinned {
@@ -140,6 +163,10 @@ impl Dataplane {
             ebpf.take_map(MAP_HOST)
                 .context("XDP object has no host map")?,
         )?;
+        let heartbeat = Array::try_from(
+            ebpf.take_map(MAP_HEARTBEAT)
+                .context("XDP object has no heartbeat map")?,
+        )?;
         Ok(Self {
             ebpf,
             records,
@@ -147,6 +174,8 @@ impl Dataplane {
             counters,
             services,
             host,
+            heartbeat,
+            hold: DEFAULT_HOLD,
             attached: None,
             pinned,
         })
@@ -287,6 +316,30 @@ impl Dataplane {
         self.host
             .set(0, addressing.host, 0)
             .context("writing the interface's MAC")
+    }
+
+    /// Sets how long the program answers after the last heartbeat; written
+    /// with the next [`Dataplane::beat`].
+    pub fn set_hold(&mut self, hold: std::time::Duration) {
+        self.hold = hold;
+    }
+
+    /// Writes a heartbeat: now, and the hold. The program answers from the
+    /// maps only while the last one is younger than the hold.
+    pub fn beat(&mut self) -> Result<()> {
+        self.beat_at(monotonic_ns())
+    }
+
+    /// Writes a heartbeat taken at `at_ns` (CLOCK_MONOTONIC), e.g. a stale
+    /// one for the packet fixtures.
+    pub fn beat_at(&mut self, at_ns: u64) -> Result<()> {
+        let value = Heartbeat {
+            at_ns,
+            hold_ns: self.hold.as_nanos().min(u64::MAX as u128) as u64,
+        };
+        self.heartbeat
+            .set(0, value, 0)
+            .context("writing the heartbeat")
     }
 
     /// Packet counters summed over all CPUs, in `Counter::ALL` order.

@@ -28,7 +28,7 @@ use std::net::IpAddr;
 use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::{Result, bail};
-use log::{debug, error, info};
+use log::{debug, error, info, warn};
 use tokio::sync::mpsc;
 use tokio::time::MissedTickBehavior;
 
@@ -83,6 +83,8 @@ pub struct Agent<P> {
     /// The operator's overrides (drain, force), from the admin-state file
     /// and the control socket.
     admin: AdminStore,
+    /// The last heartbeat failed (logged once until one succeeds).
+    heartbeat_failing: bool,
     /// The override in force per (record name, type, endpoint), to log changes.
     admin_seen: HashMap<(String, u16, IpAddr), (Mode, Option<SystemTime>)>,
     /// Requests from the control socket.
@@ -131,6 +133,7 @@ impl<P: Publisher> Agent<P> {
             reload_tx,
             reload_rx,
             admin: AdminStore::memory(),
+            heartbeat_failing: false,
             admin_seen: HashMap::new(),
             control: None,
             log_limit: LogLimit::new(log_limit::LINES_PER_WINDOW, log_limit::WINDOW),
@@ -167,6 +170,7 @@ impl<P: Publisher> Agent<P> {
     where
         F: Future<Output = ()>,
     {
+        self.heartbeat();
         self.publication.flush();
         let endpoints = self.config.endpoint_count();
         let started = Instant::now();
@@ -217,7 +221,10 @@ impl<P: Publisher> Agent<P> {
                     let reply = self.control_request(msg.request);
                     let _ = msg.reply.send(reply);
                 }
-                _ = admin_tick.tick() => self.admin_tick(),
+                _ = admin_tick.tick() => {
+                    self.heartbeat();
+                    self.admin_tick();
+                }
                 _ = async {
                     match stats.as_mut() {
                         Some(interval) => interval.tick().await,
@@ -230,6 +237,19 @@ impl<P: Publisher> Agent<P> {
                         None => std::future::pending().await,
                     }
                 } => bail!("a health check task failed: {failure}"),
+            }
+        }
+    }
+
+    /// The publisher's sign of life (the kernel's heartbeat), once a second.
+    fn heartbeat(&mut self) {
+        match self.publication.target_mut().tick() {
+            Ok(()) => self.heartbeat_failing = false,
+            Err(e) => {
+                if !self.heartbeat_failing {
+                    warn!("{e:#}");
+                }
+                self.heartbeat_failing = true;
             }
         }
     }

@@ -99,6 +99,10 @@ pub fn run(plan: Plan) -> Result<()> {
             e
         }
     })?;
+    // The heartbeat first: an adopted program whose hold had run out
+    // answers again at once.
+    dataplane.set_hold(config.dataplane.hold);
+    dataplane.beat()?;
     // Before attaching: the program answers only what is addressed to us.
     let interface = Interface::read(&iface)?;
     let addressing = Addressing::new(&interface, &config.server.dns_service_addresses());

@@ -43,6 +43,11 @@ impl Publisher for Dataplane {
     fn withdraw(&mut self, name: &str, rtype: u16) -> Result<()> {
         self.remove_answer_set(name, rtype)
     }
+
+    /// The heartbeat: the program answers while it is younger than the hold.
+    fn tick(&mut self) -> Result<()> {
+        self.beat()
+    }
 }
 
 /// The record-map value of `entry` (checked against `rtype` already).

@@ -43,6 +43,11 @@ pub trait Publisher {
     /// Forgets (`name`, `rtype`): queries for it are no longer answered from
     /// this publisher.
     fn withdraw(&mut self, name: &str, rtype: u16) -> Result<()>;
+    /// Called once a second from the agent's loop: a sign of life (the
+    /// kernel maps' heartbeat). Nothing by default.
+    fn tick(&mut self) -> Result<()> {
+        Ok(())
+    }
 }
 
 impl<P: Publisher + ?Sized> Publisher for &mut P {
@@ -56,6 +61,10 @@ impl<P: Publisher + ?Sized> Publisher for &mut P {
 
     fn withdraw(&mut self, name: &str, rtype: u16) -> Result<()> {
         (**self).withdraw(name, rtype)
+    }
+
+    fn tick(&mut self) -> Result<()> {
+        (**self).tick()
     }
 }
 
