@@ -283,6 +283,20 @@ impl Dataplane {
         }
     }
 
+    /// Every (name, type) in the record map with its value: what an adopted
+    /// data plane answers. Keys that do not decode are skipped (logged).
+    pub fn answer_sets(&self) -> Result<Vec<(String, u16, AnswerSet)>> {
+        let mut out = Vec::new();
+        for item in self.records.iter() {
+            let (key, value) = item.context("reading the record map")?;
+            match crate::dns::name::text_name(&key.name) {
+                Ok(name) => out.push((name, key.qtype, value)),
+                Err(e) => log::warn!("record map: skipping a key: {e:#}"),
+            }
+        }
+        Ok(out)
+    }
+
     /// The zone map (one pre-encoded SOA per zone number).
     pub fn zones_mut(&mut self) -> &mut Array<MapData, ZoneSoa> {
         &mut self.zones
@@ -312,6 +326,21 @@ impl Dataplane {
             self.services
                 .insert(key, flags, 0)
                 .with_context(|| format!("writing the service address {key:?}"))?;
+        }
+        // A pinned map may hold an earlier agent's entries: drop the others.
+        let stale: Vec<ServiceKey> = self
+            .services
+            .keys()
+            .filter_map(Result::ok)
+            .filter(|key| !addressing.entries.contains_key(key))
+            .collect();
+        for key in stale {
+            match self.services.remove(&key) {
+                Ok(()) | Err(MapError::KeyNotFound) => {}
+                Err(e) => {
+                    return Err(e).with_context(|| format!("removing the service address {key:?}"));
+                }
+            }
         }
         self.host
             .set(0, addressing.host, 0)

@@ -241,6 +241,12 @@ impl<P: Publisher> Agent<P> {
         }
     }
 
+    /// Takes over what an earlier agent's data plane holds (see
+    /// [`Publication::adopt`]); returns how many (name, type)s are kept.
+    pub fn adopt(&mut self, entries: Vec<(String, u16, crate::serve::table::Entry)>) -> usize {
+        self.publication.adopt(entries)
+    }
+
     /// The publisher's sign of life (the kernel's heartbeat), once a second.
     fn heartbeat(&mut self) {
         match self.publication.target_mut().tick() {

@@ -150,6 +150,12 @@ pub fn run(plan: Plan) -> Result<()> {
         );
     }
 
+    let adopted = if dataplane.adopted() {
+        adopted_entries(&dataplane, &config)?
+    } else {
+        Vec::new()
+    };
+
     // Started from the main thread (the parent-death signal follows it) and
     // dropped after the runtime is gone: the children die last.
     let demo_endpoints = if demo {
@@ -176,6 +182,13 @@ pub fn run(plan: Plan) -> Result<()> {
         Both::new(dataplane, table, ["kernel map", "userspace table"]),
     );
     agent.set_admin(admin);
+    if !adopted.is_empty() {
+        let read = adopted.len();
+        let kept = agent.adopt(adopted);
+        info!(
+            "took over {kept} of the {read} answer sets the kernel held (the others are withdrawn once the first round of checks is done); each is kept until this agent's checks decide it"
+        );
+    }
     let control_socket = agent.config().admin.control_socket.clone().map(|path| {
         let is_default = agent.config().admin.control_socket_is_default;
         (path, is_default, agent.control_channel())
@@ -281,6 +294,35 @@ pub fn run(plan: Plan) -> Result<()> {
     drop(demo_endpoints);
     result?;
     detached
+}
+
+/// What the adopted data plane's record map holds, as entries; each one of
+/// a hot name of `config` gets that name's zone in `config` (zone numbers
+/// follow the configuration's order, which may have changed).
+fn adopted_entries(
+    dataplane: &Dataplane,
+    config: &Config,
+) -> Result<Vec<(String, u16, crate::serve::table::Entry)>> {
+    let zones: std::collections::HashMap<String, u32> = config
+        .hot_names()
+        .into_iter()
+        .map(|hot| (hot.name.to_ascii_lowercase(), hot.zone as u32))
+        .collect();
+    let mut out = Vec::new();
+    for (name, rtype, value) in dataplane.answer_sets()? {
+        match crate::publish::kernel::entry_of(rtype, &value) {
+            Ok(mut entry) => {
+                if let Some(&zone) = zones.get(&name.to_ascii_lowercase()) {
+                    entry.zone = zone;
+                }
+                out.push((name, rtype, entry));
+            }
+            Err(e) => {
+                warn!("the adopted record map's {name} type {rtype}: {e:#}; left to be replaced")
+            }
+        }
+    }
+    Ok(out)
 }
 
 /// Mounts bpffs if needed, refuses (or with `replace` removes) a data plane
