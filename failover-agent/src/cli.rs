@@ -106,6 +106,8 @@ enum Command {
     Detach {
         #[arg(long, value_name = "IFACE")]
         iface: String,
+        #[command(flatten)]
+        pins: PinRootArg,
     },
     /// A tiny TCP endpoint for the demo: accepts connections and answers
     /// "HTTP/1.0 200 OK". Runs until killed.
@@ -184,6 +186,18 @@ struct RunArgs {
     /// map layout, which is never reused) before loading this one.
     #[arg(long)]
     replace_dataplane: bool,
+    #[command(flatten)]
+    pins: PinRootArg,
+}
+
+#[derive(clap::Args, Debug)]
+struct PinRootArg {
+    /// Where data planes are pinned: DIR/v<layout>/<IFACE>/. It must be on
+    /// bpffs; bpffs is mounted at /sys/fs/bpf (default) or at DIR if it is
+    /// not. Interface names are per network namespace: give agents in
+    /// different namespaces different roots.
+    #[arg(long, value_name = "DIR", default_value = crate::pin::PIN_ROOT)]
+    pin_root: PathBuf,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -222,25 +236,27 @@ pub fn main() -> ExitCode {
         .init();
     match cli.command {
         Command::Run(args) => run(args),
-        Command::Detach { iface } => match crate::dataplane::remove_pinned(&iface) {
-            Ok(dirs) if dirs.is_empty() => {
-                println!("nothing pinned for {iface}");
-                ExitCode::SUCCESS
-            }
-            Ok(dirs) => {
-                for dir in dirs {
-                    println!(
-                        "removed {} (the XDP program is detached from {iface})",
-                        dir.display()
-                    );
+        Command::Detach { iface, pins } => {
+            match crate::dataplane::remove_pinned(&pins.pin_root, &iface) {
+                Ok(dirs) if dirs.is_empty() => {
+                    println!("nothing pinned for {iface}");
+                    ExitCode::SUCCESS
                 }
-                ExitCode::SUCCESS
+                Ok(dirs) => {
+                    for dir in dirs {
+                        println!(
+                            "removed {} (the XDP program is detached from {iface})",
+                            dir.display()
+                        );
+                    }
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    error!("{e:#}");
+                    ExitCode::from(EXIT_RUNTIME)
+                }
             }
-            Err(e) => {
-                error!("{e:#}");
-                ExitCode::from(EXIT_RUNTIME)
-            }
-        },
+        }
         Command::CheckConfig { config: path } => match Config::load(&path) {
             Ok(config) => {
                 for warning in config.warnings() {
@@ -423,6 +439,7 @@ fn plan(args: &RunArgs) -> Result<Plan, String> {
         stats_interval: args.stats_interval,
         detach_on_exit: args.detach_on_exit || demo,
         replace_dataplane: args.replace_dataplane,
+        pin_root: args.pins.pin_root.clone(),
     })
 }
 

@@ -565,12 +565,13 @@ fn replace_pinned(program: &mut Xdp, path: &Path) -> Result<FdLink> {
     Ok(FdLink::try_from(program.take_link(id)?)?)
 }
 
-/// Removes the pinned data plane of `iface` (every layout version): the
-/// link (the program stops answering) and every pin, with the directories
-/// left empty. Fails if an agent runs on it. Returns the directories removed.
-pub fn remove_pinned(iface: &str) -> Result<Vec<PathBuf>> {
-    let mut dirs = pin::other_layouts(iface);
-    let current = pin::pin_dir(iface);
+/// Removes the data plane of `iface` pinned under `root` (every layout
+/// version): the link (the program stops answering) and every pin, with the
+/// directories left empty. Fails if an agent runs on it. Returns the
+/// directories removed.
+pub fn remove_pinned(root: &Path, iface: &str) -> Result<Vec<PathBuf>> {
+    let mut dirs = pin::other_layouts(root, iface);
+    let current = pin::pin_dir(root, iface);
     if current.is_dir() {
         dirs.push(current);
     }

@@ -20,9 +20,9 @@ pub const LINK: &str = "link";
 /// `statfs` magic of bpffs.
 const BPF_FS_MAGIC: i64 = 0xcafe_4a11;
 
-/// The pin directory of `iface` for this build's map layout.
-pub fn pin_dir(iface: &str) -> PathBuf {
-    pin_dir_in(Path::new(PIN_ROOT), LAYOUT_VERSION, iface)
+/// The pin directory of `iface` under `root` for this build's map layout.
+pub fn pin_dir(root: &Path, iface: &str) -> PathBuf {
+    pin_dir_in(root, LAYOUT_VERSION, iface)
 }
 
 /// The pin directory of `iface` for map layout `version` under `root`.
@@ -30,15 +30,26 @@ pub fn pin_dir_in(root: &Path, version: u32, iface: &str) -> PathBuf {
     root.join(format!("v{version}")).join(iface)
 }
 
-/// Mounts bpffs at [`BPFFS`] unless it is mounted there already (as init
-/// systems do at boot).
-pub fn ensure_bpffs() -> Result<()> {
-    if is_bpffs(Path::new(BPFFS)) {
+/// Makes sure `root` lies on bpffs: for the default [`PIN_ROOT`], mounts
+/// bpffs at [`BPFFS`] unless it is mounted there already (as init systems
+/// do at boot); another root must be on bpffs, or bpffs is mounted there.
+pub fn ensure_bpffs(root: &Path) -> Result<()> {
+    let mount_point = if root == Path::new(PIN_ROOT) {
+        Path::new(BPFFS)
+    } else {
+        root
+    };
+    if is_bpffs(mount_point) {
         return Ok(());
     }
-    std::fs::create_dir_all(BPFFS).with_context(|| format!("creating {BPFFS}"))?;
+    std::fs::create_dir_all(mount_point)
+        .with_context(|| format!("creating {}", mount_point.display()))?;
+    if is_bpffs(mount_point) {
+        return Ok(());
+    }
     let source = c"bpf";
-    let target = c"/sys/fs/bpf";
+    let target = std::ffi::CString::new(mount_point.as_os_str().as_encoded_bytes())
+        .context("a path with a NUL byte")?;
     // SAFETY: every pointer is a NUL-terminated string that outlives the call;
     // the data argument may be null.
     let rc = unsafe {
@@ -51,10 +62,15 @@ pub fn ensure_bpffs() -> Result<()> {
         )
     };
     if rc != 0 {
-        return Err(std::io::Error::last_os_error())
-            .with_context(|| format!("mounting bpffs at {BPFFS} (mount -t bpf bpf {BPFFS})"));
+        return Err(std::io::Error::last_os_error()).with_context(|| {
+            format!(
+                "mounting bpffs at {} (mount -t bpf bpf {})",
+                mount_point.display(),
+                mount_point.display()
+            )
+        });
     }
-    log::info!("mounted bpffs at {BPFFS}");
+    log::info!("mounted bpffs at {}", mount_point.display());
     Ok(())
 }
 
@@ -69,10 +85,11 @@ fn is_bpffs(path: &Path) -> bool {
     }
 }
 
-/// The pin directories of `iface` for map layouts other than this build's.
-pub fn other_layouts(iface: &str) -> Vec<PathBuf> {
+/// The pin directories of `iface` under `root` for map layouts other than
+/// this build's.
+pub fn other_layouts(root: &Path, iface: &str) -> Vec<PathBuf> {
     let mut out = Vec::new();
-    let Ok(dir) = std::fs::read_dir(PIN_ROOT) else {
+    let Ok(dir) = std::fs::read_dir(root) else {
         return out;
     };
     for version in dir.flatten() {
@@ -117,7 +134,7 @@ impl Lock {
 }
 
 /// Removes every pin in `dir`, then `dir` and its parent (the version
-/// directory) and [`PIN_ROOT`] if they are left empty. Removing the link's
+/// directory) and the root if they are left empty. Removing the link's
 /// pin detaches the program once no process holds the link any more.
 pub fn remove_dir(dir: &Path) -> Result<()> {
     match std::fs::read_dir(dir) {
@@ -151,7 +168,7 @@ mod tests {
     #[test]
     fn the_pin_directory_carries_the_layout_and_the_interface() {
         assert_eq!(
-            pin_dir("eth0"),
+            pin_dir(Path::new(PIN_ROOT), "eth0"),
             PathBuf::from(format!("/sys/fs/bpf/failover/v{LAYOUT_VERSION}/eth0"))
         );
     }

@@ -40,6 +40,8 @@ pub struct Plan {
     pub detach_on_exit: bool,
     /// Remove the interface's pinned data plane (any layout) first.
     pub replace_dataplane: bool,
+    /// Where data planes are pinned (on bpffs).
+    pub pin_root: PathBuf,
 }
 
 fn mode_name(mode: AttachMode) -> &'static str {
@@ -65,6 +67,7 @@ pub fn run(plan: Plan) -> Result<()> {
         stats_interval,
         detach_on_exit,
         replace_dataplane,
+        pin_root,
     } = plan;
     for warning in config.warnings() {
         warn!("{warning}");
@@ -91,7 +94,7 @@ pub fn run(plan: Plan) -> Result<()> {
             None
         }
     };
-    let mut dataplane = load_pinned(&iface, replace_dataplane).map_err(|e| {
+    let mut dataplane = load_pinned(&pin_root, &iface, replace_dataplane).map_err(|e| {
         // SAFETY: geteuid has no preconditions.
         if unsafe { libc::geteuid() } != 0 {
             e.context("loading the XDP program (needs root, or CAP_BPF and CAP_NET_ADMIN)")
@@ -327,14 +330,14 @@ fn adopted_entries(
 
 /// Mounts bpffs if needed, refuses (or with `replace` removes) a data plane
 /// of another map layout pinned for `iface`, and loads ours pinned.
-fn load_pinned(iface: &str, replace: bool) -> Result<Dataplane> {
-    crate::pin::ensure_bpffs()?;
+fn load_pinned(root: &Path, iface: &str, replace: bool) -> Result<Dataplane> {
+    crate::pin::ensure_bpffs(root)?;
     if replace {
-        for dir in crate::dataplane::remove_pinned(iface)? {
+        for dir in crate::dataplane::remove_pinned(root, iface)? {
             info!("--replace-dataplane: removed {}", dir.display());
         }
     }
-    let others = crate::pin::other_layouts(iface);
+    let others = crate::pin::other_layouts(root, iface);
     if !others.is_empty() {
         anyhow::bail!(
             "{iface} has a pinned data plane of another map layout ({}); this agent's layout is v{} and an old layout is never reused: run with --replace-dataplane to remove it first (or `failover-agent detach --iface {iface}`)",
@@ -346,7 +349,7 @@ fn load_pinned(iface: &str, replace: bool) -> Result<Dataplane> {
             failover_common::LAYOUT_VERSION
         );
     }
-    Dataplane::load_pinned(&crate::pin::pin_dir(iface))
+    Dataplane::load_pinned(&crate::pin::pin_dir(root, iface))
 }
 
 fn start_demo(config: &Config) -> Result<DemoEndpoints> {
