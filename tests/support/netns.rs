@@ -90,7 +90,10 @@ pub struct Netns {
     /// its data plane (`--pin-root`): interface names repeat across the
     /// tests' namespaces, so each fixture gets a bpffs of its own, shared by
     /// every agent it starts (adoption across restarts) and unmounted on
-    /// drop, which removes every pin.
+    /// drop, which removes every pin. Mounted here, in the test's mount
+    /// namespace, before any agent starts: `ip netns exec` gives the agent
+    /// a copy of it (only /sys is remounted), so every agent of the fixture
+    /// sees the same pins, and none outlive the fixture under /sys/fs/bpf.
     pin_root: PathBuf,
     bpffs_mounted: bool,
 }
