@@ -49,6 +49,9 @@ const START_TIMEOUT: Duration = Duration::from_secs(10);
 
 static NEXT_ID: AtomicU32 = AtomicU32::new(0);
 
+/// What the agent logs when its loop starts (everything is open by then).
+const AGENT_UP: &str = "answer sets are written once every endpoint has been checked";
+
 /// A process the fixture started, with the file its stderr goes to.
 struct Proc {
     child: Child,
@@ -372,7 +375,7 @@ impl Netns {
     }
 
     /// Starts the agent in the server namespace on the server veth and waits
-    /// until its XDP program is attached there.
+    /// until its XDP program is attached there and its loop runs.
     pub fn start_agent(&mut self, config: &Path, extra: &[&str]) -> Result<()> {
         if self.agent.is_some() {
             bail!("the agent is already running");
@@ -388,7 +391,13 @@ impl Netns {
                     read_lossy(&proc.stderr)
                 );
             }
-            Ok(self.server_xdp_attached()?.then_some(()))
+            // A pinned program from an earlier agent is attached already:
+            // wait for this agent to be up too (its loop starts once the
+            // sockets, the control socket included, are open).
+            Ok(
+                (self.server_xdp_attached()? && read_lossy(&proc.stderr).contains(AGENT_UP))
+                    .then_some(()),
+            )
         });
         match attached {
             Ok(Some(())) => {
