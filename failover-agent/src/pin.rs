@@ -106,6 +106,93 @@ pub fn other_layouts(root: &Path, iface: &str) -> Vec<PathBuf> {
     out
 }
 
+/// Removes the pin directories under `root` (any layout) whose pinned XDP
+/// link the kernel reports detached: its interface was deleted (in any
+/// network namespace). Directories another agent holds are left alone.
+/// Returns those removed.
+pub fn remove_orphans(root: &Path) -> Vec<PathBuf> {
+    let mut removed = Vec::new();
+    let Ok(versions) = std::fs::read_dir(root) else {
+        return removed;
+    };
+    for version in versions.flatten() {
+        let Ok(ifaces) = std::fs::read_dir(version.path()) else {
+            continue;
+        };
+        for iface in ifaces.flatten() {
+            let dir = iface.path();
+            if link_ifindex(&dir.join(LINK)) != Some(0) {
+                continue;
+            }
+            let Ok(lock) = Lock::take(&dir) else {
+                continue;
+            };
+            match remove_dir(&dir) {
+                Ok(()) => removed.push(dir),
+                Err(e) => log::warn!("removing the orphaned pins {}: {e:#}", dir.display()),
+            }
+            drop(lock);
+        }
+    }
+    removed
+}
+
+/// The interface index of the XDP link pinned at `path` (0: detached, its
+/// interface gone); `None` if there is none or it is not an XDP link.
+fn link_ifindex(path: &Path) -> Option<u32> {
+    const BPF_OBJ_GET: libc::c_long = 7;
+    const BPF_OBJ_GET_INFO_BY_FD: libc::c_long = 15;
+    const BPF_LINK_TYPE_XDP: u32 = 6;
+    let c = std::ffi::CString::new(path.as_os_str().as_encoded_bytes()).ok()?;
+    // union bpf_attr, zeroed past the fields used.
+    let mut attr = [0u64; 16];
+    attr[0] = c.as_ptr() as u64;
+    // SAFETY: the bpf syscall reads `attr` (a valid, zeroed buffer of the
+    // size passed) and the NUL-terminated path it points to.
+    let fd = unsafe {
+        libc::syscall(
+            libc::SYS_bpf,
+            BPF_OBJ_GET,
+            attr.as_mut_ptr(),
+            std::mem::size_of_val(&attr),
+        )
+    };
+    if fd < 0 {
+        return None;
+    }
+    // SAFETY: the kernel just gave us this descriptor.
+    let fd = unsafe { <std::os::fd::OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd as i32) };
+    // struct bpf_link_info: type, id, prog_id, then (8-aligned) the
+    // per-type union; for XDP its first field is ifindex.
+    #[repr(C)]
+    struct InfoAttr {
+        bpf_fd: u32,
+        info_len: u32,
+        info: u64,
+        _zero: [u64; 14],
+    }
+    let mut info = [0u64; 16];
+    let mut attr = InfoAttr {
+        bpf_fd: fd.as_raw_fd() as u32,
+        info_len: std::mem::size_of_val(&info) as u32,
+        info: info.as_mut_ptr() as u64,
+        _zero: [0; 14],
+    };
+    // SAFETY: the kernel writes at most info_len bytes into `info`.
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_bpf,
+            BPF_OBJ_GET_INFO_BY_FD,
+            &mut attr as *mut InfoAttr,
+            std::mem::size_of::<InfoAttr>(),
+        )
+    };
+    if rc != 0 || info[0] as u32 != BPF_LINK_TYPE_XDP {
+        return None;
+    }
+    Some(info[2] as u32)
+}
+
 /// An exclusive lock on a pin directory, held until dropped.
 #[derive(Debug)]
 pub struct Lock {

@@ -332,6 +332,12 @@ fn adopted_entries(
 /// of another map layout pinned for `iface`, and loads ours pinned.
 fn load_pinned(root: &Path, iface: &str, replace: bool) -> Result<Dataplane> {
     crate::pin::ensure_bpffs(root)?;
+    for dir in crate::pin::remove_orphans(root) {
+        info!(
+            "removed {}: its XDP link's interface no longer exists",
+            dir.display()
+        );
+    }
     if replace {
         for dir in crate::dataplane::remove_pinned(root, iface)? {
             info!("--replace-dataplane: removed {}", dir.display());
