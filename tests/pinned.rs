@@ -346,3 +346,50 @@ fn detach_removes_the_link_and_every_pin_and_faults_are_refused() {
     assert!(!netns.server_xdp_attached().unwrap());
     assert!(!netns.pin_dir().exists());
 }
+
+/// A pinned link whose interface was deleted is cleaned up at start: the
+/// next agent on an interface of that name attaches anew.
+#[test]
+fn pins_of_a_deleted_interface_are_removed_at_start() {
+    let (mut netns, _client, path) = start(None);
+    netns.kill_agent().expect("kill -9 the agent");
+    let ip = |args: &[&str]| {
+        let out = std::process::Command::new("ip")
+            .args(["-n", &netns.server])
+            .args(args)
+            .output()
+            .expect("running ip");
+        assert!(
+            out.status.success(),
+            "ip {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    // The veth goes (its XDP link with it); one of the same name comes back.
+    ip(&["link", "del", SERVER_VETH]);
+    ip(&[
+        "link",
+        "add",
+        SERVER_VETH,
+        "type",
+        "veth",
+        "peer",
+        "name",
+        "fo-orphan0",
+    ]);
+    ip(&["addr", "add", "198.51.100.1/24", "dev", SERVER_VETH]);
+    ip(&["link", "set", SERVER_VETH, "up"]);
+    ip(&["link", "set", "fo-orphan0", "up"]);
+    assert!(netns.pin_dir().join("link").exists());
+    netns
+        .start_agent(&path, &["--mode", "front"])
+        .expect("starting the agent on the new interface");
+    let log = netns.agent_log();
+    assert!(
+        log.contains("its XDP link's interface no longer exists"),
+        "agent log:\n{log}"
+    );
+    assert!(log.contains("XDP program attached to"), "agent log:\n{log}");
+    assert!(netns.server_xdp_attached().unwrap());
+    netns.stop_agent().expect("stopping the agent");
+}
