@@ -104,7 +104,8 @@ pub fn run(plan: Plan) -> Result<()> {
     })?;
     // The heartbeat first: an adopted program whose hold had run out
     // answers again at once.
-    dataplane.set_hold(config.dataplane.hold);
+    let hold = config.dataplane.hold;
+    dataplane.set_hold(hold);
     dataplane.beat()?;
     // Before attaching: the program answers only what is addressed to us.
     let interface = Interface::read(&iface)?;
@@ -286,11 +287,12 @@ pub fn run(plan: Plan) -> Result<()> {
         detached
     } else {
         info!(
-            "XDP program stays attached to {iface}, pinned at {}: it answers from the last answer sets until the next agent adopts it (`failover-agent detach --iface {iface}` removes it)",
+            "XDP program stays attached to {iface}, pinned at {}: it answers from the last answer sets for {} ([dataplane] hold) or until the next agent adopts it (`failover-agent detach --iface {iface}` removes it)",
             dataplane
                 .pin_dir()
                 .map(|d| d.display().to_string())
-                .unwrap_or_default()
+                .unwrap_or_default(),
+            humantime::format_duration(hold)
         );
         Ok(())
     };
