@@ -59,6 +59,11 @@ fn require_root() {
 
 /// Namespaces, both endpoints up, the agent running with `config()`.
 fn start() -> (Netns, DnsClient) {
+    start_with(&[])
+}
+
+/// Like [`start`], with these `run` arguments.
+fn start_with(extra: &[&str]) -> (Netns, DnsClient) {
     require_root();
     let mut netns = Netns::new(AGENT).expect("creating the namespaces");
     netns
@@ -70,7 +75,7 @@ fn start() -> (Netns, DnsClient) {
     let path = netns
         .write_config("agent.toml", &config().to_toml())
         .expect("writing the config");
-    netns.start_agent(&path, &[]).expect("starting the agent");
+    netns.start_agent(&path, extra).expect("starting the agent");
     let client = netns.dns_client().expect("creating the DNS client");
     (netns, client)
 }
@@ -204,14 +209,24 @@ fn fails_over_to_the_secondary_and_back() {
         "back after {recovered:?}, before {RISE} checks could have passed ({earliest:?})"
     );
 
-    // The agent stops cleanly and the kernel stops answering with it.
+    // The agent stops cleanly; the pinned program keeps answering until
+    // `failover-agent detach` removes it.
     let status = netns.stop_agent().expect("stopping the agent");
     assert_eq!(status.code(), Some(0), "agent log:\n{}", netns.agent_log());
+    assert!(netns.server_xdp_attached().unwrap());
+    let out = netns
+        .run_agent_command(&["detach", "--iface", SERVER_VETH], Duration::from_secs(10))
+        .expect("detach");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(!netns.server_xdp_attached().unwrap());
     let after = client
         .query_a(NAME, Duration::from_millis(500))
         .expect("querying");
-    assert_eq!(after, None, "still answered after the agent exited");
+    assert_eq!(after, None, "still answered after detach");
 }
 
 /// (d) With every endpoint down the record fails open to its best priority
@@ -268,10 +283,11 @@ fn fails_open_to_the_best_priority_when_all_are_down() {
     assert_eq!(status.code(), Some(0), "agent log:\n{}", netns.agent_log());
 }
 
-/// (e) SIGTERM: exit code 0 and no XDP program left on the interface.
+/// (e) SIGTERM with --detach-on-exit: exit code 0 and no XDP program left
+/// on the interface.
 #[test]
 fn sigterm_exits_zero_and_detaches() {
-    let (mut netns, _client) = start();
+    let (mut netns, _client) = start_with(&["--detach-on-exit"]);
     assert!(
         netns.server_xdp_attached().unwrap(),
         "start_agent returned but nothing is attached"

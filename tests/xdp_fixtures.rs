@@ -269,6 +269,8 @@ struct Fixture {
     frame: Vec<u8>,
     query: Query,
     expect: Expect,
+    /// Run with a heartbeat older than the hold (no live agent).
+    stale_heartbeat: bool,
 }
 
 fn fixture(name: &'static str, query: Query, expect: Expect) -> Fixture {
@@ -277,6 +279,15 @@ fn fixture(name: &'static str, query: Query, expect: Expect) -> Fixture {
         frame: query.frame(),
         query,
         expect,
+        stale_heartbeat: false,
+    }
+}
+
+/// A fixture run while the agent's heartbeat is older than its hold.
+fn without_agent(name: &'static str, query: Query, expect: Expect) -> Fixture {
+    Fixture {
+        stale_heartbeat: true,
+        ..fixture(name, query, expect)
     }
 }
 
@@ -289,6 +300,7 @@ fn raw(name: &'static str, query: Query, edit: impl Fn(&mut Vec<u8>), counter: C
         frame,
         query,
         expect: Expect::Pass(counter),
+        stale_heartbeat: false,
     }
 }
 
@@ -303,6 +315,16 @@ fn fixtures() -> Vec<Fixture> {
     vec![
         // Hits.
         fixture("hit, one address", q(WWW), Answer(www.clone(), 30)),
+        without_agent(
+            "hit, but the heartbeat is older than the hold",
+            q(WWW),
+            Pass(PassAgentGone),
+        ),
+        fixture(
+            "hit again once the heartbeat is fresh",
+            q(WWW),
+            Answer(www.clone(), 30),
+        ),
         fixture("hit, eight addresses", q(POOL), Answer(pool.clone(), 60)),
         fixture(
             "mixed-case name (0x20)",
@@ -1007,7 +1029,7 @@ fn fixtures() -> Vec<Fixture> {
 
 #[test]
 fn fixtures_give_the_expected_verdict_and_frame() {
-    check_fixtures(&program());
+    check_fixtures(&mut program());
 }
 
 /// A host with more addresses than the host map's value lists: the program
@@ -1023,12 +1045,17 @@ fn fixtures_give_the_same_verdicts_on_a_host_with_many_addresses() {
         .chain([LISTED_EXTRA, LISTED_OTHER_PORT])
         .collect();
     assert!(Addressing::new(&interface, &services).by_map());
-    check_fixtures(&program_on(&interface));
+    check_fixtures(&mut program_on(&interface));
 }
 
-fn check_fixtures(xdp: &XdpProgram) {
+fn check_fixtures(xdp: &mut XdpProgram) {
     let mut failures = Vec::new();
     for f in fixtures() {
+        if f.stale_heartbeat {
+            xdp.stale_heartbeat().unwrap();
+        } else {
+            xdp.fresh_heartbeat().unwrap();
+        }
         let before = Counter::ALL.map(|c| xdp.counter(c).unwrap());
         let run = xdp.run(&f.frame).unwrap();
         let after = Counter::ALL.map(|c| xdp.counter(c).unwrap());

@@ -99,6 +99,16 @@ enum Command {
         #[command(flatten)]
         socket: SocketArg,
     },
+    /// Remove the XDP program from IFACE and every pin of its data plane in
+    /// bpffs (/sys/fs/bpf/failover/v*/IFACE), which an agent leaves behind
+    /// when it exits without --detach-on-exit. Refused while an agent runs
+    /// on IFACE.
+    Detach {
+        #[arg(long, value_name = "IFACE")]
+        iface: String,
+        #[command(flatten)]
+        pins: PinRootArg,
+    },
     /// A tiny TCP endpoint for the demo: accepts connections and answers
     /// "HTTP/1.0 200 OK". Runs until killed.
     DemoEndpoint {
@@ -166,6 +176,28 @@ struct RunArgs {
     /// exit. SIGHUP reloads the --config file.
     #[arg(long, value_name = "FILE", default_value = DEFAULT_PID_FILE)]
     pid_file: PathBuf,
+    /// Detach the XDP program and remove its pins at exit (SIGINT,
+    /// SIGTERM). Without it the program stays attached, pinned in bpffs,
+    /// answering from the last answer sets for [dataplane] hold, and the
+    /// next agent on IFACE adopts it. Default for the built-in demo.
+    #[arg(long)]
+    detach_on_exit: bool,
+    /// Remove whatever data plane is pinned for IFACE (e.g. one of another
+    /// map layout, which is never reused) before loading this one.
+    #[arg(long)]
+    replace_dataplane: bool,
+    #[command(flatten)]
+    pins: PinRootArg,
+}
+
+#[derive(clap::Args, Debug)]
+struct PinRootArg {
+    /// Where data planes are pinned: DIR/v<layout>/<IFACE>/. It must be on
+    /// bpffs; bpffs is mounted at /sys/fs/bpf (default) or at DIR if it is
+    /// not. Interface names are per network namespace: give agents in
+    /// different namespaces different roots.
+    #[arg(long, value_name = "DIR", default_value = crate::pin::PIN_ROOT)]
+    pin_root: PathBuf,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -204,6 +236,27 @@ pub fn main() -> ExitCode {
         .init();
     match cli.command {
         Command::Run(args) => run(args),
+        Command::Detach { iface, pins } => {
+            match crate::dataplane::remove_pinned(&pins.pin_root, &iface) {
+                Ok(dirs) if dirs.is_empty() => {
+                    println!("nothing pinned for {iface}");
+                    ExitCode::SUCCESS
+                }
+                Ok(dirs) => {
+                    for dir in dirs {
+                        println!(
+                            "removed {} (the XDP program is detached from {iface})",
+                            dir.display()
+                        );
+                    }
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    error!("{e:#}");
+                    ExitCode::from(EXIT_RUNTIME)
+                }
+            }
+        }
         Command::CheckConfig { config: path } => match Config::load(&path) {
             Ok(config) => {
                 for warning in config.warnings() {
@@ -384,6 +437,9 @@ fn plan(args: &RunArgs) -> Result<Plan, String> {
         reload,
         pid_file: args.pid_file.clone(),
         stats_interval: args.stats_interval,
+        detach_on_exit: args.detach_on_exit || demo,
+        replace_dataplane: args.replace_dataplane,
+        pin_root: args.pins.pin_root.clone(),
     })
 }
 

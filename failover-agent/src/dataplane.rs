@@ -5,21 +5,28 @@
 use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
+use std::path::{Path, PathBuf};
+
 use anyhow::{Context as _, Result, bail};
 use aya::{
-    Ebpf,
+    Ebpf, EbpfLoader,
     maps::{Array, HashMap, MapData, MapError, PerCpuArray},
-    programs::{Xdp, XdpMode, xdp::XdpLinkId},
+    programs::{
+        Xdp, XdpMode,
+        links::{FdLink, PinnedLink},
+        xdp::{XdpLink, XdpLinkId},
+    },
 };
 use failover_common::{
     ADDR_REFUSED_SOURCE, ADDR_SERVICE_53, AnswerSet, CHECK_BY_MAP, CHECK_DST_MAC, CHECK_SOURCE,
-    COUNTER_COUNT, Counter, FAMILY_V4, FAMILY_V6, HOST_ADDRS_V4, HOST_ADDRS_V6, HostConfig,
-    MAP_COUNTERS, MAP_HOST, MAP_RECORDS, MAP_SERVICES, MAP_ZONES, MAX_SERVICES, PROGRAM_XDP,
-    RecordKey, SERVICE_BROADCAST, SERVICE_HOST_ADDRESS, SERVICE_LISTEN, SERVICE_WILDCARD,
-    ServiceKey,
+    COUNTER_COUNT, Counter, FAMILY_V4, FAMILY_V6, HOST_ADDRS_V4, HOST_ADDRS_V6, Heartbeat,
+    HostConfig, MAP_COUNTERS, MAP_HEARTBEAT, MAP_HOST, MAP_RECORDS, MAP_SERVICES, MAP_ZONES,
+    MAX_SERVICES, PROGRAM_XDP, RecordKey, SERVICE_BROADCAST, SERVICE_HOST_ADDRESS, SERVICE_LISTEN,
+    SERVICE_WILDCARD, ServiceKey,
 };
 
 use crate::dns::name::record_key;
+use crate::pin::{self, Lock};
 use failover_common::ZoneSoa;
 
 /// The XDP object built by build.rs from failover-ebpf (never stale: see build.rs).
@@ -42,13 +49,94 @@ pub struct Dataplane {
     counters: PerCpuArray<MapData, u64>,
     services: HashMap<MapData, ServiceKey, u32>,
     host: Array<MapData, HostConfig>,
+    heartbeat: Array<MapData, Heartbeat>,
+    /// Written with every heartbeat.
+    hold: std::time::Duration,
     attached: Option<XdpLinkId>,
+    pinned: Option<Pinned>,
+}
+
+/// The maps kept in bpffs: everything that says what the program answers,
+/// and its counters. Per-CPU working memory is the program's own.
+pub const PINNED_MAPS: [&str; 6] = [
+    MAP_RECORDS,
+    MAP_ZONES,
+    MAP_SERVICES,
+    MAP_HOST,
+    MAP_COUNTERS,
+    MAP_HEARTBEAT,
+];
+
+use crate::config::DEFAULT_DATAPLANE_HOLD as DEFAULT_HOLD;
+
+/// CLOCK_MONOTONIC in nanoseconds: the clock of `bpf_ktime_get_ns`.
+pub fn monotonic_ns() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime writes the timespec we own.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
+}
+
+/// A data plane pinned in bpffs ([`crate::pin`]).
+struct Pinned {
+    dir: PathBuf,
+    /// Held for the agent's lifetime.
+    _lock: Lock,
+    /// The pinned link, once attached (or adopted).
+    link: Option<FdLink>,
+    /// The maps and the link were pinned already: another agent's data plane.
+    adopted: bool,
 }
 
 impl Dataplane {
     /// Loads the embedded object and verifies the XDP program; attaches nothing.
     pub fn load() -> Result<Self> {
-        let mut ebpf = Ebpf::load(XDP_OBJECT).context("loading the embedded XDP object")?;
+        let ebpf = Ebpf::load(XDP_OBJECT).context("loading the embedded XDP object")?;
+        Self::from_ebpf(ebpf, None)
+    }
+
+    /// Like [`Dataplane::load`], with the maps pinned in `dir` (reused if
+    /// they are there: the kernel keeps answering what it answered). Locks
+    /// `dir` first: one agent per pinned data plane.
+    pub fn load_pinned(dir: &Path) -> Result<Self> {
+        let lock = Lock::take(dir)?;
+        let adopted = dir.join(pin::LINK).exists() && dir.join(MAP_RECORDS).exists();
+        let paths: Vec<(&str, PathBuf)> = PINNED_MAPS.iter().map(|m| (*m, dir.join(m))).collect();
+        let mut loader = EbpfLoader::new();
+        for (name, path) in &paths {
+            loader.map_pin_path(name, path.as_path());
+        }
+        let ebpf = loader.load(XDP_OBJECT).with_context(|| {
+            format!(
+                "loading the embedded XDP object with its maps in {}",
+                dir.display()
+            )
+        })?;
+        Self::from_ebpf(
+            ebpf,
+            Some(Pinned {
+                dir: dir.to_path_buf(),
+                _lock: lock,
+                link: None,
+                adopted,
+            }),
+        )
+    }
+
+    /// Whether this data plane was pinned already (by an earlier agent).
+    pub fn adopted(&self) -> bool {
+        self.pinned.as_ref().is_some_and(|p| p.adopted)
+    }
+
+    /// The pin directory, if pinned.
+    pub fn pin_dir(&self) -> Option<&Path> {
+        self.pinned.as_ref().map(|p| p.dir.as_path())
+    }
+
+    fn from_ebpf(mut ebpf: Ebpf, pinned: Option<Pinned>) -> Result<Self> {
         let program: &mut Xdp = ebpf
             .program_mut(PROGRAM_XDP)
             .context("XDP object has no XDP program")?
@@ -76,6 +164,10 @@ impl Dataplane {
             ebpf.take_map(MAP_HOST)
                 .context("XDP object has no host map")?,
         )?;
+        let heartbeat = Array::try_from(
+            ebpf.take_map(MAP_HEARTBEAT)
+                .context("XDP object has no heartbeat map")?,
+        )?;
         Ok(Self {
             ebpf,
             records,
@@ -83,7 +175,10 @@ impl Dataplane {
             counters,
             services,
             host,
+            heartbeat,
+            hold: DEFAULT_HOLD,
             attached: None,
+            pinned,
         })
     }
 
@@ -96,8 +191,11 @@ impl Dataplane {
     }
 
     /// Attaches the responder to `iface`.
+    /// Pinned: replaces the program of the pinned link atomically if there
+    /// is one (adoption: the kernel never stops answering), else attaches
+    /// and pins the link.
     pub fn attach(&mut self, iface: &str, mode: AttachMode) -> Result<()> {
-        if self.attached.is_some() {
+        if self.attached.is_some() || self.pinned.as_ref().is_some_and(|p| p.link.is_some()) {
             bail!("the XDP program is already attached");
         }
         let mode = match mode {
@@ -109,6 +207,39 @@ impl Dataplane {
             .program_mut(PROGRAM_XDP)
             .expect("checked in load()")
             .try_into()?;
+        if let Some(pinned) = &mut self.pinned {
+            let link_path = pinned.dir.join(pin::LINK);
+            if link_path.exists() {
+                match replace_pinned(program, &link_path) {
+                    Ok(link) => {
+                        pinned.link = Some(link);
+                        return Ok(());
+                    }
+                    Err(e) => {
+                        // The kernel refuses to update a link whose
+                        // interface went away (ENOLINK): a stale pin.
+                        log::warn!(
+                            "{e:#}: removing the stale pinned link {} and attaching anew",
+                            link_path.display()
+                        );
+                        pinned.adopted = false;
+                        std::fs::remove_file(&link_path)
+                            .with_context(|| format!("removing {}", link_path.display()))?;
+                    }
+                }
+            }
+            let id = program
+                .attach(iface, mode)
+                .with_context(|| format!("attaching XDP to {iface} in {mode:?} mode"))?;
+            let link = FdLink::try_from(program.take_link(id)?).context(
+                "the kernel attached XDP without a bpf_link (Linux before 5.9?): it cannot be pinned",
+            )?;
+            let pinned_link = link
+                .pin(&link_path)
+                .with_context(|| format!("pinning the XDP link at {}", link_path.display()))?;
+            pinned.link = Some(FdLink::from(pinned_link));
+            return Ok(());
+        }
         let link = program
             .attach(iface, mode)
             .with_context(|| format!("attaching XDP to {iface} in {mode:?} mode"))?;
@@ -116,8 +247,13 @@ impl Dataplane {
         Ok(())
     }
 
-    /// Detaches the responder; the kernel stops answering at once.
+    /// Detaches the responder; the kernel stops answering at once. Pinned:
+    /// removes the link and every pin of the interface.
     pub fn detach(&mut self) -> Result<()> {
+        if let Some(mut pinned) = self.pinned.take() {
+            drop(pinned.link.take());
+            pin::remove_dir(&pinned.dir)?;
+        }
         if let Some(link) = self.attached.take() {
             let program: &mut Xdp = self
                 .ebpf
@@ -146,6 +282,20 @@ impl Dataplane {
             Ok(()) | Err(MapError::KeyNotFound) => Ok(()),
             Err(e) => Err(e).with_context(|| format!("removing the type {rtype} answer of {name}")),
         }
+    }
+
+    /// Every (name, type) in the record map with its value: what an adopted
+    /// data plane answers. Keys that do not decode are skipped (logged).
+    pub fn answer_sets(&self) -> Result<Vec<(String, u16, AnswerSet)>> {
+        let mut out = Vec::new();
+        for item in self.records.iter() {
+            let (key, value) = item.context("reading the record map")?;
+            match crate::dns::name::text_name(&key.name) {
+                Ok(name) => out.push((name, key.qtype, value)),
+                Err(e) => log::warn!("record map: skipping a key: {e:#}"),
+            }
+        }
+        Ok(out)
     }
 
     /// The zone map (one pre-encoded SOA per zone number).
@@ -184,9 +334,48 @@ impl Dataplane {
                 .insert(key, flags, 0)
                 .with_context(|| format!("writing the service address {key:?}"))?;
         }
+        // A pinned map may hold an earlier agent's entries: drop the others.
+        let stale: Vec<ServiceKey> = self
+            .services
+            .keys()
+            .filter_map(Result::ok)
+            .filter(|key| !addressing.entries.contains_key(key))
+            .collect();
+        for key in stale {
+            match self.services.remove(&key) {
+                Ok(()) | Err(MapError::KeyNotFound) => {}
+                Err(e) => {
+                    return Err(e).with_context(|| format!("removing the service address {key:?}"));
+                }
+            }
+        }
         self.host
             .set(0, addressing.host, 0)
             .context("writing the interface's MAC")
+    }
+
+    /// Sets how long the program answers after the last heartbeat; written
+    /// with the next [`Dataplane::beat`].
+    pub fn set_hold(&mut self, hold: std::time::Duration) {
+        self.hold = hold;
+    }
+
+    /// Writes a heartbeat: now, and the hold. The program answers from the
+    /// maps only while the last one is younger than the hold.
+    pub fn beat(&mut self) -> Result<()> {
+        self.beat_at(monotonic_ns())
+    }
+
+    /// Writes a heartbeat taken at `at_ns` (CLOCK_MONOTONIC), e.g. a stale
+    /// one for the packet fixtures.
+    pub fn beat_at(&mut self, at_ns: u64) -> Result<()> {
+        let value = Heartbeat {
+            at_ns,
+            hold_ns: self.hold.as_nanos().min(u64::MAX as u128) as u64,
+        };
+        self.heartbeat
+            .set(0, value, 0)
+            .context("writing the heartbeat")
     }
 
     /// Packet counters summed over all CPUs, in `Counter::ALL` order.
@@ -417,8 +606,46 @@ pub fn service_key(ip: IpAddr, port: u16) -> ServiceKey {
     key
 }
 
+/// Moves the pinned XDP link at `path` to `program` (an atomic program
+/// replacement: `bpf_link_update`).
+fn replace_pinned(program: &mut Xdp, path: &Path) -> Result<FdLink> {
+    let pinned = PinnedLink::from_pin(path)
+        .with_context(|| format!("opening the pinned link {}", path.display()))?;
+    let link = XdpLink::try_from(FdLink::from(pinned))
+        .with_context(|| format!("{} is not an XDP link", path.display()))?;
+    let id = program.attach_to_link(link).with_context(|| {
+        format!(
+            "replacing the program of the pinned link {}",
+            path.display()
+        )
+    })?;
+    Ok(FdLink::try_from(program.take_link(id)?)?)
+}
+
+/// Removes the data plane of `iface` pinned under `root` (every layout
+/// version): the link (the program stops answering) and every pin, with the
+/// directories left empty. Fails if an agent runs on it. Returns the
+/// directories removed.
+pub fn remove_pinned(root: &Path, iface: &str) -> Result<Vec<PathBuf>> {
+    let mut dirs = pin::other_layouts(root, iface);
+    let current = pin::pin_dir(root, iface);
+    if current.is_dir() {
+        dirs.push(current);
+    }
+    for dir in &dirs {
+        let lock = Lock::take(dir)?;
+        pin::remove_dir(dir)?;
+        drop(lock);
+    }
+    Ok(dirs)
+}
+
 impl Drop for Dataplane {
     fn drop(&mut self) {
+        // Pinned: the link and the maps stay (the kernel keeps answering).
+        if self.pinned.is_some() {
+            return;
+        }
         // aya also detaches on drop; doing it here makes failures visible.
         if let Err(e) = self.detach() {
             log::warn!("{e:#}");

@@ -10,7 +10,8 @@
 //! - [`policy`]: pure: (record, endpoint states) -> answer;
 //! - [`serve`]: the userspace DNS server: answer table, zone tree,
 //!   responder, sockets;
-//! - [`dataplane`]: the XDP program's lifecycle (load, attach, counters);
+//! - [`dataplane`], [`pin`]: the XDP program's lifecycle (load, attach,
+//!   counters) and where it is pinned in bpffs;
 //! - [`publish`]: one path from a decided answer to both answering paths;
 //! - [`admin_state`], [`control`]: operator overrides and the control socket;
 //! - [`agent`]: the event loop (checks in, answers out), reload, overrides,
@@ -27,6 +28,7 @@ pub mod dataplane;
 pub mod demo;
 pub mod dns;
 pub mod field;
+pub mod pin;
 pub mod policy;
 pub mod publish;
 pub mod serve;

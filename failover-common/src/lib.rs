@@ -8,7 +8,7 @@
 /// Bump whenever a map key, value or counter index changes meaning. Anything that
 /// persists maps (pin paths, dumps) must include it so an old layout is never
 /// reused by a new program.
-pub const LAYOUT_VERSION: u32 = 6;
+pub const LAYOUT_VERSION: u32 = 7;
 
 /// Longest domain name in wire format, terminating root label included (RFC 1035 3.1).
 pub const MAX_NAME_WIRE_LEN: usize = 255;
@@ -43,6 +43,7 @@ pub const MAP_COUNTERS: &str = "COUNTERS";
 pub const MAP_ZONES: &str = "ZONES";
 pub const MAP_SERVICES: &str = "SERVICES";
 pub const MAP_HOST: &str = "HOST";
+pub const MAP_HEARTBEAT: &str = "HEARTBEAT";
 /// Name of the XDP program that answers queries.
 pub const PROGRAM_XDP: &str = "failover_xdp";
 /// A pass-through XDP program (XDP_TX on veth needs one on the peer).
@@ -167,6 +168,21 @@ impl HostConfig {
             v6: [[0; 4]; HOST_ADDRS_V6],
         }
     }
+}
+
+/// The one value of the heartbeat map: the agent's last sign of life and
+/// how long the program answers without one.
+///
+/// The agent writes `at_ns` (CLOCK_MONOTONIC, as `bpf_ktime_get_ns`) every
+/// second. When `bpf_ktime_get_ns() - at_ns` exceeds `hold_ns`, the program
+/// answers nothing (every query passes up, `Counter::PassAgentGone`): a data
+/// plane whose agent is gone stops answering from answer sets nobody keeps
+/// true. All zero (never written): nothing is answered.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Heartbeat {
+    pub at_ns: u64,
+    pub hold_ns: u64,
 }
 
 /// Key of the record map: a lowercased wire-format name and the query type.
@@ -312,10 +328,14 @@ pub enum Counter {
     /// over IPv6, or (a full one over more than 1024 bytes) not verified in
     /// the kernel: the stack checks and drops it.
     PassBadChecksum = 11,
+    /// A query the program would look up, passed because the agent's
+    /// heartbeat is older than its hold (`Heartbeat`): no agent keeps the
+    /// answer sets true.
+    PassAgentGone = 12,
 }
 
 /// Number of counters (length of the COUNTERS array).
-pub const COUNTER_COUNT: u32 = 12;
+pub const COUNTER_COUNT: u32 = 13;
 
 impl Counter {
     pub const ALL: [Counter; COUNTER_COUNT as usize] = [
@@ -331,6 +351,7 @@ impl Counter {
         Counter::DropResizeFailed,
         Counter::PassNotForUs,
         Counter::PassBadChecksum,
+        Counter::PassAgentGone,
     ];
 
     /// Stable name used in logs and metrics.
@@ -348,6 +369,7 @@ impl Counter {
             Counter::DropResizeFailed => "drop_resize_failed",
             Counter::PassNotForUs => "pass_not_for_us",
             Counter::PassBadChecksum => "pass_bad_checksum",
+            Counter::PassAgentGone => "pass_agent_gone",
         }
     }
 }
@@ -361,6 +383,7 @@ mod pod {
     unsafe impl aya::Pod for super::ZoneSoa {}
     unsafe impl aya::Pod for super::ServiceKey {}
     unsafe impl aya::Pod for super::HostConfig {}
+    unsafe impl aya::Pod for super::Heartbeat {}
 }
 
 // No implicit padding: size equals the sum of the fields.
@@ -381,3 +404,4 @@ const _: () = assert!(
 );
 // The program masks list indexes with `HOST_ADDRS_* - 1`.
 const _: () = assert!(HOST_ADDRS_V4.is_power_of_two() && HOST_ADDRS_V6.is_power_of_two());
+const _: () = assert!(core::mem::size_of::<Heartbeat>() == 16);

@@ -25,7 +25,7 @@ use failover_common::{
 };
 
 use crate::{
-    maps::{RECORDS, SCRATCH, ZONES, count},
+    maps::{RECORDS, SCRATCH, ZONES, agent_alive, count},
     packet::{ETH_LEN, ETH_TYPE, ETHERTYPE_IPV4, ETHERTYPE_IPV6, ETHERTYPE_VLAN, VLAN_TAG_LEN},
     response::Refusal,
 };
@@ -86,6 +86,10 @@ fn answer_query<const L3: usize, const V6: bool>(ctx: &XdpContext) -> Result<(),
     let query = query::validate::<L3, V6>(ctx.data(), ctx.data_end(), on_loopback, scratch)
         .map_err(Refusal::Pass)?;
     let query = query::launder(query, scratch);
+    // No agent keeps the answer sets true: everything goes up the stack.
+    if !agent_alive() {
+        return Err(Refusal::Pass(Counter::PassAgentGone));
+    }
     // By reference on purpose: by value would copy the 258-byte key onto the
     // 512-byte BPF stack.
     #[allow(clippy::needless_borrows_for_generic_args)]

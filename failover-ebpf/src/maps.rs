@@ -6,7 +6,7 @@ use aya_ebpf::{
     maps::{Array, HashMap, PerCpuArray},
 };
 use failover_common::{
-    AnswerSet, COUNTER_COUNT, Counter, HostConfig, MAX_RECORDS, MAX_SERVICES, MAX_ZONES,
+    AnswerSet, COUNTER_COUNT, Counter, Heartbeat, HostConfig, MAX_RECORDS, MAX_SERVICES, MAX_ZONES,
     RecordKey, ServiceKey, ZoneSoa,
 };
 
@@ -64,6 +64,23 @@ pub static FRAME_COPY: PerCpuArray<[u8; FRAME_COPY_LEN]> = PerCpuArray::with_max
 pub fn count(counter: Counter) {
     if let Some(slot) = COUNTERS.get_ptr_mut(counter as u32) {
         unsafe { *slot += 1 };
+    }
+}
+
+/// The agent's last heartbeat and the hold (see `Heartbeat`).
+#[map]
+pub static HEARTBEAT: Array<Heartbeat> = Array::with_max_entries(1, 0);
+
+/// Whether the agent's heartbeat is recent enough to answer from the maps.
+#[inline(always)]
+pub fn agent_alive() -> bool {
+    match HEARTBEAT.get(0) {
+        Some(beat) => {
+            // SAFETY: the helper has no preconditions.
+            let now = unsafe { aya_ebpf::helpers::bpf_ktime_get_ns() };
+            now.wrapping_sub(beat.at_ns) <= beat.hold_ns
+        }
+        None => false,
     }
 }
 

@@ -49,6 +49,9 @@ const START_TIMEOUT: Duration = Duration::from_secs(10);
 
 static NEXT_ID: AtomicU32 = AtomicU32::new(0);
 
+/// What the agent logs when its loop starts (everything is open by then).
+const AGENT_UP: &str = "answer sets are written once every endpoint has been checked";
+
 /// A process the fixture started, with the file its stderr goes to.
 struct Proc {
     child: Child,
@@ -86,6 +89,16 @@ pub struct Netns {
     endpoints: BTreeMap<SocketAddr, Proc>,
     agent: Option<Proc>,
     agent_runs: u32,
+    /// The fixture's own bpffs (mounted in `workdir`), where the agent pins
+    /// its data plane (`--pin-root`): interface names repeat across the
+    /// tests' namespaces, so each fixture gets a bpffs of its own, shared by
+    /// every agent it starts (adoption across restarts) and unmounted on
+    /// drop, which removes every pin. Mounted here, in the test's mount
+    /// namespace, before any agent starts: `ip netns exec` gives the agent
+    /// a copy of it (only /sys is remounted), so every agent of the fixture
+    /// sees the same pins, and none outlive the fixture under /sys/fs/bpf.
+    pin_root: PathBuf,
+    bpffs_mounted: bool,
 }
 
 impl Netns {
@@ -100,6 +113,7 @@ impl Netns {
         let pid = std::process::id();
         let n = NEXT_ID.fetch_add(1, Ordering::Relaxed);
         let workdir = std::env::temp_dir().join(format!("failover-tests-{pid}-{n}"));
+        let workdir_for_pins = workdir.clone();
         std::fs::create_dir_all(&workdir)
             .with_context(|| format!("creating {}", workdir.display()))?;
         // Built before anything exists so that a failure half-way is cleaned up by Drop.
@@ -114,12 +128,17 @@ impl Netns {
             endpoints: BTreeMap::new(),
             agent: None,
             agent_runs: 0,
+            pin_root: workdir_for_pins.join("bpffs"),
+            bpffs_mounted: false,
         };
         netns.setup().context("setting up the test namespaces")?;
         Ok(netns)
     }
 
     fn setup(&mut self) -> Result<()> {
+        std::fs::create_dir_all(&self.pin_root)?;
+        mount_bpffs(&self.pin_root)?;
+        self.bpffs_mounted = true;
         ip(&["netns", "add", &self.server])?;
         self.server_created = true;
         ip(&["netns", "add", &self.client])?;
@@ -346,6 +365,8 @@ impl Netns {
             .arg("--config")
             .arg(config)
             .args(["--iface", SERVER_VETH, "--xdp-mode", "native"])
+            .arg("--pin-root")
+            .arg(&self.pin_root)
             .args(extra);
         if std::env::var_os("RUST_LOG").is_none() {
             cmd.env("RUST_LOG", "info");
@@ -354,7 +375,7 @@ impl Netns {
     }
 
     /// Starts the agent in the server namespace on the server veth and waits
-    /// until its XDP program is attached there.
+    /// until its XDP program is attached there and its loop runs.
     pub fn start_agent(&mut self, config: &Path, extra: &[&str]) -> Result<()> {
         self.start_agent_with_env(config, extra, &[])
     }
@@ -382,7 +403,13 @@ impl Netns {
                     read_lossy(&proc.stderr)
                 );
             }
-            Ok(self.server_xdp_attached()?.then_some(()))
+            // A pinned program from an earlier agent is attached already:
+            // wait for this agent to be up too (its loop starts once the
+            // sockets, the control socket included, are open).
+            Ok(
+                (self.server_xdp_attached()? && read_lossy(&proc.stderr).contains(AGENT_UP))
+                    .then_some(()),
+            )
         });
         match attached {
             Ok(Some(())) => {
@@ -432,6 +459,42 @@ impl Netns {
             stdout: std::fs::read(stdout).unwrap_or_default(),
             stderr: std::fs::read(&proc.stderr).unwrap_or_default(),
         })
+    }
+
+    /// Where the agents of this fixture pin their data plane (`--pin-root`).
+    pub fn pin_root(&self) -> &Path {
+        &self.pin_root
+    }
+
+    /// The server veth's pin directory for this build's map layout.
+    pub fn pin_dir(&self) -> PathBuf {
+        self.pin_root
+            .join(format!("v{}", failover_common::LAYOUT_VERSION))
+            .join(SERVER_VETH)
+    }
+
+    /// Runs `failover-agent ARGS... --pin-root <ours>` in the server
+    /// namespace to completion (bounded by `limit`), e.g. `detach`.
+    pub fn run_agent_command(&self, args: &[&str], limit: Duration) -> Result<Output> {
+        let mut cmd = self.server_command(&self.agent_binary);
+        cmd.args(args).arg("--pin-root").arg(&self.pin_root);
+        cmd.stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut child = cmd.spawn().context("running failover-agent")?;
+        let status = poll_until(limit, Duration::from_millis(20), || Ok(child.try_wait()?))?;
+        if status.is_none() {
+            child.kill().ok();
+            child.wait().ok();
+            bail!("failover-agent {args:?} did not exit within {limit:?}");
+        }
+        Ok(child.wait_with_output()?)
+    }
+
+    /// SIGKILL to the agent by PID (a crash: nothing runs at exit); reaps it.
+    pub fn kill_agent(&mut self) -> Result<ExitStatus> {
+        let mut proc = self.agent.take().context("the agent is not running")?;
+        proc.kill()
     }
 
     /// What the running (or last stopped) agent wrote to stderr: its log.
@@ -554,12 +617,46 @@ impl Drop for Netns {
                 eprintln!("netns fixture: {e:#}");
             }
         }
+        // Every pin goes with the fixture's bpffs (the links, their veth
+        // gone with the namespace, are released with their pins).
+        if self.bpffs_mounted {
+            let path = std::ffi::CString::new(self.pin_root.as_os_str().as_encoded_bytes())
+                .expect("no NUL in a temp path");
+            // SAFETY: a NUL-terminated path that outlives the call.
+            if unsafe { libc::umount2(path.as_ptr(), libc::MNT_DETACH) } != 0 {
+                eprintln!(
+                    "netns fixture: unmounting {}: {}",
+                    self.pin_root.display(),
+                    std::io::Error::last_os_error()
+                );
+            }
+        }
         if std::env::var_os("FAILOVER_TESTS_KEEP_LOGS").is_none() {
             std::fs::remove_dir_all(&self.workdir).ok();
         } else {
             eprintln!("netns fixture: logs kept in {}", self.workdir.display());
         }
     }
+}
+
+/// `mount -t bpf bpf <at>`.
+fn mount_bpffs(at: &Path) -> Result<()> {
+    let target = std::ffi::CString::new(at.as_os_str().as_encoded_bytes())?;
+    // SAFETY: NUL-terminated strings that outlive the call; null data.
+    let rc = unsafe {
+        libc::mount(
+            c"bpf".as_ptr(),
+            target.as_ptr(),
+            c"bpf".as_ptr(),
+            0,
+            std::ptr::null(),
+        )
+    };
+    if rc != 0 {
+        return Err(std::io::Error::last_os_error())
+            .with_context(|| format!("mounting bpffs at {}", at.display()));
+    }
+    Ok(())
 }
 
 /// XDP_TX on a veth delivers only if the peer veth runs an XDP program too, so

@@ -49,6 +49,9 @@ pub struct Run {
     pub ns_per_run: u128,
 }
 
+/// The hold the harness writes: a week, longer than any run.
+const HOLD: std::time::Duration = std::time::Duration::from_secs(7 * 24 * 3600);
+
 /// The loaded XDP program (the kernel fast path) with its maps.
 pub struct XdpProgram {
     pub dataplane: Dataplane,
@@ -61,7 +64,25 @@ impl XdpProgram {
     pub fn load() -> Result<Self> {
         let mut dataplane = Dataplane::load()?;
         dataplane.set_addressing(&Addressing::new(&test_interface(), &test_services()))?;
-        Ok(Self { dataplane })
+        let mut program = Self { dataplane };
+        program.fresh_heartbeat()?;
+        Ok(program)
+    }
+
+    /// Writes a heartbeat of now with a hold longer than any test run, as
+    /// a live agent would: the program answers.
+    pub fn fresh_heartbeat(&mut self) -> Result<()> {
+        self.dataplane.set_hold(HOLD);
+        self.dataplane.beat()
+    }
+
+    /// Writes a heartbeat older than the hold, as of a dead agent: the
+    /// program passes every query up.
+    pub fn stale_heartbeat(&mut self) -> Result<()> {
+        self.dataplane.set_hold(HOLD);
+        let at = failover_agent::dataplane::monotonic_ns()
+            .wrapping_sub(HOLD.as_nanos() as u64 + 1_000_000_000);
+        self.dataplane.beat_at(at)
     }
 
     /// Writes an A answer set (zone 0).

@@ -28,7 +28,7 @@ use std::net::IpAddr;
 use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::{Result, bail};
-use log::{debug, error, info};
+use log::{debug, error, info, warn};
 use tokio::sync::{mpsc, watch};
 use tokio::time::MissedTickBehavior;
 
@@ -93,6 +93,8 @@ pub struct Agent<P> {
     /// The operator's overrides (drain, force), from the admin-state file
     /// and the control socket.
     admin: AdminStore,
+    /// The last heartbeat failed (logged once until one succeeds).
+    heartbeat_failing: bool,
     /// The override in force per (record name, type, endpoint), to log changes.
     admin_seen: HashMap<(String, u16, IpAddr), (Mode, Option<SystemTime>)>,
     /// Requests from the control socket.
@@ -142,6 +144,7 @@ impl<P: Publisher> Agent<P> {
             reload_tx,
             reload_rx,
             admin: AdminStore::memory(),
+            heartbeat_failing: false,
             admin_seen: HashMap::new(),
             control: None,
             log_limit: LogLimit::new(log_limit::LINES_PER_WINDOW, log_limit::WINDOW),
@@ -184,6 +187,7 @@ impl<P: Publisher> Agent<P> {
     where
         F: Future<Output = ()>,
     {
+        self.heartbeat();
         self.publication.flush();
         let endpoints = self.config.endpoint_count();
         let started = Instant::now();
@@ -235,6 +239,7 @@ impl<P: Publisher> Agent<P> {
                     let _ = msg.reply.send(reply);
                 }
                 _ = admin_tick.tick() => {
+                    self.heartbeat();
                     self.admin_tick();
                     self.progress.send_modify(|p| p.ticks += 1);
                 }
@@ -250,6 +255,25 @@ impl<P: Publisher> Agent<P> {
                         None => std::future::pending().await,
                     }
                 } => bail!("a health check task failed: {failure}"),
+            }
+        }
+    }
+
+    /// Takes over what an earlier agent's data plane holds (see
+    /// [`Publication::adopt`]); returns how many (name, type)s are kept.
+    pub fn adopt(&mut self, entries: Vec<(String, u16, crate::serve::table::Entry)>) -> usize {
+        self.publication.adopt(entries)
+    }
+
+    /// The publisher's sign of life (the kernel's heartbeat), once a second.
+    fn heartbeat(&mut self) {
+        match self.publication.target_mut().tick() {
+            Ok(()) => self.heartbeat_failing = false,
+            Err(e) => {
+                if !self.heartbeat_failing {
+                    warn!("{e:#}");
+                }
+                self.heartbeat_failing = true;
             }
         }
     }

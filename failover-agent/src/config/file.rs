@@ -30,6 +30,23 @@ pub struct ConfigFile {
     /// Optional; every key has a default.
     #[serde(default)]
     pub admin: Option<AdminFile>,
+    /// `[dataplane]`: the pinned XDP program without an agent.
+    /// Optional; every key has a default.
+    #[serde(default)]
+    pub dataplane: Option<DataplaneFile>,
+}
+
+/// `[dataplane]`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DataplaneFile {
+    /// Optional. How long the XDP program keeps answering from its maps
+    /// after the agent's last heartbeat (written every second): after an
+    /// agent dies (crash, kill -9) or exits leaving the program pinned, the
+    /// kernel answers for this long, then passes every query up the stack
+    /// (counter `pass_agent_gone`) until an agent adopts it. 2s to 7 days;
+    /// read at start. Default `"60s"`.
+    pub hold: Option<String>,
 }
 
 /// `[admin]`

@@ -7,6 +7,8 @@
 //! and what is wrong with it.
 
 mod admin;
+mod dataplane;
+pub use dataplane::DEFAULT_HOLD as DEFAULT_DATAPLANE_HOLD;
 pub mod file;
 mod record;
 mod server;
@@ -15,6 +17,7 @@ mod tests;
 mod zone;
 
 pub use admin::Admin;
+pub use dataplane::DataplaneSettings;
 pub use record::{
     DEFAULT_MAX_ANSWERS, Endpoint, HotName, MinHealthy, Policy, Record, RecordType, WhenAllDown,
 };
@@ -94,6 +97,7 @@ pub struct Config {
     pub zones: Vec<Zone>,
     pub records: Vec<Record>,
     pub admin: Admin,
+    pub dataplane: DataplaneSettings,
 }
 
 // ---------------------------------------------------------------------------
@@ -482,10 +486,15 @@ fn validate(file: &ConfigFile) -> Result<Config, FieldError> {
         None => Admin::default(),
         Some(admin) => admin_value(admin)?,
     };
+    let dataplane = match &file.dataplane {
+        None => DataplaneSettings::default(),
+        Some(section) => dataplane::dataplane_value(section)?,
+    };
     Ok(Config {
         server,
         zones,
         records,
         admin,
+        dataplane,
     })
 }

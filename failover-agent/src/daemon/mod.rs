@@ -38,6 +38,12 @@ pub struct Plan {
     pub reload: Option<(PathBuf, Server)>,
     pub pid_file: PathBuf,
     pub stats_interval: Duration,
+    /// Detach and unpin at exit; otherwise the pinned data plane stays.
+    pub detach_on_exit: bool,
+    /// Remove the interface's pinned data plane (any layout) first.
+    pub replace_dataplane: bool,
+    /// Where data planes are pinned (on bpffs).
+    pub pin_root: PathBuf,
 }
 
 fn mode_name(mode: AttachMode) -> &'static str {
@@ -61,6 +67,9 @@ pub fn run(plan: Plan) -> Result<()> {
         reload,
         pid_file,
         stats_interval,
+        detach_on_exit,
+        replace_dataplane,
+        pin_root,
     } = plan;
     for warning in config.warnings() {
         warn!("{warning}");
@@ -102,7 +111,7 @@ pub fn run(plan: Plan) -> Result<()> {
             None
         }
     };
-    let mut dataplane = Dataplane::load().map_err(|e| {
+    let mut dataplane = load_pinned(&pin_root, &iface, replace_dataplane).map_err(|e| {
         // SAFETY: geteuid has no preconditions.
         if unsafe { libc::geteuid() } != 0 {
             e.context("loading the XDP program (needs root, or CAP_BPF and CAP_NET_ADMIN)")
@@ -110,6 +119,11 @@ pub fn run(plan: Plan) -> Result<()> {
             e
         }
     })?;
+    // The heartbeat first: an adopted program whose hold had run out
+    // answers again at once.
+    let hold = config.dataplane.hold;
+    dataplane.set_hold(hold);
+    dataplane.beat()?;
     // Before attaching: the program answers only what is addressed to us.
     let interface = Interface::read(&iface)?;
     let addressing = Addressing::new(&interface, &config.server.dns_service_addresses());
@@ -134,12 +148,34 @@ pub fn run(plan: Plan) -> Result<()> {
             mode_name(mode)
         )));
     }
-    info!(
-        "XDP program attached to {iface} in {} mode; {} records in {} zones",
-        mode_name(mode),
-        config.records.len(),
-        config.zones.len()
-    );
+    if dataplane.adopted() {
+        info!(
+            "adopted the data plane pinned at {}: the program on {iface} was replaced atomically and answers from the answer sets it held; {} records in {} zones",
+            dataplane
+                .pin_dir()
+                .map(|d| d.display().to_string())
+                .unwrap_or_default(),
+            config.records.len(),
+            config.zones.len()
+        );
+    } else {
+        info!(
+            "XDP program attached to {iface} in {} mode, pinned at {}; {} records in {} zones",
+            mode_name(mode),
+            dataplane
+                .pin_dir()
+                .map(|d| d.display().to_string())
+                .unwrap_or_default(),
+            config.records.len(),
+            config.zones.len()
+        );
+    }
+
+    let adopted = if dataplane.adopted() {
+        adopted_entries(&dataplane, &config)?
+    } else {
+        Vec::new()
+    };
 
     // Started from the main thread (the parent-death signal follows it) and
     // dropped after the runtime is gone: the children die last.
@@ -167,6 +203,13 @@ pub fn run(plan: Plan) -> Result<()> {
         Both::new(dataplane, table, ["kernel map", "userspace table"]),
     );
     agent.set_admin(admin);
+    if !adopted.is_empty() {
+        let read = adopted.len();
+        let kept = agent.adopt(adopted);
+        info!(
+            "took over {kept} of the {read} answer sets the kernel held (the others are withdrawn once the first round of checks is done); each is kept until this agent's checks decide it"
+        );
+    }
     let control_socket = agent.config().admin.control_socket.clone().map(|path| {
         let is_default = agent.config().admin.control_socket_is_default;
         (path, is_default, agent.control_channel())
@@ -253,15 +296,87 @@ pub fn run(plan: Plan) -> Result<()> {
     drop(socket_file);
     let mut dataplane = agent.into_publisher().first;
     log_counters(&dataplane, None);
-    let detached = dataplane
-        .detach()
-        .with_context(|| format!("detaching the XDP program from {iface}"));
-    if detached.is_ok() {
-        info!("XDP program detached from {iface}");
-    }
+    let detached = if detach_on_exit {
+        let detached = dataplane
+            .detach()
+            .with_context(|| format!("detaching the XDP program from {iface}"));
+        if detached.is_ok() {
+            info!("XDP program detached from {iface}; its pins removed");
+        }
+        detached
+    } else {
+        info!(
+            "XDP program stays attached to {iface}, pinned at {}: it answers from the last answer sets for {} ([dataplane] hold) or until the next agent adopts it (`failover-agent detach --iface {iface}` removes it)",
+            dataplane
+                .pin_dir()
+                .map(|d| d.display().to_string())
+                .unwrap_or_default(),
+            humantime::format_duration(hold)
+        );
+        Ok(())
+    };
     drop(demo_endpoints);
     result?;
     detached
+}
+
+/// What the adopted data plane's record map holds, as entries; each one of
+/// a hot name of `config` gets that name's zone in `config` (zone numbers
+/// follow the configuration's order, which may have changed).
+fn adopted_entries(
+    dataplane: &Dataplane,
+    config: &Config,
+) -> Result<Vec<(String, u16, crate::serve::table::Entry)>> {
+    let zones: std::collections::HashMap<String, u32> = config
+        .hot_names()
+        .into_iter()
+        .map(|hot| (hot.name.to_ascii_lowercase(), hot.zone as u32))
+        .collect();
+    let mut out = Vec::new();
+    for (name, rtype, value) in dataplane.answer_sets()? {
+        match crate::publish::kernel::entry_of(rtype, &value) {
+            Ok(mut entry) => {
+                if let Some(&zone) = zones.get(&name.to_ascii_lowercase()) {
+                    entry.zone = zone;
+                }
+                out.push((name, rtype, entry));
+            }
+            Err(e) => {
+                warn!("the adopted record map's {name} type {rtype}: {e:#}; left to be replaced")
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Mounts bpffs if needed, refuses (or with `replace` removes) a data plane
+/// of another map layout pinned for `iface`, and loads ours pinned.
+fn load_pinned(root: &Path, iface: &str, replace: bool) -> Result<Dataplane> {
+    crate::pin::ensure_bpffs(root)?;
+    for dir in crate::pin::remove_orphans(root) {
+        info!(
+            "removed {}: its XDP link's interface no longer exists",
+            dir.display()
+        );
+    }
+    if replace {
+        for dir in crate::dataplane::remove_pinned(root, iface)? {
+            info!("--replace-dataplane: removed {}", dir.display());
+        }
+    }
+    let others = crate::pin::other_layouts(root, iface);
+    if !others.is_empty() {
+        anyhow::bail!(
+            "{iface} has a pinned data plane of another map layout ({}); this agent's layout is v{} and an old layout is never reused: run with --replace-dataplane to remove it first (or `failover-agent detach --iface {iface}`)",
+            others
+                .iter()
+                .map(|d| d.display().to_string())
+                .collect::<Vec<_>>()
+                .join(", "),
+            failover_common::LAYOUT_VERSION
+        );
+    }
+    Dataplane::load_pinned(&crate::pin::pin_dir(root, iface))
 }
 
 fn start_demo(config: &Config) -> Result<DemoEndpoints> {

@@ -27,6 +27,36 @@ pub fn record_key(name: &str, qtype: u16) -> Result<RecordKey> {
     Ok(key)
 }
 
+/// The text name (`"www.example.test."`) of a record-map key's wire name;
+/// fails on anything the encoder would not have written (no escapes: a
+/// label byte must be a printable ASCII character other than `.`).
+pub fn text_name(wire: &[u8]) -> Result<String> {
+    let mut out = String::new();
+    let mut rest = wire;
+    loop {
+        let Some((&len, tail)) = rest.split_first() else {
+            bail!("wire name without its root label");
+        };
+        if len == 0 {
+            break;
+        }
+        if len > 63 || tail.len() < len as usize {
+            bail!("bad label length {len} in a wire name");
+        }
+        let (label, tail) = tail.split_at(len as usize);
+        if label.iter().any(|&b| !b.is_ascii_graphic() || b == b'.') {
+            bail!("a wire name label with a byte the encoder never writes");
+        }
+        out.push_str(std::str::from_utf8(label)?);
+        out.push('.');
+        rest = tail;
+    }
+    if out.is_empty() {
+        out.push('.');
+    }
+    Ok(out)
+}
+
 /// The lowercased wire key of a parsed name's labels (a query's name:
 /// already within the wire limits, so nothing to check).
 pub fn labels_key<'a>(labels: impl Iterator<Item = &'a [u8]>) -> Vec<u8> {
@@ -132,5 +162,14 @@ mod tests {
             record_key(&max, RTYPE_A).is_ok(),
             "255 bytes in wire format"
         );
+    }
+
+    #[test]
+    fn text_name_reverses_the_key() {
+        let key = record_key("WWW.Example.test.", RTYPE_A).unwrap();
+        assert_eq!(text_name(&key.name).unwrap(), "www.example.test.");
+        assert_eq!(text_name(b"\0").unwrap(), ".");
+        assert!(text_name(b"\x03ww").is_err());
+        assert!(text_name(b"\x01.\0").is_err());
     }
 }

@@ -56,6 +56,10 @@ impl<A: Publisher, B: Publisher> Publisher for Both<A, B> {
     fn withdraw(&mut self, name: &str, rtype: u16) -> Result<()> {
         self.both(|target| target.withdraw(name, rtype))
     }
+
+    fn tick(&mut self) -> Result<()> {
+        self.both(|target| target.tick())
+    }
 }
 
 #[cfg(test)]

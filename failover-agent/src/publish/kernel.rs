@@ -43,6 +43,11 @@ impl Publisher for Dataplane {
     fn withdraw(&mut self, name: &str, rtype: u16) -> Result<()> {
         self.remove_answer_set(name, rtype)
     }
+
+    /// The heartbeat: the program answers while it is younger than the hold.
+    fn tick(&mut self) -> Result<()> {
+        self.beat()
+    }
 }
 
 /// The record-map value of `entry` (checked against `rtype` already).
@@ -83,6 +88,47 @@ fn answer_set(name: &str, rtype: u16, entry: &Entry) -> Result<AnswerSet> {
         Answer::ServFail => value.kind = ANSWER_SERVFAIL,
     }
     Ok(value)
+}
+
+/// The entry a record-map value was written from (the reverse of
+/// [`Publisher::put`]), e.g. to take over what an earlier agent published.
+pub fn entry_of(rtype: u16, value: &AnswerSet) -> Result<Entry> {
+    let count = value.count as usize;
+    if count > MAX_ANSWER_ADDRS {
+        bail!("{count} addresses in an answer set of at most {MAX_ANSWER_ADDRS}");
+    }
+    let addrs: Vec<IpAddr> = value.addrs[..count]
+        .iter()
+        .map(|a| match rtype {
+            QTYPE_A => Ok(IpAddr::from([a[0], a[1], a[2], a[3]])),
+            QTYPE_AAAA => Ok(IpAddr::from(*a)),
+            _ => bail!("addresses in a type {rtype} answer set"),
+        })
+        .collect::<Result<_>>()?;
+    let answer = match value.kind {
+        ANSWER_ADDRS if count == 0 => bail!("an address answer set without addresses"),
+        ANSWER_ADDRS if value.limit == 0 || value.limit as usize >= count => Answer::Addrs(addrs),
+        ANSWER_ADDRS => Answer::Rotating {
+            addrs,
+            per_answer: value.limit as usize,
+        },
+        ANSWER_WEIGHTED => {
+            let mut below = 0;
+            let mut choices = Vec::with_capacity(count);
+            for (addr, &total) in addrs.into_iter().zip(&value.weights) {
+                if total <= below {
+                    bail!("weights that are not running totals");
+                }
+                choices.push((addr, total - below));
+                below = total;
+            }
+            Answer::Weighted(choices)
+        }
+        ANSWER_NODATA => Answer::NoData,
+        ANSWER_SERVFAIL => Answer::ServFail,
+        kind => bail!("unknown answer kind {kind}"),
+    };
+    Ok(Entry::new(value.zone, value.ttl, answer))
 }
 
 /// Fills the addresses (and TTL, count) of `value`.
@@ -144,4 +190,34 @@ fn encode_soa(soa: &Soa) -> Result<ZoneSoa> {
         .map(|w| u32::from(w[0]) << 8 | u32::from(*w.get(1).unwrap_or(&0)))
         .sum();
     Ok(value)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_kind_of_entry_reads_back_as_written() {
+        let a = |s: &str| s.parse::<IpAddr>().unwrap();
+        for (rtype, answer) in [
+            (QTYPE_A, Answer::Addrs(vec![a("192.0.2.1"), a("192.0.2.2")])),
+            (
+                QTYPE_A,
+                Answer::Rotating {
+                    addrs: vec![a("192.0.2.1"), a("192.0.2.2"), a("192.0.2.3")],
+                    per_answer: 2,
+                },
+            ),
+            (
+                QTYPE_AAAA,
+                Answer::Weighted(vec![(a("2001:db8::1"), 3), (a("2001:db8::2"), 1)]),
+            ),
+            (QTYPE_A, Answer::NoData),
+            (QTYPE_AAAA, Answer::ServFail),
+        ] {
+            let entry = Entry::new(3, 30, answer);
+            let value = answer_set("www.t.", rtype, &entry).unwrap();
+            assert_eq!(entry_of(rtype, &value).unwrap(), entry);
+        }
+    }
 }

@@ -43,6 +43,11 @@ pub trait Publisher {
     /// Forgets (`name`, `rtype`): queries for it are no longer answered from
     /// this publisher.
     fn withdraw(&mut self, name: &str, rtype: u16) -> Result<()>;
+    /// Called once a second from the agent's loop: a sign of life (the
+    /// kernel maps' heartbeat). Nothing by default.
+    fn tick(&mut self) -> Result<()> {
+        Ok(())
+    }
 }
 
 impl<P: Publisher + ?Sized> Publisher for &mut P {
@@ -56,6 +61,10 @@ impl<P: Publisher + ?Sized> Publisher for &mut P {
 
     fn withdraw(&mut self, name: &str, rtype: u16) -> Result<()> {
         (**self).withdraw(name, rtype)
+    }
+
+    fn tick(&mut self) -> Result<()> {
+        (**self).tick()
     }
 }
 
@@ -77,11 +86,15 @@ struct Slot {
     /// succeeded yet): the next write goes out whatever `held` says.
     unsure: bool,
     failing: bool,
+    /// `held` was taken over from an earlier agent's data plane: kept as
+    /// it is until the agent decides this (name, type) (never withdrawn for
+    /// want of a decision).
+    adopted: bool,
 }
 
 impl Slot {
     fn settled(&self) -> bool {
-        !self.unsure && self.held == self.wanted
+        !self.unsure && (self.held == self.wanted || (self.adopted && self.wanted.is_none()))
     }
 }
 
@@ -120,6 +133,9 @@ pub struct Publication<P> {
     withdrawals: Vec<Withdrawal>,
     /// The first answers are out: NODATA entries are written too.
     live: bool,
+    /// Adopted (name, type)s the configuration lacks: withdrawn when the
+    /// first answers go out.
+    adopted_extra: Vec<(String, u16)>,
 }
 
 impl<P: Publisher> Publication<P> {
@@ -137,6 +153,7 @@ impl<P: Publisher> Publication<P> {
             unsettled: BTreeSet::new(),
             withdrawals: Vec::new(),
             live: false,
+            adopted_extra: Vec::new(),
         };
         publication.configure(config);
         publication
@@ -176,18 +193,15 @@ impl<P: Publisher> Publication<P> {
         }
         for (name, rtype, nodata) in wanted {
             let key = (name.to_ascii_lowercase(), rtype);
-            let (held, kept) = match old.remove(&key) {
+            let (held, kept, adopted) = match old.remove(&key) {
                 // A record stays decided; a NODATA entry of a name that now
                 // has the record goes (resolvers cache NODATA).
                 Some(old) => {
-                    let kept = if old.nodata == nodata.is_some() {
-                        old.wanted
-                    } else {
-                        None
-                    };
-                    (old.held, kept)
+                    let same_kind = old.nodata == nodata.is_some();
+                    let kept = if same_kind { old.wanted } else { None };
+                    (old.held, kept, old.adopted && same_kind)
                 }
-                None => (None, None),
+                None => (None, None, false),
             };
             self.index.insert(key, self.slots.len());
             self.slots.push(Slot {
@@ -198,6 +212,7 @@ impl<P: Publisher> Publication<P> {
                 held,
                 unsure: false,
                 failing: false,
+                adopted,
             });
         }
         // A withdrawal still pending for a (name, type) the configuration
@@ -231,12 +246,66 @@ impl<P: Publisher> Publication<P> {
     }
 
     /// The first answers are out: from now on NODATA entries are written
-    /// too (before, a type a name lacks is left to userspace).
+    /// too (before, a type a name lacks is left to userspace), and what an
+    /// adopted data plane held that the configuration lacks is withdrawn.
     pub fn go_live(&mut self) {
         if !self.live {
             self.live = true;
+            self.withdrawals
+                .extend(std::mem::take(&mut self.adopted_extra).into_iter().map(
+                    |(name, rtype)| Withdrawal {
+                        name,
+                        rtype,
+                        failing: false,
+                    },
+                ));
             self.flush();
         }
+    }
+
+    /// Takes over what an earlier agent's data plane holds (`entries`, as
+    /// read back from the kernel maps): each (name, type) the configuration
+    /// has is written through to every publisher as it is (the kernel keeps
+    /// answering exactly what it answered, and the userspace table answers
+    /// alike) and kept until the agent decides it; the others are withdrawn
+    /// when the first answers go out ([`Publication::go_live`]). Call before
+    /// the first decision.
+    pub fn adopt(&mut self, entries: Vec<(String, u16, Entry)>) -> usize {
+        let mut kept = 0;
+        for (name, rtype, entry) in entries {
+            let key = (name.to_ascii_lowercase(), rtype);
+            let Some(&i) = self.index.get(&key) else {
+                if self.live {
+                    self.withdrawals.push(Withdrawal {
+                        name,
+                        rtype,
+                        failing: false,
+                    });
+                } else {
+                    self.adopted_extra.push((name, rtype));
+                }
+                continue;
+            };
+            let slot = &mut self.slots[i];
+            if slot.held.is_some() || (!slot.nodata && slot.wanted.is_some()) {
+                // Decided or written already: nothing to take over.
+                continue;
+            }
+            match self.target.put(&slot.name, rtype, &entry) {
+                Ok(()) => {
+                    slot.held = Some(entry);
+                    slot.adopted = true;
+                    kept += 1;
+                    if slot.settled() {
+                        self.unsettled.remove(&i);
+                    } else {
+                        self.unsettled.insert(i);
+                    }
+                }
+                Err(e) => error!("{} {}: taking over: {e:#}", slot.name, type_name(rtype)),
+            }
+        }
+        kept
     }
 
     /// Makes the publisher hold `entry` for (`name`, `rtype`), a record of
@@ -479,6 +548,41 @@ mod tests {
         publication.put("www.t.", RTYPE_AAAA, answer("2001:db8::1"));
         assert_eq!(rcode(&responder, RecordType::AAAA), ResponseCode::NoError);
         assert!(publication.settled());
+    }
+
+    #[test]
+    fn adopted_entries_are_kept_until_decided_and_the_others_withdrawn_at_go_live() {
+        let table = AnswerTable::new();
+        let responder = Responder::new(table.clone());
+        let mut publication = Publication::new(table.clone(), &config(&["A"]));
+        let kept = publication.adopt(vec![
+            ("WWW.t.".into(), RTYPE_A, answer("192.0.2.9")),
+            ("www.t.".into(), RTYPE_AAAA, Entry::nodata(0)),
+            ("gone.t.".into(), RTYPE_A, answer("192.0.2.8")),
+        ]);
+        assert_eq!(kept, 2);
+        // Userspace answers what the kernel answers, with no gap.
+        assert_eq!(rcode(&responder, RecordType::A), ResponseCode::NoError);
+        assert_eq!(table.get("www.t.", RTYPE_A), Some(answer("192.0.2.9")));
+        publication.flush();
+        assert_eq!(table.get("www.t.", RTYPE_A), Some(answer("192.0.2.9")));
+        assert!(publication.settled());
+        // The agent's decision replaces it; then the extra one goes.
+        publication.put("www.t.", RTYPE_A, answer("192.0.2.1"));
+        assert_eq!(table.get("www.t.", RTYPE_A), Some(answer("192.0.2.1")));
+
+        let mut publication = Publication::new(Calls::default(), &config(&["A"]));
+        publication.adopt(vec![("gone.t.".into(), RTYPE_A, answer("192.0.2.8"))]);
+        publication.flush();
+        assert_eq!(publication.target().0, ["zones"]);
+        publication.put("www.t.", RTYPE_A, answer("192.0.2.1"));
+        publication.go_live();
+        assert!(
+            publication
+                .target()
+                .0
+                .contains(&"withdraw gone.t. A".to_string())
+        );
     }
 
     #[test]
