@@ -116,6 +116,40 @@ enum Command {
         #[arg(long, value_name = "ADDR:PORT")]
         listen: SocketAddr,
     },
+    /// Writes the man page (failover-agent.1) and shell completions (bash,
+    /// zsh, fish) into DIR, from these very definitions (for packaging).
+    #[command(hide = true)]
+    GenerateDocs {
+        #[arg(long, value_name = "DIR")]
+        out: PathBuf,
+    },
+}
+
+/// The man page and completions of `failover-agent` into `dir`.
+fn generate_docs(dir: &Path) -> std::io::Result<()> {
+    use clap::CommandFactory as _;
+    std::fs::create_dir_all(dir)?;
+    let command = Cli::command();
+    // One page for the program, one per visible subcommand (the program's
+    // page refers to them as failover-agent-run(1) and so on).
+    let mut pages = vec![("failover-agent".to_string(), command.clone())];
+    for sub in command.get_subcommands().filter(|s| !s.is_hide_set()) {
+        let name = format!("failover-agent-{}", sub.get_name());
+        pages.push((name.clone(), sub.clone().name(name)));
+    }
+    for (name, page_of) in pages {
+        let mut page = Vec::new();
+        clap_mangen::Man::new(page_of).render(&mut page)?;
+        std::fs::write(dir.join(format!("{name}.1")), page)?;
+    }
+    for shell in [
+        clap_complete::Shell::Bash,
+        clap_complete::Shell::Zsh,
+        clap_complete::Shell::Fish,
+    ] {
+        clap_complete::generate_to(shell, &mut command.clone(), "failover-agent", dir)?;
+    }
+    Ok(())
 }
 
 #[derive(clap::Args, Debug)]
@@ -349,6 +383,16 @@ pub fn main() -> ExitCode {
             Ok(crate::control::Request::Status),
             json,
         ),
+        Command::GenerateDocs { out } => match generate_docs(&out) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                error!(
+                    "writing the man page and completions to {}: {e}",
+                    out.display()
+                );
+                ExitCode::from(EXIT_RUNTIME)
+            }
+        },
         Command::DemoEndpoint { listen } => {
             let runtime = match tokio::runtime::Builder::new_current_thread()
                 .enable_all()

@@ -14,6 +14,7 @@ mod build_object;
 
 mod bench;
 mod demo;
+mod dist;
 mod fuzz;
 mod lint;
 mod packages;
@@ -67,6 +68,9 @@ enum Cmd {
     },
     /// rustfmt check and clippy (warnings are errors), the XDP program included.
     Lint,
+    /// Build the Debian package (binary, systemd units, example config, man
+    /// pages, completions) into target/dist/.
+    Dist,
     /// Run a fuzzer, bounded: `xdp --cases N` (needs root) or `userspace --seconds S`.
     Fuzz {
         #[command(subcommand)]
@@ -135,6 +139,7 @@ fn main() -> ExitCode {
         Cmd::Demo { args } => demo::demo(&root, &args),
         Cmd::Bench { which, args } => bench::bench(&root, which.name(), &args),
         Cmd::Lint => lint::lint(&root),
+        Cmd::Dist => dist::dist(&root),
         Cmd::Fuzz {
             which:
                 Fuzzer::Xdp {

@@ -1749,3 +1749,11 @@ fn mutated_configs_never_panic() {
         total.elapsed()
     );
 }
+
+#[test]
+fn the_packaged_example_config_loads() {
+    let text = include_str!("../../../dist/failover.toml");
+    let config = parse(text).unwrap_or_else(|e| panic!("dist/failover.toml: {e}"));
+    assert_eq!(config.records.len(), 1);
+    assert!(config.warnings().is_empty(), "{:?}", config.warnings());
+}
