@@ -39,7 +39,7 @@ const QUERIER: Ipv4Addr = Ipv4Addr::new(203, 0, 113, 2);
 /// is 256): it keeps every one the agent keeps open.
 const HELD: usize = 2_000;
 /// At most this many connections opened by the flooder, within [`FLOOD_LIMIT`].
-const FLOOD_CONNECTIONS: usize = 20_000;
+const FLOOD_CONNECTIONS: usize = 100_000;
 const FLOOD_LIMIT: Duration = Duration::from_secs(60);
 const QUERIES: u16 = 200;
 const WAIT: Duration = Duration::from_secs(2);
