@@ -153,21 +153,6 @@ fn start_endpoints(netns: &mut Netns, with_ipv6: bool) {
     }
 }
 
-/// The last "kernel counters:" line of the agent's log, as name -> value.
-fn kernel_counters(log: &str) -> BTreeMap<String, u64> {
-    let line = log
-        .lines()
-        .rev()
-        .find_map(|l| l.split("kernel counters:").nth(1))
-        .unwrap_or_else(|| panic!("no kernel counters line in the agent's log:\n{log}"));
-    line.split_whitespace()
-        .filter_map(|kv| {
-            let (k, v) = kv.split_once('=')?;
-            Some((k.to_string(), v.parse().ok()?))
-        })
-        .collect()
-}
-
 /// Why the kernel may have answered fewer than expected, from its counters.
 fn tailroom_hint(counters: &BTreeMap<String, u64>) -> String {
     match counters.get("pass_no_tailroom") {
@@ -704,7 +689,7 @@ fn dig_and_kdig_get_authoritative_answers_over_every_transport() {
     let status = netns.stop_agent().expect("stopping the agent");
     let log = netns.agent_log();
     assert_eq!(status.code(), Some(0), "agent log:\n{log}");
-    let counters = kernel_counters(&log);
+    let counters = netns.kernel_counters();
     eprintln!("kernel counters: {counters:?}");
     assert!(
         counters["answered"] >= udp_kernel,
@@ -786,7 +771,7 @@ fn xdp_answers_tagged_queries_on_the_veth() {
     let status = netns.stop_agent().expect("stopping the agent");
     let log = netns.agent_log();
     assert_eq!(status.code(), Some(0), "agent log:\n{log}");
-    let counters = kernel_counters(&log);
+    let counters = netns.kernel_counters();
     eprintln!("kernel counters: {counters:?}");
     assert!(
         failures.is_empty(),
@@ -1068,7 +1053,7 @@ fn knot_serves_the_rest_of_the_zone_behind_xdp_in_front_mode() {
     let status = netns.stop_agent().expect("stopping the agent");
     let log = netns.agent_log();
     assert_eq!(status.code(), Some(0), "agent log:\n{log}");
-    let counters = kernel_counters(&log);
+    let counters = netns.kernel_counters();
     eprintln!("kernel counters: {counters:?}");
     assert!(
         from_knot.is_empty(),

@@ -6,7 +6,6 @@
 //! (`cargo xtask test`).
 
 use std::{
-    collections::BTreeMap,
     net::{IpAddr, Ipv4Addr, SocketAddrV4},
     time::Duration,
 };
@@ -21,21 +20,6 @@ use failover_tests::{
 
 const AGENT: &str = env!("CARGO_BIN_EXE_failover-agent-under-test");
 const WWW: &str = "www.example.test.";
-
-/// The last "kernel counters:" line of the agent's log, as name -> value.
-fn kernel_counters(log: &str) -> BTreeMap<String, u64> {
-    let line = log
-        .lines()
-        .rev()
-        .find_map(|l| l.split("kernel counters:").nth(1))
-        .unwrap_or_else(|| panic!("no kernel counters line in the agent's log:\n{log}"));
-    line.split_whitespace()
-        .filter_map(|kv| {
-            let (k, v) = kv.split_once('=')?;
-            Some((k.to_string(), v.parse().ok()?))
-        })
-        .collect()
-}
 
 /// What XDP sends back for `query` (a reply addressed to the client), if
 /// anything, within half a second.
@@ -89,7 +73,7 @@ fn xdp_answers_only_queries_for_this_hosts_dns_service() {
     }
 
     netns.stop_agent().expect("stopping the agent");
-    let counters = kernel_counters(&netns.agent_log());
+    let counters = netns.kernel_counters();
     assert!(counters["pass_not_for_us"] >= 2, "{counters:?}");
     assert!(counters["pass_bad_checksum"] >= 2, "{counters:?}");
 }

@@ -545,6 +545,23 @@ impl Netns {
 
     // ----- observation ----------------------------------------------------
 
+    /// The kernel's packet counters as the agent last logged them (every
+    /// `--stats-interval` and at exit), as name -> value.
+    pub fn kernel_counters(&self) -> std::collections::BTreeMap<String, u64> {
+        let log = self.agent_log();
+        let line = log
+            .lines()
+            .rev()
+            .find_map(|l| l.split("kernel counters:").nth(1))
+            .unwrap_or_else(|| panic!("no kernel counters line in the agent's log:\n{log}"));
+        line.split_whitespace()
+            .filter_map(|kv| {
+                let (k, v) = kv.split_once('=')?;
+                Some((k.to_string(), v.parse().ok()?))
+            })
+            .collect()
+    }
+
     /// PID of the running agent.
     pub fn agent_pid(&self) -> Option<u32> {
         self.agent.as_ref().map(|p| p.child.id())
