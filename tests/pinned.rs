@@ -14,6 +14,7 @@ use aya::maps::{MapData, PerCpuArray};
 use failover_common::{Counter, MAP_COUNTERS};
 use failover_tests::{
     AgentConfig, CheckSpec, DnsClient, Netns, is_root,
+    load::{QueryStream, Tally, tally},
     netns::{ENDPOINT_ADDRS, SERVER_VETH},
     poll_until,
 };
@@ -27,13 +28,6 @@ const INTERVAL: Duration = Duration::from_millis(300);
 const TIMEOUT: Duration = Duration::from_millis(200);
 const RISE: u32 = 2;
 const FALL: u32 = 3;
-/// How long one UDP query of the steady stream waits for its answer.
-const QUERY_TIMEOUT: Duration = Duration::from_millis(100);
-/// Pace of the steady stream: at most one query per this (about 2,500/s at
-/// most; each waits for its answer first).
-const PACE: Duration = Duration::from_micros(400);
-/// Most queries one stream sends, whatever the time.
-const MAX_QUERIES: u64 = 200_000;
 
 fn primary() -> SocketAddrV4 {
     SocketAddrV4::new(PRIMARY, PORT)
@@ -95,57 +89,6 @@ fn wait_for_log(netns: &Netns, needle: &str, limit: Duration) {
     );
 }
 
-/// One query of the steady stream.
-struct Sample {
-    at: Instant,
-    answer: Option<Vec<Ipv4Addr>>,
-}
-
-/// Sends a paced stream of A queries for the hot name from another thread
-/// until `stop` is set (bounded by `MAX_QUERIES` and `limit`).
-fn stream(
-    mut client: DnsClient,
-    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
-    limit: Duration,
-) -> std::thread::JoinHandle<Vec<Sample>> {
-    std::thread::spawn(move || {
-        let started = Instant::now();
-        let mut samples = Vec::new();
-        while !stop.load(std::sync::atomic::Ordering::Relaxed)
-            && (samples.len() as u64) < MAX_QUERIES
-            && started.elapsed() < limit
-        {
-            let at = Instant::now();
-            let answer = client
-                .query_a(NAME, QUERY_TIMEOUT)
-                .ok()
-                .flatten()
-                .map(|a| a.addrs);
-            samples.push(Sample { at, answer });
-            std::thread::sleep(PACE);
-        }
-        samples
-    })
-}
-
-/// (sent, answered with `want`, lost) among `samples` sent in [from, to).
-fn tally(
-    samples: &[Sample],
-    from: Instant,
-    to: Instant,
-    want: &[Ipv4Addr],
-) -> (usize, usize, usize) {
-    let window: Vec<&Sample> = samples
-        .iter()
-        .filter(|s| s.at >= from && s.at < to)
-        .collect();
-    let answered = window
-        .iter()
-        .filter(|s| s.answer.as_deref() == Some(want))
-        .count();
-    (window.len(), answered, window.len() - answered)
-}
-
 /// The pinned counter map's `counter`, summed over CPUs.
 fn pinned_counter(pin_dir: &Path, counter: Counter) -> u64 {
     let map = MapData::from_pin(pin_dir.join(MAP_COUNTERS)).expect("opening the pinned counters");
@@ -164,8 +107,7 @@ fn pinned_counter(pin_dir: &Path, counter: Counter) -> u64 {
 #[test]
 fn kill_9_loses_no_query_and_a_restart_adopts_without_a_gap() {
     let (mut netns, client, path) = start(None);
-    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let load = stream(client, stop.clone(), Duration::from_secs(30));
+    let load = QueryStream::start(client, NAME, Duration::from_secs(30));
     std::thread::sleep(Duration::from_millis(500));
 
     let killed = Instant::now();
@@ -177,14 +119,23 @@ fn kill_9_loses_no_query_and_a_restart_adopts_without_a_gap() {
     // Past the new agent's first round of checks, which rewrites the answer.
     std::thread::sleep(INTERVAL * 4);
     let settled = Instant::now();
-    stop.store(true, std::sync::atomic::Ordering::Relaxed);
-    let samples = load.join().expect("the query stream");
+    let samples = load.stop();
 
-    let (sent, answered, lost) = tally(&samples, killed, restarting, &[PRIMARY]);
+    let Tally {
+        sent,
+        answered,
+        lost,
+        ..
+    } = tally(&samples, killed, restarting, &[PRIMARY]);
     eprintln!("no agent running: {sent} queries sent, {answered} answered, {lost} lost");
     assert!(sent > 100, "only {sent} queries while no agent ran");
     assert_eq!(lost, 0, "queries lost while no agent ran");
-    let (sent, answered, lost) = tally(&samples, restarting, settled, &[PRIMARY]);
+    let Tally {
+        sent,
+        answered,
+        lost,
+        ..
+    } = tally(&samples, restarting, settled, &[PRIMARY]);
     eprintln!("restart and adoption: {sent} queries sent, {answered} answered, {lost} lost");
     assert!(sent > 100, "only {sent} queries during the restart");
     assert_eq!(lost, 0, "queries lost during the restart");

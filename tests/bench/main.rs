@@ -1,21 +1,22 @@
-//! `failover-bench <xdp|failover> [options]`: the benchmarks `cargo xtask bench`
+//! `failover-bench <xdp|failover|restart> [options]`: the benchmarks `cargo xtask bench`
 //! runs. Both need root; both print a table and exit 0 unless the setup fails.
 
 mod cpu;
 mod failover;
 mod kinds;
+mod restart;
 mod xdp;
 
 use std::process::ExitCode;
 
-const USAGE: &str =
-    "usage: failover-bench <xdp|failover> [options]  (--help after the name for its options)";
+const USAGE: &str = "usage: failover-bench <xdp|failover|restart> [options]  (--help after the name for its options)";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let result = match args.first().map(String::as_str) {
         Some("xdp") => xdp::run(&args[1..]),
         Some("failover") => failover::run(&args[1..]),
+        Some("restart") => restart::run(&args[1..]),
         Some("-h" | "--help") => {
             println!("{USAGE}");
             return ExitCode::SUCCESS;

@@ -23,6 +23,7 @@ pub mod dns;
 // `gen` is a reserved word in edition 2024.
 pub mod r#gen;
 pub mod listeners;
+pub mod load;
 pub mod mutation;
 pub mod netns;
 pub mod packets;

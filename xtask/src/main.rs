@@ -113,6 +113,8 @@ enum Benchmark {
     Xdp,
     /// Failover: time from an endpoint dying (or returning) to the answers changing.
     Failover,
+    /// Restarts under load: queries lost with the data plane pinned and without.
+    Restart,
 }
 
 impl Benchmark {
@@ -121,6 +123,7 @@ impl Benchmark {
         match self {
             Benchmark::Xdp => "xdp",
             Benchmark::Failover => "failover",
+            Benchmark::Restart => "restart",
         }
     }
 }
