@@ -303,16 +303,6 @@ impl Dataplane {
         &mut self.zones
     }
 
-    /// Reads what the kernel holds for (`name`, `rtype`), if anything.
-    pub fn get(&self, name: &str, rtype: u16) -> Result<Option<AnswerSet>> {
-        let key = record_key(name, rtype)?;
-        match self.records.get(&key, 0) {
-            Ok(v) => Ok(Some(v)),
-            Err(MapError::KeyNotFound) => Ok(None),
-            Err(e) => Err(e.into()),
-        }
-    }
-
     /// Writes which destinations the program answers and what it knows of
     /// the interface (MAC, own and broadcast addresses). Before this, the
     /// program answers nothing. Written once, at start.

@@ -41,7 +41,10 @@ pub struct TlsCheck {
     /// Server name for SNI and verification; `None`: the target address.
     pub sni: Option<String>,
     pub verify: bool,
-    pub ca_file: Option<std::path::PathBuf>,
+    /// `ca_file` and the certificates it held when the configuration was
+    /// validated: read once, off the probes' path (a changed file is a
+    /// changed check at the next reload).
+    pub ca_file: Option<(std::path::PathBuf, Vec<CertificateDer<'static>>)>,
 }
 
 const DEFAULT_BODY_LIMIT: usize = 4096;
@@ -182,9 +185,9 @@ pub fn settings(path: &str, check: &CheckFile, tls: bool) -> Result<HttpCheck, F
             Some(file) => {
                 crate::field::no_nul(&format!("{path}.ca_file"), file)?;
                 let file_path = std::path::PathBuf::from(file);
-                crate::checks::http::load_ca_file(&file_path)
+                let certs = load_ca_file(&file_path)
                     .map_err(|e| field_err(format!("{path}.ca_file"), e))?;
-                Some(file_path)
+                Some((file_path, certs))
             }
         };
         let verify = check.verify.unwrap_or(true);
@@ -285,8 +288,8 @@ impl Tls {
         let config = if tls.verify {
             let mut roots = RootCertStore::empty();
             match &tls.ca_file {
-                Some(path) => {
-                    roots.add_parsable_certificates(load_ca_file(path)?);
+                Some((_, certs)) => {
+                    roots.add_parsable_certificates(certs.iter().cloned());
                 }
                 None => roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned()),
             }

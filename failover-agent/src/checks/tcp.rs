@@ -2,11 +2,10 @@
 //! connection is closed at once.
 
 use std::net::SocketAddr;
-use std::time::{Duration, Instant};
 
 use tokio::net::TcpStream;
 
-use super::result::{CheckResult, Failure};
+use super::result::Failure;
 
 pub async fn check(target: SocketAddr) -> Result<String, Failure> {
     let stream = TcpStream::connect(target)
@@ -16,20 +15,21 @@ pub async fn check(target: SocketAddr) -> Result<String, Failure> {
     Ok("connected".to_string())
 }
 
-/// One TCP-connect check: healthy when the handshake completes within `timeout`.
-/// The connection is closed at once; nothing is sent.
-pub async fn tcp_check(target: SocketAddr, timeout: Duration) -> CheckResult {
-    let start = Instant::now();
-    let outcome = match tokio::time::timeout(timeout, check(target)).await {
-        Ok(outcome) => outcome,
-        Err(_) => Err(Failure::Timeout(timeout)),
-    };
-    CheckResult::new(outcome, start.elapsed())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::checks::result::CheckResult;
+    use std::time::{Duration, Instant};
+
+    /// One check with its timeout, as the probe loop runs it (`run_once`).
+    async fn tcp_check(target: SocketAddr, timeout: Duration) -> CheckResult {
+        let start = Instant::now();
+        let outcome = match tokio::time::timeout(timeout, check(target)).await {
+            Ok(outcome) => outcome,
+            Err(_) => Err(Failure::Timeout(timeout)),
+        };
+        CheckResult::new(outcome, start.elapsed())
+    }
 
     #[tokio::test]
     async fn tcp_check_against_real_sockets() {
