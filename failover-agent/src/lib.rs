@@ -8,6 +8,8 @@
 //!   and rise/fall health;
 //! - [`config`]: the file, its validation and the validated [`config::Config`];
 //! - [`policy`]: pure: (record, endpoint states) -> answer;
+//! - [`events`]: what happened (transitions, answer changes, reloads,
+//!   overrides) as values, for every observer;
 //! - [`serve`]: the userspace DNS server: answer table, zone tree,
 //!   responder, sockets;
 //! - [`dataplane`], [`pin`]: the XDP program's lifecycle (load, attach,
@@ -27,6 +29,7 @@ pub mod daemon;
 pub mod dataplane;
 pub mod demo;
 pub mod dns;
+pub mod events;
 pub mod field;
 pub mod pin;
 pub mod policy;

@@ -38,6 +38,7 @@ use crate::checks::result::Latency;
 use crate::checks::{ProbeEvent, ProbeId, ProbeKey, Probes, SyncReport};
 use crate::config::Config;
 use crate::control::ControlMsg;
+use crate::events::{AnswerChange, EndpointState, Event, Events, Transition};
 use crate::policy::{Rules, State, decide};
 use crate::publish::{Publication, Publisher, Put};
 use crate::serve::table::Entry;
@@ -50,6 +51,8 @@ struct RecordState {
     /// No endpoint is usable: the answer is `when_all_down`'s (logged once
     /// per entry).
     all_down: bool,
+    /// Each endpoint's state as last reported in a [`Transition`] event.
+    reported: Vec<EndpointState>,
 }
 
 impl RecordState {
@@ -57,6 +60,7 @@ impl RecordState {
         RecordState {
             health: vec![Health::Unknown; endpoints],
             all_down: false,
+            reported: vec![EndpointState::Unknown; endpoints],
         }
     }
 }
@@ -103,6 +107,8 @@ pub struct Agent<P> {
     /// (record, no endpoint): a flapping endpoint cannot flood the log.
     log_limit: LogLimit<(usize, Option<usize>)>,
     progress: watch::Sender<Progress>,
+    /// Where transitions, answer changes, reloads and overrides go.
+    events: Events,
 }
 
 /// The probe that checks each endpoint of each record of `config`.
@@ -149,6 +155,7 @@ impl<P: Publisher> Agent<P> {
             control: None,
             log_limit: LogLimit::new(log_limit::LINES_PER_WINDOW, log_limit::WINDOW),
             progress: watch::Sender::new(Progress::default()),
+            events: Events::new(),
         }
     }
 
@@ -168,6 +175,11 @@ impl<P: Publisher> Agent<P> {
     /// Follows the loop: answering, and ticking while it runs.
     pub fn progress(&self) -> watch::Receiver<Progress> {
         self.progress.subscribe()
+    }
+
+    /// The events this agent emits: register observers on it before `run`.
+    pub fn events(&self) -> Events {
+        self.events.clone()
     }
 
     /// Health of every endpoint of record `record`, in configuration order.
@@ -360,6 +372,7 @@ impl<P: Publisher> Agent<P> {
             if old == Health::Unknown {
                 self.unknown -= 1;
             }
+            self.report_states(r, &reason);
             changed.push(r);
         }
         if !self.first_round_done {
@@ -407,13 +420,27 @@ impl<P: Publisher> Agent<P> {
             );
         }
         state.all_down = decision.all_down;
+        let addresses = decision.answer.addrs();
+        let answer = decision.answer.to_string();
         let entry = Entry::new(record.zone as u32, decision.ttl, decision.answer);
         let shown = entry.to_string();
-        if let Put::Written(previous) =
-            self.publication
-                .put(&record.name, record.rtype.code(), entry)
-            && let Some(left_out) = self.log_limit.admit(&(r, None), Instant::now())
-        {
+        let Put::Written(previous) = self
+            .publication
+            .put(&record.name, record.rtype.code(), entry)
+        else {
+            return;
+        };
+        self.events.emit(Event::AnswerChange(AnswerChange {
+            at: SystemTime::now(),
+            record: record.name.clone(),
+            rtype: record.rtype.to_string(),
+            answer,
+            previous: previous.as_ref().map(|p| p.answer.to_string()),
+            addresses,
+            ttl: decision.ttl,
+            all_down: decision.all_down,
+        }));
+        if let Some(left_out) = self.log_limit.admit(&(r, None), Instant::now()) {
             info!(
                 "{} {} answer: {shown} (was {}){}{}",
                 record.name,
@@ -431,9 +458,9 @@ impl<P: Publisher> Agent<P> {
         }
     }
 
-    /// The state of each endpoint of record `r` as the policy sees it:
-    /// health, then the operator's override.
-    fn states(&self, r: usize) -> Vec<State> {
+    /// The state of each endpoint of record `r`: health, unless the
+    /// operator's override says otherwise.
+    fn endpoint_states(&self, r: usize) -> Vec<EndpointState> {
         let record = &self.config.records[r];
         let now = SystemTime::now();
         record
@@ -442,17 +469,53 @@ impl<P: Publisher> Agent<P> {
             .zip(&self.records[r].health)
             .map(|(endpoint, health)| {
                 match self.admin.state.mode(&record.name, endpoint.address, now) {
-                    Some((Mode::Drain, _)) => State::Drained,
-                    Some((Mode::ForceUp, _)) => State::Healthy,
-                    Some((Mode::ForceDown, _)) => State::Unhealthy,
+                    Some((Mode::Drain, _)) => EndpointState::Drained,
+                    Some((Mode::ForceUp, _)) => EndpointState::ForcedUp,
+                    Some((Mode::ForceDown, _)) => EndpointState::ForcedDown,
                     Some((Mode::Normal, _)) | None => match health {
-                        Health::Unknown => State::Unknown,
-                        Health::Healthy => State::Healthy,
-                        Health::Unhealthy => State::Unhealthy,
+                        Health::Unknown => EndpointState::Unknown,
+                        Health::Healthy => EndpointState::Healthy,
+                        Health::Unhealthy => EndpointState::Unhealthy,
                     },
                 }
             })
             .collect()
+    }
+
+    /// The state of each endpoint of record `r` as the policy sees it.
+    fn states(&self, r: usize) -> Vec<State> {
+        self.endpoint_states(r)
+            .into_iter()
+            .map(|s| match s {
+                EndpointState::Unknown => State::Unknown,
+                EndpointState::Healthy | EndpointState::ForcedUp => State::Healthy,
+                EndpointState::Unhealthy | EndpointState::ForcedDown => State::Unhealthy,
+                EndpointState::Drained => State::Drained,
+            })
+            .collect()
+    }
+
+    /// Emits a [`Transition`] for every endpoint of record `r` whose state
+    /// differs from the one last reported.
+    fn report_states(&mut self, r: usize, reason: &str) {
+        let now_states = self.endpoint_states(r);
+        let record = &self.config.records[r];
+        let state = &mut self.records[r];
+        for (e, (&to, from)) in now_states.iter().zip(&mut state.reported).enumerate() {
+            if to == *from {
+                continue;
+            }
+            self.events.emit(Event::Transition(Transition {
+                at: SystemTime::now(),
+                record: record.name.clone(),
+                rtype: record.rtype.to_string(),
+                endpoint: record.endpoints[e].address,
+                from: *from,
+                to,
+                reason: reason.to_string(),
+            }));
+            *from = to;
+        }
     }
 }
 

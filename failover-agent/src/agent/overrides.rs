@@ -11,6 +11,7 @@ use tokio::sync::mpsc;
 use super::Agent;
 use crate::admin_state::{AdminStore, Mode, normalise_record};
 use crate::control::{ControlMsg, ForceState, Reply, Request, Until};
+use crate::events::{Event, Override};
 use crate::publish::Publisher;
 
 /// Manual control: the admin-state file and the control socket.
@@ -71,6 +72,15 @@ impl<P: Publisher> Agent<P> {
                 let key = (record.name.clone(), record.rtype.code(), endpoint.address);
                 let mode = self.admin.state.mode(&record.name, endpoint.address, now);
                 if mode != self.admin_seen.get(&key).copied() {
+                    self.events.emit(Event::Override(Override {
+                        at: now,
+                        record: record.name.clone(),
+                        rtype: record.rtype.to_string(),
+                        endpoint: endpoint.address,
+                        mode: mode.map(|(m, _)| mode_name(m)),
+                        until: mode.and_then(|(_, until)| until),
+                        origin: why.to_string(),
+                    }));
                     match mode {
                         Some((mode, until)) => info!(
                             "{} {} {}: {}{} ({why})",
@@ -98,6 +108,9 @@ impl<P: Publisher> Agent<P> {
             }
         }
         self.admin_seen = current;
+        for &r in &changed {
+            self.report_states(r, why);
+        }
         if self.first_round_done {
             for r in changed {
                 self.update(r);
@@ -235,6 +248,16 @@ impl<P: Publisher> Agent<P> {
 enum Change {
     Set(Mode, Option<Until>),
     Clear(&'static [Mode]),
+}
+
+/// An override's stable name in events.
+fn mode_name(mode: Mode) -> &'static str {
+    match mode {
+        Mode::Drain => "drain",
+        Mode::ForceUp => "force_up",
+        Mode::ForceDown => "force_down",
+        Mode::Normal => "normal",
+    }
 }
 
 fn admin_text(mode: Mode) -> &'static str {

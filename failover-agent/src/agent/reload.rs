@@ -6,6 +6,8 @@
 //! NODATA entries.
 
 use std::collections::HashMap;
+use std::net::IpAddr;
+use std::time::SystemTime;
 
 use log::{info, warn};
 use tokio::sync::mpsc;
@@ -13,24 +15,40 @@ use tokio::sync::mpsc;
 use super::{Agent, RecordState};
 use crate::checks::health::Health;
 use crate::config::Config;
+use crate::events::{EndpointState, Event, Events, Reload};
 use crate::publish::Publisher;
 
 /// Hands new configurations to a running agent ([`Agent::reloader`]).
 #[derive(Clone)]
-pub struct Reloader(mpsc::UnboundedSender<Config>);
+pub struct Reloader {
+    tx: mpsc::UnboundedSender<Config>,
+    events: Events,
+}
 
 impl Reloader {
     /// Queues `config` (already validated) for the agent's loop to apply;
     /// false when the agent is gone.
     pub fn reload(&self, config: Config) -> bool {
-        self.0.send(config).is_ok()
+        self.tx.send(config).is_ok()
+    }
+
+    /// Reports a reload refused before it reached the agent (the file did
+    /// not load or validate); the running configuration stays.
+    pub fn refused(&self, error: &anyhow::Error) {
+        self.events.emit(Event::Reload(Reload {
+            at: SystemTime::now(),
+            error: Some(format!("{error:#}")),
+        }));
     }
 }
 
 impl<P: Publisher> Agent<P> {
     /// A handle that makes the running agent apply a new configuration.
     pub fn reloader(&self) -> Reloader {
-        Reloader(self.reload_tx.clone())
+        Reloader {
+            tx: self.reload_tx.clone(),
+            events: self.events.clone(),
+        }
     }
 
     /// Applies a new (validated) configuration.
@@ -38,11 +56,17 @@ impl<P: Publisher> Agent<P> {
         let old = std::mem::replace(&mut self.config, new);
         let report = self.sync_probes();
         // Keep each surviving record's state by name and type.
-        let mut old_states: HashMap<(String, u16), RecordState> = old
+        let mut old_states: HashMap<(String, u16), (Vec<IpAddr>, RecordState)> = old
             .records
             .iter()
             .zip(std::mem::take(&mut self.records))
-            .map(|(r, state)| ((r.name.to_ascii_lowercase(), r.rtype.code()), state))
+            .map(|(r, state)| {
+                let addresses = r.endpoints.iter().map(|e| e.address).collect();
+                (
+                    (r.name.to_ascii_lowercase(), r.rtype.code()),
+                    (addresses, state),
+                )
+            })
             .collect();
         let mut records = Vec::with_capacity(self.config.records.len());
         let mut kept = 0;
@@ -58,8 +82,20 @@ impl<P: Publisher> Agent<P> {
                 .collect();
             let key = (record.name.to_ascii_lowercase(), record.rtype.code());
             let mut state = match old_states.remove(&key) {
-                Some(state) => {
+                Some((addresses, mut state)) => {
                     kept += 1;
+                    // Endpoints are matched by address: a new one has not
+                    // been reported yet.
+                    state.reported = record
+                        .endpoints
+                        .iter()
+                        .map(|e| {
+                            addresses
+                                .iter()
+                                .position(|a| *a == e.address)
+                                .map_or(EndpointState::Unknown, |i| state.reported[i])
+                        })
+                        .collect();
                     state
                 }
                 None => RecordState::new(record.endpoints.len()),
@@ -87,6 +123,13 @@ impl<P: Publisher> Agent<P> {
         );
         for warning in self.config.warnings() {
             warn!("{warning}");
+        }
+        self.events.emit(Event::Reload(Reload {
+            at: SystemTime::now(),
+            error: None,
+        }));
+        for r in 0..self.records.len() {
+            self.report_states(r, "reload");
         }
         if self.first_round_done {
             for r in 0..self.records.len() {

@@ -233,6 +233,8 @@ struct Running {
     stop: Option<oneshot::Sender<()>>,
     task: JoinHandle<Result<MemorySink>>,
     started: Instant,
+    /// Every event the agent emitted, in order.
+    events: Arc<Mutex<Vec<Event>>>,
 }
 
 impl Running {
@@ -253,8 +255,13 @@ impl Running {
         };
         let (stop, stopped) = oneshot::channel::<()>();
         let started = Instant::now();
+        let events = Arc::new(Mutex::new(Vec::new()));
+        let seen = events.clone();
         let task = tokio::spawn(async move {
             let mut agent = Agent::new(config, sink);
+            agent
+                .events()
+                .observe(move |e: &Event| seen.lock().unwrap().push(e.clone()));
             agent
                 .run(
                     async {
@@ -274,6 +281,7 @@ impl Running {
             stop: Some(stop),
             task,
             started,
+            events,
         }
     }
 
@@ -381,8 +389,41 @@ async fn failover_to_the_backup_within_fall_intervals_and_back_after_rise() {
     );
     assert!(took <= rise * interval + SLACK, "{took:?}");
 
+    let events = running.events.clone();
     let writes = running.stop().await;
     assert_eq!(writes.len(), 3, "one write per change: {writes:?}");
+
+    // One event per endpoint transition and per answer change, in order.
+    let seen: Vec<String> = events
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|e| match e {
+            Event::Transition(t) => format!("{} {} -> {}", t.endpoint, t.from, t.to),
+            Event::AnswerChange(a) => format!("answer {} (was {:?})", a.answer, a.previous),
+            other => panic!("unexpected {other:?}"),
+        })
+        .collect();
+    let mut first_round = seen[..3].to_vec();
+    first_round.sort();
+    assert_eq!(
+        first_round,
+        [
+            format!("127.0.2.1 unknown -> healthy"),
+            format!("127.0.2.2 unknown -> healthy"),
+            format!("127.0.2.3 unknown -> unhealthy"),
+        ]
+    );
+    assert_eq!(
+        seen[3..],
+        [
+            format!("answer {primary} (was None)"),
+            format!("{primary} healthy -> unhealthy"),
+            format!("answer {backup} (was Some(\"{primary}\"))"),
+            format!("{primary} unhealthy -> healthy"),
+            format!("answer {primary} (was Some(\"{backup}\"))"),
+        ]
+    );
 }
 
 #[tokio::test]

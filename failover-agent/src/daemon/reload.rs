@@ -160,7 +160,10 @@ pub async fn on_sighup(path: PathBuf, running: Server, file_server: Server, relo
                     return;
                 }
             }
-            Err(e) => error!("reload refused, the running configuration stays: {e:#}"),
+            Err(e) => {
+                error!("reload refused, the running configuration stays: {e:#}");
+                reloader.refused(&e);
+            }
         }
         super::service::reloaded();
     }
