@@ -409,9 +409,9 @@ async fn failover_to_the_backup_within_fall_intervals_and_back_after_rise() {
     assert_eq!(
         first_round,
         [
-            format!("127.0.2.1 unknown -> healthy"),
-            format!("127.0.2.2 unknown -> healthy"),
-            format!("127.0.2.3 unknown -> unhealthy"),
+            "127.0.2.1 unknown -> healthy".to_string(),
+            "127.0.2.2 unknown -> healthy".to_string(),
+            "127.0.2.3 unknown -> unhealthy".to_string(),
         ]
     );
     assert_eq!(
