@@ -18,7 +18,7 @@
 
 use std::{
     net::SocketAddrV4,
-    path::PathBuf,
+    path::{Path, PathBuf},
     time::{Duration, Instant},
 };
 
@@ -113,7 +113,7 @@ pub fn run(args: &[String]) -> Result<()> {
 /// One takeover under the mixed load: `binary` started over a running
 /// agent; the tally (every stream summed) from its start until its first
 /// round is over.
-fn take_over(agent: &PathBuf, binary: &PathBuf, detach: bool) -> Result<Tally> {
+fn take_over(agent: &PathBuf, binary: &Path, detach: bool) -> Result<Tally> {
     let primary = ENDPOINT_ADDRS[0];
     let mut netns = Netns::new(agent)?;
     netns.start_endpoint(SocketAddrV4::new(primary, 80))?;

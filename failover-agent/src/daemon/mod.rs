@@ -141,7 +141,14 @@ pub fn run(plan: Plan) -> Result<()> {
     // Not served here (systemd's, or mode front): closed, not kept open.
     drop(handed_sockets);
     let loaded = match handover.as_mut() {
-        Some(handover) => load_taking_over(&pin_root, &iface, handover),
+        Some(handover) => {
+            if replace_dataplane {
+                info!(
+                    "--replace-dataplane: not needed for a takeover (the running agent's pins are taken over or removed by it)"
+                );
+            }
+            load_taking_over(&pin_root, &iface, handover)
+        }
         None => load_pinned(&pin_root, &iface, replace_dataplane),
     };
     let dataplane = loaded.map_err(|e| {
@@ -431,17 +438,11 @@ pub fn run(plan: Plan) -> Result<()> {
 /// may be missing when `ipv6_optional`): a takeover keeps the sockets, and
 /// changing them needs a stop and a start.
 fn same_listen(got: &[SocketAddr], listen: &[SocketAddr], ipv6_optional: bool) -> Result<()> {
-    let missing: Vec<String> = listen
+    let missing = listen
         .iter()
-        .filter(|a| !got.contains(a) && !(ipv6_optional && a.is_ipv6()))
-        .map(|a| a.to_string())
-        .collect();
-    let extra: Vec<String> = got
-        .iter()
-        .filter(|a| !listen.contains(a))
-        .map(|a| a.to_string())
-        .collect();
-    if !missing.is_empty() || !extra.is_empty() {
+        .any(|a| !(got.contains(a) || ipv6_optional && a.is_ipv6()));
+    let extra = got.iter().any(|a| !listen.contains(a));
+    if missing || extra {
         let show = |v: &[SocketAddr]| {
             v.iter()
                 .map(|a| a.to_string())

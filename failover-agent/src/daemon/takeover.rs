@@ -304,6 +304,9 @@ async fn hand_over(msg: HandoverMsg, handing: &Handing) -> Result<u32> {
         pin_root,
         stream,
     } = msg;
+    // Blocking writes below: a successor that stops reading cannot hold
+    // this agent's runtime thread for long.
+    stream.set_write_timeout(Some(REPLY_TIMEOUT))?;
     let same_root = |a: &Path, b: &Path| {
         a == b || matches!((a.canonicalize(), b.canonicalize()), (Ok(a), Ok(b)) if a == b)
     };
