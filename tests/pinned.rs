@@ -232,13 +232,28 @@ fn the_hold_runs_out_without_an_agent_and_adoption_restores_answering() {
 #[test]
 fn detach_removes_the_link_and_every_pin_and_faults_are_refused() {
     let (mut netns, mut client, path) = start(None);
-    // A second agent on the same interface: refused (the pin directory's lock).
+    // A second agent on the same interface that cannot ask the running one
+    // to hand over (another control socket): refused (the pin directory's lock).
+    let elsewhere = netns.workdir().join("elsewhere.sock");
     let out = netns
-        .run_agent_to_exit(&path, &["--mode", "front"], Duration::from_secs(10))
+        .run_agent_to_exit(
+            &path,
+            &[
+                "--mode",
+                "front",
+                "--control-socket",
+                elsewhere.to_str().unwrap(),
+            ],
+            Duration::from_secs(10),
+        )
         .expect("running a second agent");
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "second agent:\n{stderr}");
-    assert!(stderr.contains("another agent"), "second agent:\n{stderr}");
+    assert!(
+        stderr.contains("another agent runs the data plane pinned at")
+            && stderr.contains("does not answer on the control socket"),
+        "second agent:\n{stderr}"
+    );
 
     let status = netns.stop_agent().expect("SIGTERM");
     assert_eq!(status.code(), Some(0), "agent log:\n{}", netns.agent_log());

@@ -11,6 +11,11 @@
 //! ```
 //!
 //! Kept small on purpose: a later API builds on it.
+//!
+//! One request changes the connection's protocol: `handover`, sent by an
+//! agent starting on the same interface, hands the connection to the
+//! daemon's takeover ([`crate::daemon::takeover`]), which replies with the
+//! listening sockets and the pin directory's lock attached (SCM_RIGHTS).
 
 use std::io::{BufRead as _, BufReader, Write as _};
 use std::os::unix::fs::{MetadataExt as _, PermissionsExt as _};
@@ -56,6 +61,9 @@ pub enum Request {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         until: Option<Until>,
     },
+    /// From an agent starting on `iface` with its data plane pinned under
+    /// `pin_root`: hand over (see [`crate::daemon::takeover`]).
+    Handover { iface: String, pin_root: PathBuf },
 }
 
 /// When an override ends: RFC 3339 on the wire (`"2026-11-24T06:00:00Z"`),
@@ -259,6 +267,15 @@ impl StatusReport {
     }
 }
 
+/// A `handover` request with its connection, on its way to the daemon.
+#[derive(Debug)]
+pub struct HandoverMsg {
+    pub iface: String,
+    pub pin_root: PathBuf,
+    /// Blocking; nothing read from it past the request.
+    pub stream: std::os::unix::net::UnixStream,
+}
+
 /// A request on its way to the agent's loop, with where to send the reply.
 #[derive(Debug)]
 pub struct ControlMsg {
@@ -299,6 +316,25 @@ pub fn bind(path: &Path, is_default: bool) -> Result<Option<(UnixListener, Socke
     }
 }
 
+/// Binds the control socket at `path` in place of the agent this one took
+/// over from (which may still be finishing: its file is replaced, and its
+/// exit leaves ours alone).
+pub fn bind_replacing(path: &Path) -> Result<(UnixListener, SocketFile)> {
+    match std::fs::remove_file(path) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => {
+            return Err(e).with_context(|| {
+                format!(
+                    "removing the control socket {} of the agent taken over",
+                    path.display()
+                )
+            });
+        }
+    }
+    bind_at(path, false)?.with_context(|| format!("binding the control socket {}", path.display()))
+}
+
 fn bind_at(path: &Path, is_default: bool) -> Result<Option<(UnixListener, SocketFile)>> {
     if path.exists() {
         match std::os::unix::net::UnixStream::connect(path) {
@@ -335,14 +371,19 @@ fn bind_at(path: &Path, is_default: bool) -> Result<Option<(UnixListener, Socket
     Ok(Some((listener, file)))
 }
 
-/// Serves the control socket until the agent's loop is gone.
-pub async fn serve(listener: UnixListener, tx: mpsc::Sender<ControlMsg>) {
+/// Serves the control socket until the agent's loop is gone. `handovers`
+/// gets the connections that ask for a handover (none: refused).
+pub async fn serve(
+    listener: UnixListener,
+    tx: mpsc::Sender<ControlMsg>,
+    handovers: Option<mpsc::Sender<HandoverMsg>>,
+) {
     loop {
         tokio::select! {
             () = tx.closed() => break,
             accepted = listener.accept() => match accepted {
                 Ok((stream, _)) => {
-                    tokio::spawn(connection(stream, tx.clone()));
+                    tokio::spawn(connection(stream, tx.clone(), handovers.clone()));
                 }
                 Err(e) => {
                     warn!("control socket: accept: {e}");
@@ -353,7 +394,11 @@ pub async fn serve(listener: UnixListener, tx: mpsc::Sender<ControlMsg>) {
     }
 }
 
-async fn connection(stream: UnixStream, tx: mpsc::Sender<ControlMsg>) {
+async fn connection(
+    stream: UnixStream,
+    tx: mpsc::Sender<ControlMsg>,
+    handovers: Option<mpsc::Sender<HandoverMsg>>,
+) {
     let (read, mut write) = stream.into_split();
     let mut lines = tokio::io::BufReader::new(read);
     let mut line = String::new();
@@ -372,6 +417,39 @@ async fn connection(stream: UnixStream, tx: mpsc::Sender<ControlMsg>) {
                 return;
             }
             Ok(Ok(_)) => match serde_json::from_str::<Request>(line.trim()) {
+                Ok(Request::Handover { iface, pin_root }) => {
+                    let Some(handovers) = &handovers else {
+                        let refused = Reply::error("this agent cannot hand over");
+                        let _ = write_reply(&mut write, &refused).await;
+                        return;
+                    };
+                    // The successor waits for the reply: nothing more is buffered.
+                    if !lines.buffer().is_empty() {
+                        let refused = Reply::error("nothing may follow a handover request");
+                        let _ = write_reply(&mut write, &refused).await;
+                        return;
+                    }
+                    let stream = lines
+                        .into_inner()
+                        .reunite(write)
+                        .expect("the halves of one stream")
+                        .into_std()
+                        .and_then(|s| s.set_nonblocking(false).map(|()| s));
+                    match stream {
+                        Ok(stream) => {
+                            let msg = HandoverMsg {
+                                iface,
+                                pin_root,
+                                stream,
+                            };
+                            if handovers.send(msg).await.is_err() {
+                                debug!("control: a handover request while shutting down");
+                            }
+                        }
+                        Err(e) => warn!("control: taking the handover connection: {e}"),
+                    }
+                    return;
+                }
                 Ok(request) => {
                     debug!("control: {request:?}");
                     let (reply_tx, reply_rx) = oneshot::channel();
@@ -504,7 +582,7 @@ mod tests {
         assert!(taken.unwrap_err().to_string().contains("in use"));
         assert!(bind(&path, true).unwrap().is_none());
         let (tx, mut rx) = mpsc::channel(4);
-        let server = tokio::spawn(serve(listener, tx));
+        let server = tokio::spawn(serve(listener, tx, None));
         let agent = tokio::spawn(async move {
             while let Some(msg) = rx.recv().await {
                 let reply = match msg.request {

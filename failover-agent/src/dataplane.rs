@@ -84,11 +84,15 @@ pub fn monotonic_ns() -> u64 {
 struct Pinned {
     dir: PathBuf,
     /// Held for the agent's lifetime.
-    _lock: Lock,
+    lock: Lock,
     /// The pinned link, once attached (or adopted).
     link: Option<FdLink>,
     /// The maps and the link were pinned already: another agent's data plane.
     adopted: bool,
+    /// The data plane of another map layout this one takes over from (a
+    /// running agent's, handed over with its lock): its link is moved to
+    /// this program at attach, then its pins go.
+    predecessor: Option<(PathBuf, Lock)>,
 }
 
 impl Dataplane {
@@ -102,7 +106,12 @@ impl Dataplane {
     /// they are there: the kernel keeps answering what it answered). Locks
     /// `dir` first: one agent per pinned data plane.
     pub fn load_pinned(dir: &Path) -> Result<Self> {
-        let lock = Lock::take(dir)?;
+        Self::load_pinned_locked(dir, Lock::take(dir)?)
+    }
+
+    /// [`Dataplane::load_pinned`] with `dir`'s lock already held (handed
+    /// over by the agent this one takes over from).
+    pub fn load_pinned_locked(dir: &Path, lock: Lock) -> Result<Self> {
         let adopted = dir.join(pin::LINK).exists() && dir.join(MAP_RECORDS).exists();
         let paths: Vec<(&str, PathBuf)> = PINNED_MAPS.iter().map(|m| (*m, dir.join(m))).collect();
         let mut loader = EbpfLoader::new();
@@ -119,11 +128,35 @@ impl Dataplane {
             ebpf,
             Some(Pinned {
                 dir: dir.to_path_buf(),
-                _lock: lock,
+                lock,
                 link: None,
                 adopted,
+                predecessor: None,
             }),
         )
+    }
+
+    /// Takes over the data plane of another map layout pinned in `dir`
+    /// (whose `lock` the agent running it handed over): at
+    /// [`Dataplane::attach`] its link gets this program, atomically, once
+    /// this data plane's maps are filled; then its pins are removed.
+    pub fn take_over_from(&mut self, dir: &Path, lock: Lock) -> Result<()> {
+        let pinned = self
+            .pinned
+            .as_mut()
+            .context("only a pinned data plane takes over another")?;
+        pinned.predecessor = Some((dir.to_path_buf(), lock));
+        Ok(())
+    }
+
+    /// Another descriptor of the pin directory's lock, to hand over to the
+    /// agent that takes over from this one.
+    pub fn share_lock(&self) -> Result<std::os::fd::OwnedFd> {
+        self.pinned
+            .as_ref()
+            .context("the data plane is not pinned: nothing to hand over")?
+            .lock
+            .share()
     }
 
     /// Whether this data plane was pinned already (by an earlier agent).
@@ -209,6 +242,25 @@ impl Dataplane {
             .try_into()?;
         if let Some(pinned) = &mut self.pinned {
             let link_path = pinned.dir.join(pin::LINK);
+            if !link_path.exists()
+                && let Some((old_dir, _)) = &pinned.predecessor
+            {
+                // An upgrade to another layout: the running link moves to
+                // this program (which reads the maps filled already), then
+                // is pinned here; the old layout's pins go.
+                let old_link = old_dir.join(pin::LINK);
+                let link = replace_pinned(program, &old_link)?;
+                let pinned_link = link
+                    .pin(&link_path)
+                    .with_context(|| format!("pinning the XDP link at {}", link_path.display()))?;
+                pinned.link = Some(FdLink::from(pinned_link));
+                let (old_dir, lock) = pinned.predecessor.take().expect("checked above");
+                pin::remove_dir(&old_dir).with_context(|| {
+                    format!("removing the old layout's pins {}", old_dir.display())
+                })?;
+                drop(lock);
+                return Ok(());
+            }
             if link_path.exists() {
                 match replace_pinned(program, &link_path) {
                     Ok(link) => {

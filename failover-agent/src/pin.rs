@@ -5,8 +5,10 @@
 //! files), so two agents never write the same maps.
 
 use std::fs::File;
-use std::os::fd::AsRawFd as _;
+use std::os::fd::{AsRawFd as _, OwnedFd};
+use std::os::unix::fs::MetadataExt as _;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU32, Ordering};
 
 use anyhow::{Context as _, Result, bail};
 use failover_common::LAYOUT_VERSION;
@@ -20,9 +22,26 @@ pub const LINK: &str = "link";
 /// `statfs` magic of bpffs.
 const BPF_FS_MAGIC: i64 = 0xcafe_4a11;
 
+/// The map layout this process pins under: [`LAYOUT_VERSION`], unless a
+/// test build plays the next release ([`play_layout`]).
+static LAYOUT: AtomicU32 = AtomicU32::new(LAYOUT_VERSION);
+
+/// The map layout version this process pins its data plane under.
+pub fn layout() -> u32 {
+    LAYOUT.load(Ordering::Relaxed)
+}
+
+/// Makes this process pin under map layout `version` instead of
+/// [`LAYOUT_VERSION`]: only for the test build that plays an upgrade to a
+/// changed layout (its maps then live in a directory of their own, as a
+/// real layout change would have them). Call before anything is pinned.
+pub fn play_layout(version: u32) {
+    LAYOUT.store(version, Ordering::Relaxed);
+}
+
 /// The pin directory of `iface` under `root` for this build's map layout.
 pub fn pin_dir(root: &Path, iface: &str) -> PathBuf {
-    pin_dir_in(root, LAYOUT_VERSION, iface)
+    pin_dir_in(root, layout(), iface)
 }
 
 /// The pin directory of `iface` for map layout `version` under `root`.
@@ -94,7 +113,7 @@ pub fn other_layouts(root: &Path, iface: &str) -> Vec<PathBuf> {
     };
     for version in dir.flatten() {
         let name = version.file_name();
-        if name.to_string_lossy() == format!("v{LAYOUT_VERSION}") {
+        if name.to_string_lossy() == format!("v{}", layout()) {
             continue;
         }
         let path = version.path().join(iface);
@@ -107,9 +126,10 @@ pub fn other_layouts(root: &Path, iface: &str) -> Vec<PathBuf> {
 }
 
 /// Removes the pin directories under `root` (any layout) whose pinned XDP
-/// link the kernel reports detached: its interface was deleted (in any
-/// network namespace). Directories another agent holds are left alone.
-/// Returns those removed.
+/// link the kernel reports detached (its interface was deleted, in any
+/// network namespace), or that hold the maps but no link (an agent died
+/// before attaching, e.g. a takeover that failed half-way). Directories
+/// another agent holds are left alone. Returns those removed.
 pub fn remove_orphans(root: &Path) -> Vec<PathBuf> {
     let mut removed = Vec::new();
     let Ok(versions) = std::fs::read_dir(root) else {
@@ -121,7 +141,9 @@ pub fn remove_orphans(root: &Path) -> Vec<PathBuf> {
         };
         for iface in ifaces.flatten() {
             let dir = iface.path();
-            if link_ifindex(&dir.join(LINK)) != Some(0) {
+            let link = dir.join(LINK);
+            let unattached = !link.exists() && dir.join(failover_common::MAP_RECORDS).exists();
+            if !unattached && link_ifindex(&link) != Some(0) {
                 continue;
             }
             let Ok(lock) = Lock::take(&dir) else {
@@ -196,7 +218,7 @@ fn link_ifindex(path: &Path) -> Option<u32> {
 /// An exclusive lock on a pin directory, held until dropped.
 #[derive(Debug)]
 pub struct Lock {
-    _dir: File,
+    dir: File,
 }
 
 impl Lock {
@@ -216,8 +238,45 @@ impl Lock {
             }
             return Err(e).with_context(|| format!("locking {}", dir.display()));
         }
-        Ok(Lock { _dir: file })
+        Ok(Lock { dir: file })
     }
+
+    /// The lock another agent handed over (its descriptor of `dir`, sent
+    /// with SCM_RIGHTS): the same open file, so the same lock, with no
+    /// instant where nobody holds it. Fails unless it is `dir`'s.
+    pub fn from_handover(fd: OwnedFd, dir: &Path) -> Result<Lock> {
+        let file = File::from(fd);
+        let got = file.metadata().context("reading the lock handed over")?;
+        let want = std::fs::metadata(dir).with_context(|| format!("reading {}", dir.display()))?;
+        if (got.dev(), got.ino()) != (want.dev(), want.ino()) {
+            bail!("the lock handed over is not {}'s", dir.display());
+        }
+        Ok(Lock { dir: file })
+    }
+
+    /// Another descriptor of the locked directory, to hand over: whoever
+    /// holds any of them holds the lock.
+    pub fn share(&self) -> Result<OwnedFd> {
+        Ok(self
+            .dir
+            .try_clone()
+            .context("copying the pin directory's lock")?
+            .into())
+    }
+}
+
+/// Whether an agent holds `dir`'s lock (an agent runs that data plane).
+pub fn held(dir: &Path) -> Result<bool> {
+    let file = File::open(dir).with_context(|| format!("opening {}", dir.display()))?;
+    // SAFETY: flock on a descriptor we own; the lock goes with it.
+    if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } == 0 {
+        return Ok(false);
+    }
+    let e = std::io::Error::last_os_error();
+    if e.raw_os_error() == Some(libc::EWOULDBLOCK) {
+        return Ok(true);
+    }
+    Err(e).with_context(|| format!("locking {}", dir.display()))
 }
 
 /// Removes every pin in `dir`, then `dir` and its parent (the version
@@ -258,6 +317,27 @@ mod tests {
             pin_dir(Path::new(PIN_ROOT), "eth0"),
             PathBuf::from(format!("/sys/fs/bpf/failover/v{LAYOUT_VERSION}/eth0"))
         );
+    }
+
+    #[test]
+    fn a_lock_handed_over_is_the_same_lock() {
+        let root =
+            std::env::temp_dir().join(format!("failover-pin-handover-{}", std::process::id()));
+        let a = pin_dir_in(&root, 1, "a");
+        let b = pin_dir_in(&root, 1, "b");
+        let lock = Lock::take(&a).unwrap();
+        std::fs::create_dir_all(&b).unwrap();
+        // Refused for another directory.
+        let e = Lock::from_handover(lock.share().unwrap(), &b).unwrap_err();
+        assert!(format!("{e:#}").contains("not"), "{e:#}");
+        assert!(held(&a).unwrap() && !held(&b).unwrap());
+        let successor = Lock::from_handover(lock.share().unwrap(), &a).unwrap();
+        // The first holder lets go: the successor still holds it.
+        drop(lock);
+        assert!(Lock::take(&a).is_err());
+        drop(successor);
+        drop(Lock::take(&a).unwrap());
+        std::fs::remove_dir_all(&root).unwrap();
     }
 
     #[test]

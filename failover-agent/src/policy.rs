@@ -47,7 +47,7 @@ impl<'a> Rules<'a> {
 }
 
 /// What a record answers.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Answer {
     /// All of these addresses (configuration order; the kernel rotates them).
     Addrs(Vec<IpAddr>),

@@ -360,7 +360,11 @@ impl Netns {
     }
 
     fn agent_command(&self, config: &Path, extra: &[&str]) -> Command {
-        let mut cmd = self.server_command(&self.agent_binary);
+        self.agent_command_of(&self.agent_binary, config, extra)
+    }
+
+    fn agent_command_of(&self, binary: &Path, config: &Path, extra: &[&str]) -> Command {
+        let mut cmd = self.server_command(binary);
         cmd.arg("run")
             .arg("--config")
             .arg(config)
@@ -431,6 +435,78 @@ impl Netns {
         }
     }
 
+    /// Starts `binary` (the agent, or a build of another release) as a new
+    /// agent while the current one runs, so that it takes over: waits until
+    /// the new one's loop runs and the old one has exited (bounded), then
+    /// the new one is the fixture's agent. Returns the old one's exit status.
+    pub fn take_over_agent(
+        &mut self,
+        binary: &Path,
+        config: &Path,
+        extra: &[&str],
+        limit: Duration,
+    ) -> Result<ExitStatus> {
+        let mut old = self
+            .agent
+            .take()
+            .context("no agent runs to take over from")?;
+        self.agent_runs += 1;
+        let cmd = self.agent_command_of(binary, config, extra);
+        let log = format!("agent-{}.log", self.agent_runs);
+        let mut new = match self.spawn_logged(cmd, &log) {
+            Ok(new) => new,
+            Err(e) => {
+                self.agent = Some(old);
+                return Err(e);
+            }
+        };
+        let done = poll_until(limit, Duration::from_millis(20), || {
+            if let Some(status) = new.child.try_wait()? {
+                bail!(
+                    "the new agent exited during the takeover ({status}); its stderr:\n{}",
+                    read_lossy(&new.stderr)
+                );
+            }
+            let up = read_lossy(&new.stderr).contains(AGENT_UP);
+            Ok(match old.child.try_wait()? {
+                Some(status) if up => Some(status),
+                _ => None,
+            })
+        });
+        match done {
+            Ok(Some(status)) => {
+                self.agent = Some(new);
+                Ok(status)
+            }
+            other => {
+                new.kill().ok();
+                self.agent = Some(old);
+                let why = match other {
+                    Err(e) => format!("{e:#}"),
+                    _ => format!("not done within {limit:?}"),
+                };
+                bail!(
+                    "takeover: {why}; the old agent's stderr:\n{}",
+                    read_lossy(
+                        &self
+                            .workdir
+                            .join(format!("agent-{}.log", self.agent_runs - 1))
+                    )
+                )
+            }
+        }
+    }
+
+    /// What agent run `run` (1 for the first started) wrote to stderr.
+    pub fn agent_log_of(&self, run: u32) -> String {
+        read_lossy(&self.workdir.join(format!("agent-{run}.log")))
+    }
+
+    /// How many agents the fixture has started (the last one's run number).
+    pub fn agent_runs(&self) -> u32 {
+        self.agent_runs
+    }
+
     /// Runs the agent to completion (it is expected to exit by itself, e.g. on
     /// a bad config) with a time limit; returns its exit status and output.
     pub fn run_agent_to_exit(
@@ -468,9 +544,12 @@ impl Netns {
 
     /// The server veth's pin directory for this build's map layout.
     pub fn pin_dir(&self) -> PathBuf {
-        self.pin_root
-            .join(format!("v{}", failover_common::LAYOUT_VERSION))
-            .join(SERVER_VETH)
+        self.pin_dir_of(failover_common::LAYOUT_VERSION)
+    }
+
+    /// The server veth's pin directory for map layout `version`.
+    pub fn pin_dir_of(&self, version: u32) -> PathBuf {
+        self.pin_root.join(format!("v{version}")).join(SERVER_VETH)
     }
 
     /// Runs `failover-agent ARGS... --pin-root <ours>` in the server

@@ -12,6 +12,7 @@
 //! - [`overrides`]: drain and force (admin-state file, control socket);
 //! - [`status`]: what the agent reports about itself.
 
+mod handover;
 mod log_limit;
 mod overrides;
 mod reload;
@@ -19,6 +20,7 @@ mod status;
 #[cfg(test)]
 mod tests;
 
+pub use handover::HandoverStep;
 pub use reload::Reloader;
 pub use status::{EndpointStatus, HealthSnapshot};
 
@@ -103,6 +105,8 @@ pub struct Agent<P> {
     admin_seen: HashMap<(String, u16, IpAddr), (Mode, Option<SystemTime>)>,
     /// Requests from the control socket.
     control: Option<mpsc::Receiver<ControlMsg>>,
+    /// Steps of a handover to another agent.
+    handover: Option<mpsc::Receiver<HandoverStep>>,
     /// Health-change lines per (record, endpoint) and answer lines per
     /// (record, no endpoint): a flapping endpoint cannot flood the log.
     log_limit: LogLimit<(usize, Option<usize>)>,
@@ -153,6 +157,7 @@ impl<P: Publisher> Agent<P> {
             heartbeat_failing: false,
             admin_seen: HashMap::new(),
             control: None,
+            handover: None,
             log_limit: LogLimit::new(log_limit::LINES_PER_WINDOW, log_limit::WINDOW),
             progress: watch::Sender::new(Progress::default()),
             events: Events::new(),
@@ -166,6 +171,10 @@ impl<P: Publisher> Agent<P> {
 
     pub fn publisher(&self) -> &P {
         self.publication.target()
+    }
+
+    pub fn publisher_mut(&mut self) -> &mut P {
+        self.publication.target_mut()
     }
 
     pub fn into_publisher(self) -> P {
@@ -250,6 +259,12 @@ impl<P: Publisher> Agent<P> {
                     let reply = self.control_request(msg.request);
                     let _ = msg.reply.send(reply);
                 }
+                Some(step) = async {
+                    match self.handover.as_mut() {
+                        Some(handover) => handover.recv().await,
+                        None => std::future::pending().await,
+                    }
+                } => self.handover_step(step),
                 _ = admin_tick.tick() => {
                     self.heartbeat();
                     self.admin_tick();
@@ -277,8 +292,12 @@ impl<P: Publisher> Agent<P> {
         self.publication.adopt(entries)
     }
 
-    /// The publisher's sign of life (the kernel's heartbeat), once a second.
+    /// The publisher's sign of life (the kernel's heartbeat), once a second;
+    /// none while a handover holds the writes.
     fn heartbeat(&mut self) {
+        if self.publication.paused() {
+            return;
+        }
         match self.publication.target_mut().tick() {
             Ok(()) => self.heartbeat_failing = false,
             Err(e) => {

@@ -137,6 +137,10 @@ impl<P: Publisher> Agent<P> {
             Request::Undrain { record, endpoint } => {
                 (record, endpoint, Change::Clear(&[Mode::Drain]))
             }
+            // The control socket gives these to the daemon, never to the loop.
+            Request::Handover { .. } => {
+                return Reply::error("a handover goes through the daemon, not the agent's loop");
+            }
             Request::Force {
                 state,
                 record,

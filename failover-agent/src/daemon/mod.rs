@@ -3,15 +3,19 @@
 //! table, starts the server, the control socket and the reload handler, runs
 //! the agent's loop until a signal, and takes it all down in order.
 
+pub mod lifecycle;
 pub mod reload;
 pub mod service;
 pub mod sockets;
+pub mod takeover;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use anyhow::{Context as _, Result};
+use anyhow::{Context as _, Result, bail};
 use log::{info, warn};
 use tokio::signal::unix::{SignalKind, signal};
 
@@ -20,10 +24,12 @@ use crate::agent::Agent;
 use crate::config::{Config, Server, ServerMode};
 use crate::dataplane::{Addressing, AttachMode, Dataplane, Interface};
 use crate::demo::DemoEndpoints;
+use crate::publish::Publication;
 use crate::publish::both::Both;
 use crate::serve::Responder;
 use crate::serve::server::{Listeners, Server as DnsServer, ServerStats, TcpLimits};
 use crate::serve::table::AnswerTable;
+use lifecycle::{Lifecycle, Phase};
 
 /// What `run` was asked to do, resolved from arguments and defaults.
 pub struct Plan {
@@ -56,7 +62,7 @@ fn mode_name(mode: AttachMode) -> &'static str {
 /// The agent's publisher: the kernel maps and the userspace table, fed alike.
 type Published = Both<Dataplane, AnswerTable>;
 
-/// Runs `plan` until SIGINT or SIGTERM.
+/// Runs `plan` until SIGINT or SIGTERM, or until another agent took over.
 pub fn run(plan: Plan) -> Result<()> {
     let Plan {
         config,
@@ -85,6 +91,15 @@ pub fn run(plan: Plan) -> Result<()> {
     let passed = sockets::from_systemd().context("taking the sockets systemd passed")?;
     // SAFETY: no thread has been spawned yet (the runtime starts below).
     let watchdog = unsafe { sd_notify::watchdog_enabled_and_unset_env() };
+    // An agent running on this interface hands over (its lock, its
+    // sockets) rather than refusing us; until this one serves, it is the
+    // only writer, and any error here leaves it serving.
+    let mut handover =
+        takeover::request(&pin_root, &iface, config.admin.control_socket.as_deref())?;
+    let mut handed_sockets = handover
+        .as_mut()
+        .map(|h| std::mem::take(&mut h.sockets))
+        .unwrap_or_default();
     let listeners = match config.server.mode {
         // Socket activation: systemd bound them (and keeps queries queued on
         // them while no agent runs).
@@ -95,6 +110,18 @@ pub fn run(plan: Plan) -> Result<()> {
                 "serving on {} socket(s) from systemd, not [server] listen",
                 listeners.local_addrs().len()
             );
+            Some(listeners)
+        }
+        // The running agent's own sockets: what the kernel queued on them
+        // is served by whoever reads next.
+        ServerMode::Authoritative if !handed_sockets.is_empty() => {
+            let listeners = Listeners::from_fds(std::mem::take(&mut handed_sockets))
+                .context("serving DNS on the sockets handed over")?;
+            same_listen(
+                &listeners.local_addrs(),
+                &config.server.listen,
+                config.server.listen_is_default || demo,
+            )?;
             Some(listeners)
         }
         ServerMode::Authoritative => Some(
@@ -111,7 +138,20 @@ pub fn run(plan: Plan) -> Result<()> {
             None
         }
     };
-    let mut dataplane = load_pinned(&pin_root, &iface, replace_dataplane).map_err(|e| {
+    // Not served here (systemd's, or mode front): closed, not kept open.
+    drop(handed_sockets);
+    let loaded = match handover.as_mut() {
+        Some(handover) => {
+            if replace_dataplane {
+                info!(
+                    "--replace-dataplane: not needed for a takeover (the running agent's pins are taken over or removed by it)"
+                );
+            }
+            load_taking_over(&pin_root, &iface, handover)
+        }
+        None => load_pinned(&pin_root, &iface, replace_dataplane),
+    };
+    let dataplane = loaded.map_err(|e| {
         // SAFETY: geteuid has no preconditions.
         if unsafe { libc::geteuid() } != 0 {
             e.context("loading the XDP program (needs root, or CAP_BPF and CAP_NET_ADMIN)")
@@ -119,62 +159,16 @@ pub fn run(plan: Plan) -> Result<()> {
             e
         }
     })?;
-    // The heartbeat first: an adopted program whose hold had run out
-    // answers again at once.
-    let hold = config.dataplane.hold;
-    dataplane.set_hold(hold);
-    dataplane.beat()?;
-    // Before attaching: the program answers only what is addressed to us.
     let interface = Interface::read(&iface)?;
     let addressing = Addressing::new(&interface, &config.server.dns_service_addresses());
-    dataplane.set_addressing(&addressing)?;
-    info!(
-        "XDP answers queries to {} (port 53 only) on {iface}",
-        addressing
-            .answered()
-            .iter()
-            .map(|a| a.to_string())
-            .collect::<Vec<_>>()
-            .join(", ")
-    );
-    if let Err(e) = dataplane.attach(&iface, mode) {
-        let hint = if mode == AttachMode::Native {
-            " (hint: the driver may not support native XDP; try --xdp-mode skb)"
-        } else {
-            ""
-        };
-        return Err(e.context(format!(
-            "attaching the XDP program to {iface} in {} mode failed{hint}",
-            mode_name(mode)
-        )));
-    }
-    if dataplane.adopted() {
-        info!(
-            "adopted the data plane pinned at {}: the program on {iface} was replaced atomically and answers from the answer sets it held; {} records in {} zones",
-            dataplane
-                .pin_dir()
-                .map(|d| d.display().to_string())
-                .unwrap_or_default(),
-            config.records.len(),
-            config.zones.len()
-        );
-    } else {
-        info!(
-            "XDP program attached to {iface} in {} mode, pinned at {}; {} records in {} zones",
-            mode_name(mode),
-            dataplane
-                .pin_dir()
-                .map(|d| d.display().to_string())
-                .unwrap_or_default(),
-            config.records.len(),
-            config.zones.len()
-        );
-    }
-
-    let adopted = if dataplane.adopted() {
-        adopted_entries(&dataplane, &config)?
-    } else {
-        Vec::new()
+    // What the kernel answers now: the pinned maps of this layout, or what
+    // the agent of another layout handed over.
+    let adopted = match &handover {
+        Some(h) if h.offer.layout != crate::pin::layout() => {
+            rezone(h.offer.answers.clone(), &config)
+        }
+        _ if dataplane.adopted() => adopted_entries(&dataplane, &config)?,
+        _ => Vec::new(),
     };
 
     // Started from the main thread (the parent-death signal follows it) and
@@ -196,6 +190,48 @@ pub fn run(plan: Plan) -> Result<()> {
         idle_timeout: config.server.tcp_idle_timeout,
         max_connections: config.server.tcp_max_connections,
     };
+    // The userspace table answers what the kernel does before the server
+    // reads a query: the zone tree, and what the kernel holds.
+    Publication::new(table.clone(), &config).adopt(adopted.clone());
+    let handing_sockets = match &listeners {
+        Some(listeners) => listeners.handover()?,
+        None => Vec::new(),
+    };
+    let server = {
+        let _runtime = runtime.enter();
+        match listeners {
+            Some(listeners) => Some(DnsServer::start(listeners, responder, limits)?),
+            None => None,
+        }
+    };
+    // Both serve the sockets now, from the same answers; the predecessor
+    // stops, and from its reply on this agent is the only writer.
+    let took_over = match handover {
+        Some(handover) => {
+            handover.serving()?;
+            true
+        }
+        None => false,
+    };
+
+    let mut dataplane = dataplane;
+    // The heartbeat first: an adopted program whose hold had run out
+    // answers again at once.
+    let hold = config.dataplane.hold;
+    dataplane.set_hold(hold);
+    dataplane.beat()?;
+    // Before attaching: the program answers only what is addressed to us.
+    dataplane.set_addressing(&addressing)?;
+    info!(
+        "XDP answers queries to {} (port 53 only) on {iface}",
+        addressing
+            .answered()
+            .iter()
+            .map(|a| a.to_string())
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    let handing_lock = dataplane.share_lock()?;
     // Publishes the zone tree at once: SOA, NS and negative answers are
     // known before any check has run.
     let mut agent = Agent::new(
@@ -210,10 +246,62 @@ pub fn run(plan: Plan) -> Result<()> {
             "took over {kept} of the {read} answer sets the kernel held (the others are withdrawn once the first round of checks is done); each is kept until this agent's checks decide it"
         );
     }
+    // Last: a program that takes over a link reads maps filled already
+    // (for another map layout, new maps: nothing is missing at the swap).
+    if let Err(e) = agent.publisher_mut().first.attach(&iface, mode) {
+        let hint = if mode == AttachMode::Native {
+            " (hint: the driver may not support native XDP; try --xdp-mode skb)"
+        } else {
+            ""
+        };
+        return Err(e.context(format!(
+            "attaching the XDP program to {iface} in {} mode failed{hint}",
+            mode_name(mode)
+        )));
+    }
+    let pin_dir = agent
+        .publisher()
+        .first
+        .pin_dir()
+        .map(Path::to_path_buf)
+        .unwrap_or_default();
+    let adopted_maps = agent.publisher().first.adopted();
+    let records = agent.config().records.len();
+    let zones = agent.config().zones.len();
+    if took_over && !adopted_maps {
+        info!(
+            "took over the data plane with new maps at {}: filled first, then the program on {iface}'s link replaced atomically and the old layout's pins removed; {records} records in {zones} zones",
+            pin_dir.display()
+        );
+    } else if adopted_maps {
+        info!(
+            "adopted the data plane pinned at {}: the program on {iface} was replaced atomically and answers from the answer sets it held; {records} records in {zones} zones",
+            pin_dir.display()
+        );
+    } else {
+        info!(
+            "XDP program attached to {iface} in {} mode, pinned at {}; {records} records in {zones} zones",
+            mode_name(mode),
+            pin_dir.display()
+        );
+    }
+
     let control_socket = agent.config().admin.control_socket.clone().map(|path| {
         let is_default = agent.config().admin.control_socket_is_default;
         (path, is_default, agent.control_channel())
     });
+    let lifecycle = Lifecycle::default();
+    let handed_over = Arc::new(AtomicBool::new(false));
+    let handing = takeover::Handing {
+        iface: iface.clone(),
+        pin_root: pin_root.clone(),
+        pin_dir,
+        lock: handing_lock,
+        sockets: handing_sockets,
+        agent: agent.handover_channel(),
+        lifecycle: lifecycle.clone(),
+        handed_over: handed_over.clone(),
+    };
     let open_files = crate::checks::raise_fd_limit();
     if (open_files as usize) < 2 * agent.config().endpoint_count() + 256 {
         warn!(
@@ -235,16 +323,21 @@ pub fn run(plan: Plan) -> Result<()> {
     // Removes the control socket's file when dropped, after the runtime.
     let mut socket_file = None;
     let result = runtime.block_on(async {
-        let server = match listeners {
-            Some(listeners) => Some(DnsServer::start(listeners, responder, limits)?),
-            None => None,
-        };
         let server_stats = server.as_ref().map(|s| s.stats());
-        if let Some((path, is_default, control)) = control_socket
-            && let Some((listener, file)) = crate::control::bind(&path, is_default)?
-        {
-            tokio::spawn(crate::control::serve(listener, control));
-            socket_file = Some(file);
+        let (done_tx, mut done_rx) = tokio::sync::oneshot::channel();
+        if let Some((path, is_default, control)) = control_socket {
+            // The agent taken over may still be finishing on the same path.
+            let bound = if took_over {
+                Some(crate::control::bind_replacing(&path)?)
+            } else {
+                crate::control::bind(&path, is_default)?
+            };
+            if let Some((listener, file)) = bound {
+                let (handover_tx, handover_rx) = tokio::sync::mpsc::channel(1);
+                tokio::spawn(crate::control::serve(listener, control, Some(handover_tx)));
+                tokio::spawn(takeover::serve(handover_rx, handing, done_tx));
+                socket_file = Some(file);
+            }
         }
         match reload {
             Some((path, file_server)) => {
@@ -272,11 +365,14 @@ pub fn run(plan: Plan) -> Result<()> {
         let mut sigterm =
             signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
         tokio::spawn(service::follow(agent.progress(), watchdog));
+        tokio::spawn(lifecycle.clone().follow(agent.progress()));
         let shutdown = async {
             tokio::select! {
                 _ = sigint.recv() => info!("SIGINT: shutting down"),
                 _ = sigterm.recv() => info!("SIGTERM: shutting down"),
+                Ok(pid) = &mut done_rx => info!("handed over to the agent with pid {pid}: stopping"),
             }
+            lifecycle.set(Phase::Stopping);
             service::stopping();
         };
         let result = agent
@@ -286,8 +382,23 @@ pub fn run(plan: Plan) -> Result<()> {
             .await;
         if let Some(server) = server {
             let stats = server.stats();
-            server.stop().await;
-            info!("userspace server stopped: {}", stats.summary());
+            if handed_over.load(Ordering::SeqCst) {
+                // The successor serves the same sockets: only what is open
+                // here is finished.
+                let ended = server.finish(limits.idle_timeout).await;
+                info!(
+                    "userspace server finished{}: {}",
+                    if ended {
+                        ""
+                    } else {
+                        " (TCP connections still open at the limit were closed)"
+                    },
+                    stats.summary()
+                );
+            } else {
+                server.stop().await;
+                info!("userspace server stopped: {}", stats.summary());
+            }
         }
         result
     });
@@ -296,7 +407,10 @@ pub fn run(plan: Plan) -> Result<()> {
     drop(socket_file);
     let mut dataplane = agent.into_publisher().first;
     log_counters(&dataplane, None);
-    let detached = if detach_on_exit {
+    let detached = if handed_over.load(Ordering::SeqCst) {
+        info!("the data plane on {iface} is the new agent's: left attached and pinned");
+        Ok(())
+    } else if detach_on_exit {
         let detached = dataplane
             .detach()
             .with_context(|| format!("detaching the XDP program from {iface}"));
@@ -320,6 +434,30 @@ pub fn run(plan: Plan) -> Result<()> {
     detached
 }
 
+/// The sockets handed over must be the ones `listen` asks for (IPv6 ones
+/// may be missing when `ipv6_optional`): a takeover keeps the sockets, and
+/// changing them needs a stop and a start.
+fn same_listen(got: &[SocketAddr], listen: &[SocketAddr], ipv6_optional: bool) -> Result<()> {
+    let missing = listen
+        .iter()
+        .any(|a| !(got.contains(a) || ipv6_optional && a.is_ipv6()));
+    let extra = got.iter().any(|a| !listen.contains(a));
+    if missing || extra {
+        let show = |v: &[SocketAddr]| {
+            v.iter()
+                .map(|a| a.to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        bail!(
+            "the running agent serves DNS on {}, this configuration on {}: a takeover keeps the running agent's sockets, so [server] listen cannot change with it (stop the running agent, then start this one)",
+            show(got),
+            show(listen)
+        );
+    }
+    Ok(())
+}
+
 /// What the adopted data plane's record map holds, as entries; each one of
 /// a hot name of `config` gets that name's zone in `config` (zone numbers
 /// follow the configuration's order, which may have changed).
@@ -327,26 +465,78 @@ fn adopted_entries(
     dataplane: &Dataplane,
     config: &Config,
 ) -> Result<Vec<(String, u16, crate::serve::table::Entry)>> {
-    let zones: std::collections::HashMap<String, u32> = config
-        .hot_names()
-        .into_iter()
-        .map(|hot| (hot.name.to_ascii_lowercase(), hot.zone as u32))
-        .collect();
     let mut out = Vec::new();
     for (name, rtype, value) in dataplane.answer_sets()? {
         match crate::publish::kernel::entry_of(rtype, &value) {
-            Ok(mut entry) => {
-                if let Some(&zone) = zones.get(&name.to_ascii_lowercase()) {
-                    entry.zone = zone;
-                }
-                out.push((name, rtype, entry));
-            }
+            Ok(entry) => out.push((name, rtype, entry)),
             Err(e) => {
                 warn!("the adopted record map's {name} type {rtype}: {e:#}; left to be replaced")
             }
         }
     }
-    Ok(out)
+    Ok(rezone(out, config))
+}
+
+/// `entries` with each one of a hot name of `config` in that name's zone
+/// in `config` (zone numbers follow the configuration's order, which may
+/// have changed).
+fn rezone(
+    mut entries: Vec<(String, u16, crate::serve::table::Entry)>,
+    config: &Config,
+) -> Vec<(String, u16, crate::serve::table::Entry)> {
+    let zones: std::collections::HashMap<String, u32> = config
+        .hot_names()
+        .into_iter()
+        .map(|hot| (hot.name.to_ascii_lowercase(), hot.zone as u32))
+        .collect();
+    for (name, _, entry) in &mut entries {
+        if let Some(&zone) = zones.get(&name.to_ascii_lowercase()) {
+            entry.zone = zone;
+        }
+    }
+    entries
+}
+
+/// Loads this agent's data plane in place of the running agent's, with
+/// the lock it handed over: its own pins for the same map layout; for
+/// another layout, new maps in this layout's directory, which take over
+/// the old one's link at attach. Other layouts' pins are refused as at a
+/// start.
+fn load_taking_over(
+    root: &Path,
+    iface: &str,
+    handover: &mut takeover::Handover,
+) -> Result<Dataplane> {
+    crate::pin::ensure_bpffs(root)?;
+    for dir in crate::pin::remove_orphans(root) {
+        info!(
+            "removed {}: its XDP link's interface no longer exists, or it has no link",
+            dir.display()
+        );
+    }
+    let old = handover.offer.pin_dir.clone();
+    let others: Vec<PathBuf> = crate::pin::other_layouts(root, iface)
+        .into_iter()
+        .filter(|d| *d != old)
+        .collect();
+    if !others.is_empty() {
+        anyhow::bail!(
+            "{iface} has a pinned data plane of another map layout no agent runs ({}): remove it first (`failover-agent detach --iface {iface}` after the running agent stopped)",
+            others
+                .iter()
+                .map(|d| d.display().to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+    }
+    let lock = handover.lock.take().context("the lock was taken already")?;
+    let dir = crate::pin::pin_dir(root, iface);
+    if old == dir {
+        return Dataplane::load_pinned_locked(&dir, lock);
+    }
+    let mut dataplane = Dataplane::load_pinned(&dir)?;
+    dataplane.take_over_from(&old, lock)?;
+    Ok(dataplane)
 }
 
 /// Mounts bpffs if needed, refuses (or with `replace` removes) a data plane
@@ -373,7 +563,7 @@ fn load_pinned(root: &Path, iface: &str, replace: bool) -> Result<Dataplane> {
                 .map(|d| d.display().to_string())
                 .collect::<Vec<_>>()
                 .join(", "),
-            failover_common::LAYOUT_VERSION
+            crate::pin::layout()
         );
     }
     Dataplane::load_pinned(&crate::pin::pin_dir(root, iface))

@@ -114,6 +114,9 @@ pub enum Put {
     Written(Option<Entry>),
     /// Writing failed (logged); retried on every flush.
     Failed,
+    /// Held back: the publication is paused (a handover to another agent
+    /// is under way); written if it resumes.
+    Deferred,
 }
 
 /// Keeps a [`Publisher`] holding what the configuration and the agent's
@@ -136,6 +139,9 @@ pub struct Publication<P> {
     /// Adopted (name, type)s the configuration lacks: withdrawn when the
     /// first answers go out.
     adopted_extra: Vec<(String, u16)>,
+    /// Nothing is written ([`Publication::pause`]): another agent takes
+    /// over what the publisher holds.
+    paused: bool,
 }
 
 impl<P: Publisher> Publication<P> {
@@ -154,6 +160,7 @@ impl<P: Publisher> Publication<P> {
             withdrawals: Vec::new(),
             live: false,
             adopted_extra: Vec::new(),
+            paused: false,
         };
         publication.configure(config);
         publication
@@ -327,6 +334,9 @@ impl<P: Publisher> Publication<P> {
         }
         let previous = slot.held.clone();
         self.unsettled.insert(i);
+        if self.paused {
+            return Put::Deferred;
+        }
         if !self.zones_held {
             self.write_zones();
         }
@@ -348,6 +358,9 @@ impl<P: Publisher> Publication<P> {
     /// Retries every write that has not succeeded yet: the zone tree, then
     /// withdrawals (they free room in the kernel map), then entries.
     pub fn flush(&mut self) {
+        if self.paused {
+            return;
+        }
         if !self.zones_held {
             self.write_zones();
             if !self.zones_held {
@@ -367,6 +380,34 @@ impl<P: Publisher> Publication<P> {
             let slot = &mut slots[i];
             !((live || !slot.nodata) && write(target, slot))
         });
+    }
+
+    /// Stops every write to the publisher, so that another agent can take
+    /// over what it holds as it is: decisions from now on are kept (and
+    /// [`Publication::held`] does not change) until [`Publication::resume`].
+    pub fn pause(&mut self) {
+        self.paused = true;
+    }
+
+    /// Writes again, first what was decided while paused (the handover
+    /// failed: this agent is the writer still).
+    pub fn resume(&mut self) {
+        self.paused = false;
+        self.flush();
+    }
+
+    /// Whether writes are paused.
+    pub fn paused(&self) -> bool {
+        self.paused
+    }
+
+    /// Every (name, type) the publisher holds, with its entry: what the
+    /// agent taking over from this one starts from.
+    pub fn held_entries(&self) -> Vec<(String, u16, Entry)> {
+        self.slots
+            .iter()
+            .filter_map(|s| Some((s.name.clone(), s.rtype, s.held.clone()?)))
+            .collect()
     }
 
     /// Everything is written: the publisher holds what it should.
@@ -583,6 +624,35 @@ mod tests {
                 .0
                 .contains(&"withdraw gone.t. A".to_string())
         );
+    }
+
+    #[test]
+    fn paused_nothing_is_written_and_resuming_writes_what_was_decided() {
+        let mut publication = Publication::new(Calls::default(), &config(&["A"]));
+        publication.put("www.t.", RTYPE_A, answer("192.0.2.1"));
+        publication.go_live();
+        let held = publication.held_entries();
+        assert_eq!(held.len(), 3, "{held:?}");
+        assert!(held.contains(&("www.t.".into(), RTYPE_A, answer("192.0.2.1"))));
+        assert!(held.contains(&("www.t.".into(), RTYPE_AAAA, Entry::nodata(0))));
+        publication.target_mut().0.clear();
+        publication.pause();
+        assert_eq!(
+            publication.put("www.t.", RTYPE_A, answer("192.0.2.2")),
+            Put::Deferred
+        );
+        publication.configure(&config(&["A"]));
+        publication.flush();
+        assert!(
+            publication.target().0.is_empty(),
+            "{:?}",
+            publication.target().0
+        );
+        // What a successor starts from is what the publisher holds.
+        assert_eq!(publication.held_entries(), held);
+        publication.resume();
+        assert_eq!(publication.target().0, ["zones", "put www.t. A 192.0.2.2"]);
+        assert!(publication.settled());
     }
 
     #[test]

@@ -41,6 +41,10 @@ use super::wire::Transport;
 const MAX_UDP_MESSAGE: usize = 65_535;
 /// Pending TCP connections the kernel queues for accept.
 const TCP_BACKLOG: i32 = 1024;
+/// Once the server is finishing (a successor serves the same sockets), a
+/// TCP connection idle this long is closed: its client's next query goes
+/// to the successor over a new connection.
+const FINISHING_IDLE: Duration = Duration::from_secs(1);
 
 /// TCP limits ([`crate::config::Server`] holds the configured values).
 #[derive(Clone, Copy, Debug)]
@@ -245,6 +249,9 @@ pub struct Server {
     tasks: JoinSet<()>,
     addrs: Vec<SocketAddr>,
     stats: Arc<ServerStats>,
+    /// Set by [`Server::finish`]: stop reading and accepting, let open
+    /// connections end.
+    finishing: tokio::sync::watch::Sender<bool>,
 }
 
 impl Server {
@@ -253,12 +260,19 @@ impl Server {
     pub fn start(listeners: Listeners, responder: Responder, limits: TcpLimits) -> Result<Server> {
         let addrs = listeners.local_addrs();
         let stats = Arc::new(ServerStats::default());
+        let (finishing, finish_rx) = tokio::sync::watch::channel(false);
         let mut tasks = JoinSet::new();
         for socket in listeners.udp {
             let addr = socket.local_addr()?;
             let socket =
                 UdpSocket::from_std(socket).with_context(|| format!("registering UDP {addr}"))?;
-            tasks.spawn(serve_udp(socket, addr, responder.clone(), stats.clone()));
+            tasks.spawn(serve_udp(
+                socket,
+                addr,
+                responder.clone(),
+                stats.clone(),
+                finish_rx.clone(),
+            ));
         }
         let table = ConnectionTable::new(limits.max_connections);
         for listener in listeners.tcp {
@@ -272,6 +286,7 @@ impl Server {
                 limits,
                 table.clone(),
                 stats.clone(),
+                finish_rx.clone(),
             ));
         }
         info!(
@@ -286,6 +301,7 @@ impl Server {
             tasks,
             addrs,
             stats,
+            finishing,
         })
     }
 
@@ -304,6 +320,28 @@ impl Server {
         self.tasks.abort_all();
         while self.tasks.join_next().await.is_some() {}
     }
+
+    /// Finishes while a successor serves the same sockets: stops reading
+    /// UDP (a datagram read is answered first) and accepting TCP at once;
+    /// open TCP connections answer what they receive and close once idle
+    /// for a second, or at `limit`. Returns whether every connection ended
+    /// by itself.
+    pub async fn finish(mut self, limit: Duration) -> bool {
+        self.finishing.send_replace(true);
+        let ended = tokio::time::timeout(limit, async {
+            while self.tasks.join_next().await.is_some() {}
+        })
+        .await
+        .is_ok();
+        self.stop().await;
+        ended
+    }
+}
+
+/// Until the server is finishing (or gone). The watch's guard is not held
+/// past this: it may not cross an await in a task.
+async fn finished(finishing: &mut tokio::sync::watch::Receiver<bool>) {
+    let _ = finishing.wait_for(|f| *f).await;
 }
 
 async fn serve_udp(
@@ -311,14 +349,19 @@ async fn serve_udp(
     addr: SocketAddr,
     responder: Responder,
     stats: Arc<ServerStats>,
+    mut finishing: tokio::sync::watch::Receiver<bool>,
 ) {
     let mut buf = vec![0u8; MAX_UDP_MESSAGE];
     loop {
-        let received = socket
-            .async_io(Interest::READABLE, || {
+        // A datagram is taken off the socket only when this completes, so
+        // finishing never drops one read and not answered.
+        let received = tokio::select! {
+            biased;
+            () = finished(&mut finishing) => return,
+            received = socket.async_io(Interest::READABLE, || {
                 recv_pktinfo(socket.as_raw_fd(), &mut buf)
-            })
-            .await;
+            }) => received,
+        };
         let (len, peer, local) = match received {
             Ok(r) => r,
             Err(e) => {
@@ -357,10 +400,16 @@ async fn serve_tcp(
     limits: TcpLimits,
     table: Arc<ConnectionTable>,
     stats: Arc<ServerStats>,
+    mut finishing: tokio::sync::watch::Receiver<bool>,
 ) {
     let mut connections = JoinSet::new();
+    let for_connections = finishing.clone();
     loop {
         tokio::select! {
+            biased;
+            // The successor accepts from here on (the listening socket is
+            // shared); the connections open here end on their own.
+            () = finished(&mut finishing) => break,
             accepted = listener.accept() => match accepted {
                 Ok((stream, peer)) => {
                     stats.tcp_connections.fetch_add(1, Ordering::Relaxed);
@@ -371,9 +420,18 @@ async fn serve_tcp(
                     }
                     let responder = responder.clone();
                     let stats = stats.clone();
+                    let finishing = for_connections.clone();
                     connections.spawn(async move {
-                        serve_connection(stream, peer, responder, limits.idle_timeout, &slot, &stats)
-                            .await;
+                        serve_connection(
+                            stream,
+                            peer,
+                            responder,
+                            limits.idle_timeout,
+                            &slot,
+                            &stats,
+                            finishing,
+                        )
+                        .await;
                     });
                 }
                 Err(e) => {
@@ -386,10 +444,13 @@ async fn serve_tcp(
             Some(_) = connections.join_next(), if !connections.is_empty() => {}
         }
     }
+    drop(listener);
+    while connections.join_next().await.is_some() {}
 }
 
 /// Queries one after another on one connection until the client closes it,
-/// sends something unanswerable, is idle for `idle`, or the connection is
+/// sends something unanswerable, is idle for `idle` (once the server is
+/// finishing, for at most [`FINISHING_IDLE`]), or the connection is
 /// evicted from the table. Eviction is seen while waiting for a query (the
 /// socket closes then), never while an answer is being written.
 async fn serve_connection(
@@ -399,6 +460,7 @@ async fn serve_connection(
     idle: Duration,
     slot: &Slot,
     stats: &ServerStats,
+    mut finishing: tokio::sync::watch::Receiver<bool>,
 ) {
     let _ = stream.set_nodelay(true);
     let (read, mut write) = stream.into_split();
@@ -412,22 +474,36 @@ async fn serve_connection(
             message.resize(len, 0);
             read.read_exact(&mut message).await
         };
-        tokio::select! {
-            // Eviction first: a query that arrived after it is not answered.
-            biased;
-            // Evicted: nothing is being written, close now.
-            () = slot.evicted.notified() => {
-                debug!("TCP {peer}: closed to make room for another connection");
-                return;
-            }
-            result = tokio::time::timeout(idle, received) => match result {
-                Ok(Ok(_)) => {}
-                Ok(Err(_)) => return,
-                Err(_) => {
-                    debug!("TCP {peer}: idle for {idle:?}, closing");
+        tokio::pin!(received);
+        let mut deadline = tokio::time::Instant::now() + idle;
+        let mut finish_seen = *finishing.borrow();
+        if finish_seen {
+            deadline = deadline.min(tokio::time::Instant::now() + FINISHING_IDLE);
+        }
+        loop {
+            tokio::select! {
+                // Eviction first: a query that arrived after it is not answered.
+                biased;
+                // Evicted: nothing is being written, close now.
+                () = slot.evicted.notified() => {
+                    debug!("TCP {peer}: closed to make room for another connection");
                     return;
                 }
-            },
+                result = &mut received => match result {
+                    Ok(_) => break,
+                    Err(_) => return,
+                },
+                () = tokio::time::sleep_until(deadline) => {
+                    debug!("TCP {peer}: idle, closing");
+                    return;
+                }
+                // A successor serves now: shorten the wait (without losing
+                // what was read of a query).
+                () = finished(&mut finishing), if !finish_seen => {
+                    finish_seen = true;
+                    deadline = deadline.min(tokio::time::Instant::now() + FINISHING_IDLE);
+                }
+            }
         }
         stats.tcp_queries.fetch_add(1, Ordering::Relaxed);
         let Some(answer) = responder.answer(&message, Transport::Tcp) else {

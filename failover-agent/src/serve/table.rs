@@ -19,7 +19,7 @@ use crate::policy::Answer;
 
 /// One (name, type)'s whole answer: what both answering paths hold, and
 /// the one value the publication path writes ([`crate::publish`]).
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Entry {
     /// The zone (its number): the SOA of negative answers.
     pub zone: u32,
