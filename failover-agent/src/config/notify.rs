@@ -167,7 +167,7 @@ fn hook_value(path: &str, file: &NotifyFile) -> Result<Hook, FieldError> {
         if set {
             return Err(field_err(
                 format!("{path}.{key}"),
-                format!("not a key of a {kind} hook"),
+                format!("not a key of kind = \"{kind}\""),
             ));
         }
         Ok(())
@@ -382,4 +382,257 @@ fn exec_value(path: &str, file: &NotifyFile) -> Result<ExecHook, FieldError> {
         command,
         max_running,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Config;
+
+    const BASE: &str = r#"
+[[zone]]
+origin = "example.test."
+[[record]]
+name = "www.example.test."
+type = "A"
+policy = "failover"
+check = "web"
+endpoints = [{ address = "192.0.2.1" }]
+[checks.web]
+kind = "tcp"
+port = 80
+"#;
+
+    fn parse(notify: &str) -> Result<Vec<Hook>, String> {
+        Config::parse(&format!("{BASE}{notify}"), "test.toml")
+            .map(|c| c.notify)
+            .map_err(|e| e.to_string())
+    }
+
+    /// The error for `notify`, which must name `field`.
+    fn error(notify: &str, field: &str) -> String {
+        let e = parse(notify).expect_err(notify);
+        assert!(
+            e.contains(&format!(": {field}: ")),
+            "{field} not named: {e}"
+        );
+        e
+    }
+
+    #[test]
+    fn defaults_and_every_key() {
+        assert_eq!(parse("").unwrap(), vec![]);
+        let hooks = parse(
+            r#"
+[[notify]]
+kind = "webhook"
+url = "https://hooks.example.test/failover?token=x"
+[[notify]]
+kind = "webhook"
+url = "http://127.0.0.1:8080/"
+events = ["reload", "transition", "reload", "override", "answer_change"]
+headers = { Authorization = "Bearer s3cr3t" }
+timeout = "2s"
+retries = 0
+backoff = "250ms"
+queue = 10
+[[notify]]
+kind = "exec"
+command = ["/usr/local/bin/page", "--team", "dns"]
+max_running = 2
+timeout = "1m"
+"#,
+        )
+        .unwrap();
+        assert_eq!(
+            hooks[0],
+            Hook {
+                events: DEFAULT_EVENTS.to_vec(),
+                queue: DEFAULT_QUEUE,
+                timeout: DEFAULT_WEBHOOK_TIMEOUT,
+                kind: HookKind::Webhook(Webhook {
+                    url: "https://hooks.example.test/failover?token=x".into(),
+                    headers: vec![],
+                    retries: DEFAULT_RETRIES,
+                    backoff: DEFAULT_BACKOFF,
+                    ca_file: None,
+                }),
+            }
+        );
+        // The query (a token, maybe) stays out of the log.
+        assert_eq!(
+            hooks[0].label(),
+            "webhook https://hooks.example.test/failover"
+        );
+        assert_eq!(
+            hooks[1].events,
+            EventKind::ALL.to_vec(),
+            "each once, in order"
+        );
+        assert_eq!(hooks[1].queue, 10);
+        assert_eq!(hooks[1].timeout, Duration::from_secs(2));
+        let HookKind::Webhook(w) = &hooks[1].kind else {
+            panic!("{:?}", hooks[1]);
+        };
+        assert_eq!(w.retries, 0);
+        assert_eq!(w.backoff, Duration::from_millis(250));
+        assert_eq!(
+            w.headers,
+            vec![("Authorization".to_string(), "Bearer s3cr3t".to_string())]
+        );
+        assert_eq!(
+            hooks[2],
+            Hook {
+                events: DEFAULT_EVENTS.to_vec(),
+                queue: DEFAULT_QUEUE,
+                timeout: Duration::from_secs(60),
+                kind: HookKind::Exec(ExecHook {
+                    command: vec!["/usr/local/bin/page".into(), "--team".into(), "dns".into()],
+                    max_running: 2,
+                }),
+            }
+        );
+        assert_eq!(hooks[2].label(), "exec /usr/local/bin/page");
+    }
+
+    #[test]
+    fn errors_name_the_field() {
+        let w = |rest: &str| format!("[[notify]]\nkind = \"webhook\"\n{rest}\n");
+        let x = |rest: &str| format!("[[notify]]\nkind = \"exec\"\n{rest}\n");
+        assert!(
+            error("[[notify]]\nkind = \"email\"", "notify[0].kind")
+                .contains("\"webhook\" or \"exec\"")
+        );
+        assert!(error("[[notify]]\nurl = \"http://x/\"", "notify[0]").contains("kind"));
+        assert!(error(&w(""), "notify[0].url").contains("required"));
+        assert!(error(&w("url = \"ftp://x/\""), "notify[0].url").contains("http:// or https://"));
+        let e = error(&w("url = \"hooks.example.test/x\""), "notify[0].url");
+        assert!(e.contains("not a URL"), "{e}");
+        let e = error(&w("url = \"hooks.example.test\""), "notify[0].url");
+        assert!(e.contains("no scheme"), "{e}");
+        assert!(error(&w("url = \"http://\""), "notify[0].url").contains("not a URL"));
+        assert!(error(&w("url = \"http://u:p@x/\""), "notify[0].url").contains("headers"));
+        assert!(error(&w("url = \"http://x:0/\""), "notify[0].url").contains("port 0"));
+        let long = format!("url = \"http://x/{}\"", "a".repeat(3000));
+        assert!(error(&w(&long), "notify[0].url").contains("too long"));
+        let ok = "url = \"http://127.0.0.1/\"";
+        assert!(
+            error(
+                &w(&format!("{ok}\nheaders = {{ \"Bad Name\" = \"v\" }}")),
+                "notify[0].headers"
+            )
+            .contains("header name")
+        );
+        assert!(
+            error(
+                &w(&format!("{ok}\nheaders = {{ \"X-A\" = \"a\\nb\" }}")),
+                "notify[0].headers.X-A"
+            )
+            .contains("line breaks")
+        );
+        assert!(
+            error(
+                &w(&format!(
+                    "{ok}\nheaders = {{ \"Content-Type\" = \"text/plain\" }}"
+                )),
+                "notify[0].headers.Content-Type"
+            )
+            .contains("set by the hook")
+        );
+        assert!(
+            error(&w(&format!("{ok}\nretries = 101")), "notify[0].retries").contains("0 to 100")
+        );
+        assert!(
+            error(&w(&format!("{ok}\nretries = -1")), "notify[0].retries").contains("0 to 100")
+        );
+        assert!(
+            error(&w(&format!("{ok}\nbackoff = \"0s\"")), "notify[0].backoff")
+                .contains("longer than zero")
+        );
+        assert!(
+            error(&w(&format!("{ok}\nbackoff = \"10m\"")), "notify[0].backoff")
+                .contains("too long")
+        );
+        assert!(
+            error(
+                &w(&format!("{ok}\ntimeout = \"soon\"")),
+                "notify[0].timeout"
+            )
+            .contains("not a duration")
+        );
+        assert!(error(&w(&format!("{ok}\nqueue = 0")), "notify[0].queue").contains("1 to 100000"));
+        assert!(
+            error(&w(&format!("{ok}\nevents = []")), "notify[0].events").contains("at least one")
+        );
+        assert!(
+            error(
+                &w(&format!("{ok}\nevents = [\"transition\", \"flap\"]")),
+                "notify[0].events[1]"
+            )
+            .contains("\"flap\"")
+        );
+        assert!(
+            error(
+                &w(&format!("{ok}\nca_file = \"/etc/ssl/certs/ca.pem\"")),
+                "notify[0].ca_file"
+            )
+            .contains("https://")
+        );
+        assert!(
+            error(
+                &w("url = \"https://x/\"\nca_file = \"/nonexistent/ca.pem\""),
+                "notify[0].ca_file"
+            )
+            .contains("/nonexistent/ca.pem")
+        );
+        assert!(
+            error(
+                &w(&format!("{ok}\ncommand = [\"/bin/true\"]")),
+                "notify[0].command"
+            )
+            .contains("not a key of kind = \"webhook\"")
+        );
+        assert!(
+            error(
+                &w(&format!("{ok}\nmax_running = 2")),
+                "notify[0].max_running"
+            )
+            .contains("not a key of kind = \"webhook\"")
+        );
+        assert!(
+            error(&w(&format!("{ok}\nmethod = \"PUT\"")), "notify[0].method").contains("unknown field")
+        );
+        assert!(error(&x(""), "notify[0].command").contains("required"));
+        assert!(error(&x("command = []"), "notify[0].command").contains("required"));
+        assert!(
+            error(
+                &x("command = [\"/bin/echo\", \"a\\u0000b\"]"),
+                "notify[0].command[1]"
+            )
+            .contains("NUL")
+        );
+        assert!(
+            error(
+                &x("command = [\"/bin/true\"]\nmax_running = 0"),
+                "notify[0].max_running"
+            )
+            .contains("1 to 64")
+        );
+        assert!(
+            error(
+                &x("command = [\"/bin/true\"]\nmax_running = 65"),
+                "notify[0].max_running"
+            )
+            .contains("1 to 64")
+        );
+        assert!(
+            error(
+                &x("command = [\"/bin/true\"]\nurl = \"http://x/\""),
+                "notify[0].url"
+            )
+            .contains("not a key of kind = \"exec\"")
+        );
+        // The second hook is named by its index.
+        assert!(error(&format!("{}{}", w(ok), x("")), "notify[1].command").contains("required"));
+    }
 }
