@@ -600,7 +600,8 @@ timeout = "1m"
             .contains("not a key of kind = \"webhook\"")
         );
         assert!(
-            error(&w(&format!("{ok}\nmethod = \"PUT\"")), "notify[0].method").contains("unknown field")
+            error(&w(&format!("{ok}\nmethod = \"PUT\"")), "notify[0].method")
+                .contains("unknown field")
         );
         assert!(error(&x(""), "notify[0].command").contains("required"));
         assert!(error(&x("command = []"), "notify[0].command").contains("required"));
