@@ -33,15 +33,41 @@ pub enum LogFormat {
 /// Installs the global subscriber (and the `log` bridge). A second call
 /// (tests) changes nothing.
 pub fn init(format: LogFormat) {
+    let subscriber = subscriber(format, std::io::stderr);
+    // `log` records below the filter's level are not even formatted.
+    let level = match subscriber.max_level_hint() {
+        Some(LevelFilter::OFF) => log::LevelFilter::Off,
+        Some(LevelFilter::ERROR) => log::LevelFilter::Error,
+        Some(LevelFilter::WARN) => log::LevelFilter::Warn,
+        Some(LevelFilter::INFO) => log::LevelFilter::Info,
+        Some(LevelFilter::DEBUG) => log::LevelFilter::Debug,
+        _ => log::LevelFilter::Trace,
+    };
+    // An error means a subscriber is installed already: keep it.
+    if tracing::subscriber::set_global_default(subscriber).is_ok() {
+        let _ = tracing_log::LogTracer::builder()
+            .with_max_level(level)
+            .init();
+    }
+}
+
+/// The subscriber for `format`, writing lines to `writer`, filtered by
+/// `RUST_LOG` (default `info`).
+pub fn subscriber<W>(format: LogFormat, writer: W) -> Box<dyn tracing::Subscriber + Send + Sync>
+where
+    W: for<'w> tracing_subscriber::fmt::MakeWriter<'w> + Send + Sync + 'static,
+{
     let filter = EnvFilter::builder()
         .with_default_directive(LevelFilter::INFO.into())
         .from_env_lossy();
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    // An error means a subscriber is installed already: keep it.
-    let _ = match format {
-        LogFormat::Text => builder.event_format(text::TextFormat).try_init(),
-        LogFormat::Json => builder.event_format(json::JsonFormat).try_init(),
-    };
+        .with_writer(writer);
+    match format {
+        LogFormat::Text => Box::new(builder.event_format(text::TextFormat).finish()),
+        LogFormat::Json => Box::new(builder.event_format(json::JsonFormat).finish()),
+    }
 }
+
+#[cfg(test)]
+mod tests;
