@@ -92,42 +92,52 @@ impl Queue {
         if state.closed {
             return;
         }
+        let mut burst_starts = false;
         if state.items.len() >= self.capacity {
             state.items.pop_front();
             state.burst_dropped += 1;
             self.counters.dropped.fetch_add(1, Ordering::Relaxed);
-            if state.burst_dropped == 1 {
-                warn!(
-                    "notify {}: queue full ({} events): dropping the oldest until it drains",
-                    self.label, self.capacity
-                );
-            }
+            burst_starts = state.burst_dropped == 1;
         }
         state.items.push_back(item);
         self.counters.queued.fetch_add(1, Ordering::Relaxed);
         drop(state);
         self.wake.notify_one();
+        // Logged outside the lock: the delivery task never waits on a write.
+        if burst_starts {
+            warn!(
+                "notify {}: queue full ({} events): dropping the oldest until it drains",
+                self.label, self.capacity
+            );
+        }
     }
 
     /// The oldest event, waiting for one; None once closed (what was
     /// queued then is dropped: only deliveries in flight finish).
     pub(super) async fn pop(&self) -> Option<Arc<Delivery>> {
         loop {
-            {
+            let (item, burst) = {
                 let mut state = self.state();
                 if state.closed {
                     return None;
                 }
-                if let Some(item) = state.items.pop_front() {
-                    if state.items.is_empty() && state.burst_dropped > 0 {
-                        warn!(
-                            "notify {}: {} events were dropped while the queue was full",
-                            self.label, state.burst_dropped
-                        );
-                        state.burst_dropped = 0;
-                    }
-                    return Some(item);
-                }
+                let item = state.items.pop_front();
+                // The burst is over once the queue has drained.
+                let burst = if item.is_some() && state.items.is_empty() {
+                    std::mem::take(&mut state.burst_dropped)
+                } else {
+                    0
+                };
+                (item, burst)
+            };
+            if burst > 0 {
+                warn!(
+                    "notify {}: {burst} events were dropped while the queue was full",
+                    self.label
+                );
+            }
+            if let Some(item) = item {
+                return Some(item);
             }
             // notify_one keeps a permit when nobody waits: a push between
             // the check above and this wait is not missed.
