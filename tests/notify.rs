@@ -2,7 +2,7 @@
 //!
 //! Without root: the hooks themselves ([`Notifier`]) against a webhook
 //! receiver on 127.0.0.1 (order, retries, a full queue dropping its oldest,
-//! a reload replacing hooks) and against commands (environment, stdin,
+//! a reload replacing hooks, https verified) and against commands (environment, stdin,
 //! `max_running`, the timeout killing the process group).
 //!
 //! With root: the agent in its namespace with a webhook receiver there: one
@@ -240,6 +240,40 @@ fn a_reload_replaces_changed_hooks_and_keeps_the_others() {
     assert_eq!(a.received().len(), 1, "the removed hook got nothing more");
     let reasons: Vec<String> = b.accepted().iter().map(|v| reason(v).to_string()).collect();
     assert_eq!(reasons, ["event 1", "event 2"]);
+}
+
+#[test]
+fn https_webhooks_verify_the_receiver() {
+    let dir = TempDir::new("https");
+    let cert = failover_tests::certs::SelfSigned::create(
+        &dir.0,
+        "hooks.example.test",
+        &[],
+        &["127.0.0.1".parse().unwrap()],
+    )
+    .unwrap();
+    let receiver = WebhookReceiver::start_tls(Behaviour::FailFirst(0), &cert).unwrap();
+    let url = format!("https://{}/hook", receiver.addr());
+    let runtime = runtime();
+    // Trusting the receiver's certificate: delivered.
+    let trusting = Notifier::new(runtime.handle().clone());
+    trusting.configure(&hooks(&format!(
+        "[[notify]]\nkind = \"webhook\"\nurl = \"{url}\"\nca_file = \"{}\"\n",
+        cert.cert.display()
+    )));
+    trusting.observe(&transition(0));
+    receiver
+        .wait_for(Duration::from_secs(10), |r| r.len() == 1)
+        .unwrap();
+    assert_eq!(reason(&receiver.accepted()[0]), "event 0");
+    // The built-in web roots do not know it: refused, nothing received.
+    let wary = Notifier::new(runtime.handle().clone());
+    wary.configure(&hooks(&format!(
+        "[[notify]]\nkind = \"webhook\"\nurl = \"{url}\"\nretries = 0\n"
+    )));
+    wary.observe(&transition(1));
+    wait_counters(&wary, Duration::from_secs(10), |c| c.failed == 1);
+    assert_eq!(receiver.received().len(), 1);
 }
 
 /// A directory of its own for one test, removed on drop.

@@ -1,7 +1,8 @@
 //! A webhook receiver for the notify tests: a small HTTP/1.1 server on
-//! tokio, on loopback (or inside a test's namespace), that records every
-//! request body in arrival order and answers 503 to the first N requests,
-//! 200 after; or never answers at all (a dead receiver that accepts).
+//! tokio, on loopback (or inside a test's namespace), plain or over TLS,
+//! that records every request body in arrival order and answers 503 to the
+//! first N requests, 200 after; or never answers at all (a dead receiver
+//! that accepts).
 
 use std::{
     net::SocketAddr,
@@ -10,9 +11,13 @@ use std::{
 };
 
 use anyhow::{Context as _, Result};
-use tokio::io::{AsyncBufReadExt as _, AsyncReadExt as _, AsyncWriteExt as _, BufReader};
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, pem::PemObject as _};
+use tokio::io::{
+    AsyncBufReadExt as _, AsyncRead, AsyncReadExt as _, AsyncWrite, AsyncWriteExt as _, BufReader,
+};
+use tokio_rustls::TlsAcceptor;
 
-use crate::in_netns;
+use crate::{certs::SelfSigned, in_netns};
 
 /// What the receiver does with a request.
 #[derive(Clone, Copy, Debug)]
@@ -44,7 +49,28 @@ impl WebhookReceiver {
     /// On 127.0.0.1, any free port.
     pub fn start(behaviour: Behaviour) -> Result<Self> {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").context("binding")?;
-        Self::serve(listener, behaviour)
+        Self::serve(listener, behaviour, None)
+    }
+
+    /// On 127.0.0.1, over TLS with `cert` (made for 127.0.0.1).
+    pub fn start_tls(behaviour: Behaviour, cert: &SelfSigned) -> Result<Self> {
+        let chain = CertificateDer::pem_file_iter(&cert.cert)
+            .context("reading the certificate")?
+            .collect::<Result<Vec<_>, _>>()
+            .context("parsing the certificate")?;
+        let key = PrivateKeyDer::from_pem_file(&cert.key).context("reading the key")?;
+        let config = rustls::ServerConfig::builder_with_provider(std::sync::Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()?
+        .with_no_client_auth()
+        .with_single_cert(chain, key)?;
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").context("binding")?;
+        Self::serve(
+            listener,
+            behaviour,
+            Some(TlsAcceptor::from(Arc::new(config))),
+        )
     }
 
     /// On 127.0.0.1 of the network namespace `ns`, any free port.
@@ -52,10 +78,14 @@ impl WebhookReceiver {
         let listener = in_netns(ns, || {
             std::net::TcpListener::bind("127.0.0.1:0").context("binding in the namespace")
         })?;
-        Self::serve(listener, behaviour)
+        Self::serve(listener, behaviour, None)
     }
 
-    fn serve(listener: std::net::TcpListener, behaviour: Behaviour) -> Result<Self> {
+    fn serve(
+        listener: std::net::TcpListener,
+        behaviour: Behaviour,
+        tls: Option<TlsAcceptor>,
+    ) -> Result<Self> {
         listener.set_nonblocking(true)?;
         let addr = listener.local_addr()?;
         let received = Arc::new(Mutex::new(Vec::new()));
@@ -70,7 +100,19 @@ impl WebhookReceiver {
                 let listener = tokio::net::TcpListener::from_std(listener).expect("tokio listener");
                 let accept = async {
                     while let Ok((stream, _)) = listener.accept().await {
-                        tokio::spawn(connection(stream, behaviour, log.clone()));
+                        let (log, tls) = (log.clone(), tls.clone());
+                        tokio::spawn(async move {
+                            match tls {
+                                Some(tls) => {
+                                    // A failed handshake is the client's
+                                    // refusal: nothing is recorded.
+                                    if let Ok(stream) = tls.accept(stream).await {
+                                        connection(stream, behaviour, log).await;
+                                    }
+                                }
+                                None => connection(stream, behaviour, log).await,
+                            }
+                        });
                     }
                 };
                 tokio::select! {
@@ -143,11 +185,11 @@ impl Drop for WebhookReceiver {
 
 /// Serves one connection: requests one after another (keep-alive).
 async fn connection(
-    stream: tokio::net::TcpStream,
+    stream: impl AsyncRead + AsyncWrite,
     behaviour: Behaviour,
     log: Arc<Mutex<Vec<Received>>>,
 ) {
-    let (read, mut write) = stream.into_split();
+    let (read, mut write) = tokio::io::split(stream);
     let mut read = BufReader::new(read);
     loop {
         let mut headers = Vec::new();
