@@ -276,6 +276,32 @@ fn https_webhooks_verify_the_receiver() {
     assert_eq!(receiver.received().len(), 1);
 }
 
+#[test]
+fn a_hook_removed_by_a_reload_stops_retrying() {
+    let receiver = WebhookReceiver::start(Behaviour::FailFirst(usize::MAX)).unwrap();
+    let runtime = runtime();
+    let notifier = Notifier::new(runtime.handle().clone());
+    notifier.configure(&hooks(&format!(
+        "[[notify]]\nkind = \"webhook\"\nurl = \"{}\"\nretries = 50\nbackoff = \"2s\"\n",
+        receiver.url("/")
+    )));
+    let counters = notifier.counters()[0].1.clone();
+    notifier.observe(&transition(0));
+    receiver
+        .wait_for(Duration::from_secs(5), |r| r.len() == 1)
+        .unwrap();
+    // Within the first backoff: the hook is gone when it ends.
+    notifier.configure(&[]);
+    assert!(notifier.counters().is_empty());
+    poll_until(Duration::from_secs(10), Duration::from_millis(20), || {
+        Ok((counters.snapshot().failed == 1).then_some(()))
+    })
+    .unwrap()
+    .expect("given up once the hook was removed");
+    assert_eq!(counters.snapshot().retried, 0);
+    assert_eq!(receiver.received().len(), 1, "no attempt after the reload");
+}
+
 /// A directory of its own for one test, removed on drop.
 struct TempDir(PathBuf);
 

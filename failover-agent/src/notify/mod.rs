@@ -9,8 +9,8 @@
 //!
 //! A reload hands the new `[[notify]]` list to [`Notifier::configure`]:
 //! hooks whose settings are unchanged go on with their queue; the others are
-//! closed (a delivery in flight finishes, what is queued is dropped) and
-//! the new ones start.
+//! closed (an attempt in flight finishes, without further retries; what is
+//! queued is dropped) and the new ones start.
 
 mod exec;
 mod queue;

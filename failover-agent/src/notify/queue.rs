@@ -162,6 +162,11 @@ impl Queue {
         self.wake.notify_one();
     }
 
+    /// Closed by a reload: a delivery in flight makes no further attempt.
+    pub(super) fn is_closed(&self) -> bool {
+        self.state().closed
+    }
+
     #[cfg(test)]
     pub(super) fn len(&self) -> usize {
         self.state().items.len()

@@ -135,11 +135,17 @@ pub(super) async fn deliver(
     counters: Arc<HookCounters>,
 ) {
     while let Some(delivery) = queue.pop().await {
-        send(&sender, &label, &delivery, &counters).await;
+        send(&sender, &label, &delivery, &queue, &counters).await;
     }
 }
 
-async fn send(sender: &Sender, label: &str, delivery: &Delivery, counters: &HookCounters) {
+async fn send(
+    sender: &Sender,
+    label: &str,
+    delivery: &Delivery,
+    queue: &Queue,
+    counters: &HookCounters,
+) {
     let kind = delivery.event.kind();
     let mut last = String::new();
     for attempt in 0..=sender.retries {
@@ -150,6 +156,14 @@ async fn send(sender: &Sender, label: &str, delivery: &Delivery, counters: &Hook
                 humantime::format_duration(wait)
             );
             tokio::time::sleep(wait).await;
+            if queue.is_closed() {
+                // Replaced by a reload: its new settings may be the fix.
+                counters.failed.fetch_add(1, Ordering::Relaxed);
+                warn!(
+                    "notify {label}: {kind} event not delivered ({last}); the hook was removed by a reload"
+                );
+                return;
+            }
             counters.retried.fetch_add(1, Ordering::Relaxed);
         }
         match sender.attempt(&delivery.json).await {
