@@ -27,8 +27,34 @@ const EXIT_USAGE: u8 = 2;
     about = "DNS failover: answers A/AAAA queries from XDP with only the endpoints that are healthy now"
 )]
 struct Cli {
+    /// How log lines are written to stderr: text (one readable line per
+    /// event) or json (one JSON object per line, every field at the top
+    /// level). RUST_LOG filters either (default info).
+    #[arg(
+        long,
+        value_enum,
+        value_name = "FORMAT",
+        default_value = "text",
+        global = true
+    )]
+    log_format: LogFormatArg,
     #[command(subcommand)]
     command: Command,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum LogFormatArg {
+    Text,
+    Json,
+}
+
+impl From<LogFormatArg> for crate::logging::LogFormat {
+    fn from(format: LogFormatArg) -> Self {
+        match format {
+            LogFormatArg::Text => crate::logging::LogFormat::Text,
+            LogFormatArg::Json => crate::logging::LogFormat::Json,
+        }
+    }
 }
 
 #[derive(Subcommand, Debug)]
@@ -265,9 +291,7 @@ pub fn main() -> ExitCode {
             return ExitCode::from(e.exit_code().clamp(0, 255) as u8);
         }
     };
-    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info"))
-        .format_timestamp_millis()
-        .init();
+    crate::logging::init(cli.log_format.into());
     match cli.command {
         Command::Run(args) => run(args),
         Command::Detach { iface, pins } => {

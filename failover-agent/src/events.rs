@@ -109,6 +109,24 @@ pub struct Reload {
     pub at: SystemTime,
     /// None when applied; the reason it was refused otherwise.
     pub error: Option<String>,
+    /// What an applied reload changed; None when refused.
+    pub changes: Option<ReloadChanges>,
+}
+
+/// What an applied reload changed: records by name and type, probes by
+/// check and target.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct ReloadChanges {
+    /// Records and zones in the new configuration.
+    pub records: usize,
+    pub zones: usize,
+    pub records_added: usize,
+    pub records_kept: usize,
+    pub records_removed: usize,
+    pub probes_started: usize,
+    pub probes_stopped: usize,
+    /// Probes that go on with their rise/fall state.
+    pub probes_kept: usize,
 }
 
 /// An operator's override on one endpoint began, changed or ended.
@@ -136,6 +154,56 @@ pub enum Event {
     AnswerChange(AnswerChange),
     Reload(Reload),
     Override(Override),
+}
+
+/// Which kind of event: what an observer subscribes to (`[[notify]]
+/// events`), by the same name as the event's `event` field.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum EventKind {
+    Transition,
+    AnswerChange,
+    Reload,
+    Override,
+}
+
+impl EventKind {
+    pub const ALL: [EventKind; 4] = [
+        EventKind::Transition,
+        EventKind::AnswerChange,
+        EventKind::Reload,
+        EventKind::Override,
+    ];
+
+    /// The stable name: the `event` field of the event's JSON form.
+    pub fn name(self) -> &'static str {
+        match self {
+            EventKind::Transition => "transition",
+            EventKind::AnswerChange => "answer_change",
+            EventKind::Reload => "reload",
+            EventKind::Override => "override",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<EventKind> {
+        EventKind::ALL.into_iter().find(|k| k.name() == name)
+    }
+}
+
+impl fmt::Display for EventKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl Event {
+    pub fn kind(&self) -> EventKind {
+        match self {
+            Event::Transition(_) => EventKind::Transition,
+            Event::AnswerChange(_) => EventKind::AnswerChange,
+            Event::Reload(_) => EventKind::Reload,
+            Event::Override(_) => EventKind::Override,
+        }
+    }
 }
 
 /// One observer of events. Runs on the agent's loop: must not block.
@@ -234,12 +302,15 @@ mod tests {
             });
         }
         let at = SystemTime::UNIX_EPOCH;
-        events
-            .clone()
-            .emit(Event::Reload(Reload { at, error: None }));
+        events.clone().emit(Event::Reload(Reload {
+            at,
+            error: None,
+            changes: Some(ReloadChanges::default()),
+        }));
         events.emit(Event::Reload(Reload {
             at,
             error: Some("bad".into()),
+            changes: None,
         }));
         assert_eq!(
             *seen.lock().unwrap(),
@@ -267,5 +338,21 @@ mod tests {
             serde_json::to_string(&t).unwrap(),
             r#"{"event":"transition","at":1.5,"record":"www.example.test.","type":"A","endpoint":"192.0.2.1","from":"healthy","to":"unhealthy","reason":"connection refused"}"#
         );
+    }
+
+    #[test]
+    fn kinds_are_named_as_the_json_event_field() {
+        let at = SystemTime::UNIX_EPOCH;
+        let reload = Event::Reload(Reload {
+            at,
+            error: None,
+            changes: None,
+        });
+        let json = serde_json::to_value(&reload).unwrap();
+        assert_eq!(json["event"], reload.kind().name());
+        for kind in EventKind::ALL {
+            assert_eq!(EventKind::from_name(kind.name()), Some(kind));
+        }
+        assert_eq!(EventKind::from_name("answer-change"), None);
     }
 }

@@ -2,14 +2,17 @@
 //! and answers in userspace what the kernel passes up.
 //!
 //! Layers, each using only those above it in this list:
+//! - [`events`]: what happened (transitions, answer changes, reloads,
+//!   overrides) as values, for every observer;
+//! - [`logging`]: the log (text or JSON lines) and its events observer;
 //! - [`dns`]: wire names, record types, the SOA;
 //! - [`field`]: one config field's path and the value checks shared by all;
 //! - [`checks`]: the check kinds (each owning its settings), the probe loop
 //!   and rise/fall health;
 //! - [`config`]: the file, its validation and the validated [`config::Config`];
 //! - [`policy`]: pure: (record, endpoint states) -> answer;
-//! - [`events`]: what happened (transitions, answer changes, reloads,
-//!   overrides) as values, for every observer;
+//! - [`notify`]: `[[notify]]` hooks (webhook, exec) fed by events, each
+//!   delivering from its own bounded queue;
 //! - [`serve`]: the userspace DNS server: answer table, zone tree,
 //!   responder, sockets;
 //! - [`dataplane`], [`pin`]: the XDP program's lifecycle (load, attach,
@@ -31,6 +34,8 @@ pub mod demo;
 pub mod dns;
 pub mod events;
 pub mod field;
+pub mod logging;
+pub mod notify;
 pub mod pin;
 pub mod policy;
 pub mod publish;

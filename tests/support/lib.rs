@@ -8,7 +8,8 @@
 //! ([`dig::dig`], [`dig::dig_until`]). [`AgentConfig`] builds the agent's
 //! configuration file; [`CountingListener`] stands in for an endpoint and
 //! counts the checks that reach it; [`certs`] makes self-signed certificates;
-//! [`peers`] runs DNS servers no one here wrote (Knot DNS, unbound).
+//! [`peers`] runs DNS servers no one here wrote (Knot DNS, unbound);
+//! [`webhook`] receives the agent's webhook notifications.
 //! [`packets`], [`xdp`], [`r#gen`], [`compare`] and [`mutation`] drive the
 //! XDP program directly, for its tests and fuzzers.
 //!
@@ -28,6 +29,7 @@ pub mod mutation;
 pub mod netns;
 pub mod packets;
 pub mod peers;
+pub mod webhook;
 pub mod xdp;
 
 pub use config::{AgentConfig, CheckSpec, EndpointSpec, RecordSpec, ZoneSpec};

@@ -11,9 +11,12 @@
 //! - [`reload`]: applying a new configuration;
 //! - [`overrides`]: drain and force (admin-state file, control socket);
 //! - [`status`]: what the agent reports about itself.
+//!
+//! Transitions, answer changes, reloads and overrides are not logged here:
+//! they are emitted as [`Event`]s, and the log is one of their observers
+//! ([`crate::logging`]).
 
 mod handover;
-mod log_limit;
 mod overrides;
 mod reload;
 mod status;
@@ -44,7 +47,6 @@ use crate::events::{AnswerChange, EndpointState, Event, Events, Transition};
 use crate::policy::{Rules, State, decide};
 use crate::publish::{Publication, Publisher, Put};
 use crate::serve::table::Entry;
-use log_limit::LogLimit;
 
 /// What the agent knows of one record beyond its configuration.
 struct RecordState {
@@ -107,9 +109,6 @@ pub struct Agent<P> {
     control: Option<mpsc::Receiver<ControlMsg>>,
     /// Steps of a handover to another agent.
     handover: Option<mpsc::Receiver<HandoverStep>>,
-    /// Health-change lines per (record, endpoint) and answer lines per
-    /// (record, no endpoint): a flapping endpoint cannot flood the log.
-    log_limit: LogLimit<(usize, Option<usize>)>,
     progress: watch::Sender<Progress>,
     /// Where transitions, answer changes, reloads and overrides go.
     events: Events,
@@ -158,7 +157,6 @@ impl<P: Publisher> Agent<P> {
             admin_seen: HashMap::new(),
             control: None,
             handover: None,
-            log_limit: LogLimit::new(log_limit::LINES_PER_WINDOW, log_limit::WINDOW),
             progress: watch::Sender::new(Progress::default()),
             events: Events::new(),
         }
@@ -376,17 +374,6 @@ impl<P: Publisher> Agent<P> {
                 Some(t) => t.reason.clone(),
                 None => "shared check".to_string(),
             };
-            if let Some(left_out) = self.log_limit.admit(&(r, Some(e)), Instant::now()) {
-                info!(
-                    "{} {} {} {} -> {} ({reason}){}",
-                    record.name,
-                    record.rtype,
-                    endpoint.address,
-                    old,
-                    event.health,
-                    left_out_note(left_out)
-                );
-            }
             state.health[e] = event.health;
             if old == Health::Unknown {
                 self.unknown -= 1;
@@ -442,7 +429,6 @@ impl<P: Publisher> Agent<P> {
         let addresses = decision.answer.addrs();
         let answer = decision.answer.to_string();
         let entry = Entry::new(record.zone as u32, decision.ttl, decision.answer);
-        let shown = entry.to_string();
         let Put::Written(previous) = self
             .publication
             .put(&record.name, record.rtype.code(), entry)
@@ -459,22 +445,6 @@ impl<P: Publisher> Agent<P> {
             ttl: decision.ttl,
             all_down: decision.all_down,
         }));
-        if let Some(left_out) = self.log_limit.admit(&(r, None), Instant::now()) {
-            info!(
-                "{} {} answer: {shown} (was {}){}{}",
-                record.name,
-                record.rtype,
-                previous.map_or("nothing".to_string(), |p| p.to_string()),
-                if decision.all_down {
-                    format!(" [all down: {}]", record.when_all_down)
-                } else if decision.degraded {
-                    " [degraded]".to_string()
-                } else {
-                    String::new()
-                },
-                left_out_note(left_out)
-            );
-        }
     }
 
     /// The state of each endpoint of record `r`: health, unless the
@@ -535,16 +505,5 @@ impl<P: Publisher> Agent<P> {
             }));
             *from = to;
         }
-    }
-}
-
-/// The tail of a rate-limited log line: how many like it were left out.
-fn left_out_note(left_out: u64) -> String {
-    match left_out {
-        0 => String::new(),
-        n => format!(
-            " ({n} similar lines left out in the last {}s)",
-            log_limit::WINDOW.as_secs()
-        ),
     }
 }

@@ -44,25 +44,10 @@ impl<P: Publisher> Agent<P> {
             Err(e) => error!("{e:#}; keeping the admin state in force"),
         }
         self.refresh_admin("admin state file");
-        // Lines left out and not reported by a later line: say so now.
-        for ((r, e), left_out) in self.log_limit.expired(std::time::Instant::now()) {
-            if let Some(record) = self.config.records.get(r) {
-                let about = match e.and_then(|e| record.endpoints.get(e)) {
-                    Some(endpoint) => format!("{} health changes", endpoint.address),
-                    None => "answer changes".to_string(),
-                };
-                info!(
-                    "{} {}: {left_out} log lines about {about} left out in the last {}s",
-                    record.name,
-                    record.rtype,
-                    super::log_limit::WINDOW.as_secs()
-                );
-            }
-        }
     }
 
-    /// Logs every override that began, changed or ended (`why` says where it
-    /// came from), and rewrites the records it affects.
+    /// Reports every override that began, changed or ended (`why` says
+    /// where it came from), and rewrites the records it affects.
     pub(super) fn refresh_admin(&mut self, why: &str) {
         let now = SystemTime::now();
         let mut current = HashMap::new();
@@ -81,23 +66,6 @@ impl<P: Publisher> Agent<P> {
                         until: mode.and_then(|(_, until)| until),
                         origin: why.to_string(),
                     }));
-                    match mode {
-                        Some((mode, until)) => info!(
-                            "{} {} {}: {}{} ({why})",
-                            record.name,
-                            record.rtype,
-                            endpoint.address,
-                            admin_text(mode),
-                            until.map_or(String::new(), |t| format!(
-                                " until {}",
-                                humantime::format_rfc3339_seconds(t)
-                            )),
-                        ),
-                        None => info!(
-                            "{} {} {}: back to its health checks ({why})",
-                            record.name, record.rtype, endpoint.address
-                        ),
-                    }
                     if !changed.contains(&r) {
                         changed.push(r);
                     }

@@ -9,13 +9,13 @@ use std::collections::HashMap;
 use std::net::IpAddr;
 use std::time::SystemTime;
 
-use log::{info, warn};
+use log::warn;
 use tokio::sync::mpsc;
 
 use super::{Agent, RecordState};
 use crate::checks::health::Health;
 use crate::config::Config;
-use crate::events::{EndpointState, Event, Events, Reload};
+use crate::events::{EndpointState, Event, Events, Reload, ReloadChanges};
 use crate::publish::Publisher;
 
 /// Hands new configurations to a running agent ([`Agent::reloader`]).
@@ -38,6 +38,7 @@ impl Reloader {
         self.events.emit(Event::Reload(Reload {
             at: SystemTime::now(),
             error: Some(format!("{error:#}")),
+            changes: None,
         }));
     }
 }
@@ -111,22 +112,22 @@ impl<P: Publisher> Agent<P> {
             .map(|s| s.health.iter().filter(|h| **h == Health::Unknown).count())
             .sum();
         self.publication.configure(&self.config);
-        // Record and endpoint numbers change with the configuration.
-        self.log_limit.clear();
-        info!(
-            "reload: {} records ({added} new, {kept} kept, {removed} removed), {} zones; probes: {} started, {} stopped, {} kept with their state",
-            self.config.records.len(),
-            self.config.zones.len(),
-            report.started,
-            report.stopped,
-            report.kept
-        );
         for warning in self.config.warnings() {
             warn!("{warning}");
         }
         self.events.emit(Event::Reload(Reload {
             at: SystemTime::now(),
             error: None,
+            changes: Some(ReloadChanges {
+                records: self.config.records.len(),
+                zones: self.config.zones.len(),
+                records_added: added,
+                records_kept: kept,
+                records_removed: removed,
+                probes_started: report.started,
+                probes_stopped: report.stopped,
+                probes_kept: report.kept,
+            }),
         }));
         for r in 0..self.records.len() {
             self.report_states(r, "reload");

@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 use serde::Deserialize;
 
 use crate::checks::settings::CheckFile;
+pub use crate::config::notify::NotifyFile;
 
 /// The whole configuration file.
 #[derive(Debug, Deserialize)]
@@ -34,6 +35,10 @@ pub struct ConfigFile {
     /// Optional; every key has a default.
     #[serde(default)]
     pub dataplane: Option<DataplaneFile>,
+    /// `[[notify]]`: hooks told about transitions, answer changes, reloads
+    /// and overrides (see [`NotifyFile`]). Optional.
+    #[serde(default)]
+    pub notify: Vec<NotifyFile>,
 }
 
 /// `[dataplane]`

@@ -10,6 +10,7 @@ mod admin;
 mod dataplane;
 pub use dataplane::DEFAULT_HOLD as DEFAULT_DATAPLANE_HOLD;
 pub mod file;
+pub mod notify;
 mod record;
 mod server;
 #[cfg(test)]
@@ -98,6 +99,8 @@ pub struct Config {
     pub records: Vec<Record>,
     pub admin: Admin,
     pub dataplane: DataplaneSettings,
+    /// `[[notify]]` hooks, in file order.
+    pub notify: Vec<notify::Hook>,
 }
 
 // ---------------------------------------------------------------------------
@@ -490,11 +493,13 @@ fn validate(file: &ConfigFile) -> Result<Config, FieldError> {
         None => DataplaneSettings::default(),
         Some(section) => dataplane::dataplane_value(section)?,
     };
+    let notify = notify::notify_value(&file.notify)?;
     Ok(Config {
         server,
         zones,
         records,
         admin,
         dataplane,
+        notify,
     })
 }

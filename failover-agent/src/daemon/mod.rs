@@ -24,6 +24,9 @@ use crate::agent::Agent;
 use crate::config::{Config, Server, ServerMode};
 use crate::dataplane::{Addressing, AttachMode, Dataplane, Interface};
 use crate::demo::DemoEndpoints;
+use crate::events::{Event, Observer as _};
+use crate::logging::LogObserver;
+use crate::notify::Notifier;
 use crate::publish::Publication;
 use crate::publish::both::Both;
 use crate::serve::Responder;
@@ -311,6 +314,14 @@ pub fn run(plan: Plan) -> Result<()> {
     }
     let running_server = agent.config().server.clone();
     let reloader = agent.reloader();
+    // Transitions, answer changes, reloads and overrides: to the log and to
+    // the [[notify]] hooks (whose tasks run on the runtime).
+    let log_observer = std::sync::Arc::new(LogObserver::new());
+    let observer = log_observer.clone();
+    agent.events().observe(move |e: &Event| observer.observe(e));
+    let notifier = Notifier::new(runtime.handle().clone());
+    notifier.configure(&agent.config().notify);
+    agent.events().observe(notifier.clone());
     // The default path is best effort (e.g. /run not writable); a given one must work.
     let _pid_file = match reload::PidFile::write(&pid_file) {
         Ok(pid_file) => Some(pid_file),
@@ -346,6 +357,7 @@ pub fn run(plan: Plan) -> Result<()> {
                     running_server,
                     file_server,
                     reloader,
+                    notifier,
                 ));
             }
             None => {
@@ -366,6 +378,14 @@ pub fn run(plan: Plan) -> Result<()> {
             signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
         tokio::spawn(service::follow(agent.progress(), watchdog));
         tokio::spawn(lifecycle.clone().follow(agent.progress()));
+        // Rate-limited log lines that went quiet: say how many were left out.
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_secs(1));
+            loop {
+                tick.tick().await;
+                log_observer.summarise();
+            }
+        });
         let shutdown = async {
             tokio::select! {
                 _ = sigint.recv() => info!("SIGINT: shutting down"),

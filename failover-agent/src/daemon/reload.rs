@@ -14,6 +14,7 @@ use tokio::signal::unix::{SignalKind, signal};
 
 use crate::agent::Reloader;
 use crate::config::{Config, Server};
+use crate::notify::Notifier;
 
 /// Where `run` writes its pid and `reload` looks for it, unless told otherwise.
 pub const DEFAULT_PID_FILE: &str = "/run/failover-agent.pid";
@@ -143,7 +144,13 @@ pub async fn load_off_runtime(
 
 /// Applies the configuration file at `path` on every SIGHUP, until the
 /// agent is gone. Runs inside the agent's runtime.
-pub async fn on_sighup(path: PathBuf, running: Server, file_server: Server, reloader: Reloader) {
+pub async fn on_sighup(
+    path: PathBuf,
+    running: Server,
+    file_server: Server,
+    reloader: Reloader,
+    notifier: Notifier,
+) {
     let mut hangups = match signal(SignalKind::hangup()) {
         Ok(s) => s,
         Err(e) => {
@@ -156,14 +163,14 @@ pub async fn on_sighup(path: PathBuf, running: Server, file_server: Server, relo
         super::service::reloading();
         match load_off_runtime(&path, &running, &file_server).await {
             Ok(config) => {
+                // The new hooks first: they get the reload's own events.
+                notifier.configure(&config.notify);
                 if !reloader.reload(config) {
                     return;
                 }
             }
-            Err(e) => {
-                error!("reload refused, the running configuration stays: {e:#}");
-                reloader.refused(&e);
-            }
+            // Logged by the events' log observer.
+            Err(e) => reloader.refused(&e),
         }
         super::service::reloaded();
     }

@@ -74,11 +74,6 @@ impl<K: Hash + Eq + Clone> LogLimit<K> {
         });
         out
     }
-
-    /// Forgets everything (the things' keys change with a reload).
-    pub fn clear(&mut self) {
-        self.budgets.clear();
-    }
 }
 
 #[cfg(test)]
