@@ -10,6 +10,7 @@ mod admin;
 mod dataplane;
 pub use dataplane::DEFAULT_HOLD as DEFAULT_DATAPLANE_HOLD;
 pub mod file;
+pub mod rate_limit;
 mod record;
 mod server;
 #[cfg(test)]
@@ -18,6 +19,7 @@ mod zone;
 
 pub use admin::Admin;
 pub use dataplane::DataplaneSettings;
+pub use rate_limit::RateLimitSettings;
 pub use record::{
     DEFAULT_MAX_ANSWERS, Endpoint, HotName, MinHealthy, Policy, Record, RecordType, WhenAllDown,
 };
@@ -98,6 +100,8 @@ pub struct Config {
     pub records: Vec<Record>,
     pub admin: Admin,
     pub dataplane: DataplaneSettings,
+    /// `[rate_limit]`; `None`: off.
+    pub rate_limit: Option<RateLimitSettings>,
 }
 
 // ---------------------------------------------------------------------------
@@ -490,11 +494,16 @@ fn validate(file: &ConfigFile) -> Result<Config, FieldError> {
         None => DataplaneSettings::default(),
         Some(section) => dataplane::dataplane_value(section)?,
     };
+    let rate_limit = match &file.rate_limit {
+        None => None,
+        Some(section) => Some(rate_limit::rate_limit_value(section)?),
+    };
     Ok(Config {
         server,
         zones,
         records,
         admin,
         dataplane,
+        rate_limit,
     })
 }

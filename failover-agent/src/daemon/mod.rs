@@ -220,8 +220,10 @@ pub fn run(plan: Plan) -> Result<()> {
     let hold = config.dataplane.hold;
     dataplane.set_hold(hold);
     dataplane.beat()?;
-    // Before attaching: the program answers only what is addressed to us.
+    // Before attaching: the program answers only what is addressed to us,
+    // and limits from its first packet.
     dataplane.set_addressing(&addressing)?;
+    dataplane.set_rate_limit(config.rate_limit.as_ref())?;
     info!(
         "XDP answers queries to {} (port 53 only) on {iface}",
         addressing
