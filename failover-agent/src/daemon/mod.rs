@@ -200,7 +200,12 @@ pub fn run(plan: Plan) -> Result<()> {
     let server = {
         let _runtime = runtime.enter();
         match listeners {
-            Some(listeners) => Some(DnsServer::start(listeners, responder, limits)?),
+            Some(listeners) => Some(DnsServer::start_limited(
+                listeners,
+                responder,
+                limits,
+                config.rate_limit.clone(),
+            )?),
             None => None,
         }
     };
