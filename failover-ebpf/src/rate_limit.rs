@@ -68,6 +68,9 @@ pub fn check<const L3: usize, const V6: bool>(
     }
     scratch.address_bits = 128;
 
+    // Keys and the new value by reference on purpose: by value they would
+    // be copied onto the nearly full BPF stack.
+    #[allow(clippy::needless_borrows_for_generic_args)]
     let bucket = match RATE_BUCKETS.get_ptr_mut(&scratch.prefix) {
         Some(p) => unsafe { &mut *p },
         None => {
@@ -77,6 +80,7 @@ pub fn check<const L3: usize, const V6: bool>(
                 limited: 0,
                 _pad: 0,
             };
+            #[allow(clippy::needless_borrows_for_generic_args)]
             let _ = RATE_BUCKETS.insert(&scratch.prefix, &scratch.fresh, 0);
             return Ok(Limit::Answer);
         }
