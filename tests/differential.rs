@@ -347,3 +347,80 @@ fn judge(
         other => Err(format!("verdict {other}")),
     }
 }
+
+/// Rate-limited answers, slipped: the kernel's TC=1 answer is byte for
+/// byte what the userspace server sends for the same query when it slips
+/// (its answer, truncated: `wire::truncated`).
+#[test]
+fn slipped_answers_are_byte_for_byte_the_userspace_ones() {
+    let seed = seed_from_env("FAILOVER_DIFF_SEED", DEFAULT_SEED);
+    let queries = count_from_env("FAILOVER_DIFF_QUERIES", DEFAULT_QUERIES) / 10;
+    let config = test_config();
+    // One CPU: the rate state is per CPU.
+    failover_tests::xdp::pin_to_cpu(0).unwrap();
+    let mut kernel = XdpProgram::load().expect("load the XDP program (are we root?)");
+    feed(&config, &mut kernel.dataplane).expect("fill the kernel map");
+    // One answer a second per source prefix and CPU, every limited one slipped.
+    let cpus = failover_agent::dataplane::rate_limit_cpus().unwrap();
+    let settings = failover_agent::config::RateLimitSettings {
+        responses_per_second: cpus,
+        ipv4_prefix: 24,
+        ipv6_prefix: 56,
+        slip: 1,
+        window: Duration::from_secs(1),
+        exempt: vec![],
+        log_only: false,
+    };
+    kernel.dataplane.set_rate_limit(Some(&settings)).unwrap();
+    let mut table = AnswerTable::new();
+    feed(&config, &mut table).expect("fill the userspace table");
+    let userspace = Userspace::new(table);
+    let mut generator = QueryGen::new(Universe::of(&config), seed);
+    let (mut slipped, mut answered) = (0u64, 0u64);
+    let mut differences = Vec::new();
+    for _ in 0..queries {
+        let g = generator.generate();
+        let frame = g.query.frame();
+        let run = kernel.run(&frame).expect("BPF_PROG_TEST_RUN");
+        if run.verdict != XDP_TX {
+            continue;
+        }
+        let dns = match check_reply_frame(&frame, &run.frame) {
+            Ok(range) => run.frame[range].to_vec(),
+            Err(e) => {
+                differences.push(format!("{g}: kernel answer frame: {e}"));
+                continue;
+            }
+        };
+        if dns[2] & 0x02 == 0 {
+            // Within the rate: the first answer of each second.
+            answered += 1;
+            continue;
+        }
+        slipped += 1;
+        let user = userspace
+            .answer(&g.message(), Transport::Udp)
+            .and_then(|answer| failover_agent::serve::wire::truncated(&answer));
+        if user.as_deref() != Some(&dns[..]) {
+            differences.push(format!(
+                "{g}\n  kernel:    {}\n  userspace: {}",
+                hex(&dns),
+                user.as_deref().map_or_else(|| "none".to_string(), hex)
+            ));
+            if differences.len() >= MAX_DIFFERENCES {
+                break;
+            }
+        }
+    }
+    println!("slipped: {slipped} kernel answers slipped, {answered} within the rate");
+    assert!(
+        differences.is_empty(),
+        "{} slipped answer(s) differ (seed {seed:#x}):\n{}",
+        differences.len(),
+        differences.join("\n")
+    );
+    assert!(
+        slipped > queries / 10 && answered >= 1,
+        "too few to compare: {slipped} slipped, {answered} answered of {queries}"
+    );
+}

@@ -14,7 +14,7 @@ use std::{
     sync::Arc,
 };
 
-use failover_agent::config::Config;
+use failover_agent::config::{Config, RateLimitSettings};
 use failover_agent::dataplane::{Addressing, Interface};
 use failover_agent::dns::rr::{RTYPE_A, RTYPE_AAAA, RTYPE_HTTPS, Soa};
 use failover_agent::policy::Answer as Decided;
@@ -25,10 +25,10 @@ use failover_common::{AnswerSet, Counter, HOST_ADDRS_V4};
 use failover_tests::{
     packets::{
         Answer, CLIENT_IP, ExpectedSoa, Opt, Query, SERVER_IP, UdpChecksum, check_answer,
-        check_answer_rcode, wire_name,
+        check_answer_rcode, check_truncated, wire_name,
     },
     xdp::{
-        Run, SERVER_BROADCAST, XDP_PASS, XDP_TX, XdpProgram, pin_to_cpu, test_interface,
+        Run, SERVER_BROADCAST, XDP_DROP, XDP_PASS, XDP_TX, XdpProgram, pin_to_cpu, test_interface,
         test_services,
     },
 };
@@ -1329,4 +1329,267 @@ fn answered(
 
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+// ---------------------------------------------------------------------------
+// Response rate limiting.
+
+/// What one query from a rate-limited program comes to.
+#[derive(Debug)]
+enum Rated {
+    /// Answered as without a limit (NOERROR).
+    Answered,
+    /// Answered although over the limit (log-only): counted as limited.
+    AnsweredOverLimit,
+    /// Dropped: XDP_DROP, the frame untouched.
+    Dropped,
+    /// Slipped: a TC=1 answer with this RCODE and no records.
+    Slipped(ResponseCode),
+    /// Passed (not the kernel's to answer), this counter bumped.
+    Passed(Counter),
+}
+
+/// Answers per CPU before the limit bites in [`rate_limit`]: one second's
+/// worth each, so nothing refills within a test.
+const BURST: u32 = 10;
+
+/// `BURST` responses at once per source prefix on each CPU, then one a
+/// second: the rate is the CPU count a second (the program divides it
+/// among the CPUs), the window `BURST` seconds.
+fn rate_limit(slip: u32, log_only: bool, exempt: &[&str]) -> RateLimitSettings {
+    let cpus = failover_agent::dataplane::rate_limit_cpus().unwrap();
+    let settings = RateLimitSettings {
+        responses_per_second: cpus,
+        ipv4_prefix: 24,
+        ipv6_prefix: 56,
+        slip,
+        window: std::time::Duration::from_secs(BURST as u64),
+        exempt: exempt
+            .iter()
+            .map(|p| {
+                let (addr, len) = p.split_once('/').unwrap();
+                (addr.parse().unwrap(), len.parse().unwrap())
+            })
+            .collect(),
+        log_only,
+    };
+    let (interval, burst) = settings.schedule(cpus);
+    assert_eq!(
+        (interval, burst / interval + 1),
+        (1_000_000_000, BURST as u64)
+    );
+    settings
+}
+
+/// Runs `steps` in order on one CPU against `program` limited by
+/// `settings`; every step's verdict, frame and counters must match.
+fn check_rated(settings: &RateLimitSettings, steps: Vec<(String, Query, Rated)>) {
+    // The rate state is per CPU.
+    pin_to_cpu(0).unwrap();
+    let mut xdp = program();
+    xdp.dataplane.set_rate_limit(Some(settings)).unwrap();
+    let mut failures = Vec::new();
+    for (name, query, expect) in steps {
+        let frame = query.frame();
+        let before = Counter::ALL.map(|c| xdp.counter(c).unwrap());
+        let run = xdp.run(&frame).unwrap();
+        let after = Counter::ALL.map(|c| xdp.counter(c).unwrap());
+        let bumped: Vec<Counter> = Counter::ALL
+            .iter()
+            .zip(before.iter().zip(&after))
+            .filter(|(_, (b, a))| a != b)
+            .map(|(c, _)| *c)
+            .collect();
+        // The frame checks expect the client's own address.
+        let from_client = query.src_ip.is_none();
+        use Counter::*;
+        let (verdict, counters): (u32, Vec<Counter>) = match &expect {
+            Rated::Answered => (XDP_TX, vec![Answered]),
+            Rated::AnsweredOverLimit => (XDP_TX, vec![Answered, RateLimited]),
+            Rated::Dropped => (XDP_DROP, vec![RateLimitDropped, RateLimited]),
+            Rated::Slipped(_) => (XDP_TX, vec![RateLimitSlipped, RateLimited]),
+            Rated::Passed(c) => (XDP_PASS, vec![*c]),
+        };
+        let outcome = if run.verdict != verdict {
+            Err(format!("verdict {}, want {verdict}", run.verdict))
+        } else if bumped != counters {
+            Err(format!("counters bumped: {bumped:?}, want {counters:?}"))
+        } else {
+            match &expect {
+                Rated::Answered | Rated::AnsweredOverLimit if from_client => {
+                    check_answer(&query, &run.frame)
+                        .map(|_| ())
+                        .map_err(|e| format!("{e:#}"))
+                }
+                Rated::Slipped(rcode) if from_client => check_truncated(&query, &run.frame, *rcode)
+                    .map(|_| ())
+                    .map_err(|e| format!("{e:#}")),
+                Rated::Dropped | Rated::Passed(_) if run.frame != frame => {
+                    Err("the frame was modified".to_string())
+                }
+                _ => Ok(()),
+            }
+        };
+        if let Err(e) = outcome {
+            failures.push(format!("{name}: {e}\n  out: {}", hex(&run.frame)));
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "{} step(s) failed:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+}
+
+fn from(src: &str, query: Query) -> Query {
+    Query {
+        src_ip: Some(src.parse().unwrap()),
+        ..query
+    }
+}
+
+/// `BURST` answered queries named `what`.
+fn within_rate(what: &str, query: &Query) -> Vec<(String, Query, Rated)> {
+    (1..=BURST)
+        .map(|i| (format!("{what} #{i}"), query.clone(), Rated::Answered))
+        .collect()
+}
+
+#[test]
+fn over_its_rate_a_prefix_gets_every_second_answer_slipped_and_the_rest_dropped() {
+    use Rated::*;
+    let q = Query::a;
+    let mut steps = within_rate("within the rate", &q(WWW));
+    let step = |name: &str, query: Query, expect| (name.to_string(), query, expect);
+    steps.extend([
+        step("over: 1st limited, dropped", q(WWW), Dropped),
+        step(
+            "over: 2nd limited, slipped with the OPT",
+            q(WWW).with_opt(Opt {
+                dnssec_ok: true,
+                ..Opt::new(1232)
+            }),
+            Slipped(ResponseCode::NoError),
+        ),
+        step("over: SERVFAIL answer, dropped", q(BROKEN), Dropped),
+        step(
+            "over: SERVFAIL answer slipped, keeps its RCODE",
+            q(BROKEN),
+            Slipped(ResponseCode::ServFail),
+        ),
+        step("over: NODATA, dropped", q(WWW).with_qtype(28), Dropped),
+        step(
+            "over: NODATA slipped, behind a VLAN tag, odd name",
+            q(MAIL).with_qtype(65).tagged(7),
+            Slipped(ResponseCode::NoError),
+        ),
+        step(
+            "over: another address of the same /24",
+            from("198.51.100.77", q(WWW)),
+            Dropped,
+        ),
+        step(
+            "over: TCP is the stack's (never limited)",
+            Query {
+                ip_proto: 6,
+                ..q(WWW)
+            },
+            Passed(Counter::PassNotDnsTransport),
+        ),
+        step(
+            "over: a name the kernel does not answer is passed, not limited",
+            q("nope.example.test."),
+            Passed(Counter::PassNameNotInMap),
+        ),
+        step(
+            "another /24 is answered",
+            from("198.51.101.2", q(WWW)),
+            Answered,
+        ),
+    ]);
+    // IPv6: its own prefix, the same rules.
+    steps.extend(within_rate("IPv6 within the rate", &q(WWW).v6()));
+    steps.extend([
+        step("IPv6 over: dropped", q(WWW).v6(), Dropped),
+        step(
+            "IPv6 over: slipped, AAAA with EDNS",
+            q(V6ONLY).with_qtype(28).v6().with_opt(Opt::new(1232)),
+            Slipped(ResponseCode::NoError),
+        ),
+        step(
+            "IPv6 over: the same /56",
+            from("2001:db8:53:ff::9", q(WWW).v6()),
+            Dropped,
+        ),
+        step(
+            "IPv6: another /56 is answered",
+            from("2001:db8:53:100::2", q(WWW).v6()),
+            Answered,
+        ),
+    ]);
+    check_rated(&rate_limit(2, false, &[]), steps);
+}
+
+#[test]
+fn exempt_prefixes_are_never_limited() {
+    let q = Query::a;
+    let exempt = ["203.0.113.0/24", "2001:db8:99::/48"];
+    let mut steps = Vec::new();
+    for (what, query) in [
+        ("exempt IPv4", from("203.0.113.5", q(WWW))),
+        ("exempt IPv6", from("2001:db8:99:1::5", q(WWW).v6())),
+    ] {
+        for i in 1..=3 * BURST {
+            steps.push((format!("{what} #{i}"), query.clone(), Rated::Answered));
+        }
+    }
+    // Next to an exempt prefix, a source is limited as usual.
+    steps.extend(within_rate("not exempt", &from("203.0.112.5", q(WWW))));
+    steps.push((
+        "not exempt, over".into(),
+        from("203.0.112.5", q(WWW)),
+        Rated::Dropped,
+    ));
+    check_rated(&rate_limit(2, false, &exempt), steps);
+}
+
+#[test]
+fn slip_0_drops_every_limited_answer_and_slip_1_slips_every_one() {
+    let q = Query::a;
+    let over = |expect: fn() -> Rated| -> Vec<(String, Query, Rated)> {
+        let mut steps = within_rate("within", &q(POOL));
+        steps.extend((1..=4).map(|i| (format!("over #{i}"), q(POOL), expect())));
+        steps
+    };
+    check_rated(&rate_limit(0, false, &[]), over(|| Rated::Dropped));
+    check_rated(
+        &rate_limit(1, false, &[]),
+        over(|| Rated::Slipped(ResponseCode::NoError)),
+    );
+}
+
+#[test]
+fn log_only_counts_the_answers_over_the_rate_and_sends_them() {
+    let q = Query::a;
+    let mut steps = within_rate("within", &q(WWW));
+    steps.extend((1..=4).map(|i| (format!("over #{i}"), q(WWW), Rated::AnsweredOverLimit)));
+    check_rated(&rate_limit(2, true, &[]), steps);
+}
+
+#[test]
+fn without_a_rate_limit_nothing_is_limited() {
+    let q = Query::a;
+    pin_to_cpu(0).unwrap();
+    let mut xdp = program();
+    xdp.dataplane
+        .set_rate_limit(Some(&rate_limit(2, false, &[])))
+        .unwrap();
+    // Turned off again: every answer goes out.
+    xdp.dataplane.set_rate_limit(None).unwrap();
+    let frame = q(WWW).frame();
+    for _ in 0..3 * BURST {
+        assert_eq!(xdp.run(&frame).unwrap().verdict, XDP_TX);
+    }
+    assert_eq!(xdp.counter(Counter::RateLimited).unwrap(), 0);
 }

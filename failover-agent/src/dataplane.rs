@@ -10,7 +10,10 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context as _, Result, bail};
 use aya::{
     Ebpf, EbpfLoader,
-    maps::{Array, HashMap, MapData, MapError, PerCpuArray},
+    maps::{
+        Array, HashMap, MapData, MapError, PerCpuArray,
+        lpm_trie::{Key as PrefixKey, LpmTrie},
+    },
     programs::{
         Xdp, XdpMode,
         links::{FdLink, PinnedLink},
@@ -20,11 +23,12 @@ use aya::{
 use failover_common::{
     ADDR_REFUSED_SOURCE, ADDR_SERVICE_53, AnswerSet, CHECK_BY_MAP, CHECK_DST_MAC, CHECK_SOURCE,
     COUNTER_COUNT, Counter, FAMILY_V4, FAMILY_V6, HOST_ADDRS_V4, HOST_ADDRS_V6, Heartbeat,
-    HostConfig, MAP_COUNTERS, MAP_HEARTBEAT, MAP_HOST, MAP_RECORDS, MAP_SERVICES, MAP_ZONES,
-    MAX_SERVICES, PROGRAM_XDP, RecordKey, SERVICE_BROADCAST, SERVICE_HOST_ADDRESS, SERVICE_LISTEN,
-    SERVICE_WILDCARD, ServiceKey,
+    HostConfig, MAP_COUNTERS, MAP_HEARTBEAT, MAP_HOST, MAP_RATE_EXEMPT, MAP_RATE_LIMIT,
+    MAP_RECORDS, MAP_SERVICES, MAP_ZONES, MAX_SERVICES, PROGRAM_XDP, RateLimit, RecordKey,
+    SERVICE_BROADCAST, SERVICE_HOST_ADDRESS, SERVICE_LISTEN, SERVICE_WILDCARD, ServiceKey,
 };
 
+use crate::config::RateLimitSettings;
 use crate::dns::name::record_key;
 use crate::pin::{self, Lock};
 use failover_common::ZoneSoa;
@@ -50,6 +54,8 @@ pub struct Dataplane {
     services: HashMap<MapData, ServiceKey, u32>,
     host: Array<MapData, HostConfig>,
     heartbeat: Array<MapData, Heartbeat>,
+    rate_limit: Array<MapData, RateLimit>,
+    rate_exempt: LpmTrie<MapData, [u8; 16], u8>,
     /// Written with every heartbeat.
     hold: std::time::Duration,
     attached: Option<XdpLinkId>,
@@ -57,7 +63,9 @@ pub struct Dataplane {
 }
 
 /// The maps kept in bpffs: everything that says what the program answers,
-/// and its counters. Per-CPU working memory is the program's own.
+/// and its counters. Per-CPU working memory is the program's own, and so
+/// are the rate limit's maps: the agent writes the settings before it
+/// attaches (or swaps in) the program, and the rate state starts afresh.
 pub const PINNED_MAPS: [&str; 6] = [
     MAP_RECORDS,
     MAP_ZONES,
@@ -201,6 +209,14 @@ impl Dataplane {
             ebpf.take_map(MAP_HEARTBEAT)
                 .context("XDP object has no heartbeat map")?,
         )?;
+        let rate_limit = Array::try_from(
+            ebpf.take_map(MAP_RATE_LIMIT)
+                .context("XDP object has no rate limit map")?,
+        )?;
+        let rate_exempt = LpmTrie::try_from(
+            ebpf.take_map(MAP_RATE_EXEMPT)
+                .context("XDP object has no rate limit exempt map")?,
+        )?;
         Ok(Self {
             ebpf,
             records,
@@ -209,6 +225,8 @@ impl Dataplane {
             services,
             host,
             heartbeat,
+            rate_limit,
+            rate_exempt,
             hold: DEFAULT_HOLD,
             attached: None,
             pinned,
@@ -420,6 +438,37 @@ impl Dataplane {
             .context("writing the heartbeat")
     }
 
+    /// Writes the response rate limit (`None`: off), dividing the rate
+    /// among the online CPUs (each keeps its own state, see `RateLimit`),
+    /// and the exempt prefixes. Before attaching: the program starts
+    /// limiting with its first packet.
+    pub fn set_rate_limit(&mut self, settings: Option<&RateLimitSettings>) -> Result<()> {
+        let old: Vec<PrefixKey<[u8; 16]>> = self
+            .rate_exempt
+            .keys()
+            .collect::<Result<_, _>>()
+            .context("reading the rate limit's exempt prefixes")?;
+        for key in old {
+            self.rate_exempt
+                .remove(&key)
+                .context("removing a rate limit exempt prefix")?;
+        }
+        let Some(settings) = settings else {
+            return self
+                .rate_limit
+                .set(0, RateLimit::off(), 0)
+                .context("writing the rate limit");
+        };
+        for (bits, addr) in settings.exempt_keys() {
+            self.rate_exempt
+                .insert(&PrefixKey::new(bits, addr), 1, 0)
+                .context("writing a rate limit exempt prefix")?;
+        }
+        self.rate_limit
+            .set(0, settings.kernel_value(rate_limit_cpus()?), 0)
+            .context("writing the rate limit")
+    }
+
     /// Packet counters summed over all CPUs, in `Counter::ALL` order.
     pub fn counters(&self) -> Result<Vec<(Counter, u64)>> {
         let mut out = Vec::with_capacity(COUNTER_COUNT as usize);
@@ -429,6 +478,15 @@ impl Dataplane {
         }
         Ok(out)
     }
+}
+
+/// How many per-CPU rate states share a source's rate: the online CPUs
+/// (any of them may run the program for a packet: RSS spreads a source's
+/// flows over the receive queues, and so over the CPUs).
+pub fn rate_limit_cpus() -> Result<u32> {
+    let cpus = aya::util::online_cpus()
+        .map_err(|(path, e)| anyhow::anyhow!("reading the online CPUs from {path}: {e}"))?;
+    Ok((cpus.len() as u32).max(1))
 }
 
 /// What the program must know of the interface it is attached to.

@@ -8,7 +8,7 @@
 /// Bump whenever a map key, value or counter index changes meaning. Anything that
 /// persists maps (pin paths, dumps) must include it so an old layout is never
 /// reused by a new program.
-pub const LAYOUT_VERSION: u32 = 7;
+pub const LAYOUT_VERSION: u32 = 8;
 
 /// Longest domain name in wire format, terminating root label included (RFC 1035 3.1).
 pub const MAX_NAME_WIRE_LEN: usize = 255;
@@ -44,6 +44,8 @@ pub const MAP_ZONES: &str = "ZONES";
 pub const MAP_SERVICES: &str = "SERVICES";
 pub const MAP_HOST: &str = "HOST";
 pub const MAP_HEARTBEAT: &str = "HEARTBEAT";
+pub const MAP_RATE_LIMIT: &str = "RATE_LIMIT";
+pub const MAP_RATE_EXEMPT: &str = "RATE_EXEMPT";
 /// Name of the XDP program that answers queries.
 pub const PROGRAM_XDP: &str = "failover_xdp";
 /// A pass-through XDP program (XDP_TX on veth needs one on the peer).
@@ -285,9 +287,79 @@ pub struct ZoneSoa {
     pub rr: [u8; SOA_RR_MAX],
 }
 
+/// `RateLimit::flags`: answers are rate limited per source prefix.
+pub const RATE_LIMIT_ON: u32 = 1;
+/// `RateLimit::flags`: responses over the limit are only counted
+/// (`Counter::RateLimited`), and answered as usual.
+pub const RATE_LIMIT_LOG_ONLY: u32 = 2;
+
+/// Most entries of the exempt trie (`[rate_limit] exempt`).
+pub const MAX_RATE_EXEMPT: u32 = 1024;
+/// Most source prefixes whose rate the kernel tracks at once (an LRU: the
+/// least recently answered prefix makes room).
+pub const MAX_RATE_SOURCES: u32 = 65_536;
+
+/// The one value of the rate limit map: response rate limiting in the
+/// kernel, as a generic cell rate algorithm (GCRA) per source prefix and per
+/// CPU. All zero (never written): off.
+///
+/// Each CPU keeps its own state per prefix (no locks, no shared cache
+/// lines), so the agent divides the rate among the CPUs: `interval_ns` is
+/// the time one response costs on one CPU (CPUs x 1 s / rate), and
+/// `burst_ns` how far ahead of now a source's theoretical arrival time may
+/// run (the window minus one interval). A response is allowed when the
+/// prefix's time is at most `now + burst_ns`; it then moves on by
+/// `interval_ns`.
+///
+/// Addresses are compared as IPv6, IPv4 mapped (`::ffff:a.b.c.d`); the
+/// prefix of a source is its address AND the family's mask, whose bytes
+/// `v4_mask` (the last 4 bytes of a mapped address) and `v6_mask` hold in
+/// network order read as native-endian words. `_pad` is zero.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RateLimit {
+    /// `RATE_LIMIT_ON` | `RATE_LIMIT_LOG_ONLY`.
+    pub flags: u32,
+    /// Every `slip`th limited response of a prefix is sent as a TC=1 answer;
+    /// 0: every limited response is dropped.
+    pub slip: u32,
+    pub interval_ns: u64,
+    pub burst_ns: u64,
+    pub v4_mask: u32,
+    pub _pad: u32,
+    pub v6_mask: [u32; 4],
+}
+
+impl RateLimit {
+    pub const fn off() -> Self {
+        Self {
+            flags: 0,
+            slip: 0,
+            interval_ns: 0,
+            burst_ns: 0,
+            v4_mask: 0,
+            _pad: 0,
+            v6_mask: [0; 4],
+        }
+    }
+}
+
+/// A source prefix's rate state on one CPU (value of the per-CPU LRU keyed
+/// by the masked, IPv4-mapped source address, 16 bytes).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RateBucket {
+    /// Theoretical arrival time of the next response (bpf_ktime_get_ns).
+    pub tat_ns: u64,
+    /// Limited responses so far (for `slip`).
+    pub limited: u32,
+    pub _pad: u32,
+}
+
 /// Per-CPU packet counters, indexed by `Counter as u32`.
 ///
-/// Every packet the XDP program sees increments exactly one of them.
+/// Every packet the XDP program sees increments exactly one of them (its
+/// outcome), except that [`Counter::RateLimited`] is counted on top.
 #[repr(u32)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Counter {
@@ -332,10 +404,21 @@ pub enum Counter {
     /// heartbeat is older than its hold (`Heartbeat`): no agent keeps the
     /// answer sets true.
     PassAgentGone = 12,
+
+    // ---- Response rate limiting (`RateLimit`), appended at 13.. ----
+    /// Over its source's rate: sent as a minimal TC=1 answer (no records)
+    /// instead of the answer, so a real resolver retries over TCP.
+    RateLimitSlipped = 13,
+    /// Over its source's rate: dropped (XDP_DROP), nothing sent.
+    RateLimitDropped = 14,
+    /// Over its source's rate and not exempt. Not an outcome: counted on
+    /// top of the outcome (`RateLimitSlipped`, `RateLimitDropped`, or, in
+    /// log-only mode, `Answered`).
+    RateLimited = 15,
 }
 
 /// Number of counters (length of the COUNTERS array).
-pub const COUNTER_COUNT: u32 = 13;
+pub const COUNTER_COUNT: u32 = 16;
 
 impl Counter {
     pub const ALL: [Counter; COUNTER_COUNT as usize] = [
@@ -352,6 +435,9 @@ impl Counter {
         Counter::PassNotForUs,
         Counter::PassBadChecksum,
         Counter::PassAgentGone,
+        Counter::RateLimitSlipped,
+        Counter::RateLimitDropped,
+        Counter::RateLimited,
     ];
 
     /// Stable name used in logs and metrics.
@@ -370,6 +456,9 @@ impl Counter {
             Counter::PassNotForUs => "pass_not_for_us",
             Counter::PassBadChecksum => "pass_bad_checksum",
             Counter::PassAgentGone => "pass_agent_gone",
+            Counter::RateLimitSlipped => "rate_limit_slipped",
+            Counter::RateLimitDropped => "rate_limit_dropped",
+            Counter::RateLimited => "rate_limited",
         }
     }
 }
@@ -384,6 +473,8 @@ mod pod {
     unsafe impl aya::Pod for super::ServiceKey {}
     unsafe impl aya::Pod for super::HostConfig {}
     unsafe impl aya::Pod for super::Heartbeat {}
+    unsafe impl aya::Pod for super::RateLimit {}
+    unsafe impl aya::Pod for super::RateBucket {}
 }
 
 // No implicit padding: size equals the sum of the fields.
@@ -405,3 +496,5 @@ const _: () = assert!(
 // The program masks list indexes with `HOST_ADDRS_* - 1`.
 const _: () = assert!(HOST_ADDRS_V4.is_power_of_two() && HOST_ADDRS_V6.is_power_of_two());
 const _: () = assert!(core::mem::size_of::<Heartbeat>() == 16);
+const _: () = assert!(core::mem::size_of::<RateLimit>() == 4 + 4 + 8 + 8 + 4 + 4 + 16);
+const _: () = assert!(core::mem::size_of::<RateBucket>() == 16);

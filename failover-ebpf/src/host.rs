@@ -118,11 +118,13 @@ fn scan_v6<const L3: usize>(data: usize, host: &HostConfig) -> u8 {
         let at = i & (HOST_ADDRS_V6 - 1);
         let addr = &host.v6[at];
         let flags = host.v6_flags[at];
-        let to_dst = (addr[0] ^ dst[0]) | (addr[1] ^ dst[1]) | (addr[2] ^ dst[2]) | (addr[3] ^ dst[3]);
+        let to_dst =
+            (addr[0] ^ dst[0]) | (addr[1] ^ dst[1]) | (addr[2] ^ dst[2]) | (addr[3] ^ dst[3]);
         if to_dst == 0 {
             found |= flags & ADDR_SERVICE_53;
         }
-        let to_src = (addr[0] ^ src[0]) | (addr[1] ^ src[1]) | (addr[2] ^ src[2]) | (addr[3] ^ src[3]);
+        let to_src =
+            (addr[0] ^ src[0]) | (addr[1] ^ src[1]) | (addr[2] ^ src[2]) | (addr[3] ^ src[3]);
         if to_src == 0 {
             found |= flags & ADDR_REFUSED_SOURCE;
         }

@@ -5,7 +5,8 @@
 //! with or without one 802.1Q tag) -> `answer_query::<shape>`:
 //! `query::validate` (is this a plain query we fully understand, addressed to
 //! this host's DNS service (`host`)? builds the map key) -> record map lookup
-//! -> `checksum::udp_verified` -> `select` (which addresses this query
+//! -> `checksum::udp_verified` -> `rate_limit::check` (within the source's
+//! rate? else a TC=1 slip or a drop) -> `select` (which addresses this query
 //! gets) -> `response::addresses` or `response::nodata` (rewrite the frame in
 //! place) -> XDP_TX. Maps and per-CPU scratch live in `maps`.
 #![no_std]
@@ -16,6 +17,7 @@ mod host;
 mod maps;
 mod packet;
 mod query;
+mod rate_limit;
 mod response;
 mod select;
 
@@ -27,14 +29,15 @@ use failover_common::{
 use crate::{
     maps::{RECORDS, SCRATCH, ZONES, agent_alive, count},
     packet::{ETH_LEN, ETH_TYPE, ETHERTYPE_IPV4, ETHERTYPE_IPV6, ETHERTYPE_VLAN, VLAN_TAG_LEN},
+    rate_limit::Limit,
     response::Refusal,
 };
 
 #[xdp]
 pub fn failover_xdp(ctx: XdpContext) -> u32 {
     match respond(&ctx) {
-        Ok(()) => {
-            count(Counter::Answered);
+        Ok(outcome) => {
+            count(outcome);
             xdp_action::XDP_TX
         }
         Err(Refusal::Pass(reason)) => {
@@ -49,8 +52,9 @@ pub fn failover_xdp(ctx: XdpContext) -> u32 {
 }
 
 /// Picks the frame shape; each shape is its own constant-offset instance.
+/// Returns the counter of what was sent.
 #[inline(always)]
-fn respond(ctx: &XdpContext) -> Result<(), Refusal> {
+fn respond(ctx: &XdpContext) -> Result<Counter, Refusal> {
     let data = ctx.data();
     let data_end = ctx.data_end();
     let not_dns = Refusal::Pass(Counter::PassNotDnsTransport);
@@ -74,9 +78,10 @@ fn respond(ctx: &XdpContext) -> Result<(), Refusal> {
     }
 }
 
-/// One frame shape's whole path: validate, look up, select, rewrite.
+/// One frame shape's whole path: validate, look up, rate limit, select,
+/// rewrite.
 #[inline(always)]
-fn answer_query<const L3: usize, const V6: bool>(ctx: &XdpContext) -> Result<(), Refusal> {
+fn answer_query<const L3: usize, const V6: bool>(ctx: &XdpContext) -> Result<Counter, Refusal> {
     let scratch = match SCRATCH.get_ptr_mut(0) {
         Some(p) => unsafe { &mut *p },
         None => return Err(Refusal::Pass(Counter::PassMalformed)),
@@ -86,8 +91,10 @@ fn answer_query<const L3: usize, const V6: bool>(ctx: &XdpContext) -> Result<(),
     let query = query::validate::<L3, V6>(ctx.data(), ctx.data_end(), on_loopback, scratch)
         .map_err(Refusal::Pass)?;
     let query = query::launder(query, scratch);
+    // SAFETY: the helper has no preconditions.
+    let now = unsafe { aya_ebpf::helpers::bpf_ktime_get_ns() };
     // No agent keeps the answer sets true: everything goes up the stack.
-    if !agent_alive() {
+    if !agent_alive(now) {
         return Err(Refusal::Pass(Counter::PassAgentGone));
     }
     // By reference on purpose: by value would copy the 258-byte key onto the
@@ -99,27 +106,52 @@ fn answer_query<const L3: usize, const V6: bool>(ctx: &XdpContext) -> Result<(),
     };
     // Only a query about to be answered is worth summing.
     checksum::udp_verified::<L3, V6>(ctx.data(), ctx.data_end()).map_err(Refusal::Pass)?;
+    if rate_limit::check::<L3, V6>(ctx.data(), ctx.data_end(), now)? == Limit::Slip {
+        // What userspace sends when an answer does not fit: the header
+        // (TC=1, the answer's AA and RCODE), the question, the OPT.
+        let flags = if set.kind == ANSWER_SERVFAIL {
+            response::FLAGS_SERVFAIL | response::FLAG_TC
+        } else {
+            response::FLAGS_AA_NOERROR | response::FLAG_TC
+        };
+        response::header_only::<L3, V6>(ctx, &query, flags)?;
+        return Ok(Counter::RateLimitSlipped);
+    }
+    answer_from_set::<L3, V6>(ctx, &query, set, scratch)?;
+    Ok(Counter::Answered)
+}
+
+/// The answer `set` makes for `query`, written over the frame.
+#[inline(always)]
+fn answer_from_set<const L3: usize, const V6: bool>(
+    ctx: &XdpContext,
+    query: &query::Query,
+    set: &failover_common::AnswerSet,
+    scratch: &mut maps::Scratch,
+) -> Result<(), Refusal> {
     let stored = set.count as usize;
     match (set.kind, query.qtype) {
         (ANSWER_ADDRS, QTYPE_A) if stored > 0 => {
             let (start, count) = select::round_robin(set);
-            response::addresses::<L3, V6, 4>(ctx, &query, set, start, count)
+            response::addresses::<L3, V6, 4>(ctx, query, set, start, count)
         }
         (ANSWER_ADDRS, QTYPE_AAAA) if stored > 0 => {
             let (start, count) = select::round_robin(set);
-            response::addresses::<L3, V6, 16>(ctx, &query, set, start, count)
+            response::addresses::<L3, V6, 16>(ctx, query, set, start, count)
         }
         (ANSWER_WEIGHTED, QTYPE_A) => {
             let pick = select::weighted_pick(set, scratch)?;
-            response::addresses::<L3, V6, 4>(ctx, &query, set, pick, 1)
+            response::addresses::<L3, V6, 4>(ctx, query, set, pick, 1)
         }
         (ANSWER_WEIGHTED, QTYPE_AAAA) => {
             let pick = select::weighted_pick(set, scratch)?;
-            response::addresses::<L3, V6, 16>(ctx, &query, set, pick, 1)
+            response::addresses::<L3, V6, 16>(ctx, query, set, pick, 1)
         }
-        (ANSWER_SERVFAIL, _) => response::rcode_only::<L3, V6>(ctx, &query, 2),
+        (ANSWER_SERVFAIL, _) => {
+            response::header_only::<L3, V6>(ctx, query, response::FLAGS_SERVFAIL)
+        }
         (ANSWER_NODATA, _) => match ZONES.get(set.zone) {
-            Some(soa) => response::nodata::<L3, V6>(ctx, &query, soa),
+            Some(soa) => response::nodata::<L3, V6>(ctx, query, soa),
             None => Err(Refusal::Pass(Counter::PassNameNotInMap)),
         },
         _ => Err(Refusal::Pass(Counter::PassNameNotInMap)),

@@ -3,11 +3,11 @@
 
 use aya_ebpf::{
     macros::map,
-    maps::{Array, HashMap, PerCpuArray},
+    maps::{Array, HashMap, LpmTrie, LruPerCpuHashMap, PerCpuArray},
 };
 use failover_common::{
-    AnswerSet, COUNTER_COUNT, Counter, Heartbeat, HostConfig, MAX_RECORDS, MAX_SERVICES, MAX_ZONES,
-    RecordKey, ServiceKey, ZoneSoa,
+    AnswerSet, COUNTER_COUNT, Counter, Heartbeat, HostConfig, MAX_RATE_EXEMPT, MAX_RATE_SOURCES,
+    MAX_RECORDS, MAX_SERVICES, MAX_ZONES, RateBucket, RateLimit, RecordKey, ServiceKey, ZoneSoa,
 };
 
 /// Answers by (lowercased wire name, type), written by the agent.
@@ -71,17 +71,47 @@ pub fn count(counter: Counter) {
 #[map]
 pub static HEARTBEAT: Array<Heartbeat> = Array::with_max_entries(1, 0);
 
-/// Whether the agent's heartbeat is recent enough to answer from the maps.
+/// Whether the agent's heartbeat is recent enough, at `now`
+/// (`bpf_ktime_get_ns`), to answer from the maps.
 #[inline(always)]
-pub fn agent_alive() -> bool {
+pub fn agent_alive(now: u64) -> bool {
     match HEARTBEAT.get(0) {
-        Some(beat) => {
-            // SAFETY: the helper has no preconditions.
-            let now = unsafe { aya_ebpf::helpers::bpf_ktime_get_ns() };
-            now.wrapping_sub(beat.at_ns) <= beat.hold_ns
-        }
+        Some(beat) => now.wrapping_sub(beat.at_ns) <= beat.hold_ns,
         None => false,
     }
 }
 
+/// Response rate limiting, written by the agent at start (all zero: off).
+#[map]
+pub static RATE_LIMIT: Array<RateLimit> = Array::with_max_entries(1, 0);
+
+/// Source prefixes never rate limited (`[rate_limit] exempt`), as IPv6
+/// (IPv4 mapped) with the prefix length in that space.
+#[map]
+pub static RATE_EXEMPT: LpmTrie<[u8; 16], u8> = LpmTrie::with_max_entries(MAX_RATE_EXEMPT, 0);
+
+/// Each source prefix's rate state, per CPU, keyed by the masked source
+/// (IPv4 mapped). The least recently used prefix makes room for a new one.
+#[map]
+pub static RATE_BUCKETS: LruPerCpuHashMap<[u32; 4], RateBucket> =
+    LruPerCpuHashMap::with_max_entries(MAX_RATE_SOURCES, 0);
+
+/// Per-CPU working memory of the rate limit: keys and the new bucket do
+/// not fit on the stack beside the rest of the packet path.
+#[repr(C)]
+pub struct RateScratch {
+    /// The LRU key: the masked source.
+    pub prefix: [u32; 4],
+    /// The exempt trie's key: `address_bits` then `address` (the layout
+    /// of `lpm_trie::Key<[u8; 16]>`).
+    pub address_bits: u32,
+    pub address: [u32; 4],
+    pub _pad: u32,
+    pub fresh: RateBucket,
+}
+
+#[map]
+pub static RATE_SCRATCH: PerCpuArray<RateScratch> = PerCpuArray::with_max_entries(1, 0);
+
 const _: () = assert!(core::mem::size_of::<Scratch>() == 296);
+const _: () = assert!(core::mem::size_of::<RateScratch>() == 56);

@@ -70,7 +70,11 @@ fn fits(data: usize, data_end: usize, off: usize, len: usize) -> bool {
 
 #[inline(always)]
 fn ascii_lower(b: u8) -> u8 {
-    if b.wrapping_sub(b'A') < 26 { b | 0x20 } else { b }
+    if b.wrapping_sub(b'A') < 26 {
+        b | 0x20
+    } else {
+        b
+    }
 }
 
 /// Sorts out traffic for other ports first, before any costlier check: most
@@ -295,8 +299,7 @@ pub fn validate<const L3: usize, const V6: bool>(
     }
     let qtype = unsafe { read_be16(data + qtype_off) };
     let qclass = unsafe { read_be16(data + qtype_off + 2) };
-    if qclass != QCLASS_IN || !(qtype == QTYPE_A || qtype == QTYPE_AAAA || qtype == QTYPE_HTTPS)
-    {
+    if qclass != QCLASS_IN || !(qtype == QTYPE_A || qtype == QTYPE_AAAA || qtype == QTYPE_HTTPS) {
         return Err(Counter::PassUnsupportedType);
     }
     let question_sum = checksum::fold(name_sum) as u32

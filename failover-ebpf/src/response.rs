@@ -12,8 +12,8 @@ use aya_ebpf::{
     programs::XdpContext,
 };
 use failover_common::{
-    AnswerSet, Counter, EDNS_UDP_SIZE, MAX_ANSWER_ADDRS, QCLASS_IN, QTYPE_A, QTYPE_AAAA,
-    QTYPE_OPT, SOA_RR_MAX, ZoneSoa,
+    AnswerSet, Counter, EDNS_UDP_SIZE, MAX_ANSWER_ADDRS, QCLASS_IN, QTYPE_A, QTYPE_AAAA, QTYPE_OPT,
+    SOA_RR_MAX, ZoneSoa,
 };
 
 use crate::{
@@ -162,26 +162,37 @@ pub fn nodata<const L3: usize, const V6: bool>(
     Ok(())
 }
 
-/// A header-only answer: the question and, with EDNS, an OPT. Used for
-/// SERVFAIL, which carries no AA (RFC 1035: AA speaks of answers).
+/// A header-only answer with `flags` (QR, AA, TC, RCODE): the question and,
+/// with EDNS, an OPT. Used for SERVFAIL, which carries no AA (RFC 1035: AA
+/// speaks of answers), and for rate-limited answers slipped with TC=1.
 #[inline(always)]
-pub fn rcode_only<const L3: usize, const V6: bool>(
+pub fn header_only<const L3: usize, const V6: bool>(
     ctx: &XdpContext,
     query: &Query,
-    rcode: u16,
+    flags: u16,
 ) -> Result<(), Refusal> {
     let name_len = query.name_len & 0xff;
     let dns_len = DNS_HEADER_LEN + name_len + 4 + opt_len(query);
     let (data, data_end, mut sum) = begin::<L3, V6>(ctx, query, dns_len)?;
-    sum += dns_header::<L3, V6>(data, query, 0x8000 | (rcode & 0xf), 0, 0);
+    sum += dns_header::<L3, V6>(data, query, flags, 0, 0);
     let odd = name_len & 1 == 1;
-    sum += append_opt(data, data_end, query, F::<L3, V6>::QNAME + name_len + 4, odd)?;
+    sum += append_opt(
+        data,
+        data_end,
+        query,
+        F::<L3, V6>::QNAME + name_len + 4,
+        odd,
+    )?;
     finish::<L3, V6>(data, sum);
     Ok(())
 }
 
 /// QR and AA set, RCODE NOERROR.
-const FLAGS_AA_NOERROR: u16 = 0x8400;
+pub const FLAGS_AA_NOERROR: u16 = 0x8400;
+/// QR set, RCODE SERVFAIL.
+pub const FLAGS_SERVFAIL: u16 = 0x8002;
+/// TC: the answer did not fit (or was rate limited); retry over TCP.
+pub const FLAG_TC: u16 = 0x0200;
 
 #[inline(always)]
 fn opt_len(query: &Query) -> usize {
@@ -246,7 +257,11 @@ fn begin<const L3: usize, const V6: bool>(
         }
         sum += IPPROTO_UDP as u32 + udp_len as u32;
 
-        swap_bytes(data + F::<L3, V6>::UDP_SPORT, data + F::<L3, V6>::UDP_DPORT, 2);
+        swap_bytes(
+            data + F::<L3, V6>::UDP_SPORT,
+            data + F::<L3, V6>::UDP_DPORT,
+            2,
+        );
         write_be16(data + F::<L3, V6>::UDP_LEN, udp_len);
         write_be16(data + F::<L3, V6>::UDP_CSUM, 0);
         sum += read_be16(data + F::<L3, V6>::UDP_SPORT) as u32;

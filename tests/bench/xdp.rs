@@ -8,13 +8,19 @@
 //! the row for the empty program shows (and the last column subtracts). The
 //! miss case leaves the frame alone and is also run with one large in-kernel
 //! repeat, the figure with no per-call overhead at all.
+//!
+//! Every case runs on two programs side by side: without a rate limit, and
+//! with one every query is within (`[rate_limit]` on: the per-prefix state
+//! is looked up and advanced). Two rows more show the answers over the
+//! rate: slipped (TC=1) and dropped.
 
-use std::{net::Ipv4Addr, time::Instant};
+use std::{net::Ipv4Addr, time::Duration, time::Instant};
 
 use anyhow::{Result, bail, ensure};
+use failover_agent::config::RateLimitSettings;
 use failover_tests::{
     packets::{Opt, Query, UdpChecksum, check_answer},
-    xdp::{EmptyProgram, Run, XDP_PASS, XDP_TX, XdpProgram, pin_to_cpu},
+    xdp::{EmptyProgram, Run, XDP_DROP, XDP_PASS, XDP_TX, XdpProgram, pin_to_cpu},
 };
 
 const DEFAULT_RUNS: u32 = 200_000;
@@ -44,16 +50,38 @@ fn mean_ns(runs: u32, want: u32, mut run: impl FnMut() -> Result<Run>) -> Result
     Ok(total as f64 / runs as f64)
 }
 
-pub fn run(args: &[String]) -> Result<()> {
-    let runs = parse_runs(args)?;
-    pin_to_cpu(0)?;
+/// A rate limit of `rate` a second, `slip`, a `window` of saved-up answers.
+fn rate_limit(rate: u32, slip: u32, window: Duration) -> RateLimitSettings {
+    RateLimitSettings {
+        responses_per_second: rate,
+        ipv4_prefix: 24,
+        ipv6_prefix: 56,
+        slip,
+        window,
+        exempt: vec![],
+        log_only: false,
+    }
+}
+
+/// The program with the benchmark's answer sets and `limit`.
+fn program(limit: Option<&RateLimitSettings>) -> Result<XdpProgram> {
     let mut xdp = XdpProgram::load()?;
-    let empty = EmptyProgram::load()?;
     xdp.set_a("one.example.test.", 30, &[Ipv4Addr::new(192, 0, 2, 10)])?;
     let eight: Vec<_> = (1..=8).map(|i| Ipv4Addr::new(192, 0, 2, i)).collect();
     xdp.set_a("eight.example.test.", 30, &eight)?;
     let sixteen: Vec<_> = (1..=16).map(|i| Ipv4Addr::new(203, 0, 113, i)).collect();
     xdp.set_a("sixteen.example.test.", 30, &sixteen)?;
+    xdp.dataplane.set_rate_limit(limit)?;
+    Ok(xdp)
+}
+
+pub fn run(args: &[String]) -> Result<()> {
+    let runs = parse_runs(args)?;
+    pin_to_cpu(0)?;
+    let xdp = program(None)?;
+    // 10 million a second with an hour's window: nothing is ever over it.
+    let within = program(Some(&rate_limit(10_000_000, 2, Duration::from_secs(3600))))?;
+    let empty = EmptyProgram::load()?;
 
     let cases: Vec<(&str, Query, u32)> = vec![
         ("hit, 1 address", Query::a("one.example.test."), XDP_TX),
@@ -111,9 +139,13 @@ pub fn run(args: &[String]) -> Result<()> {
     let baseline = mean_ns(runs, XDP_PASS, || empty.run(&probe, 1))?;
     println!("XDP program, BPF_PROG_TEST_RUN, {runs} single-repetition runs per case, CPU 0");
     println!();
-    println!("| case | verdict | ns/packet | ns/packet minus empty program |");
-    println!("|---|---|---:|---:|");
-    println!("| empty XDP program (timer overhead) | XDP_PASS | {baseline:.1} | 0.0 |");
+    println!(
+        "| case | verdict | ns/packet, no rate limit | ns/packet, rate limit on | minus empty program, off | minus empty program, on |"
+    );
+    println!("|---|---|---:|---:|---:|---:|");
+    println!(
+        "| empty XDP program (timer overhead) | XDP_PASS | {baseline:.1} | {baseline:.1} | 0.0 | 0.0 |"
+    );
     for (name, query, verdict) in &cases {
         let frame = query.frame();
         // Check once that the case does what it says before timing it.
@@ -126,13 +158,57 @@ pub fn run(args: &[String]) -> Result<()> {
         if *verdict == XDP_TX {
             check_answer(query, &first.frame)?;
         }
-        let ns = mean_ns(runs, *verdict, || xdp.run(&frame))?;
+        let off = mean_ns(runs, *verdict, || xdp.run(&frame))?;
+        let on = mean_ns(runs, *verdict, || within.run(&frame))?;
         let label = if *verdict == XDP_TX {
             "XDP_TX"
         } else {
             "XDP_PASS"
         };
-        println!("| {name} | {label} | {ns:.1} | {:.1} |", ns - baseline);
+        println!(
+            "| {name} | {label} | {off:.1} | {on:.1} | {:.1} | {:.1} |",
+            off - baseline,
+            on - baseline
+        );
+    }
+    // Over the rate (one answer a second, spent by the check): every
+    // further one slipped, or dropped.
+    let frame = Query::a("one.example.test.").frame();
+    for (name, slip, verdict, label) in [
+        (
+            "hit, 1 address, over the rate: slipped (TC=1)",
+            1,
+            XDP_TX,
+            "XDP_TX",
+        ),
+        (
+            "hit, 1 address, over the rate: dropped",
+            0,
+            XDP_DROP,
+            "XDP_DROP",
+        ),
+    ] {
+        let over = program(Some(&rate_limit(1, slip, Duration::from_secs(1))))?;
+        over.run(&frame)?;
+        // A run longer than a CPU's interval (seconds) lets one answer
+        // through each time: those are left out of the mean.
+        let (mut total, mut counted) = (0u128, 0u32);
+        for _ in 0..runs {
+            let r = over.run(&frame)?;
+            if r.verdict == verdict {
+                total += r.ns_per_run;
+                counted += 1;
+            }
+        }
+        ensure!(
+            counted >= runs - runs / 100,
+            "{name}: only {counted} of {runs} runs over the rate"
+        );
+        let ns = total as f64 / f64::from(counted);
+        println!(
+            "| {name} | {label} | - | {ns:.1} | - | {:.1} |",
+            ns - baseline
+        );
     }
     let miss = Query::a("nope.example.test.").frame();
     let repeated = xdp.run_repeat(&miss, IN_KERNEL_REPEAT)?;

@@ -359,10 +359,26 @@ pub struct Answer {
 /// checksums), then the DNS message via [`check_dns`]. Returns the answer for
 /// the caller's record-level checks.
 pub fn check_answer(query: &Query, out: &[u8]) -> Result<Answer> {
-    check_answer_frame(query, out, ResponseCode::NoError)
+    check_answer_frame(query, out, ResponseCode::NoError, false)
 }
 
-fn check_answer_frame(query: &Query, out: &[u8], rcode: ResponseCode) -> Result<Answer> {
+/// [`check_answer`] for a truncated answer (TC=1) with `rcode`: the
+/// question and the OPT, no records (what a slipped, rate-limited answer is).
+pub fn check_truncated(query: &Query, out: &[u8], rcode: ResponseCode) -> Result<Answer> {
+    let answer = check_answer_frame(query, out, rcode, true)?;
+    ensure!(
+        answer.addrs.is_empty() && answer.soa.is_none(),
+        "a truncated answer carries records"
+    );
+    Ok(answer)
+}
+
+fn check_answer_frame(
+    query: &Query,
+    out: &[u8],
+    rcode: ResponseCode,
+    truncated: bool,
+) -> Result<Answer> {
     ensure!(
         out.len() >= 14,
         "answer frame of {} bytes is too short",
@@ -448,7 +464,7 @@ fn check_answer_frame(query: &Query, out: &[u8], rcode: ResponseCode) -> Result<
         fold(sum_words(&pseudo) + sum_words(udp)) == 0xffff,
         "UDP checksum wrong ({udp_csum:#06x})"
     );
-    check_dns_rcode(query, &udp[8..], rcode)
+    check_dns_inner(query, &udp[8..], rcode, truncated)
 }
 
 /// Checks a DNS answer message to `query`: header fields, the question echoed
@@ -461,7 +477,7 @@ pub fn check_dns(query: &Query, dns: &[u8]) -> Result<Answer> {
 /// [`check_answer`] for an answer with another RCODE (SERVFAIL: AA clear,
 /// no records).
 pub fn check_answer_rcode(query: &Query, out: &[u8], rcode: ResponseCode) -> Result<Answer> {
-    let answer = check_answer_frame(query, out, rcode)?;
+    let answer = check_answer_frame(query, out, rcode, false)?;
     ensure!(
         answer.addrs.is_empty() && answer.soa.is_none(),
         "{rcode:?} answer carries records"
@@ -471,6 +487,15 @@ pub fn check_answer_rcode(query: &Query, out: &[u8], rcode: ResponseCode) -> Res
 
 /// [`check_dns`] with the RCODE to expect; AA is expected exactly for NOERROR.
 pub fn check_dns_rcode(query: &Query, dns: &[u8], rcode: ResponseCode) -> Result<Answer> {
+    check_dns_inner(query, dns, rcode, false)
+}
+
+fn check_dns_inner(
+    query: &Query,
+    dns: &[u8],
+    rcode: ResponseCode,
+    truncated: bool,
+) -> Result<Answer> {
     let limit = match &query.opt {
         Some(opt) => opt.udp_size.max(512) as usize,
         None => 512,
@@ -490,7 +515,7 @@ pub fn check_dns_rcode(query: &Query, dns: &[u8], rcode: ResponseCode) -> Result
         "AA {} for {rcode:?}",
         h.authoritative()
     );
-    ensure!(!h.truncated(), "TC set");
+    ensure!(h.truncated() == truncated, "TC {}", h.truncated());
     ensure!(
         h.recursion_desired() == (query.flags & 0x0100 != 0),
         "RD not copied"

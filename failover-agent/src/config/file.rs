@@ -39,6 +39,40 @@ pub struct ConfigFile {
     /// and overrides (see [`NotifyFile`]). Optional.
     #[serde(default)]
     pub notify: Vec<NotifyFile>,
+    /// `[rate_limit]`: response rate limiting per source prefix, in the
+    /// kernel and the userspace server. Off without the section.
+    #[serde(default)]
+    pub rate_limit: Option<RateLimitFile>,
+}
+
+/// `[rate_limit]`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RateLimitFile {
+    /// Required, 1 to 10000000. Responses per second one source prefix
+    /// gets over UDP (TCP is never limited), from the kernel and from the
+    /// userspace server each.
+    pub responses_per_second: Option<i64>,
+    /// Optional, 1 to 32. IPv4 sources are limited per prefix of this
+    /// length. Default 24.
+    pub ipv4_prefix: Option<i64>,
+    /// Optional, 1 to 128. IPv6 sources are limited per prefix of this
+    /// length. Default 56.
+    pub ipv6_prefix: Option<i64>,
+    /// Optional, 0 to 100. Every `slip`th limited response is sent as a
+    /// TC=1 answer without records (a real resolver retries over TCP); 0
+    /// drops every limited response. Default 2.
+    pub slip: Option<i64>,
+    /// Optional duration. How much unused allowance a source may save up:
+    /// it may get `responses_per_second` x `window` responses at once.
+    /// Default `"1s"`, at most `"1h"`.
+    pub window: Option<String>,
+    /// Optional. Source prefixes never limited: `"192.0.2.0/24"`,
+    /// `"2001:db8::/32"`, or an address alone. At most 1024.
+    pub exempt: Option<Vec<String>>,
+    /// Optional. `true`: count the responses that would be limited
+    /// (`rate_limited`) and send them anyway. Default `false`.
+    pub log_only: Option<bool>,
 }
 
 /// `[dataplane]`

@@ -11,6 +11,7 @@ mod dataplane;
 pub use dataplane::DEFAULT_HOLD as DEFAULT_DATAPLANE_HOLD;
 pub mod file;
 pub mod notify;
+pub mod rate_limit;
 mod record;
 mod server;
 #[cfg(test)]
@@ -19,6 +20,7 @@ mod zone;
 
 pub use admin::Admin;
 pub use dataplane::DataplaneSettings;
+pub use rate_limit::RateLimitSettings;
 pub use record::{
     DEFAULT_MAX_ANSWERS, Endpoint, HotName, MinHealthy, Policy, Record, RecordType, WhenAllDown,
 };
@@ -101,6 +103,8 @@ pub struct Config {
     pub dataplane: DataplaneSettings,
     /// `[[notify]]` hooks, in file order.
     pub notify: Vec<notify::Hook>,
+    /// `[rate_limit]`; `None`: off.
+    pub rate_limit: Option<RateLimitSettings>,
 }
 
 // ---------------------------------------------------------------------------
@@ -494,6 +498,10 @@ fn validate(file: &ConfigFile) -> Result<Config, FieldError> {
         Some(section) => dataplane::dataplane_value(section)?,
     };
     let notify = notify::notify_value(&file.notify)?;
+    let rate_limit = match &file.rate_limit {
+        None => None,
+        Some(section) => Some(rate_limit::rate_limit_value(section)?),
+    };
     Ok(Config {
         server,
         zones,
@@ -501,5 +509,6 @@ fn validate(file: &ConfigFile) -> Result<Config, FieldError> {
         admin,
         dataplane,
         notify,
+        rate_limit,
     })
 }

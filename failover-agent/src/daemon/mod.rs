@@ -203,7 +203,12 @@ pub fn run(plan: Plan) -> Result<()> {
     let server = {
         let _runtime = runtime.enter();
         match listeners {
-            Some(listeners) => Some(DnsServer::start(listeners, responder, limits)?),
+            Some(listeners) => Some(DnsServer::start_limited(
+                listeners,
+                responder,
+                limits,
+                config.rate_limit.clone(),
+            )?),
             None => None,
         }
     };
@@ -223,8 +228,10 @@ pub fn run(plan: Plan) -> Result<()> {
     let hold = config.dataplane.hold;
     dataplane.set_hold(hold);
     dataplane.beat()?;
-    // Before attaching: the program answers only what is addressed to us.
+    // Before attaching: the program answers only what is addressed to us,
+    // and limits from its first packet.
     dataplane.set_addressing(&addressing)?;
+    dataplane.set_rate_limit(config.rate_limit.as_ref())?;
     info!(
         "XDP answers queries to {} (port 53 only) on {iface}",
         addressing

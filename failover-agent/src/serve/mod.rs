@@ -9,9 +9,11 @@
 //! - [`wire`]: parsing queries and encoding responses;
 //! - [`server`]: the UDP and TCP sockets, and [`pktinfo`] for answering
 //!   from the address a query was sent to;
-//! - [`tcp_limits`]: the open TCP connections, per source prefix and in all.
+//! - [`tcp_limits`]: the open TCP connections, per source prefix and in all;
+//! - [`rate_limit`]: UDP answers per source prefix (`[rate_limit]`).
 
 pub mod pktinfo;
+pub mod rate_limit;
 pub mod responder;
 pub mod select;
 pub mod server;

@@ -33,9 +33,11 @@ use tokio::net::{TcpListener, TcpStream, UdpSocket};
 use tokio::task::JoinSet;
 
 use super::pktinfo::{enable_pktinfo, recv_pktinfo, send_pktinfo};
+use super::rate_limit::{RateLimiter, Verdict};
 use super::responder::Responder;
 use super::tcp_limits::{ConnectionTable, Slot};
-use super::wire::Transport;
+use super::wire::{Transport, truncated};
+use crate::config::RateLimitSettings;
 
 /// Largest UDP payload: a query can be no larger.
 const MAX_UDP_MESSAGE: usize = 65_535;
@@ -226,6 +228,11 @@ pub struct ServerStats {
     pub tcp_evicted: AtomicU64,
     pub tcp_queries: AtomicU64,
     pub tcp_answers: AtomicU64,
+    /// UDP answers over their source's rate (`[rate_limit]`), and of
+    /// those the ones sent truncated and the ones dropped.
+    pub udp_rate_limited: AtomicU64,
+    pub udp_slipped: AtomicU64,
+    pub udp_dropped: AtomicU64,
 }
 
 impl ServerStats {
@@ -233,13 +240,16 @@ impl ServerStats {
     pub fn summary(&self) -> String {
         let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
         format!(
-            "udp_queries={} udp_answers={} tcp_connections={} tcp_evicted={} tcp_queries={} tcp_answers={}",
+            "udp_queries={} udp_answers={} tcp_connections={} tcp_evicted={} tcp_queries={} tcp_answers={} udp_rate_limited={} udp_slipped={} udp_dropped={}",
             get(&self.udp_queries),
             get(&self.udp_answers),
             get(&self.tcp_connections),
             get(&self.tcp_evicted),
             get(&self.tcp_queries),
-            get(&self.tcp_answers)
+            get(&self.tcp_answers),
+            get(&self.udp_rate_limited),
+            get(&self.udp_slipped),
+            get(&self.udp_dropped)
         )
     }
 }
@@ -258,7 +268,19 @@ impl Server {
     /// Serves `listeners` with `responder`. Must be called inside a tokio
     /// runtime.
     pub fn start(listeners: Listeners, responder: Responder, limits: TcpLimits) -> Result<Server> {
+        Server::start_limited(listeners, responder, limits, None)
+    }
+
+    /// [`Server::start`], with UDP answers rate limited per source prefix
+    /// by `rate_limit` (TCP never is).
+    pub fn start_limited(
+        listeners: Listeners,
+        responder: Responder,
+        limits: TcpLimits,
+        rate_limit: Option<RateLimitSettings>,
+    ) -> Result<Server> {
         let addrs = listeners.local_addrs();
+        let limiter = rate_limit.map(|settings| Arc::new(RateLimiter::new(settings)));
         let stats = Arc::new(ServerStats::default());
         let (finishing, finish_rx) = tokio::sync::watch::channel(false);
         let mut tasks = JoinSet::new();
@@ -270,6 +292,7 @@ impl Server {
                 socket,
                 addr,
                 responder.clone(),
+                limiter.clone(),
                 stats.clone(),
                 finish_rx.clone(),
             ));
@@ -348,6 +371,7 @@ async fn serve_udp(
     socket: UdpSocket,
     addr: SocketAddr,
     responder: Responder,
+    limiter: Option<Arc<RateLimiter>>,
     stats: Arc<ServerStats>,
     mut finishing: tokio::sync::watch::Receiver<bool>,
 ) {
@@ -376,9 +400,29 @@ async fn serve_udp(
         if peer.port() == 0 {
             continue;
         }
-        let Some(answer) = responder.answer(&buf[..len], Transport::Udp) else {
+        let Some(mut answer) = responder.answer(&buf[..len], Transport::Udp) else {
             continue;
         };
+        if let Some(limiter) = &limiter {
+            let verdict = limiter.check(peer.ip());
+            if verdict != Verdict::Answer {
+                stats.udp_rate_limited.fetch_add(1, Ordering::Relaxed);
+            }
+            match verdict {
+                Verdict::Answer | Verdict::AnswerOverLimit => {}
+                Verdict::Slip => {
+                    stats.udp_slipped.fetch_add(1, Ordering::Relaxed);
+                    match truncated(&answer) {
+                        Some(slip) => answer = slip,
+                        None => continue,
+                    }
+                }
+                Verdict::Drop => {
+                    stats.udp_dropped.fetch_add(1, Ordering::Relaxed);
+                    continue;
+                }
+            }
+        }
         let sent = socket
             .async_io(Interest::WRITABLE, || {
                 send_pktinfo(socket.as_raw_fd(), &answer, peer, local)
@@ -645,6 +689,73 @@ port = 80
                 _ => None,
             })
             .collect()
+    }
+
+    /// UDP answers over the rate: every second one slips (TC=1, the
+    /// question, no records), the others are not sent; TCP is not limited.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn udp_answers_are_rate_limited_and_tcp_is_not() {
+        let listeners = Listeners::bind(&["127.0.0.1:0".parse().unwrap()], false).unwrap();
+        let settings = crate::config::RateLimitSettings {
+            responses_per_second: 1,
+            ipv4_prefix: 24,
+            ipv6_prefix: 56,
+            slip: 2,
+            window: Duration::from_secs(5),
+            exempt: vec![],
+            log_only: false,
+        };
+        let server = Server::start_limited(listeners, responder(), LIMITS, Some(settings)).unwrap();
+        let addr = server.local_addrs()[0];
+        let client = udp_client(addr).await;
+        // 5 within the window, then 4 over it, all at once (so nothing
+        // refills), in order: the server answers one socket in order.
+        for id in 0..9 {
+            client
+                .send(&query(id, "www.example.test.", RecordType::A))
+                .await
+                .unwrap();
+        }
+        let mut answers = Vec::new();
+        let mut buf = vec![0u8; 4096];
+        while let Ok(Ok(n)) =
+            tokio::time::timeout(Duration::from_millis(500), client.recv(&mut buf)).await
+        {
+            let m = Message::from_vec(&buf[..n]).unwrap();
+            answers.push((m.id(), m.truncated(), a_records(&m).len()));
+        }
+        let full = |id| (id, false, 1);
+        let slip = |id| (id, true, 0);
+        assert_eq!(
+            answers,
+            [
+                full(0),
+                full(1),
+                full(2),
+                full(3),
+                full(4),
+                slip(6),
+                slip(8)
+            ]
+        );
+        let stats = server.stats();
+        let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        assert_eq!(
+            (
+                get(&stats.udp_rate_limited),
+                get(&stats.udp_slipped),
+                get(&stats.udp_dropped)
+            ),
+            (4, 2, 2)
+        );
+        let mut tcp = TcpStream::connect(addr).await.unwrap();
+        for id in 100..110 {
+            tcp.write_all(&framed(&query(id, "www.example.test.", RecordType::A)))
+                .await
+                .unwrap();
+            let m = tcp_read(&mut tcp).await.unwrap();
+            assert_eq!((m.id(), a_records(&m).len()), (id, 1));
+        }
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -187,3 +187,38 @@ pub fn encode(query: &Message, outcome: Outcome, transport: Transport) -> Vec<u8
         .to_vec()
         .expect("a question and an OPT encode: they did as part of the whole")
 }
+
+/// `response` as a truncated response: the header with TC=1 and the same
+/// id, flags and RCODE, the question and the OPT, no records (what a
+/// rate-limited answer slips as, and what the kernel sends then). `None`
+/// if `response` does not parse.
+pub fn truncated(response: &[u8]) -> Option<Vec<u8>> {
+    let mut message = Message::from_vec(response).ok()?;
+    message.take_answers();
+    message.take_name_servers();
+    message.take_additionals();
+    message.take_signature();
+    message.set_truncated(true);
+    message.to_vec().ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_truncated_response_keeps_the_header_question_and_opt() {
+        // id 0x1234, QR AA RD, NOERROR; www.ExAmPle.test. A; one A answer;
+        // an OPT (1232, DO).
+        let mut response = vec![0x12, 0x34, 0x85, 0x00, 0, 1, 0, 1, 0, 0, 0, 1];
+        let question: &[u8] = b"\x03www\x07ExAmPle\x04test\x00\x00\x01\x00\x01";
+        response.extend_from_slice(question);
+        response.extend_from_slice(&[0xc0, 12, 0, 1, 0, 1, 0, 0, 0, 30, 0, 4, 192, 0, 2, 10]);
+        response.extend_from_slice(&[0, 0, 41, 4, 208, 0, 0, 0x80, 0, 0, 0]);
+        let cut = truncated(&response).unwrap();
+        let mut want = vec![0x12, 0x34, 0x87, 0x00, 0, 1, 0, 0, 0, 0, 0, 1];
+        want.extend_from_slice(question);
+        want.extend_from_slice(&[0, 0, 41, 4, 208, 0, 0, 0x80, 0, 0, 0]);
+        assert_eq!(cut, want);
+    }
+}

@@ -1,0 +1,114 @@
+//! Response rate limiting: how many answers a source prefix gets per second.
+//!
+//! A generic cell rate algorithm per (source prefix, CPU): each prefix has a
+//! theoretical arrival time (TAT) in a per-CPU LRU, so the hot path takes no
+//! lock and shares no cache line; the agent divides the rate among the CPUs
+//! (`RateLimit`). Over the limit, the exempt trie is consulted (only then:
+//! it costs a trie walk), then the response is counted, and slipped (a TC=1
+//! answer), dropped, or in log-only mode sent as usual.
+
+use aya_ebpf::maps::lpm_trie::Key;
+use failover_common::{Counter, RATE_LIMIT_LOG_ONLY, RATE_LIMIT_ON, RateBucket};
+
+use crate::{
+    maps::{RATE_BUCKETS, RATE_EXEMPT, RATE_LIMIT, RATE_SCRATCH, RateScratch, count},
+    packet::{Frame, read_u32},
+    response::Refusal,
+};
+
+/// What happens to an answer within, or over, its source's rate.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Limit {
+    /// Send it.
+    Answer,
+    /// Send a TC=1 answer without records instead.
+    Slip,
+}
+
+/// `::ffff:0:0/96`, the IPv4-mapped prefix, as the third native-endian word.
+const V4_MAPPED_WORD: u32 = u32::from_ne_bytes([0, 0, 0xff, 0xff]);
+
+/// Decides the fate of an answer to the frame's source at `now`
+/// (bpf_ktime_get_ns). Dropping is `Err(Refusal::Drop(RateLimitDropped))`;
+/// the frame is untouched either way. The caller has validated the frame
+/// through the UDP header.
+#[inline(always)]
+pub fn check<const L3: usize, const V6: bool>(
+    data: usize,
+    data_end: usize,
+    now: u64,
+) -> Result<Limit, Refusal> {
+    type F<const L3: usize, const V6: bool> = Frame<L3, V6>;
+    let config = match RATE_LIMIT.get(0) {
+        Some(c) if c.flags & RATE_LIMIT_ON != 0 => c,
+        _ => return Ok(Limit::Answer),
+    };
+    let scratch: &mut RateScratch = match RATE_SCRATCH.get_ptr_mut(0) {
+        Some(p) => unsafe { &mut *p },
+        None => return Ok(Limit::Answer),
+    };
+    if data + F::<L3, V6>::IP_SRC + F::<L3, V6>::IP_ADDR_LEN > data_end {
+        return Ok(Limit::Answer);
+    }
+    // The source as an IPv6 address (IPv4 mapped), whole for the exempt
+    // trie and masked for the LRU key.
+    let src = data + F::<L3, V6>::IP_SRC;
+    if V6 {
+        let mut w = 0;
+        while w < 4 {
+            let word = unsafe { read_u32(src + 4 * w) };
+            scratch.address[w] = word;
+            scratch.prefix[w] = word & config.v6_mask[w];
+            w += 1;
+        }
+    } else {
+        let word = unsafe { read_u32(src) };
+        scratch.address = [0, 0, V4_MAPPED_WORD, word];
+        scratch.prefix = [0, 0, V4_MAPPED_WORD, word & config.v4_mask];
+    }
+    scratch.address_bits = 128;
+
+    // Keys and the new value by reference on purpose: by value they would
+    // be copied onto the nearly full BPF stack.
+    #[allow(clippy::needless_borrows_for_generic_args)]
+    let bucket = match RATE_BUCKETS.get_ptr_mut(&scratch.prefix) {
+        Some(p) => unsafe { &mut *p },
+        None => {
+            // First answer to this prefix on this CPU (or it was evicted).
+            scratch.fresh = RateBucket {
+                tat_ns: now.wrapping_add(config.interval_ns),
+                limited: 0,
+                _pad: 0,
+            };
+            #[allow(clippy::needless_borrows_for_generic_args)]
+            let _ = RATE_BUCKETS.insert(&scratch.prefix, &scratch.fresh, 0);
+            return Ok(Limit::Answer);
+        }
+    };
+    let mut tat = bucket.tat_ns;
+    // Later than any allowed answer leaves it: not a state this CPU wrote
+    // (an entry created on another CPU starts at zero). Start over.
+    if tat < now || tat > now + config.burst_ns + config.interval_ns {
+        tat = now;
+    }
+    if tat <= now + config.burst_ns {
+        bucket.tat_ns = tat + config.interval_ns;
+        return Ok(Limit::Answer);
+    }
+    // Over the limit.
+    let exempt_key = &scratch.address_bits as *const u32 as *const Key<[u8; 16]>;
+    if RATE_EXEMPT.get(unsafe { &*exempt_key }).is_some() {
+        return Ok(Limit::Answer);
+    }
+    count(Counter::RateLimited);
+    if config.flags & RATE_LIMIT_LOG_ONLY != 0 {
+        return Ok(Limit::Answer);
+    }
+    let limited = bucket.limited.wrapping_add(1);
+    bucket.limited = limited;
+    let slip = config.slip;
+    if slip != 0 && limited % slip == 0 {
+        return Ok(Limit::Slip);
+    }
+    Err(Refusal::Drop(Counter::RateLimitDropped))
+}
