@@ -206,6 +206,11 @@ struct RunArgs {
     /// Replaces [admin] control_socket (default /run/failover-agent.sock).
     #[arg(long, value_name = "PATH")]
     control_socket: Option<PathBuf>,
+    /// Serve the HTTP endpoint (/metrics, /api/v1/status, /healthz,
+    /// /readyz, the status page) on ADDR:PORT; "" disables it. Replaces
+    /// [http] listen (default 127.0.0.1:9153).
+    #[arg(long, value_name = "ADDR:PORT")]
+    http_listen: Option<String>,
     /// Write the agent's pid here (for `failover-agent reload`); removed at
     /// exit. SIGHUP reloads the --config file.
     #[arg(long, value_name = "FILE", default_value = DEFAULT_PID_FILE)]
@@ -467,6 +472,11 @@ fn plan(args: &RunArgs) -> Result<Plan, String> {
     if let Some(path) = &args.control_socket {
         config.admin.control_socket = Some(path.clone());
         config.admin.control_socket_is_default = false;
+    }
+    if let Some(text) = &args.http_listen {
+        config.http.listen = crate::config::http_listen("--http-listen", text)
+            .map_err(|e| format!("{}: {}", e.field, e.message))?;
+        config.http.listen_is_default = false;
     }
     let admin = match &config.admin.state_file {
         Some(path) => AdminStore::open(path).map_err(|e| format!("{e:#}"))?,

@@ -8,7 +8,7 @@
 /// Bump whenever a map key, value or counter index changes meaning. Anything that
 /// persists maps (pin paths, dumps) must include it so an old layout is never
 /// reused by a new program.
-pub const LAYOUT_VERSION: u32 = 7;
+pub const LAYOUT_VERSION: u32 = 8;
 
 /// Longest domain name in wire format, terminating root label included (RFC 1035 3.1).
 pub const MAX_NAME_WIRE_LEN: usize = 255;
@@ -291,7 +291,9 @@ pub struct ZoneSoa {
 #[repr(u32)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Counter {
-    /// Answered from the map with XDP_TX.
+    /// Answered from the map with XDP_TX: NOERROR with addresses. NODATA
+    /// and SERVFAIL answers have their own counters (metrics count answers
+    /// per rcode).
     Answered = 0,
     /// Not IPv4/IPv6 (optionally behind one 802.1Q tag), not UDP, not
     /// destination port 53, sent to a multicast/broadcast address, or from a
@@ -332,10 +334,14 @@ pub enum Counter {
     /// heartbeat is older than its hold (`Heartbeat`): no agent keeps the
     /// answer sets true.
     PassAgentGone = 12,
+    /// Answered with XDP_TX: NODATA (NOERROR, no answer, the zone's SOA).
+    AnsweredNodata = 13,
+    /// Answered with XDP_TX: SERVFAIL (the record's `when_all_down`).
+    AnsweredServfail = 14,
 }
 
 /// Number of counters (length of the COUNTERS array).
-pub const COUNTER_COUNT: u32 = 13;
+pub const COUNTER_COUNT: u32 = 15;
 
 impl Counter {
     pub const ALL: [Counter; COUNTER_COUNT as usize] = [
@@ -352,6 +358,8 @@ impl Counter {
         Counter::PassNotForUs,
         Counter::PassBadChecksum,
         Counter::PassAgentGone,
+        Counter::AnsweredNodata,
+        Counter::AnsweredServfail,
     ];
 
     /// Stable name used in logs and metrics.
@@ -370,6 +378,18 @@ impl Counter {
             Counter::PassNotForUs => "pass_not_for_us",
             Counter::PassBadChecksum => "pass_bad_checksum",
             Counter::PassAgentGone => "pass_agent_gone",
+            Counter::AnsweredNodata => "answered_nodata",
+            Counter::AnsweredServfail => "answered_servfail",
+        }
+    }
+
+    /// What the program did with a packet counted here: `"tx"` (answered),
+    /// `"pass"` (up the stack) or `"drop"`.
+    pub const fn verdict(self) -> &'static str {
+        match self {
+            Counter::Answered | Counter::AnsweredNodata | Counter::AnsweredServfail => "tx",
+            Counter::DropResizeFailed => "drop",
+            _ => "pass",
         }
     }
 }

@@ -33,8 +33,8 @@ use crate::{
 #[xdp]
 pub fn failover_xdp(ctx: XdpContext) -> u32 {
     match respond(&ctx) {
-        Ok(()) => {
-            count(Counter::Answered);
+        Ok(answered) => {
+            count(answered);
             xdp_action::XDP_TX
         }
         Err(Refusal::Pass(reason)) => {
@@ -49,8 +49,9 @@ pub fn failover_xdp(ctx: XdpContext) -> u32 {
 }
 
 /// Picks the frame shape; each shape is its own constant-offset instance.
+/// Answered: the counter of the answer's kind (addresses, NODATA, SERVFAIL).
 #[inline(always)]
-fn respond(ctx: &XdpContext) -> Result<(), Refusal> {
+fn respond(ctx: &XdpContext) -> Result<Counter, Refusal> {
     let data = ctx.data();
     let data_end = ctx.data_end();
     let not_dns = Refusal::Pass(Counter::PassNotDnsTransport);
@@ -76,7 +77,7 @@ fn respond(ctx: &XdpContext) -> Result<(), Refusal> {
 
 /// One frame shape's whole path: validate, look up, select, rewrite.
 #[inline(always)]
-fn answer_query<const L3: usize, const V6: bool>(ctx: &XdpContext) -> Result<(), Refusal> {
+fn answer_query<const L3: usize, const V6: bool>(ctx: &XdpContext) -> Result<Counter, Refusal> {
     let scratch = match SCRATCH.get_ptr_mut(0) {
         Some(p) => unsafe { &mut *p },
         None => return Err(Refusal::Pass(Counter::PassMalformed)),
@@ -100,26 +101,31 @@ fn answer_query<const L3: usize, const V6: bool>(ctx: &XdpContext) -> Result<(),
     // Only a query about to be answered is worth summing.
     checksum::udp_verified::<L3, V6>(ctx.data(), ctx.data_end()).map_err(Refusal::Pass)?;
     let stored = set.count as usize;
+    let addresses = Counter::Answered;
     match (set.kind, query.qtype) {
         (ANSWER_ADDRS, QTYPE_A) if stored > 0 => {
             let (start, count) = select::round_robin(set);
-            response::addresses::<L3, V6, 4>(ctx, &query, set, start, count)
+            response::addresses::<L3, V6, 4>(ctx, &query, set, start, count).map(|()| addresses)
         }
         (ANSWER_ADDRS, QTYPE_AAAA) if stored > 0 => {
             let (start, count) = select::round_robin(set);
-            response::addresses::<L3, V6, 16>(ctx, &query, set, start, count)
+            response::addresses::<L3, V6, 16>(ctx, &query, set, start, count).map(|()| addresses)
         }
         (ANSWER_WEIGHTED, QTYPE_A) => {
             let pick = select::weighted_pick(set, scratch)?;
-            response::addresses::<L3, V6, 4>(ctx, &query, set, pick, 1)
+            response::addresses::<L3, V6, 4>(ctx, &query, set, pick, 1).map(|()| addresses)
         }
         (ANSWER_WEIGHTED, QTYPE_AAAA) => {
             let pick = select::weighted_pick(set, scratch)?;
-            response::addresses::<L3, V6, 16>(ctx, &query, set, pick, 1)
+            response::addresses::<L3, V6, 16>(ctx, &query, set, pick, 1).map(|()| addresses)
         }
-        (ANSWER_SERVFAIL, _) => response::rcode_only::<L3, V6>(ctx, &query, 2),
+        (ANSWER_SERVFAIL, _) => {
+            response::rcode_only::<L3, V6>(ctx, &query, 2).map(|()| Counter::AnsweredServfail)
+        }
         (ANSWER_NODATA, _) => match ZONES.get(set.zone) {
-            Some(soa) => response::nodata::<L3, V6>(ctx, &query, soa),
+            Some(soa) => {
+                response::nodata::<L3, V6>(ctx, &query, soa).map(|()| Counter::AnsweredNodata)
+            }
             None => Err(Refusal::Pass(Counter::PassNameNotInMap)),
         },
         _ => Err(Refusal::Pass(Counter::PassNameNotInMap)),

@@ -34,6 +34,10 @@ pub struct ConfigFile {
     /// Optional; every key has a default.
     #[serde(default)]
     pub dataplane: Option<DataplaneFile>,
+    /// `[http]`: metrics, the status API and page, health and readiness
+    /// ([`super::HttpFile`]). Optional; every key has a default.
+    #[serde(default)]
+    pub http: Option<super::HttpFile>,
 }
 
 /// `[dataplane]`

@@ -10,6 +10,7 @@ mod admin;
 mod dataplane;
 pub use dataplane::DEFAULT_HOLD as DEFAULT_DATAPLANE_HOLD;
 pub mod file;
+mod http;
 mod record;
 mod server;
 #[cfg(test)]
@@ -18,6 +19,7 @@ mod zone;
 
 pub use admin::Admin;
 pub use dataplane::DataplaneSettings;
+pub use http::{DEFAULT_HTTP_LISTEN, Http, HttpFile, http_listen};
 pub use record::{
     DEFAULT_MAX_ANSWERS, Endpoint, HotName, MinHealthy, Policy, Record, RecordType, WhenAllDown,
 };
@@ -98,6 +100,7 @@ pub struct Config {
     pub records: Vec<Record>,
     pub admin: Admin,
     pub dataplane: DataplaneSettings,
+    pub http: Http,
 }
 
 // ---------------------------------------------------------------------------
@@ -490,11 +493,13 @@ fn validate(file: &ConfigFile) -> Result<Config, FieldError> {
         None => DataplaneSettings::default(),
         Some(section) => dataplane::dataplane_value(section)?,
     };
+    let http = http::http_value(file.http.as_ref())?;
     Ok(Config {
         server,
         zones,
         records,
         admin,
         dataplane,
+        http,
     })
 }
