@@ -18,6 +18,8 @@
 //! - [`admin_state`], [`control`]: operator overrides and the control socket;
 //! - [`agent`]: the event loop (checks in, answers out), reload, overrides,
 //!   status;
+//! - [`http`]: the read-only HTTP endpoint: metrics, the status API and
+//!   page, health and readiness (reads what the agent publishes);
 //! - [`daemon`], [`cli`], [`demo`]: a running process and its command line.
 pub mod admin_state;
 pub mod agent;
@@ -31,6 +33,7 @@ pub mod demo;
 pub mod dns;
 pub mod events;
 pub mod field;
+pub mod http;
 pub mod pin;
 pub mod policy;
 pub mod publish;
