@@ -85,10 +85,23 @@ mod tests {
         assert_eq!(one[19].reason, "change 24");
         let two = history.of("www.t.", "A", "192.0.2.2".parse().unwrap());
         assert_eq!(two.len(), 1);
-        assert!(history.of("www.t.", "AAAA", "192.0.2.2".parse().unwrap()).is_empty());
+        assert!(
+            history
+                .of("www.t.", "AAAA", "192.0.2.2".parse().unwrap())
+                .is_empty()
+        );
         let present = HashSet::from([("www.t.", "A", "192.0.2.2".parse().unwrap())]);
         history.retain(&present);
-        assert!(history.of("www.t.", "A", "192.0.2.1".parse().unwrap()).is_empty());
-        assert_eq!(history.of("www.t.", "A", "192.0.2.2".parse().unwrap()).len(), 1);
+        assert!(
+            history
+                .of("www.t.", "A", "192.0.2.1".parse().unwrap())
+                .is_empty()
+        );
+        assert_eq!(
+            history
+                .of("www.t.", "A", "192.0.2.2".parse().unwrap())
+                .len(),
+            1
+        );
     }
 }

@@ -111,6 +111,12 @@ pub fn run(plan: Plan) -> Result<()> {
             None
         }
     };
+    // Bound before the kernel is touched too: a taken port given
+    // explicitly stops us here.
+    let http_listener = match config.http.listen {
+        Some(addr) => crate::http::bind(addr, config.http.listen_is_default)?,
+        None => None,
+    };
     let mut dataplane = load_pinned(&pin_root, &iface, replace_dataplane).map_err(|e| {
         // SAFETY: geteuid has no preconditions.
         if unsafe { libc::geteuid() } != 0 {
@@ -221,6 +227,15 @@ pub fn run(plan: Plan) -> Result<()> {
             agent.config().endpoint_count()
         );
     }
+    // A scrape reads the kernel's counters on its own handle, never
+    // through the agent's loop.
+    let counter_reader = match agent.publisher().first.counter_reader() {
+        Ok(reader) => Some(reader),
+        Err(e) => {
+            warn!("{e:#}: /metrics will lack the kernel's counters");
+            None
+        }
+    };
     let running_server = agent.config().server.clone();
     let reloader = agent.reloader();
     // The default path is best effort (e.g. /run not writable); a given one must work.
@@ -240,6 +255,29 @@ pub fn run(plan: Plan) -> Result<()> {
             None => None,
         };
         let server_stats = server.as_ref().map(|s| s.stats());
+        // /readyz turns 503 once this says the agent is leaving (shutdown
+        // below; a takeover sets Leaving::HandingOver).
+        let (leaving, leaving_rx) = tokio::sync::watch::channel(None);
+        if let Some(listener) = http_listener {
+            let metrics = crate::http::Metrics::new(crate::http::Sources {
+                status: agent.status_feed(),
+                kernel: counter_reader,
+                server: server_stats.clone(),
+            });
+            agent.events().observe(metrics.event_observer());
+            agent.observe_checks(metrics.check_observer());
+            let served = crate::http::Served {
+                metrics,
+                status: agent.status_feed(),
+                progress: agent.progress(),
+                leaving: leaving_rx,
+            };
+            tokio::spawn(async move {
+                if let Err(e) = crate::http::serve(listener, served).await {
+                    warn!("HTTP endpoint stopped: {e:#}");
+                }
+            });
+        }
         if let Some((path, is_default, control)) = control_socket
             && let Some((listener, file)) = crate::control::bind(&path, is_default)?
         {
@@ -277,6 +315,7 @@ pub fn run(plan: Plan) -> Result<()> {
                 _ = sigint.recv() => info!("SIGINT: shutting down"),
                 _ = sigterm.recv() => info!("SIGTERM: shutting down"),
             }
+            leaving.send_replace(Some(crate::http::Leaving::ShuttingDown));
             service::stopping();
         };
         let result = agent

@@ -87,7 +87,9 @@ impl Metrics {
         // The configuration in force was loaded successfully at start.
         feed.last_reload_success.set(now_unix());
         for result in ["applied", "refused"] {
-            let _ = feed.reloads.get_or_create(&vec![("result", result.to_string())]);
+            let _ = feed
+                .reloads
+                .get_or_create(&vec![("result", result.to_string())]);
         }
         let mut registry = Registry::default();
         registry.register(
@@ -177,8 +179,7 @@ impl Feed {
             }
             Event::Reload(r) => {
                 let result = if r.error.is_none() {
-                    self.last_reload_success
-                        .set(crate::events::unix_time(r.at));
+                    self.last_reload_success.set(crate::events::unix_time(r.at));
                     "applied"
                 } else {
                     "refused"
@@ -302,8 +303,10 @@ impl Collector for Live {
             }
         }
         if let Some(server) = &self.sources.server {
-            for (proto, counts) in [("udp", &server.udp_responses), ("tcp", &server.tcp_responses)]
-            {
+            for (proto, counts) in [
+                ("udp", &server.udp_responses),
+                ("tcp", &server.tcp_responses),
+            ] {
                 for (kind, n) in RESPONSE_KINDS.iter().zip(counts.iter()) {
                     responses.push((
                         response_labels("userspace", proto, kind),
@@ -324,7 +327,10 @@ impl Collector for Live {
             "failover_xdp_counter_read_errors",
             "Scrapes that could not read the kernel's counters",
             MetricType::Counter,
-            [(Vec::new(), self.kernel_errors.load(Ordering::Relaxed) as f64)],
+            [(
+                Vec::new(),
+                self.kernel_errors.load(Ordering::Relaxed) as f64,
+            )],
         )?;
 
         // Cloned out of the watch at once: the loop's next send never waits.
@@ -381,8 +387,9 @@ fn encode_status(encoder: &mut DescriptorEncoder, status: &StatusReport) -> fmt:
             })
         }),
     )?;
-    let record_labels =
-        |r: &crate::control::RecordStatus| vec![("record", r.name.clone()), ("type", r.rtype.clone())];
+    let record_labels = |r: &crate::control::RecordStatus| {
+        vec![("record", r.name.clone()), ("type", r.rtype.clone())]
+    };
     family(
         encoder,
         "failover_record_answer_addresses",
@@ -628,7 +635,10 @@ mod tests {
             env!("CARGO_PKG_VERSION")
         )));
         // Nothing of OpenMetrics' own syntax is left.
-        assert!(!text.contains("# EOF") && !text.contains("# UNIT"), "{text}");
+        assert!(
+            !text.contains("# EOF") && !text.contains("# UNIT"),
+            "{text}"
+        );
         for line in text.lines().filter(|l| l.starts_with("# TYPE ")) {
             let mut parts = line.split(' ').skip(2);
             let (name, kind) = (parts.next().unwrap(), parts.next().unwrap());

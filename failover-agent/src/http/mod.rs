@@ -90,9 +90,9 @@ pub fn bind(addr: SocketAddr, is_default: bool) -> Result<Option<std::net::TcpLi
             );
             Ok(None)
         }
-        Err(e) => bail!(
-            "HTTP endpoint: cannot listen on {addr} ([http] listen / --http-listen): {e}"
-        ),
+        Err(e) => {
+            bail!("HTTP endpoint: cannot listen on {addr} ([http] listen / --http-listen): {e}")
+        }
     }
 }
 
@@ -195,10 +195,7 @@ async fn healthz() -> &'static str {
 }
 
 async fn readyz(State(shared): State<Arc<Served>>) -> Response {
-    match readiness(
-        *shared.leaving.borrow(),
-        shared.progress.borrow().answering,
-    ) {
+    match readiness(*shared.leaving.borrow(), shared.progress.borrow().answering) {
         Ok(()) => (StatusCode::OK, "ready\n").into_response(),
         Err(reason) => (
             StatusCode::SERVICE_UNAVAILABLE,

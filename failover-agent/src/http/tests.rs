@@ -122,8 +122,14 @@ async fn routes_and_readiness() {
 
     let (code, body) = get(addr, "/").await;
     assert_eq!(code, 200);
-    assert!(body.contains("/api/v1/status") && body.contains("<script>"), "{body}");
-    assert!(!body.contains("http://") && !body.contains("https://"), "nothing from outside");
+    assert!(
+        body.contains("/api/v1/status") && body.contains("<script>"),
+        "{body}"
+    );
+    assert!(
+        !body.contains("http://") && !body.contains("https://"),
+        "nothing from outside"
+    );
 
     let (code, body) = get(addr, "/metrics").await;
     assert_eq!(code, 200);
@@ -175,7 +181,10 @@ async fn bad_input_is_refused() {
     .await;
     assert_eq!(code, 413);
     // Garbage: 400.
-    assert_eq!(exchange(addr, b"\x16\x03\x01 nonsense\r\n\r\n").await.0, 400);
+    assert_eq!(
+        exchange(addr, b"\x16\x03\x01 nonsense\r\n\r\n").await.0,
+        400
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -186,7 +195,10 @@ async fn slow_clients_are_cut_off_and_do_not_hold_up_others() {
     let mut slow = Vec::new();
     for _ in 0..MAX_CONNECTIONS {
         let mut stream = TcpStream::connect(addr).await.unwrap();
-        stream.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n").await.unwrap();
+        stream
+            .write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")
+            .await
+            .unwrap();
         slow.push(stream);
     }
     // They are closed after the header timeout (408 or a plain close)...
