@@ -28,6 +28,7 @@ pub mod mutation;
 pub mod netns;
 pub mod packets;
 pub mod peers;
+pub mod web;
 pub mod xdp;
 
 pub use config::{AgentConfig, CheckSpec, EndpointSpec, RecordSpec, ZoneSpec};

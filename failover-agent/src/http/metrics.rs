@@ -324,8 +324,8 @@ impl Collector for Live {
         )?;
         family(
             &mut encoder,
-            "failover_xdp_counter_read_errors",
-            "Scrapes that could not read the kernel's counters",
+            "failover_kernel_read_errors",
+            "Scrapes that could not read the kernel's packet counters",
             MetricType::Counter,
             [(
                 Vec::new(),
