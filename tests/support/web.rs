@@ -62,7 +62,9 @@ pub fn exchange(ns: &str, addr: SocketAddr, request: &[u8]) -> Result<Reply> {
 /// (some servers keep the connection open whatever the request said).
 fn read_reply(stream: &mut TcpStream) -> Result<Reply> {
     let mut raw = Vec::new();
-    let mut buf = [0u8; 16 * 1024];
+    let mut buf = [0u8; 64 * 1024];
+    // Where the head ends and what it says of the body, once known.
+    let mut framing: Option<(usize, Option<usize>, bool)> = None;
     loop {
         let n = match stream.read(&mut buf) {
             Ok(n) => n,
@@ -74,17 +76,19 @@ fn read_reply(stream: &mut TcpStream) -> Result<Reply> {
         if n == 0 {
             break;
         }
-        let Some(end) = raw.windows(4).position(|w| w == b"\r\n\r\n") else {
-            continue;
-        };
-        let head = String::from_utf8_lossy(&raw[..end]).to_ascii_lowercase();
-        let body = raw.len() - end - 4;
-        let length = head
-            .lines()
-            .find_map(|l| l.strip_prefix("content-length:"))
-            .and_then(|v| v.trim().parse::<usize>().ok());
-        if length.is_some_and(|l| body >= l)
-            || (head.contains("chunked") && raw.ends_with(b"0\r\n\r\n"))
+        if framing.is_none()
+            && let Some(end) = raw.windows(4).position(|w| w == b"\r\n\r\n")
+        {
+            let head = String::from_utf8_lossy(&raw[..end]).to_ascii_lowercase();
+            let length = head
+                .lines()
+                .find_map(|l| l.strip_prefix("content-length:"))
+                .and_then(|v| v.trim().parse::<usize>().ok());
+            framing = Some((end + 4, length, head.contains("chunked")));
+        }
+        if let Some((body_at, length, chunked)) = framing
+            && (length.is_some_and(|l| raw.len() - body_at >= l)
+                || (chunked && raw.ends_with(b"0\r\n\r\n")))
         {
             break;
         }

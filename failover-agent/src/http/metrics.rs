@@ -19,7 +19,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use failover_common::{Counter as KernelCounter, MAX_RECORDS};
 use log::debug;
 use prometheus_client::collector::Collector;
-use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric as _};
+use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet, EncodeMetric as _};
 use prometheus_client::metrics::MetricType;
 use prometheus_client::metrics::counter::{ConstCounter, Counter};
 use prometheus_client::metrics::family::Family;
@@ -56,6 +56,8 @@ pub struct Sources {
 pub struct Metrics {
     registry: Registry,
     feed: Arc<Feed>,
+    /// The last scrape's size: the next one's buffer is allocated once.
+    last_size: AtomicU64,
 }
 
 /// Counters fed from the agent's loop (events and check results).
@@ -128,7 +130,11 @@ impl Metrics {
             feed.check_results.clone(),
         );
         registry.register_collector(Box::new(Live::new(sources)));
-        Metrics { registry, feed }
+        Metrics {
+            registry,
+            feed,
+            last_size: AtomicU64::new(0),
+        }
     }
 
     /// The observer that counts the agent's events.
@@ -144,9 +150,11 @@ impl Metrics {
 
     /// OpenMetrics text, `# EOF` included.
     pub fn openmetrics(&self) -> String {
-        let mut out = String::with_capacity(64 * 1024);
+        let hint = self.last_size.load(Ordering::Relaxed) as usize;
+        let mut out = String::with_capacity((hint + hint / 8).max(64 * 1024));
         prometheus_client::encoding::text::encode(&mut out, &self.registry)
             .expect("writing to a String cannot fail");
+        self.last_size.store(out.len() as u64, Ordering::Relaxed);
         out
     }
 
@@ -243,12 +251,12 @@ impl Live {
 }
 
 /// One family: its descriptor, then each (labels, value) as `kind`.
-fn family<'a>(
+fn family<L: EncodeLabelSet>(
     encoder: &mut DescriptorEncoder,
     name: &str,
     help: &str,
     kind: MetricType,
-    series: impl IntoIterator<Item = (Labels, f64)> + 'a,
+    series: impl IntoIterator<Item = (L, f64)>,
 ) -> fmt::Result {
     let mut metric = encoder.encode_descriptor(name, help, None, kind.clone())?;
     for (labels, value) in series {
@@ -327,10 +335,7 @@ impl Collector for Live {
             "failover_kernel_read_errors",
             "Scrapes that could not read the kernel's packet counters",
             MetricType::Counter,
-            [(
-                Vec::new(),
-                self.kernel_errors.load(Ordering::Relaxed) as f64,
-            )],
+            [(NO_LABELS, self.kernel_errors.load(Ordering::Relaxed) as f64)],
         )?;
 
         // Cloned out of the watch at once: the loop's next send never waits.
@@ -347,15 +352,9 @@ fn response_labels(path: &str, proto: &str, rcode: &str) -> Labels {
     ]
 }
 
-/// The gauges read from a status snapshot.
+/// The gauges read from a status snapshot. Labels borrow from it: 10,000
+/// endpoints make 70,000 series, and a scrape allocates none of them.
 fn encode_status(encoder: &mut DescriptorEncoder, status: &StatusReport) -> fmt::Result {
-    let endpoint_labels = |r: &crate::control::RecordStatus, address: &str| -> Labels {
-        vec![
-            ("record", r.name.clone()),
-            ("type", r.rtype.clone()),
-            ("endpoint", address.to_string()),
-        ]
-    };
     let endpoints = || {
         status
             .records
@@ -369,7 +368,11 @@ fn encode_status(encoder: &mut DescriptorEncoder, status: &StatusReport) -> fmt:
         MetricType::Gauge,
         endpoints().map(|(r, e)| {
             (
-                endpoint_labels(r, &e.address),
+                [
+                    ("record", r.name.as_str()),
+                    ("type", r.rtype.as_str()),
+                    ("endpoint", e.address.as_str()),
+                ],
                 f64::from(u8::from(e.health == "healthy")),
             )
         }),
@@ -381,14 +384,20 @@ fn encode_status(encoder: &mut DescriptorEncoder, status: &StatusReport) -> fmt:
         MetricType::Gauge,
         endpoints().flat_map(|(r, e)| {
             EndpointState::ALL.iter().map(move |s| {
-                let mut labels = endpoint_labels(r, &e.address);
-                labels.push(("state", s.name().to_string()));
-                (labels, f64::from(u8::from(e.state == s.name())))
+                (
+                    [
+                        ("record", r.name.as_str()),
+                        ("type", r.rtype.as_str()),
+                        ("endpoint", e.address.as_str()),
+                        ("state", s.name()),
+                    ],
+                    f64::from(u8::from(e.state == s.name())),
+                )
             })
         }),
     )?;
-    let record_labels = |r: &crate::control::RecordStatus| {
-        vec![("record", r.name.clone()), ("type", r.rtype.clone())]
+    let record_labels = |r: &'_ crate::control::RecordStatus| {
+        [("record", r.name.clone()), ("type", r.rtype.clone())]
     };
     family(
         encoder,
@@ -415,16 +424,19 @@ fn encode_status(encoder: &mut DescriptorEncoder, status: &StatusReport) -> fmt:
         "failover_dataplane_records",
         "(name, type) entries the kernel's record map holds",
         MetricType::Gauge,
-        [(Vec::new(), status.answer_sets as f64)],
+        [(NO_LABELS, status.answer_sets as f64)],
     )?;
     family(
         encoder,
         "failover_dataplane_records_capacity",
         "Most entries the kernel's record map can hold",
         MetricType::Gauge,
-        [(Vec::new(), f64::from(MAX_RECORDS))],
+        [(NO_LABELS, f64::from(MAX_RECORDS))],
     )
 }
+
+/// The label set of a series without labels.
+const NO_LABELS: [(&str, &str); 0] = [];
 
 /// OpenMetrics text as the Prometheus text format 0.0.4: counters' HELP
 /// and TYPE take the `_total` sample name, info becomes a gauge named
@@ -653,6 +665,54 @@ mod tests {
             let before = text[..at].lines().last().unwrap();
             assert!(before.starts_with(&help), "{before:?} before {line:?}");
         }
+    }
+
+    #[test]
+    fn ten_thousand_endpoints_have_every_series() {
+        let records = (0..625)
+            .map(|r| RecordStatus {
+                name: format!("r{r}.bench.test."),
+                rtype: "A".into(),
+                addresses: vec!["127.1.0.1".into(); 16],
+                endpoints: (0..16)
+                    .map(|e| EndpointReport {
+                        address: format!("127.1.{}.{}", r % 256, e + 1),
+                        health: "healthy".into(),
+                        state: "healthy".into(),
+                        ..EndpointReport::default()
+                    })
+                    .collect(),
+                ..RecordStatus::default()
+            })
+            .collect();
+        let (_tx, rx) = watch::channel(Arc::new(StatusReport {
+            records,
+            ..StatusReport::default()
+        }));
+        let m = Metrics::new(Sources {
+            status: rx,
+            kernel: None,
+            server: None,
+        });
+        let started = std::time::Instant::now();
+        let om = m.openmetrics();
+        let encoded = started.elapsed();
+        let text = to_text_004(&om);
+        eprintln!(
+            "10,000 endpoints: {} bytes of text in {:?} ({encoded:?} encoding, the rest converting)",
+            text.len(),
+            started.elapsed()
+        );
+        let count = |prefix: &str| text.lines().filter(|l| l.starts_with(prefix)).count();
+        assert_eq!(count("failover_endpoint_up{"), 10_000);
+        assert_eq!(count("failover_endpoint_state{"), 60_000);
+        assert_eq!(count("failover_endpoint_state{") / 6, 10_000);
+        let set = text
+            .lines()
+            .filter(|l| l.starts_with("failover_endpoint_state{") && l.ends_with(" 1"))
+            .count();
+        assert_eq!(set, 10_000, "one state set per endpoint");
+        assert_eq!(count("failover_record_answer_addresses{"), 625);
     }
 
     #[test]
