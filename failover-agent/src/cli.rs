@@ -644,6 +644,29 @@ mod tests {
     }
 
     #[test]
+    fn http_listen_overrides_the_file_or_disables_the_endpoint() {
+        let demo = plan(&run_args(&[])).unwrap();
+        assert_eq!(
+            demo.config.http.listen,
+            Some("127.0.0.1:9153".parse().unwrap())
+        );
+        assert!(demo.config.http.listen_is_default);
+        let moved = plan(&run_args(&["--http-listen", "[::1]:9100"])).unwrap();
+        assert_eq!(
+            moved.config.http.listen,
+            Some("[::1]:9100".parse().unwrap())
+        );
+        assert!(!moved.config.http.listen_is_default);
+        let off = plan(&run_args(&["--http-listen", ""])).unwrap();
+        assert_eq!(off.config.http.listen, None);
+        let bad = plan(&run_args(&["--http-listen", "9153"])).err().unwrap();
+        assert!(
+            bad.starts_with("--http-listen: ") && bad.contains("not an address and port"),
+            "{bad}"
+        );
+    }
+
+    #[test]
     fn listen_and_mode_override_the_file() {
         let demo = plan(&run_args(&[])).unwrap();
         assert_eq!(demo.config.server.mode, ServerMode::Authoritative);

@@ -258,7 +258,7 @@ fn family<L: EncodeLabelSet>(
     kind: MetricType,
     series: impl IntoIterator<Item = (L, f64)>,
 ) -> fmt::Result {
-    let mut metric = encoder.encode_descriptor(name, help, None, kind.clone())?;
+    let mut metric = encoder.encode_descriptor(name, help, None, kind)?;
     for (labels, value) in series {
         let sample = metric.encode_family(&labels)?;
         match kind {
