@@ -930,7 +930,8 @@ fn knot_serves_the_rest_of_the_zone_behind_xdp_in_front_mode() {
         .write_config("agent.toml", &agent_config(Mode::Front, &[]))
         .unwrap();
     netns.start_agent(&path, &[]).expect("starting the agent");
-    // Front mode binds nothing: no socket in the server namespace is the agent's.
+    // Front mode binds no DNS socket: the agent's only socket in the server
+    // namespace is its HTTP endpoint (metrics, status) on loopback.
     let agent_pid = netns.agent_pid().expect("the agent runs");
     let sockets = netns
         .server_command("ss")
@@ -938,9 +939,16 @@ fn knot_serves_the_rest_of_the_zone_behind_xdp_in_front_mode() {
         .output()
         .expect("running ss (iproute2)");
     let sockets = String::from_utf8_lossy(&sockets.stdout).into_owned();
+    let agents: Vec<&str> = sockets
+        .lines()
+        .filter(|l| l.contains(&format!("pid={agent_pid},")))
+        .collect();
     assert!(
-        sockets.contains("knotd") && !sockets.contains(&format!("pid={agent_pid},")),
-        "in front mode the agent (pid {agent_pid}) must hold no socket, Knot port 53:\n{sockets}"
+        sockets.contains("knotd")
+            && agents.len() == 1
+            && agents[0].starts_with("tcp")
+            && agents[0].contains(" 127.0.0.1:9153 "),
+        "in front mode the agent (pid {agent_pid}) must hold no DNS socket, Knot port 53:\n{sockets}"
     );
 
     let mut udp_hot = 0u64;
