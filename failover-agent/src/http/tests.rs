@@ -25,7 +25,7 @@ impl Drop for Running {
 }
 
 fn start() -> Running {
-    let status = StatusReport {
+    start_with(StatusReport {
         answering: true,
         generated_at: 1.0,
         records: vec![RecordStatus {
@@ -40,7 +40,10 @@ fn start() -> Running {
             ..RecordStatus::default()
         }],
         ..StatusReport::default()
-    };
+    })
+}
+
+fn start_with(status: StatusReport) -> Running {
     let (status_tx, status_rx) = watch::channel(Arc::new(status));
     let (progress, progress_rx) = watch::channel(Progress::default());
     let (leaving, leaving_rx) = watch::channel(None);
@@ -221,4 +224,42 @@ async fn slow_clients_are_cut_off_and_do_not_hold_up_others() {
         .await
         .expect("served after the slow clients were cut off");
     assert_eq!(code, 200);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_scrape_of_ten_thousand_endpoints_is_whole() {
+    let records = (0..625)
+        .map(|r| RecordStatus {
+            name: format!("r{r}.bench.test."),
+            rtype: "A".into(),
+            endpoints: (0..16)
+                .map(|e| EndpointReport {
+                    address: format!("127.1.{}.{}", r % 256, e + 1),
+                    health: "healthy".into(),
+                    state: "healthy".into(),
+                    ..EndpointReport::default()
+                })
+                .collect(),
+            ..RecordStatus::default()
+        })
+        .collect();
+    let server = start_with(StatusReport {
+        records,
+        ..StatusReport::default()
+    });
+    for _ in 0..3 {
+        let started = Instant::now();
+        let (code, body) = get(server.addr, "/metrics").await;
+        eprintln!(
+            "scrape of 10,000 endpoints: {} bytes in {:?}",
+            body.len(),
+            started.elapsed()
+        );
+        assert_eq!(code, 200);
+        let ups = body
+            .lines()
+            .filter(|l| l.starts_with("failover_endpoint_up{") && l.ends_with(" 1"))
+            .count();
+        assert_eq!(ups, 10_000);
+    }
 }
