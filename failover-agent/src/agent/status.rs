@@ -7,7 +7,7 @@ use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::SystemTime;
 
-use super::Agent;
+use super::{Agent, History};
 use crate::checks::health::ProbeStatus;
 use crate::checks::settings::CheckTarget;
 use crate::control::{EndpointReport, RecordStatus, StatusReport, TransitionReport};
@@ -91,7 +91,9 @@ impl<P: Publisher> Agent<P> {
         for (r, record) in self.config.records.iter().enumerate() {
             let state = &self.records[r];
             let states = self.endpoint_states(r);
-            let rtype = record.rtype.to_string();
+            let mut history = self
+                .history
+                .of_record(&record.name, type_name(record.rtype));
             let decision = decide(&Rules::of(record), &self.states(r));
             let held = self.publication.held(&record.name, record.rtype.code());
             let per_answer = match held.map(|e| &e.answer) {
@@ -119,9 +121,9 @@ impl<P: Publisher> Agent<P> {
                 .map(|(e, endpoint)| {
                     let admin = self.admin.state.mode(&record.name, endpoint.address, now);
                     let probe = self.endpoint_status(r, e);
-                    let history: Vec<TransitionReport> = self
-                        .history
-                        .of(&record.name, &rtype, endpoint.address)
+                    let history: Vec<TransitionReport> = history
+                        .remove(&endpoint.address)
+                        .unwrap_or_default()
                         .into_iter()
                         .map(|t| TransitionReport {
                             at: unix_time(t.at),
@@ -200,17 +202,19 @@ impl<P: Publisher> Agent<P> {
         if self.status_tx.receiver_count() == 0 {
             return;
         }
-        let present: HashSet<(&str, &str, IpAddr)> = self
-            .config
-            .records
-            .iter()
-            .flat_map(|r| {
-                r.endpoints
-                    .iter()
-                    .map(move |e| (r.name.as_str(), type_name(r.rtype), e.address))
-            })
-            .collect();
-        self.history.retain(&present);
+        if self.history.reloaded() {
+            let present: HashSet<(String, IpAddr)> = self
+                .config
+                .records
+                .iter()
+                .flat_map(|r| {
+                    r.endpoints
+                        .iter()
+                        .map(move |e| History::present(&r.name, type_name(r.rtype), e.address))
+                })
+                .collect();
+            self.history.retain(&present);
+        }
         self.status_tx.send_replace(Arc::new(self.status()));
     }
 }
