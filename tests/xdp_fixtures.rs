@@ -1066,8 +1066,8 @@ fn check_fixtures(xdp: &mut XdpProgram) {
             .map(|(c, _)| *c)
             .collect();
         let outcome = match &f.expect {
-            Expect::Answer(addrs, ttl) => answered(&f, &run, &bumped, ResponseCode::NoError)
-                .and_then(|answer| {
+            Expect::Answer(addrs, ttl) => {
+                answered(&f, &run, &bumped, Counter::Answered).and_then(|answer| {
                     let got: BTreeSet<_> = answer.addrs.iter().copied().collect();
                     let want: BTreeSet<_> = addrs.iter().copied().collect();
                     if answer.addrs.len() != addrs.len() || got != want {
@@ -1077,8 +1077,9 @@ fn check_fixtures(xdp: &mut XdpProgram) {
                     } else {
                         Ok(())
                     }
-                }),
-            Expect::Window(stored, n, ttl) => answered(&f, &run, &bumped, ResponseCode::NoError)
+                })
+            }
+            Expect::Window(stored, n, ttl) => answered(&f, &run, &bumped, Counter::Answered)
                 .and_then(|answer| {
                     if answer.addrs.len() != *n || window_start(stored, &answer.addrs).is_none() {
                         Err(format!(
@@ -1092,7 +1093,7 @@ fn check_fixtures(xdp: &mut XdpProgram) {
                     }
                 }),
             Expect::NoData => {
-                answered(&f, &run, &bumped, ResponseCode::NoError).and_then(|answer| {
+                answered(&f, &run, &bumped, Counter::AnsweredNodata).and_then(|answer| {
                     if !answer.addrs.is_empty() {
                         Err(format!("NODATA with answers {:?}", answer.addrs))
                     } else if answer.soa != Some(expected_soa()) {
@@ -1102,7 +1103,7 @@ fn check_fixtures(xdp: &mut XdpProgram) {
                     }
                 })
             }
-            Expect::ServFail => answered(&f, &run, &bumped, ResponseCode::ServFail).map(|_| ()),
+            Expect::ServFail => answered(&f, &run, &bumped, Counter::AnsweredServfail).map(|_| ()),
             Expect::Pass(counter) => {
                 if run.verdict != XDP_PASS {
                     Err(format!("verdict {}, want XDP_PASS", run.verdict))
@@ -1302,22 +1303,27 @@ fn weighted_answers_split_by_weight_per_query() {
     }
 }
 
-/// The checks every answered fixture shares: XDP_TX, only the answered
-/// counter bumped, and the frame a complete answer with `rcode`.
+/// The checks every answered fixture shares: XDP_TX, only `counter` (the
+/// answer's kind) bumped, and the frame a complete answer with its rcode.
 fn answered(
     f: &Fixture,
     run: &Run,
     bumped: &[Counter],
-    rcode: ResponseCode,
+    counter: Counter,
 ) -> Result<Answer, String> {
+    let rcode = if counter == Counter::AnsweredServfail {
+        ResponseCode::ServFail
+    } else {
+        ResponseCode::NoError
+    };
     if run.verdict != XDP_TX {
         return Err(format!(
             "verdict {} (counters bumped: {bumped:?})",
             run.verdict
         ));
     }
-    if bumped != [Counter::Answered] {
-        return Err(format!("counters bumped: {bumped:?}"));
+    if bumped != [counter] {
+        return Err(format!("counters bumped: {bumped:?}, want [{counter:?}]"));
     }
     let checked = if rcode == ResponseCode::NoError {
         check_answer(&f.query, &run.frame)

@@ -232,6 +232,11 @@ struct RunArgs {
     /// Replaces [admin] control_socket (default /run/failover-agent.sock).
     #[arg(long, value_name = "PATH")]
     control_socket: Option<PathBuf>,
+    /// Serve the HTTP endpoint (/metrics, /api/v1/status, /healthz,
+    /// /readyz, the status page) on ADDR:PORT; "" disables it. Replaces
+    /// [http] listen (default 127.0.0.1:9153).
+    #[arg(long, value_name = "ADDR:PORT")]
+    http_listen: Option<String>,
     /// Write the agent's pid here (for `failover-agent reload`); removed at
     /// exit. SIGHUP reloads the --config file.
     #[arg(long, value_name = "FILE", default_value = DEFAULT_PID_FILE)]
@@ -492,6 +497,11 @@ fn plan(args: &RunArgs) -> Result<Plan, String> {
         config.admin.control_socket = Some(path.clone());
         config.admin.control_socket_is_default = false;
     }
+    if let Some(text) = &args.http_listen {
+        config.http.listen = crate::config::http_listen("--http-listen", text)
+            .map_err(|e| format!("{}: {}", e.field, e.message))?;
+        config.http.listen_is_default = false;
+    }
     let admin = match &config.admin.state_file {
         Some(path) => AdminStore::open(path).map_err(|e| format!("{e:#}"))?,
         None => AdminStore::memory(),
@@ -654,6 +664,29 @@ mod tests {
         assert_eq!(
             bad_iface.as_deref(),
             Some("--iface nonexistent0: no such network interface")
+        );
+    }
+
+    #[test]
+    fn http_listen_overrides_the_file_or_disables_the_endpoint() {
+        let demo = plan(&run_args(&[])).unwrap();
+        assert_eq!(
+            demo.config.http.listen,
+            Some("127.0.0.1:9153".parse().unwrap())
+        );
+        assert!(demo.config.http.listen_is_default);
+        let moved = plan(&run_args(&["--http-listen", "[::1]:9100"])).unwrap();
+        assert_eq!(
+            moved.config.http.listen,
+            Some("[::1]:9100".parse().unwrap())
+        );
+        assert!(!moved.config.http.listen_is_default);
+        let off = plan(&run_args(&["--http-listen", ""])).unwrap();
+        assert_eq!(off.config.http.listen, None);
+        let bad = plan(&run_args(&["--http-listen", "9153"])).err().unwrap();
+        assert!(
+            bad.starts_with("--http-listen: ") && bad.contains("not an address and port"),
+            "{bad}"
         );
     }
 

@@ -124,11 +124,21 @@ impl Reply {
     }
 }
 
-/// `status`: everything the agent decides from.
+/// `status`: everything the agent decides from. The same model is served
+/// as JSON on the HTTP endpoint (`/api/v1/status`) and feeds its metrics.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct StatusReport {
+    /// The agent's version.
+    #[serde(default)]
+    pub version: String,
+    /// When this report was made (Unix seconds).
+    #[serde(default)]
+    pub generated_at: f64,
     /// Every endpoint has had its first check (answers are being written).
     pub answering: bool,
+    /// (name, type) entries the kernel map holds (answer sets and NODATA).
+    #[serde(default)]
+    pub answer_sets: usize,
     /// The admin-state file, if one is configured.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub admin_state_file: Option<String>,
@@ -185,6 +195,39 @@ pub struct EndpointReport {
     pub latency_ms: Option<f64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_failure: Option<String>,
+    /// The state the policy sees: health, unless an override says otherwise
+    /// ("unknown", "healthy", "unhealthy", "drained", "forced_up",
+    /// "forced_down").
+    #[serde(default)]
+    pub state: String,
+    /// Checks run so far and how many of them failed.
+    #[serde(default)]
+    pub checks: u64,
+    #[serde(default)]
+    pub failures: u64,
+    /// The last check's result ("success" or "failure") and when it ended
+    /// (Unix seconds).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_result: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_check_at: Option<f64>,
+    /// When its state last changed (Unix seconds).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_change_at: Option<f64>,
+    /// Its last state changes, oldest first (at most
+    /// [`crate::agent::HISTORY_PER_ENDPOINT`]).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub history: Vec<TransitionReport>,
+}
+
+/// One state change of an endpoint.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct TransitionReport {
+    /// Unix seconds.
+    pub at: f64,
+    pub from: String,
+    pub to: String,
+    pub reason: String,
 }
 
 impl StatusReport {
@@ -261,6 +304,15 @@ impl StatusReport {
                 }
                 out.push_str(&line);
                 out.push('\n');
+                for t in &e.history {
+                    out.push_str(&format!(
+                        "      {} {} -> {} ({})\n",
+                        rfc3339(t.at),
+                        t.from,
+                        t.to,
+                        t.reason
+                    ));
+                }
             }
         }
         out
@@ -274,6 +326,12 @@ pub struct HandoverMsg {
     pub pin_root: PathBuf,
     /// Blocking; nothing read from it past the request.
     pub stream: std::os::unix::net::UnixStream,
+}
+
+/// Unix seconds as an RFC 3339 time, to the millisecond.
+fn rfc3339(at: f64) -> String {
+    let t = SystemTime::UNIX_EPOCH + Duration::from_secs_f64(at.max(0.0));
+    humantime::format_rfc3339_millis(t).to_string()
 }
 
 /// A request on its way to the agent's loop, with where to send the reply.

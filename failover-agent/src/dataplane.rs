@@ -471,13 +471,48 @@ impl Dataplane {
 
     /// Packet counters summed over all CPUs, in `Counter::ALL` order.
     pub fn counters(&self) -> Result<Vec<(Counter, u64)>> {
-        let mut out = Vec::with_capacity(COUNTER_COUNT as usize);
-        for counter in Counter::ALL {
-            let per_cpu = self.counters.get(&(counter as u32), 0)?;
-            out.push((counter, per_cpu.iter().sum()));
-        }
-        Ok(out)
+        sum_counters(&self.counters)
     }
+
+    /// A second handle on the counter map, for readers on other tasks (a
+    /// metrics scrape) that must not wait for whoever owns the data plane.
+    pub fn counter_reader(&self) -> Result<CounterReader> {
+        use aya::maps::IterableMap as _;
+        use std::os::fd::AsFd as _;
+        let fd = self
+            .counters
+            .map()
+            .fd()
+            .as_fd()
+            .try_clone_to_owned()
+            .context("duplicating the counter map's descriptor")?;
+        let map = MapData::from_fd(fd).context("opening the counter map again")?;
+        let counters = PerCpuArray::try_from(aya::maps::Map::PerCpuArray(map))
+            .context("the counter map is not a per-CPU array")?;
+        Ok(CounterReader { counters })
+    }
+}
+
+/// Reads the kernel's packet counters apart from the [`Dataplane`] (it
+/// keeps the map open while the data plane goes away).
+pub struct CounterReader {
+    counters: PerCpuArray<MapData, u64>,
+}
+
+impl CounterReader {
+    /// Packet counters summed over all CPUs, in `Counter::ALL` order.
+    pub fn counters(&self) -> Result<Vec<(Counter, u64)>> {
+        sum_counters(&self.counters)
+    }
+}
+
+fn sum_counters(map: &PerCpuArray<MapData, u64>) -> Result<Vec<(Counter, u64)>> {
+    let mut out = Vec::with_capacity(COUNTER_COUNT as usize);
+    for counter in Counter::ALL {
+        let per_cpu = map.get(&(counter as u32), 0)?;
+        out.push((counter, per_cpu.iter().sum()));
+    }
+    Ok(out)
 }
 
 /// How many per-CPU rate states share a source's rate: the online CPUs

@@ -21,6 +21,8 @@
 //! - [`admin_state`], [`control`]: operator overrides and the control socket;
 //! - [`agent`]: the event loop (checks in, answers out), reload, overrides,
 //!   status;
+//! - [`http`]: the read-only HTTP endpoint: metrics, the status API and
+//!   page, health and readiness (reads what the agent publishes);
 //! - [`daemon`], [`cli`], [`demo`]: a running process and its command line.
 pub mod admin_state;
 pub mod agent;
@@ -34,6 +36,7 @@ pub mod demo;
 pub mod dns;
 pub mod events;
 pub mod field;
+pub mod http;
 pub mod logging;
 pub mod notify;
 pub mod pin;

@@ -8,7 +8,7 @@
 /// Bump whenever a map key, value or counter index changes meaning. Anything that
 /// persists maps (pin paths, dumps) must include it so an old layout is never
 /// reused by a new program.
-pub const LAYOUT_VERSION: u32 = 8;
+pub const LAYOUT_VERSION: u32 = 9;
 
 /// Longest domain name in wire format, terminating root label included (RFC 1035 3.1).
 pub const MAX_NAME_WIRE_LEN: usize = 255;
@@ -363,7 +363,9 @@ pub struct RateBucket {
 #[repr(u32)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Counter {
-    /// Answered from the map with XDP_TX.
+    /// Answered from the map with XDP_TX: NOERROR with addresses. NODATA
+    /// and SERVFAIL answers have their own counters (metrics count answers
+    /// per rcode).
     Answered = 0,
     /// Not IPv4/IPv6 (optionally behind one 802.1Q tag), not UDP, not
     /// destination port 53, sent to a multicast/broadcast address, or from a
@@ -404,21 +406,25 @@ pub enum Counter {
     /// heartbeat is older than its hold (`Heartbeat`): no agent keeps the
     /// answer sets true.
     PassAgentGone = 12,
+    /// Answered with XDP_TX: NODATA (NOERROR, no answer, the zone's SOA).
+    AnsweredNodata = 13,
+    /// Answered with XDP_TX: SERVFAIL (the record's `when_all_down`).
+    AnsweredServfail = 14,
 
-    // ---- Response rate limiting (`RateLimit`), appended at 13.. ----
+    // ---- Response rate limiting (`RateLimit`) ----
     /// Over its source's rate: sent as a minimal TC=1 answer (no records)
     /// instead of the answer, so a real resolver retries over TCP.
-    RateLimitSlipped = 13,
+    RateLimitSlipped = 15,
     /// Over its source's rate: dropped (XDP_DROP), nothing sent.
-    RateLimitDropped = 14,
+    RateLimitDropped = 16,
     /// Over its source's rate and not exempt. Not an outcome: counted on
     /// top of the outcome (`RateLimitSlipped`, `RateLimitDropped`, or, in
     /// log-only mode, `Answered`).
-    RateLimited = 15,
+    RateLimited = 17,
 }
 
 /// Number of counters (length of the COUNTERS array).
-pub const COUNTER_COUNT: u32 = 16;
+pub const COUNTER_COUNT: u32 = 18;
 
 impl Counter {
     pub const ALL: [Counter; COUNTER_COUNT as usize] = [
@@ -435,6 +441,8 @@ impl Counter {
         Counter::PassNotForUs,
         Counter::PassBadChecksum,
         Counter::PassAgentGone,
+        Counter::AnsweredNodata,
+        Counter::AnsweredServfail,
         Counter::RateLimitSlipped,
         Counter::RateLimitDropped,
         Counter::RateLimited,
@@ -456,9 +464,26 @@ impl Counter {
             Counter::PassNotForUs => "pass_not_for_us",
             Counter::PassBadChecksum => "pass_bad_checksum",
             Counter::PassAgentGone => "pass_agent_gone",
+            Counter::AnsweredNodata => "answered_nodata",
+            Counter::AnsweredServfail => "answered_servfail",
             Counter::RateLimitSlipped => "rate_limit_slipped",
             Counter::RateLimitDropped => "rate_limit_dropped",
             Counter::RateLimited => "rate_limited",
+        }
+    }
+
+    /// What the program did with a packet counted here: `"tx"` (answered,
+    /// or slipped), `"pass"` (up the stack) or `"drop"`; None for
+    /// `RateLimited`, which is counted on top of an outcome.
+    pub const fn verdict(self) -> Option<&'static str> {
+        match self {
+            Counter::Answered
+            | Counter::AnsweredNodata
+            | Counter::AnsweredServfail
+            | Counter::RateLimitSlipped => Some("tx"),
+            Counter::DropResizeFailed | Counter::RateLimitDropped => Some("drop"),
+            Counter::RateLimited => None,
+            _ => Some("pass"),
         }
     }
 }

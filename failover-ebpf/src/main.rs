@@ -52,7 +52,8 @@ pub fn failover_xdp(ctx: XdpContext) -> u32 {
 }
 
 /// Picks the frame shape; each shape is its own constant-offset instance.
-/// Returns the counter of what was sent.
+/// Returns the counter of what was sent (answers by kind: addresses,
+/// NODATA, SERVFAIL; or a slipped answer).
 #[inline(always)]
 fn respond(ctx: &XdpContext) -> Result<Counter, Refusal> {
     let data = ctx.data();
@@ -117,8 +118,7 @@ fn answer_query<const L3: usize, const V6: bool>(ctx: &XdpContext) -> Result<Cou
         response::header_only::<L3, V6>(ctx, &query, flags)?;
         return Ok(Counter::RateLimitSlipped);
     }
-    answer_from_set::<L3, V6>(ctx, &query, set, scratch)?;
-    Ok(Counter::Answered)
+    answer_from_set::<L3, V6>(ctx, &query, set, scratch)
 }
 
 /// The answer `set` makes for `query`, written over the frame.
@@ -128,30 +128,32 @@ fn answer_from_set<const L3: usize, const V6: bool>(
     query: &query::Query,
     set: &failover_common::AnswerSet,
     scratch: &mut maps::Scratch,
-) -> Result<(), Refusal> {
+) -> Result<Counter, Refusal> {
     let stored = set.count as usize;
+    let addresses = Counter::Answered;
     match (set.kind, query.qtype) {
         (ANSWER_ADDRS, QTYPE_A) if stored > 0 => {
             let (start, count) = select::round_robin(set);
-            response::addresses::<L3, V6, 4>(ctx, query, set, start, count)
+            response::addresses::<L3, V6, 4>(ctx, query, set, start, count).map(|()| addresses)
         }
         (ANSWER_ADDRS, QTYPE_AAAA) if stored > 0 => {
             let (start, count) = select::round_robin(set);
-            response::addresses::<L3, V6, 16>(ctx, query, set, start, count)
+            response::addresses::<L3, V6, 16>(ctx, query, set, start, count).map(|()| addresses)
         }
         (ANSWER_WEIGHTED, QTYPE_A) => {
             let pick = select::weighted_pick(set, scratch)?;
-            response::addresses::<L3, V6, 4>(ctx, query, set, pick, 1)
+            response::addresses::<L3, V6, 4>(ctx, query, set, pick, 1).map(|()| addresses)
         }
         (ANSWER_WEIGHTED, QTYPE_AAAA) => {
             let pick = select::weighted_pick(set, scratch)?;
-            response::addresses::<L3, V6, 16>(ctx, query, set, pick, 1)
+            response::addresses::<L3, V6, 16>(ctx, query, set, pick, 1).map(|()| addresses)
         }
         (ANSWER_SERVFAIL, _) => {
             response::header_only::<L3, V6>(ctx, query, response::FLAGS_SERVFAIL)
+                .map(|()| Counter::AnsweredServfail)
         }
         (ANSWER_NODATA, _) => match ZONES.get(set.zone) {
-            Some(soa) => response::nodata::<L3, V6>(ctx, query, soa),
+            Some(soa) => response::nodata::<L3, V6>(ctx, query, soa).map(|()| Counter::AnsweredNodata),
             None => Err(Refusal::Pass(Counter::PassNameNotInMap)),
         },
         _ => Err(Refusal::Pass(Counter::PassNameNotInMap)),

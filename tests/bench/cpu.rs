@@ -3,17 +3,23 @@
 //! in 127.1.0.0/16 (distinct targets, so no dedupe); one listener socket on
 //! 0.0.0.0:PORT accepts them all and counts the connections, which is how
 //! many checks really ran. The agent's CPU time (utime + stime from
-//! /proc/<pid>/stat) is read over a window after its first round of checks.
+//! /proc/<pid>/stat) is read over two windows after its first round of
+//! checks: one with nobody reading its HTTP endpoint, then one with a scrape
+//! of `/metrics` every second (each scrape timed).
 
 use std::{
-    net::{IpAddr, Ipv4Addr},
+    net::{IpAddr, Ipv4Addr, SocketAddr},
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+    },
     time::{Duration, Instant},
 };
 
 use anyhow::{Context as _, Result, bail};
 use failover_tests::{
-    AgentConfig, CheckSpec, DnsClient, EndpointSpec, Netns, RecordSpec, ZoneSpec,
-    listeners::ListenerOptions, netns::DNS_SERVER_ADDR,
+    AgentConfig, CheckSpec, CountingListener, DnsClient, EndpointSpec, Netns, RecordSpec, ZoneSpec,
+    listeners::ListenerOptions, netns::DNS_SERVER_ADDR, web,
 };
 
 /// The port every endpoint is checked on.
@@ -22,6 +28,58 @@ const PORT: u16 = 9000;
 const PER_RECORD: usize = 16;
 /// How long the first round (every record answering) may take.
 const FIRST_ROUND_LIMIT: Duration = Duration::from_secs(60);
+/// The agent's HTTP endpoint (its default), in the server namespace.
+const HTTP: SocketAddr = SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 9153);
+/// Time between scrapes in the scraping window.
+const SCRAPE_EVERY: Duration = Duration::from_secs(1);
+
+/// One scrape of `/metrics`: how long it took and how big it was.
+struct Scrape {
+    took: Duration,
+    bytes: usize,
+}
+
+/// Scrapes `/metrics` every [`SCRAPE_EVERY`] until `stop`; fails on the
+/// first scrape that is not a 200.
+fn scrape_loop(ns: String, stop: Arc<AtomicBool>) -> Result<Vec<Scrape>> {
+    let mut scrapes = Vec::new();
+    let mut next = Instant::now();
+    while !stop.load(Ordering::Relaxed) {
+        let started = Instant::now();
+        let reply = web::get(&ns, HTTP, "/metrics", None)?;
+        let took = started.elapsed();
+        if reply.status != 200 {
+            bail!("/metrics: {} {}", reply.status, reply.body);
+        }
+        scrapes.push(Scrape {
+            took,
+            bytes: reply.body.len(),
+        });
+        next += SCRAPE_EVERY;
+        std::thread::sleep(next.saturating_duration_since(Instant::now()));
+    }
+    Ok(scrapes)
+}
+
+/// The agent's CPU over `seconds`: (cpu, user, system, elapsed seconds,
+/// checks accepted).
+fn window(
+    pid: u32,
+    acceptor: &CountingListener,
+    seconds: u64,
+) -> Result<(f64, f64, f64, f64, u64)> {
+    let (cpu0, accepted0, t0) = (cpu_seconds(pid)?, acceptor.count(), Instant::now());
+    std::thread::sleep(Duration::from_secs(seconds));
+    let (cpu1, accepted1, elapsed) = (cpu_seconds(pid)?, acceptor.count(), t0.elapsed());
+    let (user, system) = (cpu1.0 - cpu0.0, cpu1.1 - cpu0.1);
+    Ok((
+        user + system,
+        user,
+        system,
+        elapsed.as_secs_f64(),
+        accepted1 - accepted0,
+    ))
+}
 
 pub struct CpuOptions {
     pub endpoints: usize,
@@ -148,7 +206,7 @@ pub fn run(agent: &std::path::Path, opts: &CpuOptions) -> Result<()> {
         "\nCPU benchmark: {} endpoints ({} distinct addresses in 127.1.0.0/16, one listener on \
          0.0.0.0:{PORT}), {records} records of up to {PER_RECORD}, tcp check every {} ms \
          (timeout {} ms, rise 2, fall 3), agent in a namespace, XDP native on a veth, \
-         RLIMIT_NOFILE {nofile}; measured over {} s after the first round",
+         RLIMIT_NOFILE {nofile}; measured over {} s after the first round, then as long again with a scrape of /metrics every second",
         opts.endpoints,
         opts.endpoints,
         opts.interval.as_millis(),
@@ -207,9 +265,20 @@ pub fn run(agent: &std::path::Path, opts: &CpuOptions) -> Result<()> {
     // Let the start-up burst (state-change logging, first writes) pass.
     std::thread::sleep(opts.interval * 2);
 
-    let (cpu0, accepted0, t0) = (cpu_seconds(pid)?, acceptor.count(), Instant::now());
-    std::thread::sleep(Duration::from_secs(opts.seconds));
-    let (cpu1, accepted1, elapsed) = (cpu_seconds(pid)?, acceptor.count(), t0.elapsed());
+    // Window 1: nobody reads the HTTP endpoint.
+    let (cpu, user, system, secs, accepted) = window(pid, &acceptor, opts.seconds)?;
+    // Window 2: a scrape of /metrics every second, as Prometheus would.
+    let stop = Arc::new(AtomicBool::new(false));
+    let scraper = {
+        let (ns, stop) = (netns.server.clone(), stop.clone());
+        std::thread::spawn(move || scrape_loop(ns, stop))
+    };
+    let scraping = window(pid, &acceptor, opts.seconds);
+    stop.store(true, Ordering::Relaxed);
+    let scrapes = scraper
+        .join()
+        .map_err(|_| anyhow::anyhow!("the scraper panicked"))??;
+    let (s_cpu, s_user, s_system, s_secs, s_accepted) = scraping?;
     let rss = status_field(pid, "VmRSS").unwrap_or_else(|| "?".into());
     let hwm = status_field(pid, "VmHWM").unwrap_or_else(|| "?".into());
     let threads = status_field(pid, "Threads").unwrap_or_else(|| "?".into());
@@ -220,39 +289,65 @@ pub fn run(agent: &std::path::Path, opts: &CpuOptions) -> Result<()> {
         .filter(|l| l.contains("-> unhealthy"))
         .count();
 
-    let secs = elapsed.as_secs_f64();
-    let (user, system) = (cpu1.0 - cpu0.0, cpu1.1 - cpu0.1);
-    let cpu = user + system;
-    let checks = (accepted1 - accepted0) as f64 / secs;
+    let checks = accepted as f64 / secs;
+    let s_checks = s_accepted as f64 / s_secs;
     let expected = opts.endpoints as f64 / opts.interval.as_secs_f64();
+    if scrapes.is_empty() {
+        bail!("no scrape completed");
+    }
+    let mut took: Vec<f64> = scrapes
+        .iter()
+        .map(|s| s.took.as_secs_f64() * 1000.0)
+        .collect();
+    took.sort_by(f64::total_cmp);
+    let pct = |p: f64| took[((took.len() - 1) as f64 * p).round() as usize];
     println!();
-    println!("| metric | value |");
-    println!("|---|---|");
-    println!("| endpoints (distinct targets) | {} |", opts.endpoints);
-    println!("| records | {records} |");
-    println!("| check interval | {} ms |", opts.interval.as_millis());
+    println!("| metric | without scraping | scraping /metrics every 1 s |");
+    println!("|---|---|---|");
+    println!("| endpoints (distinct targets) | {} | |", opts.endpoints);
+    println!("| records | {records} | |");
+    println!("| check interval | {} ms | |", opts.interval.as_millis());
     println!(
-        "| first round (start to every record answering) | {:.2} s, {:.2} s CPU |",
+        "| first round (start to every record answering) | {:.2} s, {:.2} s CPU | |",
         first_round.as_secs_f64(),
         cpu_start_up
     );
-    println!("| measured window | {secs:.1} s |");
+    println!("| measured window | {secs:.1} s | {s_secs:.1} s |");
     println!(
-        "| agent CPU time in the window (user + system) | {cpu:.2} s ({user:.2} + {system:.2}) |"
+        "| agent CPU time in the window (user + system) | {cpu:.2} s ({user:.2} + {system:.2}) | {s_cpu:.2} s ({s_user:.2} + {s_system:.2}) |"
     );
-    println!("| agent CPU, % of one core | {:.1} % |", 100.0 * cpu / secs);
-    println!("| checks per second (listener accepts) | {checks:.0} (expected {expected:.0}) |");
     println!(
-        "| CPU per check | {:.1} µs |",
-        1e6 * cpu / (checks * secs).max(1.0)
+        "| agent CPU, % of one core | {:.1} % | {:.1} % |",
+        100.0 * cpu / secs,
+        100.0 * s_cpu / s_secs
     );
-    println!("| agent RSS now / peak | {rss} / {hwm} |");
-    println!("| agent threads | {threads} |");
     println!(
-        "| endpoints in answers at the end | {answered} / {} |",
+        "| checks per second (listener accepts; expected {expected:.0}) | {checks:.0} | {s_checks:.0} |"
+    );
+    println!(
+        "| CPU per check | {:.1} µs | {:.1} µs |",
+        1e6 * cpu / (checks * secs).max(1.0),
+        1e6 * s_cpu / (s_checks * s_secs).max(1.0)
+    );
+    println!(
+        "| scrapes of /metrics | | {}, {} KiB each |",
+        scrapes.len(),
+        scrapes.last().map_or(0, |s| s.bytes) / 1024
+    );
+    println!(
+        "| scrape time min / median / p95 / max (goal < 50 ms) | | {:.1} / {:.1} / {:.1} / {:.1} ms |",
+        took[0],
+        pct(0.5),
+        pct(0.95),
+        took[took.len() - 1]
+    );
+    println!("| agent RSS now / peak | | {rss} / {hwm} |");
+    println!("| agent threads | | {threads} |");
+    println!(
+        "| endpoints in answers at the end | | {answered} / {} |",
         opts.endpoints
     );
-    println!("| \"-> unhealthy\" log lines during the run | {unhealthy_lines} |");
+    println!("| \"-> unhealthy\" log lines during the run | | {unhealthy_lines} |");
 
     drop(client);
     let status = netns.stop_agent()?;

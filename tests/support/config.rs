@@ -397,6 +397,7 @@ pub struct AgentConfig {
     records: Vec<RecordSpec>,
     checks: Vec<(String, CheckSpec)>,
     admin: Table,
+    http: Table,
 }
 
 impl AgentConfig {
@@ -452,6 +453,12 @@ impl AgentConfig {
         self
     }
 
+    /// A key of `[http]` (`listen`).
+    pub fn http(mut self, key: &str, value: impl Into<Value>) -> Self {
+        self.http.set(key, value);
+        self
+    }
+
     /// A key of `[admin]` (`state_file`).
     pub fn admin(mut self, key: &str, value: impl Into<Value>) -> Self {
         self.admin.set(key, value);
@@ -484,6 +491,11 @@ impl AgentConfig {
         if !self.admin.is_empty() {
             s.push_str("[admin]\n");
             self.admin.render(&mut s);
+            s.push('\n');
+        }
+        if !self.http.is_empty() {
+            s.push_str("[http]\n");
+            self.http.render(&mut s);
         }
         s
     }

@@ -29,6 +29,7 @@ pub mod mutation;
 pub mod netns;
 pub mod packets;
 pub mod peers;
+pub mod web;
 pub mod webhook;
 pub mod xdp;
 

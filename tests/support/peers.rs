@@ -102,7 +102,7 @@ pub struct Daemon {
 impl Daemon {
     /// Spawns `cmd` (already `ip netns exec ...`) with stdout and stderr going
     /// to `<dir>/<name>.log`.
-    fn spawn(name: &str, mut cmd: Command, dir: &Path) -> Result<Self> {
+    pub fn spawn(name: &str, mut cmd: Command, dir: &Path) -> Result<Self> {
         let log = dir.join(format!("{name}.log"));
         let file = File::create(&log).with_context(|| format!("creating {}", log.display()))?;
         let child = cmd
@@ -144,7 +144,7 @@ impl Daemon {
 
     /// Polls `ready` until it says yes, failing early (with the log) if the
     /// daemon exits and after [`START_TIMEOUT`].
-    fn wait_ready(&mut self, mut ready: impl FnMut() -> Result<bool>) -> Result<()> {
+    pub fn wait_ready(&mut self, mut ready: impl FnMut() -> Result<bool>) -> Result<()> {
         let started = Instant::now();
         let up = poll_until(START_TIMEOUT, Duration::from_millis(50), || {
             self.ensure_running()?;

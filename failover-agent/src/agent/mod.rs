@@ -17,6 +17,7 @@
 //! ([`crate::logging`]).
 
 mod handover;
+mod history;
 mod overrides;
 mod reload;
 mod status;
@@ -24,12 +25,14 @@ mod status;
 mod tests;
 
 pub use handover::HandoverStep;
+pub use history::{HISTORY_PER_ENDPOINT, History};
 pub use reload::Reloader;
 pub use status::{EndpointStatus, HealthSnapshot};
 
 use std::collections::{HashMap, HashSet};
 use std::future::Future;
 use std::net::IpAddr;
+use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::{Result, bail};
@@ -39,10 +42,10 @@ use tokio::time::MissedTickBehavior;
 
 use crate::admin_state::{AdminStore, Mode};
 use crate::checks::health::Health;
-use crate::checks::result::Latency;
+use crate::checks::result::{CheckObserver, Latency};
 use crate::checks::{ProbeEvent, ProbeId, ProbeKey, Probes, SyncReport};
 use crate::config::Config;
-use crate::control::ControlMsg;
+use crate::control::{ControlMsg, StatusReport};
 use crate::events::{AnswerChange, EndpointState, Event, Events, Transition};
 use crate::policy::{Rules, State, decide};
 use crate::publish::{Publication, Publisher, Put};
@@ -112,6 +115,12 @@ pub struct Agent<P> {
     progress: watch::Sender<Progress>,
     /// Where transitions, answer changes, reloads and overrides go.
     events: Events,
+    /// Every endpoint's last transitions, from `events`.
+    history: History,
+    /// The status for readers off the loop ([`Agent::status_feed`]).
+    status_tx: watch::Sender<Arc<StatusReport>>,
+    /// Takes every check result (metrics).
+    check_observer: Option<Arc<dyn CheckObserver>>,
 }
 
 /// The probe that checks each endpoint of each record of `config`.
@@ -141,6 +150,7 @@ impl<P: Publisher> Agent<P> {
         let unknown = config.endpoint_count();
         let publication = Publication::new(target, &config);
         let (reload_tx, reload_rx) = mpsc::unbounded_channel();
+        let events = Events::new();
         Self {
             config,
             publication,
@@ -158,7 +168,10 @@ impl<P: Publisher> Agent<P> {
             control: None,
             handover: None,
             progress: watch::Sender::new(Progress::default()),
-            events: Events::new(),
+            history: History::observing(&events),
+            events,
+            status_tx: watch::Sender::new(Arc::new(StatusReport::default())),
+            check_observer: None,
         }
     }
 
@@ -189,7 +202,12 @@ impl<P: Publisher> Agent<P> {
         self.events.clone()
     }
 
-    /// Health of every endpoint of record `record`, in configuration order.
+    /// Hands every check result to `observer` (before it is applied).
+    pub fn observe_checks(&mut self, observer: Arc<dyn CheckObserver>) {
+        self.check_observer = Some(observer);
+    }
+
+    /// Health of every endpoint of record `r`, in configuration order.
     pub fn health(&self, record: usize) -> Vec<Health> {
         self.records[record].health.clone()
     }
@@ -267,6 +285,7 @@ impl<P: Publisher> Agent<P> {
                     self.heartbeat();
                     self.admin_tick();
                     self.progress.send_modify(|p| p.ticks += 1);
+                    self.publish_status();
                 }
                 _ = async {
                     match stats.as_mut() {
@@ -344,6 +363,10 @@ impl<P: Publisher> Agent<P> {
         let Some(users) = self.users.get(&event.probe).cloned() else {
             return;
         };
+        if let (Some(observer), Some(&(r, _))) = (&self.check_observer, users.first()) {
+            let record = &self.config.records[r];
+            observer.check_done(&record.check_name, record.check.kind.name(), &event.result);
+        }
         let mut changed = Vec::with_capacity(users.len());
         for (r, e) in users {
             let record = &self.config.records[r];
@@ -381,6 +404,7 @@ impl<P: Publisher> Agent<P> {
             self.report_states(r, &reason);
             changed.push(r);
         }
+        let first_answers = !self.first_round_done;
         if !self.first_round_done {
             if self.unknown > 0 {
                 return;
@@ -399,6 +423,10 @@ impl<P: Publisher> Agent<P> {
         }
         // NODATA entries go out with the first answers.
         self.publication.go_live();
+        if first_answers {
+            // Readers see the first answers without waiting for the tick.
+            self.publish_status();
+        }
     }
 
     /// Publishes record `r`'s answer if it differs from what is held.

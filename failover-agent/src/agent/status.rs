@@ -2,13 +2,16 @@
 //! probe's tally ([`HealthSnapshot`]) and every record's answer, health and
 //! overrides ([`StatusReport`], for `failover-agent status`).
 
+use std::collections::HashSet;
 use std::net::IpAddr;
+use std::sync::Arc;
 use std::time::SystemTime;
 
-use super::Agent;
+use super::{Agent, History};
 use crate::checks::health::ProbeStatus;
 use crate::checks::settings::CheckTarget;
-use crate::control::{EndpointReport, RecordStatus, StatusReport};
+use crate::control::{EndpointReport, RecordStatus, StatusReport, TransitionReport};
+use crate::events::unix_time;
 use crate::policy::{Answer, Rules, decide};
 use crate::publish::Publisher;
 
@@ -80,12 +83,17 @@ impl<P: Publisher> Agent<P> {
         }
     }
 
-    /// Every record with its endpoints' health, overrides and answer.
+    /// Every record with its endpoints' health, overrides, answer and
+    /// recent transitions.
     pub fn status(&self) -> StatusReport {
         let now = SystemTime::now();
         let mut records = Vec::with_capacity(self.config.records.len());
         for (r, record) in self.config.records.iter().enumerate() {
             let state = &self.records[r];
+            let states = self.endpoint_states(r);
+            let mut history = self
+                .history
+                .of_record(&record.name, type_name(record.rtype));
             let decision = decide(&Rules::of(record), &self.states(r));
             let held = self.publication.held(&record.name, record.rtype.code());
             let per_answer = match held.map(|e| &e.answer) {
@@ -113,6 +121,19 @@ impl<P: Publisher> Agent<P> {
                 .map(|(e, endpoint)| {
                     let admin = self.admin.state.mode(&record.name, endpoint.address, now);
                     let probe = self.endpoint_status(r, e);
+                    let history: Vec<TransitionReport> = history
+                        .remove(&endpoint.address)
+                        .unwrap_or_default()
+                        .into_iter()
+                        .map(|t| TransitionReport {
+                            at: unix_time(t.at),
+                            from: t.from.name().to_string(),
+                            to: t.to.name().to_string(),
+                            reason: t.reason,
+                        })
+                        .collect();
+                    let p = &probe.status;
+                    let last_ok = p.last_check.is_some() && p.last_failure_at != p.last_check;
                     EndpointReport {
                         address: endpoint.address.to_string(),
                         priority: endpoint.priority,
@@ -126,7 +147,19 @@ impl<P: Publisher> Agent<P> {
                         answered: answered.contains(&endpoint.address),
                         check: Some(format!("{} ({} {})", probe.check, probe.kind, probe.target)),
                         latency_ms: probe.status.last_latency.map(|l| l.as_secs_f64() * 1000.0),
-                        last_failure: probe.status.last_failure,
+                        last_failure: probe.status.last_failure.clone(),
+                        state: states[e].name().to_string(),
+                        checks: p.checks,
+                        failures: p.failures,
+                        last_result: p
+                            .last_check
+                            .map(|_| if last_ok { "success" } else { "failure" }.to_string()),
+                        last_check_at: p.last_check.map(unix_time),
+                        last_change_at: history
+                            .last()
+                            .map(|t| t.at)
+                            .or(p.last_change.map(unix_time)),
+                        history,
                     }
                 })
                 .collect();
@@ -146,9 +179,49 @@ impl<P: Publisher> Agent<P> {
             });
         }
         StatusReport {
+            version: env!("CARGO_PKG_VERSION").to_string(),
+            generated_at: unix_time(now),
             answering: self.first_round_done,
+            answer_sets: self.publication.held_count(),
             admin_state_file: self.admin.path().map(|p| p.display().to_string()),
             records,
         }
+    }
+}
+
+impl<P: Publisher> Agent<P> {
+    /// Follows the agent's status: a fresh [`StatusReport`] once a second
+    /// (and as the first answers go out), sent from the loop without
+    /// waiting for any reader (HTTP clients read the last one).
+    pub fn status_feed(&self) -> tokio::sync::watch::Receiver<Arc<StatusReport>> {
+        self.status_tx.subscribe()
+    }
+
+    /// Sends a fresh status to the feed if anyone follows it.
+    pub(super) fn publish_status(&mut self) {
+        if self.status_tx.receiver_count() == 0 {
+            return;
+        }
+        if self.history.reloaded() {
+            let present: HashSet<(String, IpAddr)> = self
+                .config
+                .records
+                .iter()
+                .flat_map(|r| {
+                    r.endpoints
+                        .iter()
+                        .map(move |e| History::present(&r.name, type_name(r.rtype), e.address))
+                })
+                .collect();
+            self.history.retain(&present);
+        }
+        self.status_tx.send_replace(Arc::new(self.status()));
+    }
+}
+
+fn type_name(rtype: crate::config::RecordType) -> &'static str {
+    match rtype {
+        crate::config::RecordType::A => "A",
+        crate::config::RecordType::Aaaa => "AAAA",
     }
 }

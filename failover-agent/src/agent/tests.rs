@@ -636,3 +636,96 @@ async fn a_flapping_endpoint_is_held_down_until_stable() {
     let writes = running.stop().await;
     assert_eq!(writes.len(), 5, "{writes:?}");
 }
+
+#[tokio::test]
+async fn status_feed_carries_states_history_and_check_counts() {
+    use crate::checks::result::{CheckObserver, CheckResult};
+    use std::sync::atomic::{AtomicU64, Ordering};
+
+    #[derive(Default)]
+    struct Tally(AtomicU64, AtomicU64);
+    impl CheckObserver for Tally {
+        fn check_done(&self, check: &str, kind: &'static str, result: &CheckResult) {
+            assert_eq!((check, kind), ("c", "tcp"));
+            let n = if result.is_success() {
+                &self.0
+            } else {
+                &self.1
+            };
+            n.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    let (port, mut eps) = endpoints(9, 2).await;
+    let mut text = base(port, 100, 60, 1, 1);
+    let (primary, backup) = (eps[0].ip(), eps[1].ip());
+    text += &record("www.t.", "failover", &[(primary, 1), (backup, 2)]);
+    let (tx, _writes) = mpsc::unbounded_channel();
+    let sink = MemorySink {
+        writes: Default::default(),
+        calls: Default::default(),
+        broken: Default::default(),
+        tx,
+    };
+    let mut agent = Agent::new(config(&text), sink);
+    let tally = Arc::new(Tally::default());
+    agent.observe_checks(tally.clone());
+    let mut feed = agent.status_feed();
+    let (stop, stopped) = oneshot::channel::<()>();
+    let task = tokio::spawn(async move {
+        agent
+            .run(
+                async {
+                    let _ = stopped.await;
+                },
+                None,
+                |_| {},
+            )
+            .await
+    });
+    // Waits for a status that satisfies `want`.
+    async fn until(
+        feed: &mut watch::Receiver<Arc<StatusReport>>,
+        want: impl Fn(&StatusReport) -> bool,
+    ) -> Arc<StatusReport> {
+        tokio::time::timeout(Duration::from_secs(5), async {
+            loop {
+                let status = feed.borrow_and_update().clone();
+                if want(&status) {
+                    return status;
+                }
+                feed.changed().await.unwrap();
+            }
+        })
+        .await
+        .expect("a status like that within 5s")
+    }
+    let first = until(&mut feed, |s| s.answering).await;
+    assert_eq!(first.records[0].addresses, [primary.to_string()]);
+    assert_eq!(first.answer_sets, 3, "A, and NODATA for AAAA and HTTPS");
+    eps[0].down().await;
+    let after = until(&mut feed, |s| {
+        s.records[0].endpoints[0].state == "unhealthy"
+    })
+    .await;
+    let e = &after.records[0].endpoints[0];
+    assert_eq!(after.records[0].addresses, [backup.to_string()]);
+    let history: Vec<(&str, &str)> = e
+        .history
+        .iter()
+        .map(|t| (t.from.as_str(), t.to.as_str()))
+        .collect();
+    assert_eq!(history, [("unknown", "healthy"), ("healthy", "unhealthy")]);
+    assert_eq!(e.last_change_at, Some(e.history[1].at));
+    assert_eq!(e.last_result.as_deref(), Some("failure"));
+    assert!(e.checks >= 2 && e.failures >= 1, "{e:?}");
+    assert_eq!(
+        after.records[0].endpoints[1].last_result.as_deref(),
+        Some("success")
+    );
+    // The observer saw the same results the status counts.
+    assert!(tally.0.load(Ordering::Relaxed) >= 2);
+    assert!(tally.1.load(Ordering::Relaxed) >= 1);
+    stop.send(()).unwrap();
+    task.await.unwrap().unwrap();
+}

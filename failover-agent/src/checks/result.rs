@@ -34,6 +34,17 @@ impl fmt::Display for Failure {
 }
 
 impl Failure {
+    /// A short, stable name for the kind of failure (metrics label values:
+    /// a few, never the free text).
+    pub fn reason(&self) -> &'static str {
+        match self {
+            Failure::Refused => "refused",
+            Failure::Timeout(_) => "timeout",
+            Failure::Unreachable(_) => "unreachable",
+            Failure::Failed(_) => "failed",
+        }
+    }
+
     pub fn from_io(error: &io::Error) -> Failure {
         match error.kind() {
             io::ErrorKind::ConnectionRefused => Failure::Refused,
@@ -74,6 +85,13 @@ impl CheckResult {
     pub fn is_success(&self) -> bool {
         self.outcome.is_ok()
     }
+}
+
+/// Takes every check result as it reaches the agent (metrics). Called on
+/// the agent's loop: must be quick and never block.
+pub trait CheckObserver: Send + Sync {
+    /// `check`: the check's name in the configuration; `kind`: "tcp", "http"...
+    fn check_done(&self, check: &str, kind: &'static str, result: &CheckResult);
 }
 
 /// Latency for logs: "0.4ms", "12.3ms", "1.204s".

@@ -43,6 +43,10 @@ pub struct ConfigFile {
     /// kernel and the userspace server. Off without the section.
     #[serde(default)]
     pub rate_limit: Option<RateLimitFile>,
+    /// `[http]`: metrics, the status API and page, health and readiness
+    /// ([`super::HttpFile`]). Optional; every key has a default.
+    #[serde(default)]
+    pub http: Option<super::HttpFile>,
 }
 
 /// `[rate_limit]`

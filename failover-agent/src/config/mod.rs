@@ -10,6 +10,7 @@ mod admin;
 mod dataplane;
 pub use dataplane::DEFAULT_HOLD as DEFAULT_DATAPLANE_HOLD;
 pub mod file;
+mod http;
 pub mod notify;
 pub mod rate_limit;
 mod record;
@@ -20,6 +21,7 @@ mod zone;
 
 pub use admin::Admin;
 pub use dataplane::DataplaneSettings;
+pub use http::{DEFAULT_HTTP_LISTEN, Http, HttpFile, http_listen};
 pub use rate_limit::RateLimitSettings;
 pub use record::{
     DEFAULT_MAX_ANSWERS, Endpoint, HotName, MinHealthy, Policy, Record, RecordType, WhenAllDown,
@@ -105,6 +107,7 @@ pub struct Config {
     pub notify: Vec<notify::Hook>,
     /// `[rate_limit]`; `None`: off.
     pub rate_limit: Option<RateLimitSettings>,
+    pub http: Http,
 }
 
 // ---------------------------------------------------------------------------
@@ -502,6 +505,7 @@ fn validate(file: &ConfigFile) -> Result<Config, FieldError> {
         None => None,
         Some(section) => Some(rate_limit::rate_limit_value(section)?),
     };
+    let http = http::http_value(file.http.as_ref())?;
     Ok(Config {
         server,
         zones,
@@ -510,5 +514,6 @@ fn validate(file: &ConfigFile) -> Result<Config, FieldError> {
         dataplane,
         notify,
         rate_limit,
+        http,
     })
 }

@@ -253,6 +253,24 @@ fn policy_option_errors_name_the_field() {
 }
 
 #[test]
+fn http_section() {
+    let config = parse(EXAMPLE).unwrap();
+    assert_eq!(config.http, crate::config::Http::default());
+    let config = parse(&format!("{EXAMPLE}\n[http]\nlisten = \"[::1]:9100\"\n")).unwrap();
+    assert_eq!(config.http.listen, Some("[::1]:9100".parse().unwrap()));
+    let config = parse(&format!("{EXAMPLE}\n[http]\nlisten = \"\"\n")).unwrap();
+    assert_eq!(config.http.listen, None, "\"\" disables it");
+    assert_error(
+        &format!("{EXAMPLE}\n[http]\nlisten = \"localhost:9153\"\n"),
+        &["http.listen", "not an address and port"],
+    );
+    assert_error(
+        &format!("{EXAMPLE}\n[http]\nport = 9153\n"),
+        &["http.port", "unknown field"],
+    );
+}
+
+#[test]
 fn admin_section() {
     let config = parse(EXAMPLE).unwrap();
     assert_eq!(config.admin, Admin::default());

@@ -154,6 +154,12 @@ pub fn run(plan: Plan) -> Result<()> {
         }
         None => load_pinned(&pin_root, &iface, replace_dataplane),
     };
+    // Bound before the kernel is touched too: a taken port given
+    // explicitly stops us here.
+    let http_listener = match config.http.listen {
+        Some(addr) => crate::http::bind(addr, config.http.listen_is_default)?,
+        None => None,
+    };
     let dataplane = loaded.map_err(|e| {
         // SAFETY: geteuid has no preconditions.
         if unsafe { libc::geteuid() } != 0 {
@@ -319,6 +325,15 @@ pub fn run(plan: Plan) -> Result<()> {
             agent.config().endpoint_count()
         );
     }
+    // A scrape reads the kernel's counters on its own handle, never
+    // through the agent's loop.
+    let counter_reader = match agent.publisher().first.counter_reader() {
+        Ok(reader) => Some(reader),
+        Err(e) => {
+            warn!("{e:#}: /metrics will lack the kernel's counters");
+            None
+        }
+    };
     let running_server = agent.config().server.clone();
     let reloader = agent.reloader();
     // Transitions, answer changes, reloads and overrides: to the log and to
@@ -342,6 +357,29 @@ pub fn run(plan: Plan) -> Result<()> {
     let mut socket_file = None;
     let result = runtime.block_on(async {
         let server_stats = server.as_ref().map(|s| s.stats());
+        // /readyz turns 503 while the process hands over or stops.
+        let (leaving, leaving_rx) = tokio::sync::watch::channel(None);
+        tokio::spawn(follow_leaving(lifecycle.subscribe(), leaving));
+        if let Some(listener) = http_listener {
+            let metrics = crate::http::Metrics::new(crate::http::Sources {
+                status: agent.status_feed(),
+                kernel: counter_reader,
+                server: server_stats.clone(),
+            });
+            agent.events().observe(metrics.event_observer());
+            agent.observe_checks(metrics.check_observer());
+            let served = crate::http::Served {
+                metrics,
+                status: agent.status_feed(),
+                progress: agent.progress(),
+                leaving: leaving_rx,
+            };
+            tokio::spawn(async move {
+                if let Err(e) = crate::http::serve(listener, served).await {
+                    warn!("HTTP endpoint stopped: {e:#}");
+                }
+            });
+        }
         let (done_tx, mut done_rx) = tokio::sync::oneshot::channel();
         if let Some((path, is_default, control)) = control_socket {
             // The agent taken over may still be finishing on the same path.
@@ -639,5 +677,25 @@ fn log_counters(dataplane: &Dataplane, server: Option<&ServerStats>) {
     }
     if let Some(server) = server {
         info!("userspace server counters: {}", server.summary());
+    }
+}
+
+/// Tells `/readyz` when the process leaves service: while it hands over to
+/// a successor (and again if that fails and it serves on), and once it
+/// stops.
+async fn follow_leaving(
+    mut phase: tokio::sync::watch::Receiver<Phase>,
+    leaving: tokio::sync::watch::Sender<Option<crate::http::Leaving>>,
+) {
+    loop {
+        let now = match *phase.borrow_and_update() {
+            Phase::Starting | Phase::Serving => None,
+            Phase::HandingOver => Some(crate::http::Leaving::HandingOver),
+            Phase::Stopping => Some(crate::http::Leaving::ShuttingDown),
+        };
+        leaving.send_replace(now);
+        if phase.changed().await.is_err() {
+            return;
+        }
     }
 }

@@ -355,6 +355,11 @@ impl<P: Publisher> Publication<P> {
             .and_then(|&i| self.slots[i].held.as_ref())
     }
 
+    /// How many (name, type) entries the publisher holds.
+    pub fn held_count(&self) -> usize {
+        self.slots.iter().filter(|s| s.held.is_some()).count() + self.adopted_extra.len()
+    }
+
     /// Retries every write that has not succeeded yet: the zone tree, then
     /// withdrawals (they free room in the kernel map), then entries.
     pub fn flush(&mut self) {

@@ -233,6 +233,28 @@ pub struct ServerStats {
     pub udp_rate_limited: AtomicU64,
     pub udp_slipped: AtomicU64,
     pub udp_dropped: AtomicU64,
+    /// Answers sent, by [`RESPONSE_KINDS`] index, per transport.
+    pub udp_responses: [AtomicU64; RESPONSE_KINDS.len()],
+    pub tcp_responses: [AtomicU64; RESPONSE_KINDS.len()],
+}
+
+/// What an answer said, as metrics count it: its rcode, with NOERROR
+/// without answer records (NODATA) apart, and every rare rcode as "other".
+pub const RESPONSE_KINDS: [&str; 8] = [
+    "NOERROR", "NODATA", "FORMERR", "SERVFAIL", "NXDOMAIN", "NOTIMP", "REFUSED", "other",
+];
+
+/// The [`RESPONSE_KINDS`] index of an encoded answer.
+pub fn response_kind(answer: &[u8]) -> usize {
+    if answer.len() < 12 {
+        return RESPONSE_KINDS.len() - 1;
+    }
+    match answer[3] & 0x0f {
+        0 if u16::from_be_bytes([answer[6], answer[7]]) == 0 => 1,
+        0 => 0,
+        rcode @ 1..=5 => rcode as usize + 1,
+        _ => RESPONSE_KINDS.len() - 1,
+    }
 }
 
 impl ServerStats {
@@ -431,6 +453,7 @@ async fn serve_udp(
         match sent {
             Ok(_) => {
                 stats.udp_answers.fetch_add(1, Ordering::Relaxed);
+                stats.udp_responses[response_kind(&answer)].fetch_add(1, Ordering::Relaxed);
             }
             Err(e) => debug!("UDP {addr}: answering {peer}: {e}"),
         }
@@ -560,6 +583,7 @@ async fn serve_connection(
         match tokio::time::timeout(idle, write.write_all(&out)).await {
             Ok(Ok(())) => {
                 stats.tcp_answers.fetch_add(1, Ordering::Relaxed);
+                stats.tcp_responses[response_kind(&answer)].fetch_add(1, Ordering::Relaxed);
                 slot.touch();
             }
             _ => return,
@@ -815,6 +839,13 @@ port = 80
         let stats = server.stats();
         assert_eq!(stats.udp_queries.load(Ordering::Relaxed), 6);
         assert_eq!(stats.udp_answers.load(Ordering::Relaxed), 4);
+        // Each answer counted once, by what it said.
+        let kinds: Vec<u64> = stats
+            .udp_responses
+            .iter()
+            .map(|c| c.load(Ordering::Relaxed))
+            .collect();
+        assert_eq!(kinds, [2, 2, 0, 0, 0, 0, 0, 0], "A and MX on two sockets");
         server.stop().await;
     }
 
