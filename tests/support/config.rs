@@ -397,6 +397,9 @@ pub struct AgentConfig {
     records: Vec<RecordSpec>,
     checks: Vec<(String, CheckSpec)>,
     admin: Table,
+    /// Other single-table sections (`[rate_limit]`, `[cookies]`), in the
+    /// order first set.
+    sections: Vec<(String, Table)>,
 }
 
 impl AgentConfig {
@@ -458,6 +461,20 @@ impl AgentConfig {
         self
     }
 
+    /// A key of another single-table section, e.g.
+    /// `section("rate_limit", "responses_per_second", 100)`.
+    pub fn section(mut self, section: &str, key: &str, value: impl Into<Value>) -> Self {
+        match self.sections.iter_mut().find(|(n, _)| n == section) {
+            Some((_, table)) => table.set(key, value),
+            None => {
+                let mut table = Table::default();
+                table.set(key, value);
+                self.sections.push((section.to_string(), table));
+            }
+        }
+        self
+    }
+
     pub fn to_toml(&self) -> String {
         let mut s = String::new();
         if !self.server.is_empty() {
@@ -484,6 +501,12 @@ impl AgentConfig {
         if !self.admin.is_empty() {
             s.push_str("[admin]\n");
             self.admin.render(&mut s);
+        }
+        for (name, table) in &self.sections {
+            s.push('[');
+            render_key(name, &mut s);
+            s.push_str("]\n");
+            table.render(&mut s);
         }
         s
     }
