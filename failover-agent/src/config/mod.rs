@@ -9,6 +9,7 @@
 mod admin;
 mod dataplane;
 pub use dataplane::DEFAULT_HOLD as DEFAULT_DATAPLANE_HOLD;
+pub mod cookies;
 pub mod file;
 pub mod notify;
 pub mod rate_limit;
@@ -19,6 +20,7 @@ mod tests;
 mod zone;
 
 pub use admin::Admin;
+pub use cookies::CookieSettings;
 pub use dataplane::DataplaneSettings;
 pub use rate_limit::RateLimitSettings;
 pub use record::{
@@ -105,6 +107,8 @@ pub struct Config {
     pub notify: Vec<notify::Hook>,
     /// `[rate_limit]`; `None`: off.
     pub rate_limit: Option<RateLimitSettings>,
+    /// `[cookies]`; `None`: off (`enabled = false`).
+    pub cookies: Option<CookieSettings>,
 }
 
 // ---------------------------------------------------------------------------
@@ -502,6 +506,7 @@ fn validate(file: &ConfigFile) -> Result<Config, FieldError> {
         None => None,
         Some(section) => Some(rate_limit::rate_limit_value(section)?),
     };
+    let cookies = cookies::cookies_value(file.cookies.as_ref())?;
     Ok(Config {
         server,
         zones,
@@ -510,5 +515,6 @@ fn validate(file: &ConfigFile) -> Result<Config, FieldError> {
         dataplane,
         notify,
         rate_limit,
+        cookies,
     })
 }
