@@ -8,7 +8,7 @@
 /// Bump whenever a map key, value or counter index changes meaning. Anything that
 /// persists maps (pin paths, dumps) must include it so an old layout is never
 /// reused by a new program.
-pub const LAYOUT_VERSION: u32 = 8;
+pub const LAYOUT_VERSION: u32 = 9;
 
 /// Longest domain name in wire format, terminating root label included (RFC 1035 3.1).
 pub const MAX_NAME_WIRE_LEN: usize = 255;
@@ -415,10 +415,15 @@ pub enum Counter {
     /// top of the outcome (`RateLimitSlipped`, `RateLimitDropped`, or, in
     /// log-only mode, `Answered`).
     RateLimited = 15,
+
+    // ---- DNS cookies, appended at 16 ----
+    /// A query carrying a COOKIE option (RFC 7873): the kernel does not
+    /// compute server cookies, userspace answers it with one.
+    PassCookie = 16,
 }
 
 /// Number of counters (length of the COUNTERS array).
-pub const COUNTER_COUNT: u32 = 16;
+pub const COUNTER_COUNT: u32 = 17;
 
 impl Counter {
     pub const ALL: [Counter; COUNTER_COUNT as usize] = [
@@ -438,6 +443,7 @@ impl Counter {
         Counter::RateLimitSlipped,
         Counter::RateLimitDropped,
         Counter::RateLimited,
+        Counter::PassCookie,
     ];
 
     /// Stable name used in logs and metrics.
@@ -459,6 +465,7 @@ impl Counter {
             Counter::RateLimitSlipped => "rate_limit_slipped",
             Counter::RateLimitDropped => "rate_limit_dropped",
             Counter::RateLimited => "rate_limited",
+            Counter::PassCookie => "pass_cookie",
         }
     }
 }
