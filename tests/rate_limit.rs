@@ -192,3 +192,97 @@ fn a_flood_gets_the_rate_slips_are_truncated_and_tcp_and_exempt_are_not_limited(
     );
     assert!(counters["rate_limit_dropped"] > 0, "{counters:?}");
 }
+
+/// `dig` (cookies on, as by default) in the client namespace: its stdout.
+fn dig_cookie(netns: &Netns, cookie: &str) -> String {
+    let out = Command::new("ip")
+        .args(["netns", "exec", &netns.client, "dig"])
+        .arg(format!("@{DNS_SERVER_ADDR}"))
+        .args([NAME, "A", "+norecurse", "+tries=1", "+time=2", "+ignore"])
+        .arg(cookie)
+        .output()
+        .expect("running dig");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// The hex of `; COOKIE: <hex> (good)` in dig's output.
+fn good_cookie(out: &str) -> Option<String> {
+    let line = out.lines().find(|l| l.starts_with("; COOKIE: "))?;
+    let rest = line.strip_prefix("; COOKIE: ")?;
+    let (hex, verdict) = rest.split_once(' ')?;
+    (verdict == "(good)").then(|| hex.to_string())
+}
+
+/// dig gets a server cookie back (from userspace: the kernel passes
+/// cookies up), and with it is not limited while a flood of queries with
+/// client cookies only, from its own address, is.
+#[test]
+fn a_client_with_a_valid_server_cookie_is_not_limited_under_a_flood() {
+    let mut netns = start();
+    let first = dig_cookie(&netns, "+cookie");
+    let cookie = good_cookie(&first).unwrap_or_else(|| panic!("no good server cookie:\n{first}"));
+    assert_eq!(
+        cookie.len(),
+        48,
+        "8 bytes client, 16 bytes server cookie: {cookie}"
+    );
+    assert_eq!(
+        &cookie[16..24],
+        "01000000",
+        "version 1, reserved zero: {cookie}"
+    );
+    assert!(first.contains("192.0.2.10"), "{first}");
+
+    std::thread::sleep(Duration::from_secs(2));
+    let client = netns.client.clone();
+    let flooder = std::thread::spawn(move || {
+        Flood {
+            cookie: Some(vec![0x5a; 8]),
+            ..flood(CLIENT_ADDR)
+        }
+        .run(&client)
+    });
+    std::thread::sleep(Duration::from_millis(1500));
+    // Over UDP, TC ignored: every one a full answer with a good cookie.
+    let digs: Vec<String> = (0..5)
+        .map(|_| dig_cookie(&netns, &format!("+cookie={cookie}")))
+        .collect();
+    // The control: the same dig with its client cookie alone is limited
+    // (a drop times out, a slip is TC=1) at least once.
+    let without: Vec<String> = (0..5)
+        .map(|_| dig_cookie(&netns, &format!("+cookie={}", &cookie[..16])))
+        .collect();
+    let flooded = flooder.join().unwrap().expect("flooding");
+    assert!(
+        without
+            .iter()
+            .any(|out| !out.contains("192.0.2.10") || out.contains(" tc")),
+        "a client cookie alone was never limited during the flood: {without:?}"
+    );
+    eprintln!("{}", summary("client cookies only", &flooded));
+    let log = netns.agent_log();
+    for out in &digs {
+        assert!(
+            out.contains("status: NOERROR") && out.contains("192.0.2.10"),
+            "dig with a valid server cookie during the flood:\n{out}\nagent log:\n{log}"
+        );
+        assert!(!out.contains(" tc"), "truncated:\n{out}");
+        assert!(good_cookie(out).is_some(), "no fresh cookie:\n{out}");
+    }
+    // The flood itself was limited in userspace, each reply with a cookie.
+    let steady = flooded.answered_between(STEADY_FROM, FLOOD_FOR) as f64
+        / (FLOOD_FOR - STEADY_FROM).as_secs_f64();
+    assert!(
+        steady <= f64::from(RATE) * 1.10,
+        "{steady:.0}/s answered to the flood: {}",
+        summary("cookies", &flooded)
+    );
+    assert!(flooded.truncated() > 0, "{}", summary("cookies", &flooded));
+    for r in &flooded.replies {
+        let c = r.cookie.as_ref().expect("every reply carries a cookie");
+        assert_eq!((c.len(), &c[..8]), (24, &[0x5a; 8][..]), "{r:?}");
+    }
+    netns.stop_agent().unwrap();
+    let counters = netns.kernel_counters();
+    assert!(counters["pass_cookie"] >= flooded.sent, "{counters:?}");
+}
