@@ -169,14 +169,15 @@ fn kernel_should_answer(g: &Generated, universe: &Universe) -> bool {
         && [TYPE_A, TYPE_AAAA, TYPE_HTTPS].contains(&q.qtype)
         && q.opt
             .as_ref()
-            .is_none_or(|o| o.version == 0 && !carries_client_subnet(&o.options))
+            .is_none_or(|o| o.version == 0 && !carries_userspace_option(&o.options))
 }
 
-/// Does an OPT's option list hold EDNS Client Subnet (code 8)? The kernel
-/// leaves those queries to userspace, which validates the option.
-fn carries_client_subnet(mut options: &[u8]) -> bool {
+/// Does an OPT's option list hold EDNS Client Subnet (code 8) or COOKIE
+/// (code 10)? The kernel leaves those queries to userspace, which validates
+/// Client Subnet and answers cookies with a server cookie.
+fn carries_userspace_option(mut options: &[u8]) -> bool {
     while options.len() >= 4 {
-        if options[..2] == [0, 8] {
+        if options[..2] == [0, 8] || options[..2] == [0, 10] {
             return true;
         }
         let len = usize::from(u16::from_be_bytes([options[2], options[3]]));

@@ -346,12 +346,28 @@ fn fixtures() -> Vec<Fixture> {
             Answer(mail.clone(), 300),
         ),
         fixture(
-            "EDNS with a cookie option",
+            "EDNS with a cookie option: userspace answers it with a server cookie",
             q(POOL).with_opt(Opt {
                 options: [&[0u8, 10, 0, 8][..], &[7; 8]].concat(),
                 ..Opt::new(1400)
             }),
-            Answer(pool.clone(), 60),
+            Pass(PassCookie),
+        ),
+        fixture(
+            "EDNS with a client and server cookie, after another option",
+            q(POOL).with_opt(Opt {
+                options: [&[0u8, 12, 0, 2, 0, 0, 0, 10, 0, 24][..], &[7; 24]].concat(),
+                ..Opt::new(1232)
+            }),
+            Pass(PassCookie),
+        ),
+        fixture(
+            "EDNS with a malformed cookie option: userspace's FORMERR",
+            q(POOL).with_opt(Opt {
+                options: [&[0u8, 10, 0, 3][..], &[7; 3]].concat(),
+                ..Opt::new(1232)
+            }),
+            Pass(PassCookie),
         ),
         fixture(
             "EDNS size below 512 counts as 512",

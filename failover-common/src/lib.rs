@@ -8,7 +8,7 @@
 /// Bump whenever a map key, value or counter index changes meaning. Anything that
 /// persists maps (pin paths, dumps) must include it so an old layout is never
 /// reused by a new program.
-pub const LAYOUT_VERSION: u32 = 9;
+pub const LAYOUT_VERSION: u32 = 10;
 
 /// Longest domain name in wire format, terminating root label included (RFC 1035 3.1).
 pub const MAX_NAME_WIRE_LEN: usize = 255;
@@ -421,10 +421,15 @@ pub enum Counter {
     /// top of the outcome (`RateLimitSlipped`, `RateLimitDropped`, or, in
     /// log-only mode, `Answered`).
     RateLimited = 17,
+
+    // ---- DNS cookies ----
+    /// A query carrying a COOKIE option (RFC 7873): the kernel does not
+    /// compute server cookies, userspace answers it with one.
+    PassCookie = 18,
 }
 
 /// Number of counters (length of the COUNTERS array).
-pub const COUNTER_COUNT: u32 = 18;
+pub const COUNTER_COUNT: u32 = 19;
 
 impl Counter {
     pub const ALL: [Counter; COUNTER_COUNT as usize] = [
@@ -446,6 +451,7 @@ impl Counter {
         Counter::RateLimitSlipped,
         Counter::RateLimitDropped,
         Counter::RateLimited,
+        Counter::PassCookie,
     ];
 
     /// Stable name used in logs and metrics.
@@ -469,6 +475,7 @@ impl Counter {
             Counter::RateLimitSlipped => "rate_limit_slipped",
             Counter::RateLimitDropped => "rate_limit_dropped",
             Counter::RateLimited => "rate_limited",
+            Counter::PassCookie => "pass_cookie",
         }
     }
 

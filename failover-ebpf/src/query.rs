@@ -15,6 +15,8 @@ use crate::{checksum, maps::Scratch, packet::*};
 const MAX_EDNS_OPTIONS: usize = 8;
 /// EDNS option code of Client Subnet (RFC 7871).
 const EDNS_OPTION_CLIENT_SUBNET: u16 = 8;
+/// EDNS option code of COOKIE (RFC 7873).
+const EDNS_OPTION_COOKIE: u16 = 10;
 /// Bound for frame offsets; XDP frames here are single buffers of at most a page.
 const OFFSET_MASK: usize = 0xfff;
 
@@ -340,7 +342,8 @@ pub fn validate<const L3: usize, const V6: bool>(
         if opt_off + 11 + rdlen != msg_end {
             return Err(Counter::PassMalformed);
         }
-        // Options are ignored (no cookies, no ECS), but must be well formed.
+        // Options are ignored (no ECS), but must be well formed; a cookie
+        // is userspace's to answer.
         let mut off = opt_off + 11;
         let mut n = 0;
         while n < MAX_EDNS_OPTIONS {
@@ -354,12 +357,18 @@ pub fn validate<const L3: usize, const V6: bool>(
             // EDNS Client Subnet: userspace validates it (RFC 7871 section 6:
             // FORMERR when malformed); the kernel does not parse it, so it
             // leaves such queries to userspace.
-            if unsafe { read_be16(data + at) } == EDNS_OPTION_CLIENT_SUBNET {
+            let code = unsafe { read_be16(data + at) };
+            if code == EDNS_OPTION_CLIENT_SUBNET {
                 return Err(Counter::PassNotPlainQuery);
             }
             off = at + 4 + unsafe { read_be16(data + at + 2) } as usize;
             if off > msg_end {
                 return Err(Counter::PassMalformed);
+            }
+            // The answer must carry a server cookie (RFC 7873 5.2), which
+            // only userspace computes so far.
+            if code == EDNS_OPTION_COOKIE {
+                return Err(Counter::PassCookie);
             }
             n += 1;
         }

@@ -398,6 +398,9 @@ pub struct AgentConfig {
     checks: Vec<(String, CheckSpec)>,
     admin: Table,
     http: Table,
+    /// Other single-table sections (`[rate_limit]`, `[cookies]`), in the
+    /// order first set.
+    sections: Vec<(String, Table)>,
 }
 
 impl AgentConfig {
@@ -465,6 +468,20 @@ impl AgentConfig {
         self
     }
 
+    /// A key of another single-table section, e.g.
+    /// `section("rate_limit", "responses_per_second", 100)`.
+    pub fn section(mut self, section: &str, key: &str, value: impl Into<Value>) -> Self {
+        match self.sections.iter_mut().find(|(n, _)| n == section) {
+            Some((_, table)) => table.set(key, value),
+            None => {
+                let mut table = Table::default();
+                table.set(key, value);
+                self.sections.push((section.to_string(), table));
+            }
+        }
+        self
+    }
+
     pub fn to_toml(&self) -> String {
         let mut s = String::new();
         if !self.server.is_empty() {
@@ -496,6 +513,12 @@ impl AgentConfig {
         if !self.http.is_empty() {
             s.push_str("[http]\n");
             self.http.render(&mut s);
+        }
+        for (name, table) in &self.sections {
+            s.push('[');
+            render_key(name, &mut s);
+            s.push_str("]\n");
+            table.render(&mut s);
         }
         s
     }

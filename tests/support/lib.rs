@@ -21,6 +21,7 @@ pub mod compare;
 pub mod config;
 pub mod dig;
 pub mod dns;
+pub mod flood;
 // `gen` is a reserved word in edition 2024.
 pub mod r#gen;
 pub mod listeners;

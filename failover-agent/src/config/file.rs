@@ -47,6 +47,25 @@ pub struct ConfigFile {
     /// ([`super::HttpFile`]). Optional; every key has a default.
     #[serde(default)]
     pub http: Option<super::HttpFile>,
+    /// `[cookies]`: DNS cookies (RFC 7873, RFC 9018). On without the
+    /// section.
+    #[serde(default)]
+    pub cookies: Option<CookiesFile>,
+}
+
+/// `[cookies]`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CookiesFile {
+    /// Optional. `false`: COOKIE options are ignored. Default `true`.
+    pub enabled: Option<bool>,
+    /// Optional. A file holding the server secret as 32 hexadecimal
+    /// characters (16 bytes), for nameservers that share it; re-read every
+    /// minute. Default: a random secret per start.
+    pub secret_file: Option<String>,
+    /// Optional duration. How often the random secret is replaced (the
+    /// one before stays accepted). Default `"1d"`, `"1h"` to `"30days"`.
+    pub rotate: Option<String>,
 }
 
 /// `[rate_limit]`

@@ -9,6 +9,7 @@
 mod admin;
 mod dataplane;
 pub use dataplane::DEFAULT_HOLD as DEFAULT_DATAPLANE_HOLD;
+pub mod cookies;
 pub mod file;
 mod http;
 pub mod notify;
@@ -20,6 +21,7 @@ mod tests;
 mod zone;
 
 pub use admin::Admin;
+pub use cookies::CookieSettings;
 pub use dataplane::DataplaneSettings;
 pub use http::{DEFAULT_HTTP_LISTEN, Http, HttpFile, http_listen};
 pub use rate_limit::RateLimitSettings;
@@ -108,6 +110,8 @@ pub struct Config {
     /// `[rate_limit]`; `None`: off.
     pub rate_limit: Option<RateLimitSettings>,
     pub http: Http,
+    /// `[cookies]`; `None`: off (`enabled = false`).
+    pub cookies: Option<CookieSettings>,
 }
 
 // ---------------------------------------------------------------------------
@@ -506,6 +510,7 @@ fn validate(file: &ConfigFile) -> Result<Config, FieldError> {
         Some(section) => Some(rate_limit::rate_limit_value(section)?),
     };
     let http = http::http_value(file.http.as_ref())?;
+    let cookies = cookies::cookies_value(file.cookies.as_ref())?;
     Ok(Config {
         server,
         zones,
@@ -515,5 +520,6 @@ fn validate(file: &ConfigFile) -> Result<Config, FieldError> {
         notify,
         rate_limit,
         http,
+        cookies,
     })
 }

@@ -30,6 +30,7 @@ use crate::notify::Notifier;
 use crate::publish::Publication;
 use crate::publish::both::Both;
 use crate::serve::Responder;
+use crate::serve::cookies::Cookies;
 use crate::serve::server::{Listeners, Server as DnsServer, ServerStats, TcpLimits};
 use crate::serve::table::AnswerTable;
 use lifecycle::{Lifecycle, Phase};
@@ -194,7 +195,17 @@ pub fn run(plan: Plan) -> Result<()> {
         .build()
         .context("starting the async runtime")?;
     let table = AnswerTable::new();
-    let responder = Responder::new(table.clone());
+    let cookies = match &config.cookies {
+        Some(settings) => {
+            let cookies = Arc::new(
+                Cookies::new(settings.source.clone()).context("[cookies]: the server secret")?,
+            );
+            runtime.spawn(refresh_cookie_secret(cookies.clone()));
+            Some(cookies)
+        }
+        None => None,
+    };
+    let responder = Responder::new(table.clone()).with_cookies(cookies);
     let limits = TcpLimits {
         idle_timeout: config.server.tcp_idle_timeout,
         max_connections: config.server.tcp_max_connections,
@@ -696,6 +707,20 @@ async fn follow_leaving(
         leaving.send_replace(now);
         if phase.changed().await.is_err() {
             return;
+        }
+    }
+}
+
+/// Replaces the cookie secret on its schedule (a new random one, or the
+/// secret file's when it changed); the one before stays accepted.
+async fn refresh_cookie_secret(cookies: Arc<Cookies>) {
+    let every = cookies.refresh_every();
+    loop {
+        tokio::time::sleep(every).await;
+        match cookies.refresh() {
+            Ok(true) => info!("cookies: new server secret (the previous one is still accepted)"),
+            Ok(false) => {}
+            Err(e) => warn!("cookies: keeping the server secret: {e:#}"),
         }
     }
 }

@@ -10,8 +10,10 @@
 //! - [`server`]: the UDP and TCP sockets, and [`pktinfo`] for answering
 //!   from the address a query was sent to;
 //! - [`tcp_limits`]: the open TCP connections, per source prefix and in all;
-//! - [`rate_limit`]: UDP answers per source prefix (`[rate_limit]`).
+//! - [`rate_limit`]: UDP answers per source prefix (`[rate_limit]`);
+//! - [`cookies`]: DNS cookies (RFC 7873, server cookies of RFC 9018).
 
+pub mod cookies;
 pub mod pktinfo;
 pub mod rate_limit;
 pub mod responder;

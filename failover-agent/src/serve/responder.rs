@@ -48,6 +48,10 @@ use hickory_proto::op::{Message, OpCode, ResponseCode};
 use hickory_proto::rr::rdata::NS;
 use hickory_proto::rr::{DNSClass, Name, RData, Record, RecordType};
 
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use super::cookies::{CookieStatus, Cookies, OPTION_COOKIE, split, unix_now};
 use super::select::{random_u64, weighted_pick, window};
 use super::table::{AnswerTable, AnswerView};
 use super::wire::{Outcome, Transport, address_record, bare_error, encode, parse, soa_record};
@@ -61,13 +65,29 @@ use crate::policy::Answer;
 #[derive(Clone)]
 pub struct Responder {
     answers: AnswerTable,
+    /// DNS cookies (`[cookies]`); `None`: off, COOKIE options are ignored.
+    cookies: Option<Arc<Cookies>>,
 }
 
 impl Responder {
     /// A responder answering from `answers` (both what exists and the
     /// answer sets come through the publication path).
     pub fn new(answers: AnswerTable) -> Responder {
-        Responder { answers }
+        Responder {
+            answers,
+            cookies: None,
+        }
+    }
+
+    /// This responder with DNS cookies checked and answered (see
+    /// [`Responder::answer_from`]).
+    pub fn with_cookies(mut self, cookies: Option<Arc<Cookies>>) -> Responder {
+        self.cookies = cookies;
+        self
+    }
+
+    pub fn cookies(&self) -> Option<&Arc<Cookies>> {
+        self.cookies.as_ref()
     }
 
     /// The table this responder answers from.
@@ -77,7 +97,46 @@ impl Responder {
 
     /// The response to `query` (one DNS message, without the TCP length
     /// prefix), or `None` when it must not be answered at all.
+    /// COOKIE options are not looked at (no client address to check them
+    /// against): the answer's OPT has none.
     pub fn answer(&self, query: &[u8], transport: Transport) -> Option<Vec<u8>> {
+        self.answer_inner(query, transport, None)
+            .map(|(bytes, _)| bytes)
+    }
+
+    /// The response to `query` from `client`, now, and what its COOKIE
+    /// option was (RFC 7873 section 5.2, when cookies are on): malformed
+    /// (a length other than 8 or 16 to 40 bytes): FORMERR; a client cookie
+    /// alone, or with a server cookie that is not valid: answered as
+    /// usual with a fresh server cookie (5.2.3, and 5.2.4's recommended
+    /// choice: never BADCOOKIE); a valid server cookie: answered with a
+    /// fresh one. Only the first COOKIE option counts.
+    pub fn answer_from(
+        &self,
+        query: &[u8],
+        transport: Transport,
+        client: IpAddr,
+    ) -> Option<(Vec<u8>, CookieStatus)> {
+        self.answer_inner(query, transport, Some((client, unix_now())))
+    }
+
+    /// [`Responder::answer_from`] at `now` (seconds since the epoch).
+    pub fn answer_at(
+        &self,
+        query: &[u8],
+        transport: Transport,
+        client: IpAddr,
+        now: u32,
+    ) -> Option<(Vec<u8>, CookieStatus)> {
+        self.answer_inner(query, transport, Some((client, now)))
+    }
+
+    fn answer_inner(
+        &self,
+        query: &[u8],
+        transport: Transport,
+        client: Option<(IpAddr, u32)>,
+    ) -> Option<(Vec<u8>, CookieStatus)> {
         if query.len() < 12 {
             return None;
         }
@@ -93,11 +152,28 @@ impl Responder {
                 } else {
                     ResponseCode::NotImp
                 };
-                return Some(bare_error(query, rcode));
+                return Some((bare_error(query, rcode), CookieStatus::Absent));
             }
         };
-        let outcome = self.resolve(&message);
-        Some(encode(&message, outcome, transport))
+        let (status, cookie) = match (&self.cookies, client) {
+            (Some(cookies), Some((addr, now))) => match query_cookie(&message) {
+                None => (CookieStatus::Absent, None),
+                Some(option) => match split(&option) {
+                    None => {
+                        let outcome = Outcome::error(ResponseCode::FormErr);
+                        return Some((encode(&message, outcome, transport), CookieStatus::Absent));
+                    }
+                    Some((client, server)) => {
+                        let (status, ours) = cookies.check(client, server, addr, now);
+                        (status, Some(ours.to_vec()))
+                    }
+                },
+            },
+            _ => (CookieStatus::Absent, None),
+        };
+        let mut outcome = self.resolve(&message);
+        outcome.cookie = cookie;
+        Some((encode(&message, outcome, transport), status))
     }
 
     fn resolve(&self, message: &Message) -> Outcome {
@@ -222,6 +298,17 @@ impl Responder {
         }
         outcome
     }
+}
+
+/// The first COOKIE option of the query's OPT (later ones are ignored,
+/// RFC 7873 section 5.2).
+fn query_cookie(message: &Message) -> Option<Vec<u8>> {
+    let edns = message.extensions().as_ref()?;
+    edns.options()
+        .as_ref()
+        .iter()
+        .find(|(code, _)| u16::from(*code) == OPTION_COOKIE)
+        .and_then(|(_, option)| Vec::<u8>::try_from(option).ok())
 }
 
 enum Lookup {
@@ -1327,5 +1414,107 @@ port = 80
             }
         }
         assert!(answered > 15_000, "only {answered} answered");
+    }
+
+    /// `query` with an OPT carrying `cookie` as its COOKIE option (and,
+    /// if given, a second COOKIE option after it).
+    fn with_cookie(query: Message, cookie: &[u8], second: Option<&[u8]>) -> Vec<u8> {
+        use hickory_proto::rr::rdata::opt::EdnsOption;
+        let mut m = with_edns(query, 1232, false);
+        let edns = m.extensions_mut().as_mut().unwrap();
+        edns.options_mut()
+            .insert(EdnsOption::Unknown(10, cookie.to_vec()));
+        if let Some(second) = second {
+            edns.options_mut()
+                .insert(EdnsOption::Unknown(10, second.to_vec()));
+        }
+        m.to_vec().unwrap()
+    }
+
+    fn response_cookie(response: &Message) -> Option<Vec<u8>> {
+        query_cookie(response)
+    }
+
+    /// RFC 7873 section 5.2 through the responder, with RFC 9018's A.1
+    /// client, secret and time.
+    #[test]
+    fn cookies_are_answered_as_rfc_7873_says() {
+        use crate::serve::cookies::{CookieStatus, Cookies};
+        let secret = [
+            0xe5, 0xe9, 0x73, 0xe5, 0xa6, 0xb2, 0xa4, 0x3f, 0x48, 0xe7, 0xdc, 0x84, 0x9e, 0x37,
+            0xbf, 0xcf,
+        ];
+        let r = responder().with_cookies(Some(Arc::new(Cookies::with_secret(secret))));
+        let client: IpAddr = "198.51.100.100".parse().unwrap();
+        let now = 1559731985;
+        let www = || query("www.example.test.", RecordType::A);
+        let client_cookie = [0x24, 0x64, 0xc4, 0xab, 0xcf, 0x10, 0xc9, 0x57];
+        let a1_reply: Vec<u8> = [
+            &client_cookie[..],
+            &[
+                0x01, 0, 0, 0, 0x5c, 0xf7, 0x9f, 0x11, 0x1f, 0x81, 0x30, 0xc3, 0xee, 0xe2, 0x94,
+                0x80,
+            ],
+        ]
+        .concat();
+        let ask_at = |bytes: &[u8], now: u32| {
+            let (answer, status) = r.answer_at(bytes, Transport::Udp, client, now).unwrap();
+            (Message::from_vec(&answer).unwrap(), status)
+        };
+
+        // A client cookie alone: the answer as usual, and a server cookie.
+        let (m, status) = ask_at(&with_cookie(www(), &client_cookie, None), now);
+        assert_eq!(status, CookieStatus::ClientOnly);
+        assert_eq!(m.response_code(), ResponseCode::NoError);
+        assert_eq!(v4(m.answers()).len(), 1);
+        assert_eq!(response_cookie(&m), Some(a1_reply.clone()));
+
+        // That cookie back, ten minutes later: valid, and a fresh one.
+        let (m, status) = ask_at(&with_cookie(www(), &a1_reply, None), now + 600);
+        assert_eq!(status, CookieStatus::Valid);
+        assert_eq!(v4(m.answers()).len(), 1);
+        let fresh = response_cookie(&m).unwrap();
+        assert_eq!(fresh[..8], client_cookie);
+        assert_eq!(fresh[12..16], (now + 600).to_be_bytes());
+
+        // A server cookie not ours (one byte of the hash changed), or too
+        // old: answered as usual (5.2.4 recommends it over BADCOOKIE),
+        // with a fresh server cookie.
+        let mut forged = a1_reply.clone();
+        forged[23] ^= 1;
+        for (cookie, at) in [(&forged, now), (&a1_reply, now + 3601)] {
+            let (m, status) = ask_at(&with_cookie(www(), cookie, None), at);
+            assert_eq!(status, CookieStatus::BadServer);
+            assert_eq!(m.response_code(), ResponseCode::NoError);
+            assert_eq!(v4(m.answers()).len(), 1);
+            let ours = response_cookie(&m).unwrap();
+            assert_eq!(ours.len(), 24);
+            assert_eq!(ours[12..16], at.to_be_bytes());
+        }
+
+        // Malformed lengths: FORMERR, with an OPT and no cookie.
+        for len in [0, 7, 9, 15, 41] {
+            let (m, status) = ask_at(&with_cookie(www(), &vec![7u8; len], None), now);
+            assert_eq!(m.response_code(), ResponseCode::FormErr, "{len} bytes");
+            assert_eq!(status, CookieStatus::Absent);
+            assert!(m.answers().is_empty());
+            assert!(m.extensions().is_some());
+            assert_eq!(response_cookie(&m), None);
+        }
+
+        // Only the first COOKIE option counts.
+        let (m, status) = ask_at(&with_cookie(www(), &client_cookie, Some(&[1, 2, 3])), now);
+        assert_eq!(status, CookieStatus::ClientOnly);
+        assert_eq!(response_cookie(&m), Some(a1_reply.clone()));
+
+        // Without a client address (the differential path), or with
+        // cookies off, the option is ignored.
+        let bytes = with_cookie(www(), &client_cookie, None);
+        let m = Message::from_vec(&r.answer(&bytes, Transport::Udp).unwrap()).unwrap();
+        assert_eq!(response_cookie(&m), None);
+        let off = responder();
+        let (answer, status) = off.answer_at(&bytes, Transport::Udp, client, now).unwrap();
+        assert_eq!(status, CookieStatus::Absent);
+        assert_eq!(response_cookie(&Message::from_vec(&answer).unwrap()), None);
     }
 }

@@ -32,6 +32,7 @@ use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _, BufReader};
 use tokio::net::{TcpListener, TcpStream, UdpSocket};
 use tokio::task::JoinSet;
 
+use super::cookies::CookieStatus;
 use super::pktinfo::{enable_pktinfo, recv_pktinfo, send_pktinfo};
 use super::rate_limit::{RateLimiter, Verdict};
 use super::responder::Responder;
@@ -422,10 +423,14 @@ async fn serve_udp(
         if peer.port() == 0 {
             continue;
         }
-        let Some(mut answer) = responder.answer(&buf[..len], Transport::Udp) else {
+        let Some((mut answer, cookie)) =
+            responder.answer_from(&buf[..len], Transport::Udp, peer.ip())
+        else {
             continue;
         };
-        if let Some(limiter) = &limiter {
+        // A valid server cookie proves the source address (a spoofer
+        // cannot have one): never limited.
+        if let Some(limiter) = limiter.as_ref().filter(|_| cookie != CookieStatus::Valid) {
             let verdict = limiter.check(peer.ip());
             if verdict != Verdict::Answer {
                 stats.udp_rate_limited.fetch_add(1, Ordering::Relaxed);
@@ -573,7 +578,7 @@ async fn serve_connection(
             }
         }
         stats.tcp_queries.fetch_add(1, Ordering::Relaxed);
-        let Some(answer) = responder.answer(&message, Transport::Tcp) else {
+        let Some((answer, _)) = responder.answer_from(&message, Transport::Tcp, peer.ip()) else {
             debug!("TCP {peer}: a message that gets no answer, closing");
             return;
         };

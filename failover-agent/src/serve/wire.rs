@@ -7,11 +7,13 @@ use std::net::IpAddr;
 
 use failover_common::{EDNS_UDP_SIZE, PLAIN_UDP_SIZE};
 use hickory_proto::op::{Edns, Message, MessageType, OpCode, ResponseCode};
+use hickory_proto::rr::rdata::opt::EdnsOption;
 use hickory_proto::rr::rdata::{A, AAAA, SOA};
 use hickory_proto::rr::{Name, RData, Record};
 use hickory_proto::serialize::binary::{BinDecodable, BinDecoder};
 use log::warn;
 
+use super::cookies::OPTION_COOKIE;
 use crate::dns::rr::{RTYPE_A, RTYPE_AAAA, Soa};
 
 /// How the query arrived: decides the size limit of the response.
@@ -37,6 +39,8 @@ pub struct Outcome {
     pub additional: Vec<Record>,
     /// A TSIG record closing the response (an unsigned error, RFC 8945).
     pub tsig: Option<Record>,
+    /// The COOKIE option of the response's OPT (client and server cookie).
+    pub cookie: Option<Vec<u8>>,
 }
 
 impl Outcome {
@@ -48,6 +52,7 @@ impl Outcome {
             authority: Vec::new(),
             additional: Vec::new(),
             tsig: None,
+            cookie: None,
         }
     }
 
@@ -146,6 +151,10 @@ pub fn encode(query: &Message, outcome: Outcome, transport: Transport) -> Vec<u8
         ours.set_max_payload(EDNS_UDP_SIZE);
         ours.set_version(0);
         ours.set_dnssec_ok(edns.flags().dnssec_ok);
+        if let Some(cookie) = &outcome.cookie {
+            ours.options_mut()
+                .insert(EdnsOption::Unknown(OPTION_COOKIE, cookie.clone()));
+        }
         response.set_edns(ours);
     }
     let limit = match transport {
