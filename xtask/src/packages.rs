@@ -13,7 +13,9 @@ use crate::{host::is_root, process::run, toolchain::ensure_ebpf_toolchain};
 /// Commands the tests and benchmarks run, with the Debian package that has each.
 /// kdig, unbound and Knot are the real clients and servers of tests/real_clients.rs;
 /// nginx and openssl (a self-signed certificate) serve the http/https checks of
-/// tests/checks.rs; systemd-analyze verifies the unit files of `dist/`.
+/// tests/checks.rs; systemd-analyze verifies the unit files of `dist/`; etcd
+/// and etcdctl are the store the agents of tests/cluster.rs agree through;
+/// protoc builds the etcd client's gRPC code (failover-agent's build needs it).
 const DEBIAN_COMMANDS: &[(&str, &str)] = &[
     ("dig", "bind9-dnsutils"),
     ("nginx", "nginx"),
@@ -26,13 +28,20 @@ const DEBIAN_COMMANDS: &[(&str, &str)] = &[
     ("knotd", "knot"),
     ("knotc", "knot"),
     ("systemd-analyze", "systemd"),
+    ("etcd", "etcd-server"),
+    ("etcdctl", "etcd-client"),
+    ("protoc", "protobuf-compiler"),
 ];
 
 /// Packages above that ship a service: on a host where apt starts services
 /// (systemd without a policy-rc.d), installing them starts one in the root
 /// namespace, which the tests never use (they run their own in namespaces).
-const DEBIAN_SERVICES: &[(&str, &str)] =
-    &[("unbound", "unbound"), ("knot", "knot"), ("nginx", "nginx")];
+const DEBIAN_SERVICES: &[(&str, &str)] = &[
+    ("unbound", "unbound"),
+    ("knot", "knot"),
+    ("nginx", "nginx"),
+    ("etcd-server", "etcd"),
+];
 
 /// `command -v`: the first executable file called `name` on PATH, or in
 /// /usr/sbin and /sbin (where daemons live; a non-login PATH may lack them).

@@ -34,6 +34,11 @@ pub struct ConfigFile {
     /// Optional; every key has a default.
     #[serde(default)]
     pub dataplane: Option<DataplaneFile>,
+    /// `[cluster]`: several nameservers agreeing on health through etcd
+    /// (keys in [`super::cluster::ClusterFile`]). Optional; without it the
+    /// agent decides from its own checks alone.
+    #[serde(default)]
+    pub cluster: Option<super::cluster::ClusterFile>,
 }
 
 /// `[dataplane]`

@@ -7,6 +7,7 @@
 //! and what is wrong with it.
 
 mod admin;
+pub mod cluster;
 mod dataplane;
 pub use dataplane::DEFAULT_HOLD as DEFAULT_DATAPLANE_HOLD;
 pub mod file;
@@ -17,6 +18,7 @@ mod tests;
 mod zone;
 
 pub use admin::Admin;
+pub use cluster::{Cluster, Quorum};
 pub use dataplane::DataplaneSettings;
 pub use record::{
     DEFAULT_MAX_ANSWERS, Endpoint, HotName, MinHealthy, Policy, Record, RecordType, WhenAllDown,
@@ -98,6 +100,9 @@ pub struct Config {
     pub records: Vec<Record>,
     pub admin: Admin,
     pub dataplane: DataplaneSettings,
+    /// `[cluster]`: agree on health with other nameservers through etcd;
+    /// `None`: decide alone.
+    pub cluster: Option<Cluster>,
 }
 
 // ---------------------------------------------------------------------------
@@ -490,11 +495,17 @@ fn validate(file: &ConfigFile) -> Result<Config, FieldError> {
         None => DataplaneSettings::default(),
         Some(section) => dataplane::dataplane_value(section)?,
     };
+    let cluster = file
+        .cluster
+        .as_ref()
+        .map(cluster::cluster_value)
+        .transpose()?;
     Ok(Config {
         server,
         zones,
         records,
         admin,
         dataplane,
+        cluster,
     })
 }
