@@ -10,8 +10,10 @@
 //! - this file: the state and the loop (check results -> policy -> publish);
 //! - [`reload`]: applying a new configuration;
 //! - [`overrides`]: drain and force (admin-state file, control socket);
-//! - [`status`]: what the agent reports about itself.
+//! - [`status`]: what the agent reports about itself;
+//! - [`cluster`]: with `[cluster]`, health by quorum of several nameservers.
 
+mod cluster;
 mod log_limit;
 mod overrides;
 mod reload;
@@ -109,6 +111,8 @@ pub struct Agent<P> {
     progress: watch::Sender<Progress>,
     /// Where transitions, answer changes, reloads and overrides go.
     events: Events,
+    /// With `[cluster]` (from `run` on): the other nameservers' view.
+    cluster: Option<cluster::ClusterState>,
 }
 
 /// The probe that checks each endpoint of each record of `config`.
@@ -156,6 +160,7 @@ impl<P: Publisher> Agent<P> {
             log_limit: LogLimit::new(log_limit::LINES_PER_WINDOW, log_limit::WINDOW),
             progress: watch::Sender::new(Progress::default()),
             events: Events::new(),
+            cluster: None,
         }
     }
 
@@ -206,6 +211,7 @@ impl<P: Publisher> Agent<P> {
         let (tx, mut rx) = mpsc::channel(2 * endpoints + 16);
         // Dropped on return: aborts every probe.
         self.probes = Some(Probes::new(tx));
+        self.join_cluster();
         let report = self.sync_probes();
         info!(
             "checking {endpoints} endpoints of {} records with {} probes (identical checks of one target run once); answer sets are written once every endpoint has been checked",
@@ -247,9 +253,14 @@ impl<P: Publisher> Agent<P> {
                         None => std::future::pending().await,
                     }
                 } => {
-                    let reply = self.control_request(msg.request);
-                    let _ = msg.reply.send(reply);
+                    self.control_message(msg);
                 }
+                () = async {
+                    match self.cluster.as_mut() {
+                        Some(c) => c.changed().await,
+                        None => std::future::pending().await,
+                    }
+                } => self.cluster_changed(started),
                 _ = admin_tick.tick() => {
                     self.heartbeat();
                     self.admin_tick();
@@ -293,11 +304,18 @@ impl<P: Publisher> Agent<P> {
     /// Starts the probes the configuration needs and stops the others; maps
     /// every probe to the (record, endpoint) pairs it serves.
     fn sync_probes(&mut self) -> SyncReport {
+        let keys = probe_keys(&self.config);
+        let here = self.checked_here();
         let Some(probes) = self.probes.as_mut() else {
             return Default::default();
         };
-        let keys = probe_keys(&self.config);
-        let wanted: HashSet<ProbeKey> = keys.iter().flatten().cloned().collect();
+        let wanted: HashSet<ProbeKey> = keys
+            .iter()
+            .flatten()
+            .zip(here.iter().flatten())
+            .filter(|(_, here)| **here)
+            .map(|(key, _)| key.clone())
+            .collect();
         let report = probes.sync(&wanted);
         self.users.clear();
         self.endpoint_probes = keys
@@ -308,7 +326,7 @@ impl<P: Publisher> Agent<P> {
                     .iter()
                     .enumerate()
                     .map(|(e, key)| {
-                        let id = probes.id(key);
+                        let id = probes.id(key).filter(|_| here[r][e]);
                         if let Some(id) = id {
                             self.users.entry(id).or_default().push((r, e));
                         }
@@ -347,34 +365,60 @@ impl<P: Publisher> Agent<P> {
                     Err(f) => format!("{f}, {}", Latency(event.result.latency)),
                 }
             );
-            let state = &mut self.records[r];
-            let old = state.health[e];
-            if old == event.health {
-                changed.push(r);
-                continue;
-            }
-            let reason = match &event.transition {
-                Some(t) => t.reason.clone(),
-                None => "shared check".to_string(),
-            };
-            if let Some(left_out) = self.log_limit.admit(&(r, Some(e)), Instant::now()) {
-                info!(
-                    "{} {} {} {} -> {} ({reason}){}",
-                    record.name,
-                    record.rtype,
-                    endpoint.address,
-                    old,
+            let (health, reason) = match self.probed(r, e, event.health) {
+                // The cluster decides from every node's observations.
+                Some(clustered) => clustered,
+                None => (
                     event.health,
-                    left_out_note(left_out)
-                );
-            }
-            state.health[e] = event.health;
-            if old == Health::Unknown {
-                self.unknown -= 1;
-            }
-            self.report_states(r, &reason);
+                    match &event.transition {
+                        Some(t) => t.reason.clone(),
+                        None => "shared check".to_string(),
+                    },
+                ),
+            };
+            self.set_health(r, e, health, &reason);
             changed.push(r);
         }
+        self.decide(changed, started);
+    }
+
+    /// Sets endpoint `e` of record `r`'s health (logged, reported);
+    /// whether it changed.
+    fn set_health(&mut self, r: usize, e: usize, health: Health, reason: &str) -> bool {
+        let record = &self.config.records[r];
+        let endpoint = record.endpoints[e];
+        let state = &mut self.records[r];
+        let old = state.health[e];
+        if old == health {
+            return false;
+        }
+        if let Some(left_out) = self.log_limit.admit(&(r, Some(e)), Instant::now()) {
+            info!(
+                "{} {} {} {} -> {} ({reason}){}",
+                record.name,
+                record.rtype,
+                endpoint.address,
+                old,
+                health,
+                left_out_note(left_out)
+            );
+        }
+        state.health[e] = health;
+        if old == Health::Unknown {
+            self.unknown -= 1;
+        }
+        // Only the cluster makes a known health unknown again (no node
+        // observes the endpoint any more).
+        if health == Health::Unknown {
+            self.unknown += 1;
+        }
+        self.report_states(r, reason);
+        true
+    }
+
+    /// Writes the answers of records `changed` (all of them once the first
+    /// round of checks is over).
+    fn decide(&mut self, mut changed: Vec<usize>, started: Instant) {
         if !self.first_round_done {
             if self.unknown > 0 {
                 return;
@@ -467,8 +511,8 @@ impl<P: Publisher> Agent<P> {
             .endpoints
             .iter()
             .zip(&self.records[r].health)
-            .map(|(endpoint, health)| {
-                match self.admin.state.mode(&record.name, endpoint.address, now) {
+            .map(
+                |(endpoint, health)| match self.admin_mode(&record.name, endpoint.address, now) {
                     Some((Mode::Drain, _)) => EndpointState::Drained,
                     Some((Mode::ForceUp, _)) => EndpointState::ForcedUp,
                     Some((Mode::ForceDown, _)) => EndpointState::ForcedDown,
@@ -477,8 +521,8 @@ impl<P: Publisher> Agent<P> {
                         Health::Healthy => EndpointState::Healthy,
                         Health::Unhealthy => EndpointState::Unhealthy,
                     },
-                }
-            })
+                },
+            )
             .collect()
     }
 

@@ -111,7 +111,7 @@ impl<P: Publisher> Agent<P> {
                 .iter()
                 .enumerate()
                 .map(|(e, endpoint)| {
-                    let admin = self.admin.state.mode(&record.name, endpoint.address, now);
+                    let admin = self.admin_mode(&record.name, endpoint.address, now);
                     let probe = self.endpoint_status(r, e);
                     EndpointReport {
                         address: endpoint.address.to_string(),
@@ -127,6 +127,9 @@ impl<P: Publisher> Agent<P> {
                         check: Some(format!("{} ({} {})", probe.check, probe.kind, probe.target)),
                         latency_ms: probe.status.last_latency.map(|l| l.as_secs_f64() * 1000.0),
                         last_failure: probe.status.last_failure,
+                        votes: self.cluster_votes(r, e),
+                        quorum: self.cluster_quorum(r, e),
+                        checked_here: self.cluster.as_ref().map(|c| c.checks_here(r, e)),
                     }
                 })
                 .collect();
@@ -149,6 +152,7 @@ impl<P: Publisher> Agent<P> {
             answering: self.first_round_done,
             admin_state_file: self.admin.path().map(|p| p.display().to_string()),
             records,
+            cluster: self.cluster_report(),
         }
     }
 }

@@ -1,0 +1,527 @@
+//! The task that talks to etcd for this node: one session at a time (a
+//! lease, this node's keys on it, a read of the prefix and a watch from the
+//! revision read), a new session after any failure, and this node's own
+//! checks deciding while etcd has been out of reach for `lease_ttl`.
+
+use std::collections::{BTreeMap, HashSet};
+use std::time::{Duration, SystemTime};
+
+use anyhow::{Context as _, Result, anyhow, bail};
+use etcd_client::{
+    Certificate, Client, ConnectOptions, EventType, GetOptions, Identity, PutOptions, TlsOptions,
+    WatchOptions,
+};
+use log::{info, warn};
+use serde::{Deserialize, Serialize};
+use tokio::sync::{mpsc, watch};
+use tokio::time::{Instant, MissedTickBehavior, timeout};
+
+use super::Request;
+use super::view::{Key, Standing, StoredOverride, View, health_text, health_value, parse_key};
+use crate::admin_state::Mode;
+use crate::checks::health::Health;
+use crate::config::Cluster;
+
+/// How often the clock is looked at (falling back to this node's checks).
+const CLOCK: Duration = Duration::from_millis(200);
+/// At most this many distinct bad keys are warned about (then silently ignored).
+const MAX_WARNED: usize = 1000;
+
+/// An override as stored: `{"mode":"drain","until":"2026-11-24T06:00:00Z"}`.
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct OverrideValue {
+    mode: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    until: Option<String>,
+}
+
+/// What outlives a session.
+struct Node {
+    settings: Cluster,
+    /// This node's observations, as the agent last gave them.
+    mine: BTreeMap<String, Health>,
+    /// Last answer from etcd (any RPC or keep-alive).
+    last_contact: Option<Instant>,
+    started: Instant,
+    /// The lease of the last session: revoked once the next session's keys
+    /// are written, so what this node withdrew meanwhile goes at once.
+    old_lease: Option<i64>,
+    warned: HashSet<String>,
+    view: watch::Sender<View>,
+}
+
+/// Runs until the agent drops its end of `requests`.
+pub async fn run(
+    settings: Cluster,
+    mut requests: mpsc::UnboundedReceiver<Request>,
+    view: watch::Sender<View>,
+) {
+    let mut node = Node {
+        settings,
+        mine: BTreeMap::new(),
+        last_contact: None,
+        started: Instant::now(),
+        old_lease: None,
+        warned: HashSet::new(),
+        view,
+    };
+    let mut failures: u32 = 0;
+    let mut last_error = String::new();
+    loop {
+        let error = match node.session(&mut requests).await {
+            Ok(()) => return,
+            Err(e) => format!("{e:#}"),
+        };
+        failures = failures.saturating_add(1);
+        if error != last_error {
+            warn!(
+                "cluster: etcd {}: {error}; retrying",
+                node.settings.etcd.join(", ")
+            );
+            last_error = error;
+        }
+        // Quickly at first (etcd restarting), then every second at most.
+        let wait = Duration::from_millis(100 * u64::from(failures.min(10)));
+        let until = Instant::now() + wait;
+        loop {
+            node.clock();
+            tokio::select! {
+                () = tokio::time::sleep_until(until.min(Instant::now() + CLOCK)) => {
+                    if Instant::now() >= until {
+                        break;
+                    }
+                }
+                request = requests.recv() => match request {
+                    None => return,
+                    Some(Request::Observe { key, health }) => {
+                        node.mine.insert(key, health);
+                    }
+                    Some(Request::Withdraw { key }) => {
+                        node.mine.remove(&key);
+                    }
+                    Some(Request::Override { reply, .. }) => {
+                        let _ = reply.send(Err(format!("etcd is out of reach ({last_error})")));
+                    }
+                },
+            }
+        }
+        if node
+            .last_contact
+            .is_some_and(|t| t.elapsed() < wait + CLOCK)
+        {
+            failures = 0;
+        }
+    }
+}
+
+impl Node {
+    fn key(&self, rest: &str) -> String {
+        format!("{}{rest}", self.settings.prefix)
+    }
+
+    fn rpc_timeout(&self) -> Duration {
+        (self.settings.lease_ttl / 3).max(Duration::from_millis(500))
+    }
+
+    /// Falls back to this node's own checks once etcd has not answered for
+    /// `lease_ttl`: what the cluster said is that old by then.
+    fn clock(&mut self) {
+        let since = self.last_contact.unwrap_or(self.started);
+        if since.elapsed() < self.settings.lease_ttl {
+            return;
+        }
+        let ttl = humantime::format_duration(self.settings.lease_ttl);
+        self.view.send_if_modified(|view| {
+            if view.standing == Standing::Alone {
+                return false;
+            }
+            warn!(
+                "cluster: no answer from etcd for {ttl} (lease_ttl): deciding from this node's own checks until it answers again"
+            );
+            view.standing = Standing::Alone;
+            // Never decide from what is that old.
+            view.live.clear();
+            view.votes.clear();
+            true
+        });
+    }
+
+    fn contact(&mut self) {
+        self.last_contact = Some(Instant::now());
+    }
+
+    async fn connect(&self) -> Result<Client> {
+        let rpc = self.rpc_timeout();
+        let mut options = ConnectOptions::new()
+            .with_connect_timeout(rpc)
+            .with_keep_alive(rpc, rpc);
+        if let Some((user, password)) = &self.settings.user {
+            options = options.with_user(user.clone(), password.clone());
+        }
+        if let Some(tls) = &self.settings.tls {
+            let mut config = TlsOptions::new();
+            if let Some(ca) = &tls.ca {
+                config = config.ca_certificate(Certificate::from_pem(ca));
+            }
+            if let Some((cert, key)) = &tls.identity {
+                config = config.identity(Identity::from_pem(cert, key));
+            }
+            options = options.with_tls(config);
+        }
+        timeout(rpc, Client::connect(&self.settings.etcd, Some(options)))
+            .await
+            .map_err(|_| anyhow!("no connection within {}", humantime::format_duration(rpc)))?
+            .context("connecting")
+    }
+
+    /// One session; `Ok` when the agent is gone.
+    async fn session(&mut self, requests: &mut mpsc::UnboundedReceiver<Request>) -> Result<()> {
+        let rpc = self.rpc_timeout();
+        let mut client = self.connect().await?;
+        let ttl = self.settings.lease_ttl.as_secs() as i64;
+        let lease = bounded(rpc, "granting a lease", client.lease_grant(ttl, None))
+            .await?
+            .id();
+        self.contact();
+        let on_lease = || Some(PutOptions::new().with_lease(lease));
+        bounded(
+            rpc,
+            "writing this node's key",
+            client.put(
+                self.key(&format!("nodes/{}", self.settings.node)),
+                "live",
+                on_lease(),
+            ),
+        )
+        .await?;
+        for (key, health) in self.mine.clone() {
+            let key = self.key(&format!("health/{}/{key}", self.settings.node));
+            bounded(
+                rpc,
+                "writing an observation",
+                client.put(key, health_text(health), on_lease()),
+            )
+            .await?;
+        }
+        if let Some(old) = self.old_lease.replace(lease)
+            && old != lease
+        {
+            // Best effort: it expires by itself otherwise.
+            let _ = timeout(rpc, client.lease_revoke(old)).await;
+        }
+        let read = bounded(
+            rpc,
+            "reading the prefix",
+            client.get(
+                self.settings.prefix.clone(),
+                Some(GetOptions::new().with_prefix()),
+            ),
+        )
+        .await?;
+        self.contact();
+        let revision = read
+            .header()
+            .map(|h| h.revision())
+            .context("etcd sent no revision")?;
+        let mut state = View::new(
+            self.settings.node.clone(),
+            self.settings.quorum,
+            self.settings.checkers,
+        );
+        state.standing = Standing::Joined;
+        for kv in read.kvs() {
+            self.apply(&mut state, kv.key(), Some(kv.value()));
+        }
+        let mut watch = bounded(
+            rpc,
+            "watching the prefix",
+            client.watch(
+                self.settings.prefix.clone(),
+                Some(
+                    WatchOptions::new()
+                        .with_prefix()
+                        .with_start_revision(revision + 1),
+                ),
+            ),
+        )
+        .await?;
+        let (mut keeper, mut keep_alives) = bounded(
+            rpc,
+            "keeping the lease alive",
+            client.lease_keep_alive(lease),
+        )
+        .await?;
+        self.publish(state, revision);
+
+        let mut keep_alive = tokio::time::interval(self.settings.lease_ttl / 3);
+        keep_alive.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        let mut clock = tokio::time::interval(CLOCK);
+        clock.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                request = requests.recv() => {
+                    let Some(request) = request else {
+                        // The agent stops: its votes go now rather than at expiry.
+                        let _ = timeout(rpc, client.lease_revoke(lease)).await;
+                        return Ok(());
+                    };
+                    self.request(&mut client, lease, rpc, request).await?;
+                    self.contact();
+                }
+                message = watch.message() => {
+                    let Some(response) = message.context("watching")? else {
+                        bail!("etcd ended the watch");
+                    };
+                    if response.canceled() {
+                        bail!("etcd cancelled the watch: {}", response.cancel_reason());
+                    }
+                    self.contact();
+                    let mut state = self.view.borrow().clone();
+                    for event in response.events() {
+                        let Some(kv) = event.kv() else { continue };
+                        let value = match event.event_type() {
+                            EventType::Put => Some(kv.value()),
+                            EventType::Delete => None,
+                        };
+                        self.apply(&mut state, kv.key(), value);
+                    }
+                    let revision = response.header().map_or(0, |h| h.revision());
+                    self.publish(state, revision);
+                }
+                _ = keep_alive.tick() => {
+                    bounded(rpc, "keeping the lease alive", keeper.keep_alive()).await?;
+                }
+                answer = keep_alives.message() => {
+                    let Some(answer) = answer.context("keeping the lease alive")? else {
+                        bail!("etcd ended the lease keep-alive stream");
+                    };
+                    if answer.ttl() <= 0 {
+                        bail!("this node's lease expired (etcd was out of reach for longer than lease_ttl)");
+                    }
+                    self.contact();
+                }
+                _ = clock.tick() => {
+                    let since = self.last_contact.unwrap_or(self.started);
+                    if since.elapsed() >= self.settings.lease_ttl {
+                        bail!(
+                            "no answer for {}",
+                            humantime::format_duration(self.settings.lease_ttl)
+                        );
+                    }
+                }
+            }
+        }
+    }
+
+    async fn request(
+        &mut self,
+        client: &mut Client,
+        lease: i64,
+        rpc: Duration,
+        request: Request,
+    ) -> Result<()> {
+        match request {
+            Request::Observe { key, health } => {
+                if self.mine.get(&key) == Some(&health) {
+                    return Ok(());
+                }
+                self.mine.insert(key.clone(), health);
+                let key = self.key(&format!("health/{}/{key}", self.settings.node));
+                bounded(
+                    rpc,
+                    "writing an observation",
+                    client.put(
+                        key,
+                        health_text(health),
+                        Some(PutOptions::new().with_lease(lease)),
+                    ),
+                )
+                .await?;
+            }
+            Request::Withdraw { key } => {
+                if self.mine.remove(&key).is_none() {
+                    return Ok(());
+                }
+                let key = self.key(&format!("health/{}/{key}", self.settings.node));
+                bounded(rpc, "withdrawing an observation", client.delete(key, None)).await?;
+            }
+            Request::Override {
+                record,
+                endpoint,
+                mode,
+                reply,
+            } => {
+                let key = self.key(&format!("overrides/{record}/{endpoint}"));
+                let done = match mode {
+                    Some((mode, until)) => {
+                        let value = serde_json::to_string(&OverrideValue {
+                            mode: mode.name().to_string(),
+                            until: until.map(|t| humantime::format_rfc3339_seconds(t).to_string()),
+                        })
+                        .expect("plain strings serialise");
+                        timeout(rpc, client.put(key, value, None))
+                            .await
+                            .map(|r| r.map(drop))
+                    }
+                    None => timeout(rpc, client.delete(key, None))
+                        .await
+                        .map(|r| r.map(drop)),
+                };
+                let result = match done {
+                    Ok(Ok(())) => Ok(()),
+                    Ok(Err(e)) => Err(format!("etcd: {e}")),
+                    Err(_) => Err(format!(
+                        "etcd did not answer within {}",
+                        humantime::format_duration(rpc)
+                    )),
+                };
+                let failed = result.is_err();
+                let _ = reply.send(result);
+                if failed {
+                    bail!("writing an override failed");
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Takes one key (a put with its value, or a delete) into `state`;
+    /// anything this agent does not write is ignored with a warning.
+    fn apply(&mut self, state: &mut View, key: &[u8], value: Option<&[u8]>) {
+        let text = String::from_utf8_lossy(key);
+        let Some(rest) = text.strip_prefix(&self.settings.prefix) else {
+            return;
+        };
+        let parsed = match parse_key(rest) {
+            Ok(parsed) => parsed,
+            Err(why) => {
+                if value.is_some() {
+                    self.warn_once(&text, &why);
+                }
+                return;
+            }
+        };
+        match (parsed, value) {
+            (Key::Node(node), Some(_)) => {
+                state.live.insert(node);
+            }
+            (Key::Node(node), None) => {
+                state.live.remove(&node);
+            }
+            (Key::Health { node, observation }, Some(value)) => match health_value(value) {
+                Ok(health) => {
+                    state
+                        .votes
+                        .entry(observation)
+                        .or_default()
+                        .insert(node, health);
+                }
+                Err(why) => {
+                    self.warn_once(&text, &why);
+                    remove_vote(state, &observation, &node);
+                }
+            },
+            (Key::Health { node, observation }, None) => remove_vote(state, &observation, &node),
+            (Key::Override { record, endpoint }, value) => {
+                let id = format!("{record}/{endpoint}");
+                state.overrides.remove(&id);
+                if let Some(value) = value {
+                    match override_value(&record, &endpoint, value) {
+                        Ok(stored) => {
+                            state.overrides.insert(id, stored);
+                        }
+                        Err(why) => self.warn_once(&text, &why),
+                    }
+                }
+            }
+        }
+    }
+
+    fn warn_once(&mut self, key: &str, why: &str) {
+        if self.warned.len() < MAX_WARNED && self.warned.insert(key.to_string()) {
+            warn!("cluster: ignoring etcd key {key:?}: {why}");
+        }
+    }
+
+    /// Hands `state` to the agent if it changed.
+    fn publish(&mut self, state: View, revision: i64) {
+        let was = self.view.borrow().standing;
+        if was != Standing::Joined {
+            info!(
+                "cluster: {} etcd as node {} at revision {revision}: {} live nodes ({}); health by quorum {}",
+                if was == Standing::Alone {
+                    "rejoined"
+                } else {
+                    "joined"
+                },
+                self.settings.node,
+                state.live.len(),
+                state.live.iter().cloned().collect::<Vec<_>>().join(", "),
+                self.settings.quorum
+            );
+        }
+        self.view.send_if_modified(|view| {
+            if *view == state {
+                return false;
+            }
+            *view = state;
+            true
+        });
+    }
+}
+
+fn remove_vote(state: &mut View, observation: &str, node: &str) {
+    if let Some(votes) = state.votes.get_mut(observation) {
+        votes.remove(node);
+        if votes.is_empty() {
+            state.votes.remove(observation);
+        }
+    }
+}
+
+fn override_value(record: &str, endpoint: &str, value: &[u8]) -> Result<StoredOverride, String> {
+    let endpoint = endpoint
+        .parse()
+        .map_err(|_| format!("{endpoint:?} is not an IP address"))?;
+    if !record.ends_with('.') || record != record.to_ascii_lowercase() {
+        return Err("the record name is not absolute and lowercase".to_string());
+    }
+    let value: OverrideValue =
+        serde_json::from_slice(value).map_err(|e| format!("not an override: {e}"))?;
+    let mode = match Mode::parse(&value.mode) {
+        Some(Mode::Normal) | None => return Err(format!("unknown mode {:?}", value.mode)),
+        Some(mode) => mode,
+    };
+    let until = value
+        .until
+        .map(|t| humantime::parse_rfc3339_weak(&t).map_err(|e| format!("until {t:?}: {e}")))
+        .transpose()?;
+    Ok(StoredOverride {
+        record: record.to_string(),
+        endpoint,
+        mode,
+        until,
+    })
+}
+
+/// `call`, failing after `limit`.
+async fn bounded<T>(
+    limit: Duration,
+    what: &str,
+    call: impl Future<Output = Result<T, etcd_client::Error>>,
+) -> Result<T> {
+    match timeout(limit, call).await {
+        Ok(result) => result.with_context(|| what.to_string()),
+        Err(_) => bail!(
+            "{what}: no answer within {}",
+            humantime::format_duration(limit)
+        ),
+    }
+}
+
+/// An override's expiry is the operator's wall-clock time (like the
+/// admin-state file's): it is the only time the cluster compares.
+pub fn override_in_force(o: &StoredOverride, now: SystemTime) -> bool {
+    o.until.is_none_or(|t| t > now)
+}
