@@ -1,6 +1,7 @@
 //! Agent configurations for the tests and benchmarks, built in code and
 //! rendered in the agent's TOML format: `[server]`, `[[zone]]`s,
-//! `[[record]]`s with their endpoints, `[checks.NAME]` and `[admin]`.
+//! `[[record]]`s with their endpoints, `[checks.NAME]`, `[admin]` and
+//! `[cluster]`.
 //!
 //! The common keys have methods; everything else (a record's `min_healthy`,
 //! an http check's `expect_status`, ...) is set by name with `set`, so the
@@ -397,6 +398,7 @@ pub struct AgentConfig {
     records: Vec<RecordSpec>,
     checks: Vec<(String, CheckSpec)>,
     admin: Table,
+    cluster: Table,
 }
 
 impl AgentConfig {
@@ -458,6 +460,12 @@ impl AgentConfig {
         self
     }
 
+    /// A key of `[cluster]` (`etcd`, `node`, `quorum`, ...).
+    pub fn cluster(mut self, key: &str, value: impl Into<Value>) -> Self {
+        self.cluster.set(key, value);
+        self
+    }
+
     pub fn to_toml(&self) -> String {
         let mut s = String::new();
         if !self.server.is_empty() {
@@ -484,6 +492,10 @@ impl AgentConfig {
         if !self.admin.is_empty() {
             s.push_str("[admin]\n");
             self.admin.render(&mut s);
+        }
+        if !self.cluster.is_empty() {
+            s.push_str("\n[cluster]\n");
+            self.cluster.render(&mut s);
         }
         s
     }

@@ -8,7 +8,8 @@
 //! ([`dig::dig`], [`dig::dig_until`]). [`AgentConfig`] builds the agent's
 //! configuration file; [`CountingListener`] stands in for an endpoint and
 //! counts the checks that reach it; [`certs`] makes self-signed certificates;
-//! [`peers`] runs DNS servers no one here wrote (Knot DNS, unbound).
+//! [`peers`] runs DNS servers no one here wrote (Knot DNS, unbound);
+//! [`cluster::ClusterNet`] runs several agents agreeing through a real etcd.
 //! [`packets`], [`xdp`], [`r#gen`], [`compare`] and [`mutation`] drive the
 //! XDP program directly, for its tests and fuzzers.
 //!
@@ -16,6 +17,7 @@
 //! create.
 
 pub mod certs;
+pub mod cluster;
 pub mod compare;
 pub mod config;
 pub mod dig;

@@ -1,0 +1,274 @@
+//! `[cluster]`: three agents, each in its own namespace, agreeing on health
+//! through a real etcd (Debian's etcd-server) in a core namespace that also
+//! holds the endpoints. Needs root.
+
+use std::net::{Ipv4Addr, SocketAddr};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, Result, bail};
+use failover_tests::cluster::ClusterNet;
+use failover_tests::{AgentConfig, CheckSpec, poll_until};
+
+const PRIMARY: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 10);
+const SECONDARY: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 11);
+const PORT: u16 = 8080;
+const INTERVAL: Duration = Duration::from_millis(200);
+const FALL: u32 = 3;
+const LEASE_TTL: Duration = Duration::from_secs(2);
+
+fn agent() -> &'static str {
+    env!("CARGO_BIN_EXE_failover-agent-under-test")
+}
+
+fn check() -> CheckSpec {
+    CheckSpec::tcp(PORT).timing(INTERVAL, Duration::from_millis(150), 2, FALL)
+}
+
+/// The record every node serves; with `cluster`, node `i` joins through
+/// its gateway with `quorum`.
+fn config(net: &ClusterNet, i: usize, cluster: Option<(&str, i64)>) -> String {
+    let mut config = AgentConfig::failover(5, &[(PRIMARY, 1), (SECONDARY, 2)], check());
+    if let Some((quorum, checkers)) = cluster {
+        config = config
+            .cluster("etcd", vec![net.etcd_url(i)])
+            .cluster("node", net.nodes[i].name.as_str())
+            .cluster("quorum", quorum)
+            .cluster("lease_ttl", LEASE_TTL)
+            .cluster("checkers", checkers);
+    }
+    config.to_toml()
+}
+
+/// Three nodes, etcd, both endpoints up.
+fn setup() -> Result<ClusterNet> {
+    let mut net = ClusterNet::new(agent(), 3)?;
+    for addr in [PRIMARY, SECONDARY] {
+        net.add_endpoint_address(addr)?;
+        net.start_endpoint(SocketAddr::from((addr, PORT)))?;
+    }
+    net.start_etcd()?;
+    Ok(net)
+}
+
+fn start_all(net: &mut ClusterNet, cluster: Option<(&str, i64)>) -> Result<()> {
+    for i in 0..net.nodes.len() {
+        let text = config(net, i, cluster);
+        net.start_agent(i, &text)?;
+    }
+    Ok(())
+}
+
+/// What node `i` answers for www.example.test. A (empty: no answer).
+fn answer(net: &ClusterNet, i: usize) -> Result<Vec<Ipv4Addr>> {
+    let mut client = net.dns_client(i)?;
+    Ok(client
+        .query_a("www.example.test.", Duration::from_millis(200))?
+        .map(|a| a.addrs)
+        .unwrap_or_default())
+}
+
+/// Waits until node `i` answers `want`; how long it took.
+fn wait_answer(net: &ClusterNet, i: usize, want: &[Ipv4Addr], limit: Duration) -> Result<Duration> {
+    let start = Instant::now();
+    let mut client = net.dns_client(i)?;
+    let got = poll_until(limit, Duration::from_millis(10), || {
+        let a = client.query_a("www.example.test.", Duration::from_millis(100))?;
+        Ok(a.filter(|a| a.addrs == want).map(|_| ()))
+    })?;
+    if got.is_none() {
+        bail!(
+            "{} does not answer {want:?} after {limit:?} (answers {:?}); its log:\n{}",
+            net.nodes[i].name,
+            answer(net, i)?,
+            net.agent_log(i)
+        );
+    }
+    Ok(start.elapsed())
+}
+
+fn wait_all(net: &ClusterNet, want: &[Ipv4Addr], limit: Duration) -> Result<()> {
+    for i in 0..net.nodes.len() {
+        wait_answer(net, i, want, limit)?;
+    }
+    Ok(())
+}
+
+/// Asserts every node answers `want` throughout `span`.
+fn hold_all(net: &ClusterNet, want: &[Ipv4Addr], span: Duration) -> Result<()> {
+    let end = Instant::now() + span;
+    let mut clients = (0..net.nodes.len())
+        .map(|i| net.dns_client(i))
+        .collect::<Result<Vec<_>>>()?;
+    while Instant::now() < end {
+        for (i, client) in clients.iter_mut().enumerate() {
+            let got = client
+                .query_a("www.example.test.", Duration::from_millis(500))?
+                .context("no answer")?;
+            if got.addrs != want {
+                bail!(
+                    "{} answers {:?}, not {want:?}; its log:\n{}",
+                    net.nodes[i].name,
+                    got.addrs,
+                    net.agent_log(i)
+                );
+            }
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    Ok(())
+}
+
+#[test]
+fn primary_dies_and_every_node_answers_the_secondary() -> Result<()> {
+    let mut net = setup()?;
+    start_all(&mut net, Some(("majority", 0)))?;
+    wait_all(&net, &[PRIMARY], Duration::from_secs(10))?;
+
+    let died = Instant::now();
+    net.kill_endpoint(SocketAddr::from((PRIMARY, PORT)))?;
+    // Each node in turn, polling until it answers the secondary: the time
+    // from the death to each node's switch.
+    let mut clients = (0..3)
+        .map(|i| net.dns_client(i))
+        .collect::<Result<Vec<_>>>()?;
+    let mut switched: Vec<Option<Duration>> = vec![None; 3];
+    while switched.iter().any(Option::is_none) && died.elapsed() < Duration::from_secs(10) {
+        for (i, client) in clients.iter_mut().enumerate() {
+            if switched[i].is_none()
+                && let Some(a) = client.query_a("www.example.test.", Duration::from_millis(50))?
+                && a.addrs == [SECONDARY]
+            {
+                switched[i] = Some(died.elapsed());
+            }
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let switched: Vec<Duration> = switched
+        .into_iter()
+        .enumerate()
+        .map(|(i, s)| s.with_context(|| format!("ns{} never answered the secondary", i + 1)))
+        .collect::<Result<_>>()?;
+    let first = *switched.iter().min().expect("three");
+    let last = *switched.iter().max().expect("three");
+    eprintln!(
+        "failover after the primary's death: first node {first:?}, last {last:?}, spread {:?}",
+        last - first
+    );
+    // interval x fall after the death, jitter and the probe's timing aside.
+    let goal = INTERVAL * FALL + Duration::from_millis(300);
+    assert!(
+        last <= goal + INTERVAL,
+        "the last node switched {last:?} after the death (goal {goal:?})"
+    );
+    hold_all(&net, &[SECONDARY], Duration::from_secs(1))?;
+
+    // Back: every node answers the primary again.
+    net.start_endpoint(SocketAddr::from((PRIMARY, PORT)))?;
+    wait_all(&net, &[PRIMARY], Duration::from_secs(5))?;
+    Ok(())
+}
+
+#[test]
+fn one_nodes_cut_path_moves_no_answer_with_majority() -> Result<()> {
+    let mut net = setup()?;
+    start_all(&mut net, Some(("majority", 0)))?;
+    wait_all(&net, &[PRIMARY], Duration::from_secs(10))?;
+    net.blackhole(0, PRIMARY, true)?;
+    // ns1's own probe fails (its log says so), but 2 of 3 see the primary.
+    let seen = poll_until(Duration::from_secs(5), Duration::from_millis(50), || {
+        let status = status(&net, 0)?;
+        let primary = &status["records"][0]["endpoints"][0];
+        Ok((primary["votes"]["ns1"] == "unhealthy").then_some(()))
+    })?;
+    assert!(
+        seen.is_some(),
+        "ns1's status never shows its own observation as unhealthy:\n{}",
+        String::from_utf8_lossy(&net.control(0, &["status"])?.stdout)
+    );
+    hold_all(&net, &[PRIMARY], INTERVAL * FALL * 3)?;
+    net.blackhole(0, PRIMARY, false)?;
+
+    // The same cut without [cluster]: ns1 alone fails over.
+    for i in 0..3 {
+        net.stop_agent(i)?;
+    }
+    start_all(&mut net, None)?;
+    wait_all(&net, &[PRIMARY], Duration::from_secs(10))?;
+    net.blackhole(0, PRIMARY, true)?;
+    let alone = wait_answer(&net, 0, &[SECONDARY], Duration::from_secs(5))?;
+    eprintln!(
+        "without [cluster]: ns1 fails over alone after {alone:?} while ns2 and ns3 answer the primary"
+    );
+    assert_eq!(answer(&net, 1)?, [PRIMARY]);
+    assert_eq!(answer(&net, 2)?, [PRIMARY]);
+    Ok(())
+}
+
+#[test]
+fn a_killed_nodes_votes_go_with_its_lease() -> Result<()> {
+    let mut net = setup()?;
+    start_all(&mut net, Some(("majority", 0)))?;
+    wait_all(&net, &[PRIMARY], Duration::from_secs(10))?;
+    let live = |net: &ClusterNet, i: usize| -> Result<Vec<String>> {
+        Ok(status(net, i)?["cluster"]["live"]
+            .as_array()
+            .context("no cluster.live in the status")?
+            .iter()
+            .filter_map(|v| v.as_str().map(str::to_string))
+            .collect())
+    };
+    let all = poll_until(Duration::from_secs(5), Duration::from_millis(50), || {
+        Ok((live(&net, 1)?.len() == 3).then_some(()))
+    })?;
+    assert!(
+        all.is_some(),
+        "ns2 does not see 3 live nodes: {:?}",
+        live(&net, 1)?
+    );
+
+    let killed = Instant::now();
+    net.kill_agent(2)?;
+    let gone = poll_until(LEASE_TTL * 3, Duration::from_millis(20), || {
+        Ok((live(&net, 0)? == ["ns1", "ns2"]).then(|| killed.elapsed()))
+    })?
+    .context("ns3 still live after 3 x lease_ttl")?;
+    eprintln!("ns3's votes gone {gone:?} after kill -9 (lease_ttl {LEASE_TTL:?})");
+    assert!(
+        gone >= LEASE_TTL - Duration::from_millis(500),
+        "gone before its lease could expire: {gone:?}"
+    );
+    assert!(
+        gone <= LEASE_TTL + Duration::from_secs(2),
+        "gone only after {gone:?}"
+    );
+    // The others answer throughout.
+    hold_all_of(&net, &[0, 1], &[PRIMARY], Duration::from_millis(500))?;
+    // And with two nodes left, a real failure is still followed.
+    net.kill_endpoint(SocketAddr::from((PRIMARY, PORT)))?;
+    for i in [0, 1] {
+        wait_answer(&net, i, &[SECONDARY], Duration::from_secs(5))?;
+    }
+    Ok(())
+}
+
+/// Node `i`'s `failover-agent status --json`, the status object.
+fn status(net: &ClusterNet, i: usize) -> Result<serde_json::Value> {
+    let out = net.control(i, &["status", "--json"])?;
+    let mut json: serde_json::Value = serde_json::from_slice(&out.stdout)
+        .with_context(|| String::from_utf8_lossy(&out.stderr).into_owned())?;
+    Ok(json["status"].take())
+}
+
+fn hold_all_of(net: &ClusterNet, nodes: &[usize], want: &[Ipv4Addr], span: Duration) -> Result<()> {
+    let end = Instant::now() + span;
+    while Instant::now() < end {
+        for &i in nodes {
+            let got = answer(net, i)?;
+            if got != want {
+                bail!("{} answers {got:?}, not {want:?}", net.nodes[i].name);
+            }
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    Ok(())
+}
