@@ -272,3 +272,244 @@ fn hold_all_of(net: &ClusterNet, nodes: &[usize], want: &[Ipv4Addr], span: Durat
     }
     Ok(())
 }
+
+#[test]
+fn without_etcd_each_node_follows_its_own_checks_and_agrees_again_after() -> Result<()> {
+    let mut net = setup()?;
+    start_all(&mut net, Some(("majority", 0)))?;
+    wait_all(&net, &[PRIMARY], Duration::from_secs(10))?;
+    let standing = |net: &ClusterNet, i: usize| -> Result<String> {
+        Ok(status(net, i)?["cluster"]["standing"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string())
+    };
+
+    net.kill_etcd()?;
+    let stopped = Instant::now();
+    // Answering throughout, from the last agreed view, then alone.
+    hold_all(&net, &[PRIMARY], LEASE_TTL + Duration::from_millis(500))?;
+    for i in 0..3 {
+        let alone = poll_until(Duration::from_secs(3), Duration::from_millis(50), || {
+            Ok((standing(&net, i)? == "alone").then(|| stopped.elapsed()))
+        })?;
+        let alone =
+            alone.with_context(|| format!("ns{} is not alone:\n{}", i + 1, net.agent_log(i)))?;
+        assert!(
+            alone >= LEASE_TTL - Duration::from_millis(300),
+            "alone after only {alone:?}"
+        );
+        assert!(
+            net.agent_log(i)
+                .contains("deciding from this node's own checks")
+        );
+    }
+    // A real failure is followed on each node's own view, and the recovery.
+    net.kill_endpoint(SocketAddr::from((PRIMARY, PORT)))?;
+    wait_all(&net, &[SECONDARY], Duration::from_secs(5))?;
+    net.start_endpoint(SocketAddr::from((PRIMARY, PORT)))?;
+    wait_all(&net, &[PRIMARY], Duration::from_secs(5))?;
+
+    // etcd back: every node joins again and sees all three.
+    net.start_etcd()?;
+    for i in 0..3 {
+        let joined = poll_until(Duration::from_secs(10), Duration::from_millis(50), || {
+            let status = status(&net, i)?;
+            Ok((status["cluster"]["standing"] == "joined"
+                && status["cluster"]["live"].as_array().map(Vec::len) == Some(3))
+            .then_some(()))
+        })?;
+        assert!(
+            joined.is_some(),
+            "ns{} did not rejoin:\n{}",
+            i + 1,
+            net.agent_log(i)
+        );
+        assert!(net.agent_log(i).contains("rejoined etcd"));
+    }
+    // And decide together again: a failure moves all three.
+    net.kill_endpoint(SocketAddr::from((PRIMARY, PORT)))?;
+    wait_all(&net, &[SECONDARY], Duration::from_secs(5))?;
+    Ok(())
+}
+
+#[test]
+fn with_one_checker_each_endpoint_is_probed_once_and_taken_over() -> Result<()> {
+    use failover_tests::CountingListener;
+    let mut net = ClusterNet::new(agent(), 3)?;
+    let mut listeners = Vec::new();
+    for addr in [PRIMARY, SECONDARY] {
+        net.add_endpoint_address(addr)?;
+        listeners.push(CountingListener::in_netns(
+            &net.core,
+            SocketAddr::from((addr, PORT)),
+        )?);
+    }
+    net.start_etcd()?;
+    start_all(&mut net, Some(("majority", 1)))?;
+    wait_all(&net, &[PRIMARY], Duration::from_secs(10))?;
+    // Settled: each endpoint has exactly one checker in everyone's view.
+    let checkers_of = |net: &ClusterNet, e: usize, nodes: &[usize]| -> Result<Vec<String>> {
+        let mut here = Vec::new();
+        for &i in nodes {
+            if status(net, i)?["records"][0]["endpoints"][e]["checked_here"] == true {
+                here.push(net.nodes[i].name.clone());
+            }
+        }
+        Ok(here)
+    };
+    for e in 0..2 {
+        let one = poll_until(Duration::from_secs(5), Duration::from_millis(50), || {
+            Ok((checkers_of(&net, e, &[0, 1, 2])?.len() == 1).then_some(()))
+        })?;
+        assert!(
+            one.is_some(),
+            "endpoint {e}: checkers {:?}",
+            checkers_of(&net, e, &[0, 1, 2])?
+        );
+    }
+    let span = Duration::from_secs(2);
+    let one_checker = span.as_millis() / INTERVAL.as_millis();
+    for (listener, addr) in listeners.iter().zip([PRIMARY, SECONDARY]) {
+        let n = listener.count_over(span);
+        eprintln!(
+            "checkers = 1: {addr} probed {n} times in {span:?} (one checker: about {one_checker})"
+        );
+        assert!(
+            (one_checker as u64 / 2..=one_checker as u64 * 3 / 2).contains(&n),
+            "{addr}: {n} probes in {span:?}, one checker makes about {one_checker}"
+        );
+    }
+
+    // The primary's checker dies: another takes it over once its lease is gone.
+    let checker = checkers_of(&net, 0, &[0, 1, 2])?[0].clone();
+    let dead = net
+        .nodes
+        .iter()
+        .position(|n| n.name == checker)
+        .expect("a node");
+    let others: Vec<usize> = (0..3).filter(|i| *i != dead).collect();
+    net.kill_agent(dead)?;
+    let killed = Instant::now();
+    let taken = poll_until(LEASE_TTL * 3, Duration::from_millis(20), || {
+        Ok((checkers_of(&net, 0, &others)?.len() == 1).then(|| killed.elapsed()))
+    })?
+    .context("nobody took the primary over")?;
+    eprintln!("{checker}'s endpoint taken over {taken:?} after kill -9 (lease_ttl {LEASE_TTL:?})");
+    assert!(
+        taken <= LEASE_TTL + Duration::from_secs(1),
+        "taken over only after {taken:?}"
+    );
+    std::thread::sleep(INTERVAL * 2);
+    let n = listeners[0].count_over(span);
+    assert!(
+        (one_checker as u64 / 2..=one_checker as u64 * 3 / 2).contains(&n),
+        "after the takeover: {n} probes in {span:?}"
+    );
+    hold_all_of(&net, &others, &[PRIMARY], Duration::from_millis(500))?;
+    Ok(())
+}
+
+#[test]
+fn a_drain_on_one_node_shows_on_all_within_a_second() -> Result<()> {
+    let mut net = setup()?;
+    start_all(&mut net, Some(("majority", 0)))?;
+    wait_all(&net, &[PRIMARY], Duration::from_secs(10))?;
+    let out = net.control(0, &["drain", "www.example.test.", &PRIMARY.to_string()])?;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let drained = Instant::now();
+    for i in 0..3 {
+        wait_answer(
+            &net,
+            i,
+            &[SECONDARY],
+            Duration::from_secs(1).saturating_sub(drained.elapsed()),
+        )?;
+        assert_eq!(
+            status(&net, i)?["records"][0]["endpoints"][0]["admin"],
+            "drain"
+        );
+    }
+    eprintln!(
+        "drain on ns1 answered by all three after {:?}",
+        drained.elapsed()
+    );
+    let out = net.control(1, &["undrain", "www.example.test.", &PRIMARY.to_string()])?;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    wait_all(&net, &[PRIMARY], Duration::from_secs(1))?;
+    Ok(())
+}
+
+#[test]
+fn foreign_and_bad_keys_under_the_prefix_are_ignored() -> Result<()> {
+    let mut net = setup()?;
+    start_all(&mut net, Some(("majority", 0)))?;
+    wait_all(&net, &[PRIMARY], Duration::from_secs(10))?;
+    let key = format!("/failover/health/ns1/probe/{PRIMARY}:{PORT}");
+    for (k, v) in [
+        // A bad value in a node's own place: not a vote.
+        (key.as_str(), "down"),
+        // Votes of nodes that are not live (no lease, no nodes/ key).
+        (
+            &format!("/failover/health/ns8/probe/{PRIMARY}:{PORT}"),
+            "unhealthy",
+        ),
+        (
+            &format!("/failover/health/ns9/probe/{PRIMARY}:{PORT}"),
+            "unhealthy",
+        ),
+        ("/failover/something/else", "x"),
+        (
+            "/failover/overrides/www.example.test./192.0.2.10",
+            "drain please",
+        ),
+    ] {
+        let out = net.etcdctl(&["put", k, v])?;
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    hold_all(&net, &[PRIMARY], Duration::from_secs(1))?;
+    for i in 0..3 {
+        let log = net.agent_log(i);
+        for k in [
+            &key[..],
+            "/failover/something/else",
+            "/failover/overrides/www.example.test./192.0.2.10",
+        ] {
+            assert!(
+                log.contains(&format!("ignoring etcd key \"{k}\"")),
+                "ns{} did not warn about {k}:\n{log}",
+                i + 1
+            );
+        }
+    }
+    // ns1 wrote its own observation back.
+    let back = poll_until(Duration::from_secs(2), Duration::from_millis(50), || {
+        let out = net.etcdctl(&["get", &key, "--print-value-only"])?;
+        Ok((String::from_utf8_lossy(&out.stdout).trim() == "healthy").then_some(()))
+    })?;
+    assert!(
+        back.is_some(),
+        "ns1's observation was not written again:\n{}",
+        net.agent_log(0)
+    );
+    let primary = &status(&net, 1)?["records"][0]["endpoints"][0];
+    assert_eq!(primary["health"], "healthy", "{primary}");
+    assert_eq!(
+        primary["votes"].as_object().map(|v| v.len()),
+        Some(3),
+        "{primary}"
+    );
+    Ok(())
+}

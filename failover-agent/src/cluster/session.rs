@@ -278,6 +278,8 @@ impl Node {
                     }
                     self.contact();
                     let mut state = self.view.borrow().clone();
+                    let own = self.key(&format!("health/{}/", self.settings.node));
+                    let mut touched = Vec::new();
                     for event in response.events() {
                         let Some(kv) = event.kv() else { continue };
                         let value = match event.event_type() {
@@ -285,9 +287,28 @@ impl Node {
                             EventType::Delete => None,
                         };
                         self.apply(&mut state, kv.key(), value);
+                        if let Some(key) = kv.key().strip_prefix(own.as_bytes()) {
+                            touched.push(String::from_utf8_lossy(key).into_owned());
+                        }
                     }
                     let revision = response.header().map_or(0, |h| h.revision());
                     self.publish(state, revision);
+                    // Someone else wrote or deleted this node's observation:
+                    // what this node observes goes back.
+                    for key in touched {
+                        let Some(&health) = self.mine.get(&key) else { continue };
+                        let held = self.view.borrow().votes.get(&key).and_then(|v| v.get(&self.settings.node).copied());
+                        if held != Some(health) {
+                            warn!("cluster: this node's observation of {key} was changed by someone else: writing it again");
+                            let key = self.key(&format!("health/{}/{key}", self.settings.node));
+                            bounded(
+                                rpc,
+                                "writing an observation",
+                                client.put(key, health_text(health), Some(PutOptions::new().with_lease(lease))),
+                            )
+                            .await?;
+                        }
+                    }
                 }
                 _ = keep_alive.tick() => {
                     bounded(rpc, "keeping the lease alive", keeper.keep_alive()).await?;
