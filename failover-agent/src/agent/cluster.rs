@@ -195,7 +195,11 @@ impl<P: Publisher> Agent<P> {
         for r in 0..self.config.records.len() {
             for e in 0..self.config.records[r].endpoints.len() {
                 let c = self.cluster.as_ref().expect("checked above");
-                let (new, reason) = (c.effective(r, e), c.reason(r, e));
+                let new = c.effective(r, e);
+                if new == self.records[r].health[e] {
+                    continue;
+                }
+                let reason = c.reason(r, e);
                 if self.set_health(r, e, new, &reason) && !changed.contains(&r) {
                     changed.push(r);
                 }
