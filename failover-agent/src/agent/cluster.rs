@@ -287,6 +287,21 @@ impl<P: Publisher> Agent<P> {
         self.admin.state.mode(record, address, now)
     }
 
+    /// The cluster's override in force for an endpoint, if any.
+    pub(super) fn cluster_override(
+        &self,
+        record: &str,
+        address: IpAddr,
+        now: SystemTime,
+    ) -> Option<Mode> {
+        let c = self.cluster.as_ref()?;
+        c.view
+            .overrides
+            .get(&format!("{}/{address}", normalise_record(record)))
+            .filter(|o| crate::cluster::session::override_in_force(o, now))
+            .map(|o| o.mode)
+    }
+
     /// Each live node's observation of endpoint `e` of record `r`.
     pub(super) fn cluster_votes(&self, r: usize, e: usize) -> BTreeMap<String, String> {
         let Some(c) = &self.cluster else {

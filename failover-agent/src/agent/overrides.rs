@@ -127,7 +127,7 @@ impl<P: Publisher> Agent<P> {
             return;
         }
         let now = SystemTime::now();
-        let (name, address, _, change) = match self.resolve(msg.request) {
+        let (name, address, _, change) = match self.resolve(msg.request.clone()) {
             Ok(target) => target,
             Err(reply) => {
                 let _ = msg.reply.send(reply);
@@ -158,12 +158,12 @@ impl<P: Publisher> Agent<P> {
             }
             Change::Clear(modes) => {
                 if !self
-                    .admin_mode(&name, address, now)
-                    .is_some_and(|(m, _)| modes.contains(&m))
+                    .cluster_override(&name, address, now)
+                    .is_some_and(|m| modes.contains(&m))
                 {
-                    let _ = msg
-                        .reply
-                        .send(Reply::ok(format!("{name} {address}: nothing to clear")));
+                    // Not the cluster's: the admin-state file's or nothing.
+                    let reply = self.control_request(msg.request);
+                    let _ = msg.reply.send(reply);
                     return;
                 }
                 (None, "back to its health checks".to_string())

@@ -67,20 +67,27 @@ pub async fn run(
         view,
     };
     let mut failures: u32 = 0;
-    let mut last_error = String::new();
+    let mut logged: Option<Instant> = None;
     loop {
         let error = match node.session(&mut requests).await {
             Ok(()) => return,
             Err(e) => format!("{e:#}"),
         };
         failures = failures.saturating_add(1);
-        if error != last_error {
+        // Once per outage, then every half minute while it lasts.
+        let answered_since = match (node.last_contact, logged) {
+            (Some(contact), Some(logged)) => contact > logged,
+            (None, Some(_)) => false,
+            (_, None) => true,
+        };
+        if answered_since || logged.is_some_and(|t| t.elapsed() >= Duration::from_secs(30)) {
             warn!(
                 "cluster: etcd {}: {error}; retrying",
                 node.settings.etcd.join(", ")
             );
-            last_error = error;
+            logged = Some(Instant::now());
         }
+        let last_error = error;
         // Quickly at first (etcd restarting), then every second at most.
         let wait = Duration::from_millis(100 * u64::from(failures.min(10)));
         let until = Instant::now() + wait;
