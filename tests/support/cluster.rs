@@ -214,6 +214,17 @@ impl ClusterNet {
         ])
     }
 
+    /// Makes every address of `cidr` local to the core namespace (one route
+    /// for many endpoint addresses).
+    pub fn add_local_prefix(&self, cidr: &str) -> Result<()> {
+        ip(&["-n", &self.core, "route", "add", "local", cidr, "dev", "lo"])
+    }
+
+    /// PID of node `i`'s agent (`ip netns exec` execs it: the same process).
+    pub fn agent_pid(&self, i: usize) -> Option<u32> {
+        self.nodes[i].agent.as_ref().map(|p| p.child.id())
+    }
+
     fn spawn(&self, mut cmd: Command, log: &str) -> Result<Proc> {
         let log = self.workdir.join(log);
         let err = File::create(&log)?;

@@ -172,11 +172,19 @@ impl<P: Publisher> Agent<P> {
     ) -> Option<(Health, String)> {
         let c = self.cluster.as_mut()?;
         c.local[r][e] = health;
-        let key = c.keys[r][e].clone();
-        c.observe(&key, health);
-        Some((c.effective(r, e), c.reason(r, e)))
+        if c.sent.get(&c.keys[r][e]) != Some(&health) {
+            let key = c.keys[r][e].clone();
+            c.observe(&key, health);
+        }
+        let effective = c.effective(r, e);
+        // The reason is only read when the health changes.
+        let reason = if effective == self.records[r].health[e] {
+            String::new()
+        } else {
+            c.reason(r, e)
+        };
+        Some((effective, reason))
     }
-
     /// The cluster's view changed: probes to start or stop (checkers), and
     /// every endpoint whose health follows from it.
     pub(super) fn cluster_changed(&mut self, started: Instant) {

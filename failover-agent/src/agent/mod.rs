@@ -365,18 +365,20 @@ impl<P: Publisher> Agent<P> {
                     Err(f) => format!("{f}, {}", Latency(event.result.latency)),
                 }
             );
-            let (health, reason) = match self.probed(r, e, event.health) {
+            match self.probed(r, e, event.health) {
                 // The cluster decides from every node's observations.
-                Some(clustered) => clustered,
-                None => (
-                    event.health,
-                    match &event.transition {
+                Some((health, reason)) => {
+                    self.set_health(r, e, health, &reason);
+                }
+                None if self.records[r].health[e] == event.health => {}
+                None => {
+                    let reason = match &event.transition {
                         Some(t) => t.reason.clone(),
                         None => "shared check".to_string(),
-                    },
-                ),
-            };
-            self.set_health(r, e, health, &reason);
+                    };
+                    self.set_health(r, e, event.health, &reason);
+                }
+            }
             changed.push(r);
         }
         self.decide(changed, started);
