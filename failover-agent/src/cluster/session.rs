@@ -9,7 +9,7 @@ use std::time::{Duration, SystemTime};
 use anyhow::{Context as _, Result, anyhow, bail};
 use etcd_client::{
     Certificate, Client, ConnectOptions, EventType, GetOptions, Identity, PutOptions, TlsOptions,
-    WatchOptions,
+    Txn, TxnOp, WatchOptions,
 };
 use log::{info, warn};
 use serde::{Deserialize, Serialize};
@@ -191,26 +191,34 @@ impl Node {
             .await?
             .id();
         self.contact();
-        let on_lease = || Some(PutOptions::new().with_lease(lease));
-        bounded(
+        // Kept alive by a task of its own, so that no amount of writing here
+        // delays a keep-alive: a lease that expired under a burst of
+        // writes would take every vote of this node with it.
+        let (keeper, keep_alives) = bounded(
             rpc,
-            "writing this node's key",
-            client.put(
-                self.key(&format!("nodes/{}", self.settings.node)),
-                "live",
-                on_lease(),
-            ),
+            "keeping the lease alive",
+            client.lease_keep_alive(lease),
         )
         .await?;
-        for (key, health) in self.mine.clone() {
-            let key = self.key(&format!("health/{}/{key}", self.settings.node));
-            bounded(
-                rpc,
-                "writing an observation",
-                client.put(key, health_text(health), on_lease()),
-            )
-            .await?;
-        }
+        let (contact_tx, contact) = watch::channel(Instant::now());
+        let mut keeping = KeepAlive(tokio::spawn(keep_alive(
+            keeper,
+            keep_alives,
+            self.settings.lease_ttl / 3,
+            rpc,
+            contact_tx,
+        )));
+        let mut ops = vec![TxnOp::put(
+            self.key(&format!("nodes/{}", self.settings.node)),
+            "live",
+            Some(PutOptions::new().with_lease(lease)),
+        )];
+        ops.extend(
+            self.mine
+                .iter()
+                .map(|(key, health)| self.observation_op(key, Some(*health), lease)),
+        );
+        write(&mut client, ops, rpc, "writing this node's keys").await?;
         if let Some(old) = self.old_lease.replace(lease)
             && old != lease
         {
@@ -253,16 +261,8 @@ impl Node {
             ),
         )
         .await?;
-        let (mut keeper, mut keep_alives) = bounded(
-            rpc,
-            "keeping the lease alive",
-            client.lease_keep_alive(lease),
-        )
-        .await?;
         self.publish(state, revision);
 
-        let mut keep_alive = tokio::time::interval(self.settings.lease_ttl / 3);
-        keep_alive.set_missed_tick_behavior(MissedTickBehavior::Delay);
         let mut clock = tokio::time::interval(CLOCK);
         clock.set_missed_tick_behavior(MissedTickBehavior::Delay);
         loop {
@@ -273,7 +273,12 @@ impl Node {
                         let _ = timeout(rpc, client.lease_revoke(lease)).await;
                         return Ok(());
                     };
-                    self.request(&mut client, lease, rpc, request).await?;
+                    // Everything queued goes in one batch of writes.
+                    let mut batch = vec![request];
+                    while let Ok(more) = requests.try_recv() {
+                        batch.push(more);
+                    }
+                    self.requests(&mut client, lease, rpc, batch).await?;
                     self.contact();
                 }
                 message = watch.message() => {
@@ -284,52 +289,20 @@ impl Node {
                         bail!("etcd cancelled the watch: {}", response.cancel_reason());
                     }
                     self.contact();
-                    let mut state = self.view.borrow().clone();
-                    let own = self.key(&format!("health/{}/", self.settings.node));
-                    let mut touched = Vec::new();
-                    for event in response.events() {
-                        let Some(kv) = event.kv() else { continue };
-                        let value = match event.event_type() {
-                            EventType::Put => Some(kv.value()),
-                            EventType::Delete => None,
-                        };
-                        self.apply(&mut state, kv.key(), value);
-                        if let Some(key) = kv.key().strip_prefix(own.as_bytes()) {
-                            touched.push(String::from_utf8_lossy(key).into_owned());
-                        }
-                    }
-                    let revision = response.header().map_or(0, |h| h.revision());
-                    self.publish(state, revision);
-                    // Someone else wrote or deleted this node's observation:
-                    // what this node observes goes back.
-                    for key in touched {
-                        let Some(&health) = self.mine.get(&key) else { continue };
-                        let held = self.view.borrow().votes.get(&key).and_then(|v| v.get(&self.settings.node).copied());
-                        if held != Some(health) {
-                            warn!("cluster: this node's observation of {key} was changed by someone else: writing it again");
-                            let key = self.key(&format!("health/{}/{key}", self.settings.node));
-                            bounded(
-                                rpc,
-                                "writing an observation",
-                                client.put(key, health_text(health), Some(PutOptions::new().with_lease(lease))),
-                            )
-                            .await?;
-                        }
-                    }
+                    self.watched(&mut client, lease, rpc, &response).await?;
                 }
-                _ = keep_alive.tick() => {
-                    bounded(rpc, "keeping the lease alive", keeper.keep_alive()).await?;
-                }
-                answer = keep_alives.message() => {
-                    let Some(answer) = answer.context("keeping the lease alive")? else {
-                        bail!("etcd ended the lease keep-alive stream");
-                    };
-                    if answer.ttl() <= 0 {
-                        bail!("this node's lease expired (etcd was out of reach for longer than lease_ttl)");
+                done = &mut keeping.0 => {
+                    match done {
+                        Ok(Err(e)) => return Err(e),
+                        Ok(Ok(())) => bail!("the lease keep-alive stopped"),
+                        Err(e) => bail!("the lease keep-alive task: {e}"),
                     }
-                    self.contact();
                 }
                 _ = clock.tick() => {
+                    let kept = *contact.borrow();
+                    if self.last_contact.is_none_or(|t| t < kept) {
+                        self.last_contact = Some(kept);
+                    }
                     let since = self.last_contact.unwrap_or(self.started);
                     if since.elapsed() >= self.settings.lease_ttl {
                         bail!(
@@ -342,73 +315,126 @@ impl Node {
         }
     }
 
-    async fn request(
+    /// The put (or, for `None`, the delete) of this node's observation of `key`.
+    fn observation_op(&self, key: &str, health: Option<Health>, lease: i64) -> TxnOp {
+        let key = self.key(&format!("health/{}/{key}", self.settings.node));
+        match health {
+            Some(health) => TxnOp::put(
+                key,
+                health_text(health),
+                Some(PutOptions::new().with_lease(lease)),
+            ),
+            None => TxnOp::delete(key, None),
+        }
+    }
+
+    /// Applies a watch response and hands the new view to the agent; puts
+    /// back this node's observations someone else changed or deleted.
+    async fn watched(
         &mut self,
         client: &mut Client,
         lease: i64,
         rpc: Duration,
-        request: Request,
+        response: &etcd_client::WatchResponse,
     ) -> Result<()> {
-        match request {
-            Request::Observe { key, health } => {
-                if self.mine.get(&key) == Some(&health) {
-                    return Ok(());
-                }
-                self.mine.insert(key.clone(), health);
-                let key = self.key(&format!("health/{}/{key}", self.settings.node));
-                bounded(
-                    rpc,
-                    "writing an observation",
-                    client.put(
-                        key,
-                        health_text(health),
-                        Some(PutOptions::new().with_lease(lease)),
-                    ),
-                )
-                .await?;
+        let mut state = self.view.borrow().clone();
+        let own = self.key(&format!("health/{}/", self.settings.node));
+        let mut touched = Vec::new();
+        for event in response.events() {
+            let Some(kv) = event.kv() else { continue };
+            let value = match event.event_type() {
+                EventType::Put => Some(kv.value()),
+                EventType::Delete => None,
+            };
+            self.apply(&mut state, kv.key(), value);
+            if let Some(key) = kv.key().strip_prefix(own.as_bytes()) {
+                touched.push(String::from_utf8_lossy(key).into_owned());
             }
-            Request::Withdraw { key } => {
-                if self.mine.remove(&key).is_none() {
-                    return Ok(());
-                }
-                let key = self.key(&format!("health/{}/{key}", self.settings.node));
-                bounded(rpc, "withdrawing an observation", client.delete(key, None)).await?;
+        }
+        let revision = response.header().map_or(0, |h| h.revision());
+        self.publish(state, revision);
+        let mut ops = Vec::new();
+        for key in touched {
+            let Some(&health) = self.mine.get(&key) else {
+                continue;
+            };
+            let held = self
+                .view
+                .borrow()
+                .votes
+                .get(&key)
+                .and_then(|v| v.get(&self.settings.node).copied());
+            if held != Some(health) {
+                warn!(
+                    "cluster: this node's observation of {key} was changed by someone else: writing it again"
+                );
+                ops.push(self.observation_op(&key, Some(health), lease));
             }
-            Request::Override {
+        }
+        write(client, ops, rpc, "writing an observation again").await
+    }
+
+    /// Takes a batch of the agent's requests: the observations in as few
+    /// writes as etcd allows, then the overrides one by one (each replied to).
+    async fn requests(
+        &mut self,
+        client: &mut Client,
+        lease: i64,
+        rpc: Duration,
+        batch: Vec<Request>,
+    ) -> Result<()> {
+        // The last word on each key wins.
+        let mut changes: BTreeMap<String, Option<Health>> = BTreeMap::new();
+        let mut overrides = Vec::new();
+        for request in batch {
+            match request {
+                Request::Observe { key, health } => {
+                    changes.insert(key, Some(health));
+                }
+                Request::Withdraw { key } => {
+                    changes.insert(key, None);
+                }
+                other => overrides.push(other),
+            }
+        }
+        let mut ops = Vec::new();
+        for (key, health) in changes {
+            let now = match health {
+                Some(health) => self.mine.insert(key.clone(), health) != Some(health),
+                None => self.mine.remove(&key).is_some(),
+            };
+            if now {
+                ops.push(self.observation_op(&key, health, lease));
+            }
+        }
+        write(client, ops, rpc, "writing observations").await?;
+        for request in overrides {
+            if let Request::Override {
                 record,
                 endpoint,
                 mode,
                 reply,
-            } => {
+            } = request
+            {
                 let key = self.key(&format!("overrides/{record}/{endpoint}"));
-                let done = match mode {
+                let op = match mode {
                     Some((mode, until)) => {
                         let value = serde_json::to_string(&OverrideValue {
                             mode: mode.name().to_string(),
                             until: until.map(|t| humantime::format_rfc3339_seconds(t).to_string()),
                         })
                         .expect("plain strings serialise");
-                        timeout(rpc, client.put(key, value, None))
-                            .await
-                            .map(|r| r.map(drop))
+                        TxnOp::put(key, value, None)
                     }
-                    None => timeout(rpc, client.delete(key, None))
-                        .await
-                        .map(|r| r.map(drop)),
+                    None => TxnOp::delete(key, None),
                 };
-                let result = match done {
-                    Ok(Ok(())) => Ok(()),
-                    Ok(Err(e)) => Err(format!("etcd: {e}")),
-                    Err(_) => Err(format!(
-                        "etcd did not answer within {}",
-                        humantime::format_duration(rpc)
-                    )),
-                };
-                let failed = result.is_err();
-                let _ = reply.send(result);
-                if failed {
-                    bail!("writing an override failed");
-                }
+                let result = write(client, vec![op], rpc, "writing an override").await;
+                let failed = result.as_ref().err().map(|e| format!("{e:#}"));
+                let _ = reply.send(match &failed {
+                    None => Ok(()),
+                    Some(e) => Err(format!("etcd: {e}")),
+                });
+                result?;
             }
         }
         Ok(())
@@ -531,6 +557,56 @@ fn override_value(record: &str, endpoint: &str, value: &[u8]) -> Result<StoredOv
         mode,
         until,
     })
+}
+
+/// etcd's limit of operations in one transaction (`--max-txn-ops`, 128 by
+/// default).
+const MAX_TXN_OPS: usize = 128;
+
+/// Writes `ops` in as few transactions as etcd takes, each bounded by `limit`.
+async fn write(client: &mut Client, ops: Vec<TxnOp>, limit: Duration, what: &str) -> Result<()> {
+    for chunk in ops.chunks(MAX_TXN_OPS) {
+        bounded(limit, what, client.txn(Txn::new().and_then(chunk.to_vec()))).await?;
+    }
+    Ok(())
+}
+
+/// The lease keep-alive task of a session, stopped with it.
+struct KeepAlive(tokio::task::JoinHandle<Result<()>>);
+
+impl Drop for KeepAlive {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// Keeps the lease alive every `every`; reports each answer on `contact`.
+/// Ends with the reason when etcd stops answering or the lease is gone.
+async fn keep_alive(
+    mut keeper: etcd_client::LeaseKeeper,
+    mut answers: etcd_client::LeaseKeepAliveStream,
+    every: Duration,
+    rpc: Duration,
+    contact: watch::Sender<Instant>,
+) -> Result<()> {
+    let mut tick = tokio::time::interval(every);
+    tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {
+                bounded(rpc, "keeping the lease alive", keeper.keep_alive()).await?;
+            }
+            answer = answers.message() => {
+                let Some(answer) = answer.context("keeping the lease alive")? else {
+                    bail!("etcd ended the lease keep-alive stream");
+                };
+                if answer.ttl() <= 0 {
+                    bail!("this node's lease expired (etcd was out of reach for longer than lease_ttl)");
+                }
+                contact.send_replace(Instant::now());
+            }
+        }
+    }
 }
 
 /// `call`, failing after `limit`.
