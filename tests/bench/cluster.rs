@@ -91,7 +91,7 @@ fn many_address(i: usize) -> Ipv4Addr {
 
 fn many_config(endpoints: usize) -> AgentConfig {
     let check = CheckSpec::tcp(MANY_PORT)
-        .timing(MANY_INTERVAL, MANY_INTERVAL / 2, 1, 1)
+        .timing(MANY_INTERVAL, MANY_INTERVAL / 2, 2, 3)
         .set("flap_limit", 0);
     let records = (0..endpoints.div_ceil(PER_RECORD)).map(|r| {
         let first = r * PER_RECORD;
@@ -300,7 +300,7 @@ fn writes_and_cpu(agent: &std::path::Path, opts: &Options) -> Result<()> {
     let cpu_alone = cpu_over(&net, window)?;
 
     println!(
-        "\netcd writes and agent CPU: {} endpoints ({} records of up to {PER_RECORD}, distinct addresses), tcp check every {} ms, each checked by all {NODES} nodes; steady window {} s",
+        "\netcd writes and agent CPU: {} endpoints ({} records of up to {PER_RECORD}, distinct addresses), tcp check every {} ms (rise 2, fall 3), each checked by all {NODES} nodes; steady window {} s",
         opts.endpoints,
         records,
         MANY_INTERVAL.as_millis(),
