@@ -129,8 +129,8 @@ impl<P: Publisher> Agent<P> {
         let now = SystemTime::now();
         let (name, address, _, change) = match self.resolve(msg.request.clone()) {
             Ok(target) => target,
-            Err(reply) => {
-                let _ = msg.reply.send(reply);
+            Err(error) => {
+                let _ = msg.reply.send(Reply::error(error));
                 return;
             }
         };
@@ -194,7 +194,7 @@ impl<P: Publisher> Agent<P> {
         }
         let (name, address, records, change) = match self.resolve(request) {
             Ok(target) => target,
-            Err(reply) => return reply,
+            Err(error) => return Reply::error(error),
         };
         let backup = self.admin.state.clone();
         let done = match change {
@@ -262,10 +262,10 @@ impl<P: Publisher> Agent<P> {
 
 impl<P: Publisher> Agent<P> {
     /// The record name, endpoint, records and change a drain or force
-    /// request is about, or the reply refusing it.
-    fn resolve(&self, request: Request) -> Result<(String, IpAddr, Vec<usize>, Change), Reply> {
+    /// request is about, or why it is refused.
+    fn resolve(&self, request: Request) -> Result<(String, IpAddr, Vec<usize>, Change), String> {
         let (record, endpoint, change) = match request {
-            Request::Status => return Err(Reply::error("not an override")),
+            Request::Status => return Err("not an override".to_string()),
             Request::Drain {
                 record,
                 endpoint,
@@ -291,7 +291,7 @@ impl<P: Publisher> Agent<P> {
         };
         let name = normalise_record(&record);
         let Ok(address) = endpoint.trim().parse::<IpAddr>() else {
-            return Err(Reply::error(format!("{endpoint:?} is not an IP address")));
+            return Err(format!("{endpoint:?} is not an IP address"));
         };
         let records: Vec<usize> = (0..self.config.records.len())
             .filter(|&r| {
@@ -308,14 +308,14 @@ impl<P: Publisher> Agent<P> {
                 .filter(|r| normalise_record(&r.name) == name)
                 .flat_map(|r| r.endpoints.iter().map(|e| e.address.to_string()))
                 .collect();
-            return Err(Reply::error(if known.is_empty() {
+            return Err(if known.is_empty() {
                 format!("no record named {name}")
             } else {
                 format!(
                     "{address} is not an endpoint of {name} (endpoints: {})",
                     known.join(", ")
                 )
-            }));
+            });
         }
         Ok((name, address, records, change))
     }
