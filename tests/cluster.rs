@@ -513,3 +513,56 @@ fn foreign_and_bad_keys_under_the_prefix_are_ignored() -> Result<()> {
     );
     Ok(())
 }
+
+#[test]
+fn a_reload_observes_new_endpoints_and_withdraws_removed_ones() -> Result<()> {
+    const THIRD: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 12);
+    let mut net = setup()?;
+    start_all(&mut net, Some(("majority", 0)))?;
+    wait_all(&net, &[PRIMARY], Duration::from_secs(10))?;
+    let with = |net: &ClusterNet, i: usize, endpoints: &[(Ipv4Addr, u32)]| {
+        AgentConfig::failover(5, endpoints, check())
+            .cluster("etcd", vec![net.etcd_url(i)])
+            .cluster("node", net.nodes[i].name.as_str())
+            .cluster("lease_ttl", LEASE_TTL)
+            .to_toml()
+    };
+    // A third endpoint nothing serves; the secondary goes.
+    for i in 0..3 {
+        let text = with(&net, i, &[(PRIMARY, 1), (THIRD, 3)]);
+        net.reload_agent(i, &text)?;
+    }
+    let third = |net: &ClusterNet, i: usize| -> Result<serde_json::Value> {
+        let status = status(net, i)?;
+        Ok(status["records"][0]["endpoints"][1].clone())
+    };
+    for i in 0..3 {
+        let seen = poll_until(Duration::from_secs(5), Duration::from_millis(50), || {
+            let e = third(&net, i)?;
+            Ok((e["address"] == THIRD.to_string()
+                && e["votes"].as_object().map(|v| v.len()) == Some(3)
+                && e["quorum"] == "unhealthy (0 of 3)")
+                .then_some(()))
+        })?;
+        assert!(
+            seen.is_some(),
+            "ns{}: {}\n{}",
+            i + 1,
+            third(&net, i)?,
+            net.agent_log(i)
+        );
+        assert!(net.agent_running(i), "ns{} died at the reload", i + 1);
+    }
+    // Nobody observes the secondary any more: its observations are gone.
+    let gone = poll_until(Duration::from_secs(3), Duration::from_millis(50), || {
+        let out = net.etcdctl(&["get", "/failover/health/", "--prefix", "--keys-only"])?;
+        let keys = String::from_utf8_lossy(&out.stdout).into_owned();
+        Ok(
+            (!keys.contains(&SECONDARY.to_string()) && keys.contains(&THIRD.to_string()))
+                .then_some(()),
+        )
+    })?;
+    assert!(gone.is_some(), "the secondary's observations stay in etcd");
+    hold_all(&net, &[PRIMARY], Duration::from_millis(500))?;
+    Ok(())
+}

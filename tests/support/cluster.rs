@@ -433,6 +433,30 @@ impl ClusterNet {
         Ok(())
     }
 
+    /// Replaces node `i`'s configuration file with `config` and sends its
+    /// agent SIGHUP (by PID): a reload.
+    pub fn reload_agent(&mut self, i: usize, config: &str) -> Result<()> {
+        let node = &self.nodes[i];
+        let path = self
+            .workdir
+            .join(format!("{}-{}.toml", node.name, node.runs));
+        std::fs::write(&path, config)?;
+        let agent = node.agent.as_ref().context("the agent is not running")?;
+        // SAFETY: kill(2) on the PID of our own unreaped child.
+        if unsafe { libc::kill(agent.child.id() as i32, libc::SIGHUP) } != 0 {
+            return Err(std::io::Error::last_os_error()).context("SIGHUP to the agent");
+        }
+        Ok(())
+    }
+
+    /// Whether node `i`'s agent is still running.
+    pub fn agent_running(&mut self, i: usize) -> bool {
+        self.nodes[i]
+            .agent
+            .as_mut()
+            .is_some_and(|p| matches!(p.child.try_wait(), Ok(None)))
+    }
+
     /// SIGKILL to node `i`'s agent by PID (a crash).
     pub fn kill_agent(&mut self, i: usize) -> Result<()> {
         let mut proc = self.nodes[i]
