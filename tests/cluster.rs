@@ -248,6 +248,46 @@ fn a_killed_nodes_votes_go_with_its_lease() -> Result<()> {
     for i in [0, 1] {
         wait_answer(&net, i, &[SECONDARY], Duration::from_secs(5))?;
     }
+    // ns3 comes back under its name and votes again.
+    let text = config(&net, 2, Some(("majority", 0)));
+    net.start_agent(2, &text)?;
+    let back = poll_until(Duration::from_secs(5), Duration::from_millis(50), || {
+        Ok((live(&net, 0)?.len() == 3).then_some(()))
+    })?;
+    assert!(back.is_some(), "ns3 did not rejoin:\n{}", net.agent_log(2));
+    wait_answer(&net, 2, &[SECONDARY], Duration::from_secs(5))?;
+    Ok(())
+}
+
+#[test]
+fn a_second_agent_with_a_node_name_in_use_does_not_join() -> Result<()> {
+    let mut net = setup()?;
+    for i in 0..2 {
+        let text = config(&net, i, Some(("majority", 0)));
+        net.start_agent(i, &text)?;
+    }
+    wait_answer(&net, 0, &[PRIMARY], Duration::from_secs(10))?;
+    // Node 3's namespace, ns1's name.
+    let text = config(&net, 2, Some(("majority", 0))).replace("node = \"ns3\"", "node = \"ns1\"");
+    assert!(text.contains("node = \"ns1\""), "{text}");
+    net.start_agent(2, &text)?;
+    let refused = poll_until(LEASE_TTL * 2, Duration::from_millis(50), || {
+        Ok(net
+            .agent_log(2)
+            .contains("node name \"ns1\" is held by another lease")
+            .then_some(()))
+    })?;
+    assert!(refused.is_some(), "{}", net.agent_log(2));
+    // It decides alone; the cluster goes on with the first ns1 and ns2.
+    let alone = poll_until(LEASE_TTL * 2, Duration::from_millis(50), || {
+        Ok((status(&net, 2)?["cluster"]["standing"] == "alone").then_some(()))
+    })?;
+    assert!(alone.is_some(), "{}", net.agent_log(2));
+    assert_eq!(
+        status(&net, 0)?["cluster"]["live"],
+        serde_json::json!(["ns1", "ns2"])
+    );
+    wait_answer(&net, 2, &[PRIMARY], Duration::from_secs(2))?;
     Ok(())
 }
 

@@ -8,8 +8,8 @@ use std::time::{Duration, SystemTime};
 
 use anyhow::{Context as _, Result, anyhow, bail};
 use etcd_client::{
-    Certificate, Client, ConnectOptions, EventType, GetOptions, Identity, PutOptions, TlsOptions,
-    Txn, TxnOp, WatchOptions,
+    Certificate, Client, Compare, CompareOp, ConnectOptions, EventType, GetOptions, Identity,
+    PutOptions, TlsOptions, Txn, TxnOp, TxnOpResponse, WatchOptions,
 };
 use log::{info, warn};
 use serde::{Deserialize, Serialize};
@@ -41,8 +41,13 @@ struct Node {
     settings: Cluster,
     /// This node's observations, as the agent last gave them.
     mine: BTreeMap<String, Health>,
-    /// Last answer from etcd (any RPC or keep-alive).
+    /// Last sign that this node's session is alive (joined, an answer to a
+    /// write, a keep-alive, a watch event): what the cluster said is at most
+    /// this old. Answers before a session has joined do not count: a node
+    /// that cannot join decides alone after `lease_ttl`.
     last_contact: Option<Instant>,
+    /// A session joined since the last failure was logged.
+    joined: bool,
     started: Instant,
     /// The lease of the last session: revoked once the next session's keys
     /// are written, so what this node withdrew meanwhile goes at once.
@@ -61,6 +66,7 @@ pub async fn run(
         settings,
         mine: BTreeMap::new(),
         last_contact: None,
+        joined: false,
         started: Instant::now(),
         old_lease: None,
         warned: HashSet::new(),
@@ -75,12 +81,9 @@ pub async fn run(
         };
         failures = failures.saturating_add(1);
         // Once per outage, then every half minute while it lasts.
-        let answered_since = match (node.last_contact, logged) {
-            (Some(contact), Some(logged)) => contact > logged,
-            (None, Some(_)) => false,
-            (_, None) => true,
-        };
-        if answered_since || logged.is_some_and(|t| t.elapsed() >= Duration::from_secs(30)) {
+        if std::mem::take(&mut node.joined)
+            || logged.is_none_or(|t| t.elapsed() >= Duration::from_secs(30))
+        {
             warn!(
                 "cluster: etcd {}: {error}; retrying",
                 node.settings.etcd.join(", ")
@@ -190,7 +193,6 @@ impl Node {
         let lease = bounded(rpc, "granting a lease", client.lease_grant(ttl, None))
             .await?
             .id();
-        self.contact();
         // Kept alive by a task of its own, so that no amount of writing here
         // delays a keep-alive: a lease that expired under a burst of
         // writes would take every vote of this node with it.
@@ -208,11 +210,12 @@ impl Node {
             rpc,
             contact_tx,
         )));
-        let mut ops = vec![TxnOp::put(
-            self.key(&format!("nodes/{}", self.settings.node)),
-            "live",
-            Some(PutOptions::new().with_lease(lease)),
-        )];
+        if let Err(e) = self.claim_name(&mut client, lease, rpc).await {
+            // Best effort: it expires by itself otherwise.
+            let _ = timeout(rpc, client.lease_revoke(lease)).await;
+            return Err(e);
+        }
+        let mut ops = Vec::new();
         ops.extend(
             self.mine
                 .iter()
@@ -234,7 +237,6 @@ impl Node {
             ),
         )
         .await?;
-        self.contact();
         let revision = read
             .header()
             .map(|h| h.revision())
@@ -261,6 +263,9 @@ impl Node {
             ),
         )
         .await?;
+        // Joined: the cluster's view is current from here on.
+        self.contact();
+        self.joined = true;
         self.publish(state, revision);
 
         let mut clock = tokio::time::interval(CLOCK);
@@ -315,6 +320,48 @@ impl Node {
         }
     }
 
+    /// Writes `nodes/NODE` on `lease`, unless another lease holds it:
+    /// another agent with this node name (the two would overwrite each
+    /// other's observations), or this agent's previous run, killed less
+    /// than `lease_ttl` ago (then the name is free once that lease expires).
+    async fn claim_name(&mut self, client: &mut Client, lease: i64, rpc: Duration) -> Result<()> {
+        let key = self.key(&format!("nodes/{}", self.settings.node));
+        let put = TxnOp::put(
+            key.clone(),
+            "live",
+            Some(PutOptions::new().with_lease(lease)),
+        );
+        let claim = Txn::new()
+            .when(vec![Compare::create_revision(
+                key.clone(),
+                CompareOp::Equal,
+                0,
+            )])
+            .and_then(vec![put.clone()])
+            .or_else(vec![TxnOp::get(key, None)]);
+        let response = bounded(rpc, "writing this node's key", client.txn(claim)).await?;
+        if response.succeeded() {
+            return Ok(());
+        }
+        let holder = response.op_responses().into_iter().find_map(|r| match r {
+            TxnOpResponse::Get(get) => get.kvs().first().map(|kv| kv.lease()),
+            _ => None,
+        });
+        match holder {
+            // This agent's own previous session (etcd restarted, or the
+            // session failed): the name is ours.
+            Some(held) if Some(held) == self.old_lease => {
+                write(client, vec![put], rpc, "writing this node's key").await
+            }
+            // Gone meanwhile: the next attempt takes it.
+            None => bail!("this node's key changed while claiming it"),
+            Some(held) => bail!(
+                "node name {:?} is held by another lease ({held:x}): another agent with this name, or this agent's previous run whose lease has not expired yet",
+                self.settings.node
+            ),
+        }
+    }
+
     /// The put (or, for `None`, the delete) of this node's observation of `key`.
     fn observation_op(&self, key: &str, health: Option<Health>, lease: i64) -> TxnOp {
         let key = self.key(&format!("health/{}/{key}", self.settings.node));
@@ -365,9 +412,12 @@ impl Node {
                 .get(&key)
                 .and_then(|v| v.get(&self.settings.node).copied());
             if held != Some(health) {
-                warn!(
-                    "cluster: this node's observation of {key} was changed by someone else: writing it again"
-                );
+                // Once per key: a writer that keeps at it is not worth a line each time.
+                if self.warned.len() < MAX_WARNED && self.warned.insert(format!("rewrite {key}")) {
+                    warn!(
+                        "cluster: this node's observation of {key} was changed or deleted by someone else: writing it again"
+                    );
+                }
                 ops.push(self.observation_op(&key, Some(health), lease));
             }
         }
