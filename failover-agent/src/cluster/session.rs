@@ -679,3 +679,56 @@ async fn bounded<T>(
 pub fn override_in_force(o: &StoredOverride, now: SystemTime) -> bool {
     o.until.is_none_or(|t| t > now)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn overrides_parse_or_are_refused() {
+        let o = override_value(
+            "www.example.test.",
+            "192.0.2.10",
+            br#"{"mode":"drain","until":"2026-11-24T06:00:00Z"}"#,
+        )
+        .unwrap();
+        assert_eq!(o.mode, Mode::Drain);
+        assert!(o.until.is_some());
+        assert!(override_in_force(&o, SystemTime::UNIX_EPOCH));
+        assert!(!override_in_force(&o, o.until.unwrap()));
+        let forced = override_value(
+            "www.example.test.",
+            "2001:db8::1",
+            br#"{"mode":"force-up"}"#,
+        )
+        .unwrap();
+        assert_eq!((forced.mode, forced.until), (Mode::ForceUp, None));
+        for (record, endpoint, value) in [
+            (
+                "www.example.test.",
+                "not-an-address",
+                &br#"{"mode":"drain"}"#[..],
+            ),
+            ("WWW.example.test.", "192.0.2.10", br#"{"mode":"drain"}"#),
+            ("www.example.test", "192.0.2.10", br#"{"mode":"drain"}"#),
+            ("www.example.test.", "192.0.2.10", br#"{"mode":"normal"}"#),
+            (
+                "www.example.test.",
+                "192.0.2.10",
+                br#"{"mode":"drain","extra":1}"#,
+            ),
+            ("www.example.test.", "192.0.2.10", b"drain"),
+            (
+                "www.example.test.",
+                "192.0.2.10",
+                br#"{"mode":"drain","until":"soon"}"#,
+            ),
+        ] {
+            assert!(
+                override_value(record, endpoint, value).is_err(),
+                "{record} {endpoint} {}",
+                String::from_utf8_lossy(value)
+            );
+        }
+    }
+}
