@@ -143,6 +143,23 @@ pub struct StatusReport {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub admin_state_file: Option<String>,
     pub records: Vec<RecordStatus>,
+    /// With `[cluster]`: this node and the live nodes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cluster: Option<ClusterReport>,
+}
+
+/// This node in its cluster (`[cluster]`).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct ClusterReport {
+    pub node: String,
+    /// "joining", "joined" (the quorum decides), or "alone" (etcd out of
+    /// reach for lease_ttl: this node's own checks decide).
+    pub standing: String,
+    pub quorum: String,
+    /// 0: every node checks every endpoint.
+    pub checkers: u32,
+    /// Nodes whose lease is alive, by name.
+    pub live: Vec<String>,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -218,6 +235,17 @@ pub struct EndpointReport {
     /// [`crate::agent::HISTORY_PER_ENDPOINT`]).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub history: Vec<TransitionReport>,
+    /// With `[cluster]`: each live node's observation ("healthy",
+    /// "unhealthy"), by node name.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub votes: std::collections::BTreeMap<String, String>,
+    /// With `[cluster]`: the quorum's result, e.g. "healthy (2 of 3)", or
+    /// "no observer".
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quorum: Option<String>,
+    /// With `[cluster]`: whether this node checks the endpoint itself.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub checked_here: Option<bool>,
 }
 
 /// One state change of an endpoint.
@@ -239,6 +267,20 @@ impl StatusReport {
         }
         if let Some(file) = &self.admin_state_file {
             out.push_str(&format!("admin state file: {file}\n"));
+        }
+        if let Some(c) = &self.cluster {
+            out.push_str(&format!(
+                "cluster: node {} {}, quorum {}, checkers {}, live nodes: {}\n",
+                c.node,
+                c.standing,
+                c.quorum,
+                if c.checkers == 0 {
+                    "all".to_string()
+                } else {
+                    c.checkers.to_string()
+                },
+                c.live.join(" ")
+            ));
         }
         for r in &self.records {
             let answer = match r.answer.as_str() {
@@ -298,6 +340,14 @@ impl StatusReport {
                 }
                 if let Some(check) = &e.check {
                     line.push_str(&format!(" check {check}"));
+                }
+                if let Some(quorum) = &e.quorum {
+                    let votes: Vec<String> =
+                        e.votes.iter().map(|(n, h)| format!("{n}={h}")).collect();
+                    line.push_str(&format!(" quorum: {quorum} [{}]", votes.join(" ")));
+                    if e.checked_here == Some(false) {
+                        line.push_str(" (not checked here)");
+                    }
                 }
                 if let Some(failure) = &e.last_failure {
                     line.push_str(&format!(" last failure: {failure}"));

@@ -19,6 +19,7 @@
 //!   counters) and where it is pinned in bpffs;
 //! - [`publish`]: one path from a decided answer to both answering paths;
 //! - [`admin_state`], [`control`]: operator overrides and the control socket;
+//! - [`cluster`]: several nameservers agreeing on health through etcd;
 //! - [`agent`]: the event loop (checks in, answers out), reload, overrides,
 //!   status;
 //! - [`http`]: the read-only HTTP endpoint: metrics, the status API and
@@ -28,6 +29,7 @@ pub mod admin_state;
 pub mod agent;
 pub mod checks;
 pub mod cli;
+pub mod cluster;
 pub mod config;
 pub mod control;
 pub mod daemon;

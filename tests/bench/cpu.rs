@@ -125,7 +125,7 @@ fn config(opts: &CpuOptions) -> String {
 }
 
 /// (utime, stime) of `pid`, in seconds.
-fn cpu_seconds(pid: u32) -> Result<(f64, f64)> {
+pub(crate) fn cpu_seconds(pid: u32) -> Result<(f64, f64)> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))
         .with_context(|| format!("reading /proc/{pid}/stat (did the agent exit?)"))?;
     // The command name may contain spaces: fields are counted after its ')'.

@@ -1,6 +1,7 @@
-//! `failover-bench <xdp|failover|restart> [options]`: the benchmarks `cargo xtask bench`
+//! `failover-bench <xdp|failover|restart|cluster> [options]`: the benchmarks `cargo xtask bench`
 //! runs. Both need root; both print a table and exit 0 unless the setup fails.
 
+mod cluster;
 mod cpu;
 mod failover;
 mod kinds;
@@ -9,7 +10,7 @@ mod xdp;
 
 use std::process::ExitCode;
 
-const USAGE: &str = "usage: failover-bench <xdp|failover|restart> [options]  (--help after the name for its options)";
+const USAGE: &str = "usage: failover-bench <xdp|failover|restart|cluster> [options]  (--help after the name for its options)";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -17,6 +18,7 @@ fn main() -> ExitCode {
         Some("xdp") => xdp::run(&args[1..]),
         Some("failover") => failover::run(&args[1..]),
         Some("restart") => restart::run(&args[1..]),
+        Some("cluster") => cluster::run(&args[1..]),
         Some("-h" | "--help") => {
             println!("{USAGE}");
             return ExitCode::SUCCESS;

@@ -1,6 +1,7 @@
 //! Agent configurations for the tests and benchmarks, built in code and
 //! rendered in the agent's TOML format: `[server]`, `[[zone]]`s,
-//! `[[record]]`s with their endpoints, `[checks.NAME]` and `[admin]`.
+//! `[[record]]`s with their endpoints, `[checks.NAME]`, `[admin]` and
+//! `[cluster]`.
 //!
 //! The common keys have methods; everything else (a record's `min_healthy`,
 //! an http check's `expect_status`, ...) is set by name with `set`, so the
@@ -401,6 +402,7 @@ pub struct AgentConfig {
     /// Other single-table sections (`[rate_limit]`, `[cookies]`), in the
     /// order first set.
     sections: Vec<(String, Table)>,
+    cluster: Table,
 }
 
 impl AgentConfig {
@@ -482,6 +484,12 @@ impl AgentConfig {
         self
     }
 
+    /// A key of `[cluster]` (`etcd`, `node`, `quorum`, ...).
+    pub fn cluster(mut self, key: &str, value: impl Into<Value>) -> Self {
+        self.cluster.set(key, value);
+        self
+    }
+
     pub fn to_toml(&self) -> String {
         let mut s = String::new();
         if !self.server.is_empty() {
@@ -519,6 +527,10 @@ impl AgentConfig {
             render_key(name, &mut s);
             s.push_str("]\n");
             table.render(&mut s);
+        }
+        if !self.cluster.is_empty() {
+            s.push_str("\n[cluster]\n");
+            self.cluster.render(&mut s);
         }
         s
     }

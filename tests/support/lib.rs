@@ -10,6 +10,7 @@
 //! counts the checks that reach it; [`certs`] makes self-signed certificates;
 //! [`peers`] runs DNS servers no one here wrote (Knot DNS, unbound);
 //! [`webhook`] receives the agent's webhook notifications.
+//! [`cluster::ClusterNet`] runs several agents agreeing through a real etcd.
 //! [`packets`], [`xdp`], [`r#gen`], [`compare`] and [`mutation`] drive the
 //! XDP program directly, for its tests and fuzzers.
 //!
@@ -17,6 +18,7 @@
 //! create.
 
 pub mod certs;
+pub mod cluster;
 pub mod compare;
 pub mod config;
 pub mod dig;

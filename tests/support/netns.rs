@@ -50,7 +50,7 @@ const START_TIMEOUT: Duration = Duration::from_secs(10);
 static NEXT_ID: AtomicU32 = AtomicU32::new(0);
 
 /// What the agent logs when its loop starts (everything is open by then).
-const AGENT_UP: &str = "answer sets are written once every endpoint has been checked";
+pub(crate) const AGENT_UP: &str = "answer sets are written once every endpoint has been checked";
 
 /// A process the fixture started, with the file its stderr goes to.
 struct Proc {
@@ -736,7 +736,7 @@ impl Drop for Netns {
 }
 
 /// `mount -t bpf bpf <at>`.
-fn mount_bpffs(at: &Path) -> Result<()> {
+pub(crate) fn mount_bpffs(at: &Path) -> Result<()> {
     let target = std::ffi::CString::new(at.as_os_str().as_encoded_bytes())?;
     // SAFETY: NUL-terminated strings that outlive the call; null data.
     let rc = unsafe {
@@ -758,7 +758,14 @@ fn mount_bpffs(at: &Path) -> Result<()> {
 /// XDP_TX on a veth delivers only if the peer veth runs an XDP program too, so
 /// the client veth gets the object's pass-through program, natively.
 fn attach_pass(client_ns: &str) -> Result<Ebpf> {
-    in_netns(client_ns, || {
+    attach_pass_on(client_ns, CLIENT_VETH)
+}
+
+/// The pass-through program on `veth` in namespace `ns`: the peer of a
+/// veth the agent answers on with XDP_TX.
+pub(crate) fn attach_pass_on(ns: &str, veth: &str) -> Result<Ebpf> {
+    let veth = veth.to_string();
+    in_netns(ns, move || {
         let mut ebpf = Ebpf::load(XDP_OBJECT).context("loading the embedded XDP object")?;
         let program: &mut Xdp = ebpf
             .program_mut(PROGRAM_PASS)
@@ -766,14 +773,14 @@ fn attach_pass(client_ns: &str) -> Result<Ebpf> {
             .try_into()?;
         program.load().context("loading the pass-through program")?;
         program
-            .attach(CLIENT_VETH, XdpMode::Driver)
-            .with_context(|| format!("attaching {PROGRAM_PASS} to {CLIENT_VETH} natively"))?;
+            .attach(&veth, XdpMode::Driver)
+            .with_context(|| format!("attaching {PROGRAM_PASS} to {veth} natively"))?;
         Ok(ebpf)
     })
 }
 
 /// Runs `ip <args>`; fails with its stderr.
-fn ip(args: &[&str]) -> Result<()> {
+pub(crate) fn ip(args: &[&str]) -> Result<()> {
     let out = Command::new("ip")
         .args(args)
         .stdin(Stdio::null())
@@ -923,7 +930,7 @@ fn raw_exchange(
     Ok(None)
 }
 
-fn read_lossy(path: &Path) -> String {
+pub(crate) fn read_lossy(path: &Path) -> String {
     std::fs::read(path)
         .map(|b| String::from_utf8_lossy(&b).into_owned())
         .unwrap_or_else(|e| format!("(cannot read {}: {e})", path.display()))

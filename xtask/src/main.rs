@@ -115,6 +115,8 @@ enum Benchmark {
     Failover,
     /// Restarts under load: queries lost with the data plane pinned and without.
     Restart,
+    /// Three agents agreeing through etcd: convergence, etcd writes, CPU.
+    Cluster,
 }
 
 impl Benchmark {
@@ -124,6 +126,7 @@ impl Benchmark {
             Benchmark::Xdp => "xdp",
             Benchmark::Failover => "failover",
             Benchmark::Restart => "restart",
+            Benchmark::Cluster => "cluster",
         }
     }
 }

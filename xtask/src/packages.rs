@@ -15,7 +15,9 @@ use crate::{host::is_root, process::run, toolchain::ensure_ebpf_toolchain};
 /// nginx and openssl (a self-signed certificate) serve the http/https checks of
 /// tests/checks.rs; systemd-analyze verifies the unit files of `dist/`;
 /// Prometheus (with promtool) scrapes the agent and headless Chromium opens
-/// its status page in tests/http_endpoint.rs.
+/// its status page in tests/http_endpoint.rs; etcd and etcdctl are the
+/// store the agents of tests/cluster.rs agree through; protoc builds the
+/// etcd client's gRPC code (failover-agent's build needs it).
 const DEBIAN_COMMANDS: &[(&str, &str)] = &[
     ("dig", "bind9-dnsutils"),
     ("nginx", "nginx"),
@@ -31,6 +33,9 @@ const DEBIAN_COMMANDS: &[(&str, &str)] = &[
     ("prometheus", "prometheus"),
     ("promtool", "prometheus"),
     ("chromium", "chromium"),
+    ("etcd", "etcd-server"),
+    ("etcdctl", "etcd-client"),
+    ("protoc", "protobuf-compiler"),
 ];
 
 /// Packages above that ship a service: on a host where apt starts services
@@ -41,6 +46,7 @@ const DEBIAN_SERVICES: &[(&str, &str)] = &[
     ("knot", "knot"),
     ("nginx", "nginx"),
     ("prometheus", "prometheus"),
+    ("etcd-server", "etcd"),
 ];
 
 /// `command -v`: the first executable file called `name` on PATH, or in

@@ -10,12 +10,14 @@
 //! - this file: the state and the loop (check results -> policy -> publish);
 //! - [`reload`]: applying a new configuration;
 //! - [`overrides`]: drain and force (admin-state file, control socket);
-//! - [`status`]: what the agent reports about itself.
+//! - [`status`]: what the agent reports about itself;
+//! - [`cluster`]: with `[cluster]`, health by quorum of several nameservers.
 //!
 //! Transitions, answer changes, reloads and overrides are not logged here:
 //! they are emitted as [`Event`]s, and the log is one of their observers
 //! ([`crate::logging`]).
 
+mod cluster;
 mod handover;
 mod history;
 mod overrides;
@@ -121,6 +123,8 @@ pub struct Agent<P> {
     status_tx: watch::Sender<Arc<StatusReport>>,
     /// Takes every check result (metrics).
     check_observer: Option<Arc<dyn CheckObserver>>,
+    /// With `[cluster]` (from `run` on): the other nameservers' view.
+    cluster: Option<cluster::ClusterState>,
 }
 
 /// The probe that checks each endpoint of each record of `config`.
@@ -172,6 +176,7 @@ impl<P: Publisher> Agent<P> {
             events,
             status_tx: watch::Sender::new(Arc::new(StatusReport::default())),
             check_observer: None,
+            cluster: None,
         }
     }
 
@@ -231,6 +236,7 @@ impl<P: Publisher> Agent<P> {
         let (tx, mut rx) = mpsc::channel(2 * endpoints + 16);
         // Dropped on return: aborts every probe.
         self.probes = Some(Probes::new(tx));
+        self.join_cluster();
         let report = self.sync_probes();
         info!(
             "checking {endpoints} endpoints of {} records with {} probes (identical checks of one target run once); answer sets are written once every endpoint has been checked",
@@ -272,8 +278,7 @@ impl<P: Publisher> Agent<P> {
                         None => std::future::pending().await,
                     }
                 } => {
-                    let reply = self.control_request(msg.request);
-                    let _ = msg.reply.send(reply);
+                    self.control_message(msg);
                 }
                 Some(step) = async {
                     match self.handover.as_mut() {
@@ -281,6 +286,12 @@ impl<P: Publisher> Agent<P> {
                         None => std::future::pending().await,
                     }
                 } => self.handover_step(step),
+                () = async {
+                    match self.cluster.as_mut() {
+                        Some(c) => c.changed().await,
+                        None => std::future::pending().await,
+                    }
+                } => self.cluster_changed(started),
                 _ = admin_tick.tick() => {
                     self.heartbeat();
                     self.admin_tick();
@@ -329,11 +340,18 @@ impl<P: Publisher> Agent<P> {
     /// Starts the probes the configuration needs and stops the others; maps
     /// every probe to the (record, endpoint) pairs it serves.
     fn sync_probes(&mut self) -> SyncReport {
+        let keys = probe_keys(&self.config);
+        let here = self.checked_here();
         let Some(probes) = self.probes.as_mut() else {
             return Default::default();
         };
-        let keys = probe_keys(&self.config);
-        let wanted: HashSet<ProbeKey> = keys.iter().flatten().cloned().collect();
+        let wanted: HashSet<ProbeKey> = keys
+            .iter()
+            .flatten()
+            .zip(here.iter().flatten())
+            .filter(|(_, here)| **here)
+            .map(|(key, _)| key.clone())
+            .collect();
         let report = probes.sync(&wanted);
         self.users.clear();
         self.endpoint_probes = keys
@@ -344,7 +362,7 @@ impl<P: Publisher> Agent<P> {
                     .iter()
                     .enumerate()
                     .map(|(e, key)| {
-                        let id = probes.id(key);
+                        let id = probes.id(key).filter(|_| here[r][e]);
                         if let Some(id) = id {
                             self.users.entry(id).or_default().push((r, e));
                         }
@@ -387,23 +405,49 @@ impl<P: Publisher> Agent<P> {
                     Err(f) => format!("{f}, {}", Latency(event.result.latency)),
                 }
             );
-            let state = &mut self.records[r];
-            let old = state.health[e];
-            if old == event.health {
-                changed.push(r);
-                continue;
+            match self.probed(r, e, event.health) {
+                // The cluster decides from every node's observations.
+                Some((health, reason)) => {
+                    self.set_health(r, e, health, &reason);
+                }
+                None if self.records[r].health[e] == event.health => {}
+                None => {
+                    let reason = match &event.transition {
+                        Some(t) => t.reason.clone(),
+                        None => "shared check".to_string(),
+                    };
+                    self.set_health(r, e, event.health, &reason);
+                }
             }
-            let reason = match &event.transition {
-                Some(t) => t.reason.clone(),
-                None => "shared check".to_string(),
-            };
-            state.health[e] = event.health;
-            if old == Health::Unknown {
-                self.unknown -= 1;
-            }
-            self.report_states(r, &reason);
             changed.push(r);
         }
+        self.decide(changed, started);
+    }
+
+    /// Sets endpoint `e` of record `r`'s health (reported as an event);
+    /// whether it changed.
+    fn set_health(&mut self, r: usize, e: usize, health: Health, reason: &str) -> bool {
+        let state = &mut self.records[r];
+        let old = state.health[e];
+        if old == health {
+            return false;
+        }
+        state.health[e] = health;
+        if old == Health::Unknown {
+            self.unknown -= 1;
+        }
+        // Only the cluster makes a known health unknown again (no node
+        // observes the endpoint any more).
+        if health == Health::Unknown {
+            self.unknown += 1;
+        }
+        self.report_states(r, reason);
+        true
+    }
+
+    /// Writes the answers of records `changed` (all of them once the first
+    /// round of checks is over).
+    fn decide(&mut self, mut changed: Vec<usize>, started: Instant) {
         let first_answers = !self.first_round_done;
         if !self.first_round_done {
             if self.unknown > 0 {
@@ -484,8 +528,8 @@ impl<P: Publisher> Agent<P> {
             .endpoints
             .iter()
             .zip(&self.records[r].health)
-            .map(|(endpoint, health)| {
-                match self.admin.state.mode(&record.name, endpoint.address, now) {
+            .map(
+                |(endpoint, health)| match self.admin_mode(&record.name, endpoint.address, now) {
                     Some((Mode::Drain, _)) => EndpointState::Drained,
                     Some((Mode::ForceUp, _)) => EndpointState::ForcedUp,
                     Some((Mode::ForceDown, _)) => EndpointState::ForcedDown,
@@ -494,8 +538,8 @@ impl<P: Publisher> Agent<P> {
                         Health::Healthy => EndpointState::Healthy,
                         Health::Unhealthy => EndpointState::Unhealthy,
                     },
-                }
-            })
+                },
+            )
             .collect()
     }
 

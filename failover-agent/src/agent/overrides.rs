@@ -55,7 +55,7 @@ impl<P: Publisher> Agent<P> {
         for (r, record) in self.config.records.iter().enumerate() {
             for endpoint in &record.endpoints {
                 let key = (record.name.clone(), record.rtype.code(), endpoint.address);
-                let mode = self.admin.state.mode(&record.name, endpoint.address, now);
+                let mode = self.admin_mode(&record.name, endpoint.address, now);
                 if mode != self.admin_seen.get(&key).copied() {
                     self.events.emit(Event::Override(Override {
                         at: now,
@@ -86,72 +86,84 @@ impl<P: Publisher> Agent<P> {
         }
     }
 
+    /// One request from the control socket: answered at once, or, for an
+    /// override with `[cluster]`, once etcd has stored it for every node.
+    pub(super) fn control_message(&mut self, msg: ControlMsg) {
+        if !self.clustered() || msg.request == Request::Status {
+            let reply = self.control_request(msg.request);
+            let _ = msg.reply.send(reply);
+            return;
+        }
+        let now = SystemTime::now();
+        let (name, address, _, change) = match self.resolve(msg.request.clone()) {
+            Ok(target) => target,
+            Err(error) => {
+                let _ = msg.reply.send(Reply::error(error));
+                return;
+            }
+        };
+        let (mode, done) = match change {
+            Change::Set(mode, until) => {
+                let until = until.map(|Until(t)| t);
+                if let Some(t) = until.filter(|t| *t <= now) {
+                    let _ = msg.reply.send(Reply::error(format!(
+                        "until {}: that is in the past",
+                        humantime::format_rfc3339_seconds(t)
+                    )));
+                    return;
+                }
+                (
+                    Some((mode, until)),
+                    format!(
+                        "{}{}",
+                        admin_text(mode),
+                        until.map_or(String::new(), |t| format!(
+                            " until {}",
+                            humantime::format_rfc3339_seconds(t)
+                        ))
+                    ),
+                )
+            }
+            Change::Clear(modes) => {
+                if !self
+                    .cluster_override(&name, address, now)
+                    .is_some_and(|m| modes.contains(&m))
+                {
+                    // Not the cluster's: the admin-state file's or nothing.
+                    let reply = self.control_request(msg.request);
+                    let _ = msg.reply.send(reply);
+                    return;
+                }
+                (None, "back to its health checks".to_string())
+            }
+        };
+        let stored = self.store_override(name.clone(), address, mode);
+        tokio::spawn(async move {
+            let reply = match stored.await {
+                Ok(Ok(())) => Reply::ok(format!(
+                    "{name} {address}: {done} (stored in etcd: every node applies it)"
+                )),
+                Ok(Err(e)) => Reply::error(format!("{e}; nothing changed")),
+                Err(_) => Reply::error("the agent is stopping; nothing changed"),
+            };
+            let _ = msg.reply.send(reply);
+        });
+    }
+
     /// Answers one control request.
     pub fn control_request(&mut self, request: Request) -> Reply {
         let now = SystemTime::now();
-        let (record, endpoint, change) = match request {
-            Request::Status => {
-                return Reply {
-                    ok: true,
-                    status: Some(self.status()),
-                    ..Reply::default()
-                };
-            }
-            Request::Drain {
-                record,
-                endpoint,
-                until,
-            } => (record, endpoint, Change::Set(Mode::Drain, until)),
-            Request::Undrain { record, endpoint } => {
-                (record, endpoint, Change::Clear(&[Mode::Drain]))
-            }
-            // The control socket gives these to the daemon, never to the loop.
-            Request::Handover { .. } => {
-                return Reply::error("a handover goes through the daemon, not the agent's loop");
-            }
-            Request::Force {
-                state,
-                record,
-                endpoint,
-                until,
-            } => match state {
-                ForceState::Up => (record, endpoint, Change::Set(Mode::ForceUp, until)),
-                ForceState::Down => (record, endpoint, Change::Set(Mode::ForceDown, until)),
-                ForceState::Clear => (
-                    record,
-                    endpoint,
-                    Change::Clear(&[Mode::ForceUp, Mode::ForceDown]),
-                ),
-            },
-        };
-        let name = normalise_record(&record);
-        let Ok(address) = endpoint.trim().parse::<IpAddr>() else {
-            return Reply::error(format!("{endpoint:?} is not an IP address"));
-        };
-        let records: Vec<usize> = (0..self.config.records.len())
-            .filter(|&r| {
-                let rec = &self.config.records[r];
-                normalise_record(&rec.name) == name
-                    && rec.endpoints.iter().any(|e| e.address == address)
-            })
-            .collect();
-        if records.is_empty() {
-            let known: Vec<String> = self
-                .config
-                .records
-                .iter()
-                .filter(|r| normalise_record(&r.name) == name)
-                .flat_map(|r| r.endpoints.iter().map(|e| e.address.to_string()))
-                .collect();
-            return Reply::error(if known.is_empty() {
-                format!("no record named {name}")
-            } else {
-                format!(
-                    "{address} is not an endpoint of {name} (endpoints: {})",
-                    known.join(", ")
-                )
-            });
+        if request == Request::Status {
+            return Reply {
+                ok: true,
+                status: Some(self.status()),
+                ..Reply::default()
+            };
         }
+        let (name, address, records, change) = match self.resolve(request) {
+            Ok(target) => target,
+            Err(error) => return Reply::error(error),
+        };
         let backup = self.admin.state.clone();
         let done = match change {
             Change::Set(mode, until) => {
@@ -213,6 +225,71 @@ impl<P: Publisher> Agent<P> {
             "{name} {address}: {done} ({persisted}); {}",
             answers.join("; ")
         ))
+    }
+}
+
+impl<P: Publisher> Agent<P> {
+    /// The record name, endpoint, records and change a drain or force
+    /// request is about, or why it is refused.
+    fn resolve(&self, request: Request) -> Result<(String, IpAddr, Vec<usize>, Change), String> {
+        let (record, endpoint, change) = match request {
+            Request::Status => return Err("not an override".to_string()),
+            // The control socket gives these to the daemon, never to the loop.
+            Request::Handover { .. } => {
+                return Err("a handover goes through the daemon, not the agent's loop".to_string());
+            }
+            Request::Drain {
+                record,
+                endpoint,
+                until,
+            } => (record, endpoint, Change::Set(Mode::Drain, until)),
+            Request::Undrain { record, endpoint } => {
+                (record, endpoint, Change::Clear(&[Mode::Drain]))
+            }
+            Request::Force {
+                state,
+                record,
+                endpoint,
+                until,
+            } => match state {
+                ForceState::Up => (record, endpoint, Change::Set(Mode::ForceUp, until)),
+                ForceState::Down => (record, endpoint, Change::Set(Mode::ForceDown, until)),
+                ForceState::Clear => (
+                    record,
+                    endpoint,
+                    Change::Clear(&[Mode::ForceUp, Mode::ForceDown]),
+                ),
+            },
+        };
+        let name = normalise_record(&record);
+        let Ok(address) = endpoint.trim().parse::<IpAddr>() else {
+            return Err(format!("{endpoint:?} is not an IP address"));
+        };
+        let records: Vec<usize> = (0..self.config.records.len())
+            .filter(|&r| {
+                let rec = &self.config.records[r];
+                normalise_record(&rec.name) == name
+                    && rec.endpoints.iter().any(|e| e.address == address)
+            })
+            .collect();
+        if records.is_empty() {
+            let known: Vec<String> = self
+                .config
+                .records
+                .iter()
+                .filter(|r| normalise_record(&r.name) == name)
+                .flat_map(|r| r.endpoints.iter().map(|e| e.address.to_string()))
+                .collect();
+            return Err(if known.is_empty() {
+                format!("no record named {name}")
+            } else {
+                format!(
+                    "{address} is not an endpoint of {name} (endpoints: {})",
+                    known.join(", ")
+                )
+            });
+        }
+        Ok((name, address, records, change))
     }
 }
 

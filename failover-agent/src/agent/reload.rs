@@ -55,6 +55,7 @@ impl<P: Publisher> Agent<P> {
     /// Applies a new (validated) configuration.
     pub fn apply_config(&mut self, new: Config) {
         let old = std::mem::replace(&mut self.config, new);
+        self.cluster_rekey();
         let report = self.sync_probes();
         // Keep each surviving record's state by name and type.
         let mut old_states: HashMap<(String, u16), (Vec<IpAddr>, RecordState)> = old
@@ -106,6 +107,7 @@ impl<P: Publisher> Agent<P> {
         }
         let (added, removed) = (records.len() - kept, old_states.len());
         self.records = records;
+        self.cluster_reloaded();
         self.unknown = self
             .records
             .iter()

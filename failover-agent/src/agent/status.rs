@@ -119,7 +119,7 @@ impl<P: Publisher> Agent<P> {
                 .iter()
                 .enumerate()
                 .map(|(e, endpoint)| {
-                    let admin = self.admin.state.mode(&record.name, endpoint.address, now);
+                    let admin = self.admin_mode(&record.name, endpoint.address, now);
                     let probe = self.endpoint_status(r, e);
                     let history: Vec<TransitionReport> = history
                         .remove(&endpoint.address)
@@ -160,6 +160,9 @@ impl<P: Publisher> Agent<P> {
                             .map(|t| t.at)
                             .or(p.last_change.map(unix_time)),
                         history,
+                        votes: self.cluster_votes(r, e),
+                        quorum: self.cluster_quorum(r, e),
+                        checked_here: self.cluster.as_ref().map(|c| c.checks_here(r, e)),
                     }
                 })
                 .collect();
@@ -185,6 +188,7 @@ impl<P: Publisher> Agent<P> {
             answer_sets: self.publication.held_count(),
             admin_state_file: self.admin.path().map(|p| p.display().to_string()),
             records,
+            cluster: self.cluster_report(),
         }
     }
 }

@@ -729,3 +729,31 @@ async fn status_feed_carries_states_history_and_check_counts() {
     stop.send(()).unwrap();
     task.await.unwrap().unwrap();
 }
+
+#[tokio::test]
+async fn with_etcd_out_of_reach_the_agent_answers_from_its_own_checks_after_lease_ttl() {
+    let (port, mut eps) = endpoints(9, 2).await;
+    // A loopback port nothing listens on: etcd is out of reach.
+    let closed = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).await.unwrap();
+    let etcd = closed.local_addr().unwrap();
+    drop(closed);
+    let (primary, backup) = (eps[0].ip(), eps[1].ip());
+    let mut text = base(port, 100, 60, 1, 1);
+    text += &record("www.t.", "failover", &[(primary, 1), (backup, 2)]);
+    text += &format!("[cluster]\netcd = [\"http://{etcd}\"]\nnode = \"n1\"\nlease_ttl = \"2s\"\n");
+    let mut running = Running::start(config(&text));
+    // Nothing before lease_ttl: the cluster decides, and it is not there.
+    let first = running.next(Duration::from_secs(4)).await;
+    let waited = first.at - running.started;
+    assert!(
+        waited >= Duration::from_secs(2),
+        "first answer after {waited:?}"
+    );
+    assert_eq!(first.addrs, [primary]);
+    // Alone, the agent follows its own checks.
+    eps[0].down().await;
+    running
+        .until("www.t.", &[backup], Duration::from_secs(1))
+        .await;
+    running.stop().await;
+}

@@ -51,6 +51,11 @@ pub struct ConfigFile {
     /// section.
     #[serde(default)]
     pub cookies: Option<CookiesFile>,
+    /// `[cluster]`: several nameservers agreeing on health through etcd
+    /// (keys in [`super::cluster::ClusterFile`]). Optional; without it the
+    /// agent decides from its own checks alone.
+    #[serde(default)]
+    pub cluster: Option<super::cluster::ClusterFile>,
 }
 
 /// `[cookies]`

@@ -7,6 +7,7 @@
 //! and what is wrong with it.
 
 mod admin;
+pub mod cluster;
 mod dataplane;
 pub use dataplane::DEFAULT_HOLD as DEFAULT_DATAPLANE_HOLD;
 pub mod cookies;
@@ -21,6 +22,7 @@ mod tests;
 mod zone;
 
 pub use admin::Admin;
+pub use cluster::{Cluster, Quorum};
 pub use cookies::CookieSettings;
 pub use dataplane::DataplaneSettings;
 pub use http::{DEFAULT_HTTP_LISTEN, Http, HttpFile, http_listen};
@@ -112,6 +114,9 @@ pub struct Config {
     pub http: Http,
     /// `[cookies]`; `None`: off (`enabled = false`).
     pub cookies: Option<CookieSettings>,
+    /// `[cluster]`: agree on health with other nameservers through etcd;
+    /// `None`: decide alone.
+    pub cluster: Option<Cluster>,
 }
 
 // ---------------------------------------------------------------------------
@@ -511,6 +516,11 @@ fn validate(file: &ConfigFile) -> Result<Config, FieldError> {
     };
     let http = http::http_value(file.http.as_ref())?;
     let cookies = cookies::cookies_value(file.cookies.as_ref())?;
+    let cluster = file
+        .cluster
+        .as_ref()
+        .map(cluster::cluster_value)
+        .transpose()?;
     Ok(Config {
         server,
         zones,
@@ -521,5 +531,6 @@ fn validate(file: &ConfigFile) -> Result<Config, FieldError> {
         rate_limit,
         http,
         cookies,
+        cluster,
     })
 }

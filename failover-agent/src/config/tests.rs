@@ -1435,6 +1435,9 @@ fn readme_reference_loads() {
     assert_eq!(config.records[1].rtype, RecordType::Aaaa);
     assert_eq!(config.hot_names().len(), 1);
     assert!(config.warnings().is_empty());
+    let cluster = config.cluster.expect("the reference has [cluster]");
+    assert_eq!(cluster.node, "ns1");
+    assert_eq!(cluster.quorum, crate::config::Quorum::Majority);
 }
 
 /// `n` A records `h0.example.test.` ... on one check.

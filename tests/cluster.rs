@@ -1,0 +1,608 @@
+//! `[cluster]`: three agents, each in its own namespace, agreeing on health
+//! through a real etcd (Debian's etcd-server) in a core namespace that also
+//! holds the endpoints. Needs root.
+
+use std::net::{Ipv4Addr, SocketAddr};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, Result, bail};
+use failover_tests::cluster::ClusterNet;
+use failover_tests::{AgentConfig, CheckSpec, poll_until};
+
+const PRIMARY: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 10);
+const SECONDARY: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 11);
+const PORT: u16 = 8080;
+const INTERVAL: Duration = Duration::from_millis(200);
+const FALL: u32 = 3;
+const LEASE_TTL: Duration = Duration::from_secs(2);
+
+fn agent() -> &'static str {
+    env!("CARGO_BIN_EXE_failover-agent-under-test")
+}
+
+fn check() -> CheckSpec {
+    CheckSpec::tcp(PORT).timing(INTERVAL, Duration::from_millis(150), 2, FALL)
+}
+
+/// The record every node serves; with `cluster`, node `i` joins through
+/// its gateway with `quorum`.
+fn config(net: &ClusterNet, i: usize, cluster: Option<(&str, i64)>) -> String {
+    let mut config = AgentConfig::failover(5, &[(PRIMARY, 1), (SECONDARY, 2)], check());
+    if let Some((quorum, checkers)) = cluster {
+        config = config
+            .cluster("etcd", vec![net.etcd_url(i)])
+            .cluster("node", net.nodes[i].name.as_str())
+            .cluster("quorum", quorum)
+            .cluster("lease_ttl", LEASE_TTL)
+            .cluster("checkers", checkers);
+    }
+    config.to_toml()
+}
+
+/// Three nodes, etcd, both endpoints up.
+fn setup() -> Result<ClusterNet> {
+    let mut net = ClusterNet::new(agent(), 3)?;
+    for addr in [PRIMARY, SECONDARY] {
+        net.add_endpoint_address(addr)?;
+        net.start_endpoint(SocketAddr::from((addr, PORT)))?;
+    }
+    net.start_etcd()?;
+    Ok(net)
+}
+
+fn start_all(net: &mut ClusterNet, cluster: Option<(&str, i64)>) -> Result<()> {
+    for i in 0..net.nodes.len() {
+        let text = config(net, i, cluster);
+        net.start_agent(i, &text)?;
+    }
+    Ok(())
+}
+
+/// What node `i` answers for www.example.test. A (empty: no answer).
+fn answer(net: &ClusterNet, i: usize) -> Result<Vec<Ipv4Addr>> {
+    let mut client = net.dns_client(i)?;
+    Ok(client
+        .query_a("www.example.test.", Duration::from_millis(200))?
+        .map(|a| a.addrs)
+        .unwrap_or_default())
+}
+
+/// Waits until node `i` answers `want`; how long it took.
+fn wait_answer(net: &ClusterNet, i: usize, want: &[Ipv4Addr], limit: Duration) -> Result<Duration> {
+    let start = Instant::now();
+    let mut client = net.dns_client(i)?;
+    let got = poll_until(limit, Duration::from_millis(10), || {
+        let a = client.query_a("www.example.test.", Duration::from_millis(100))?;
+        Ok(a.filter(|a| a.addrs == want).map(|_| ()))
+    })?;
+    if got.is_none() {
+        bail!(
+            "{} does not answer {want:?} after {limit:?} (answers {:?}); its log:\n{}",
+            net.nodes[i].name,
+            answer(net, i)?,
+            net.agent_log(i)
+        );
+    }
+    Ok(start.elapsed())
+}
+
+fn wait_all(net: &ClusterNet, want: &[Ipv4Addr], limit: Duration) -> Result<()> {
+    for i in 0..net.nodes.len() {
+        wait_answer(net, i, want, limit)?;
+    }
+    Ok(())
+}
+
+/// Asserts every node answers `want` throughout `span`.
+fn hold_all(net: &ClusterNet, want: &[Ipv4Addr], span: Duration) -> Result<()> {
+    let end = Instant::now() + span;
+    let mut clients = (0..net.nodes.len())
+        .map(|i| net.dns_client(i))
+        .collect::<Result<Vec<_>>>()?;
+    while Instant::now() < end {
+        for (i, client) in clients.iter_mut().enumerate() {
+            let got = client
+                .query_a("www.example.test.", Duration::from_millis(500))?
+                .context("no answer")?;
+            if got.addrs != want {
+                bail!(
+                    "{} answers {:?}, not {want:?}; its log:\n{}",
+                    net.nodes[i].name,
+                    got.addrs,
+                    net.agent_log(i)
+                );
+            }
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    Ok(())
+}
+
+#[test]
+fn primary_dies_and_every_node_answers_the_secondary() -> Result<()> {
+    let mut net = setup()?;
+    start_all(&mut net, Some(("majority", 0)))?;
+    wait_all(&net, &[PRIMARY], Duration::from_secs(10))?;
+
+    let died = Instant::now();
+    net.kill_endpoint(SocketAddr::from((PRIMARY, PORT)))?;
+    // Each node in turn, polling until it answers the secondary: the time
+    // from the death to each node's switch.
+    let mut clients = (0..3)
+        .map(|i| net.dns_client(i))
+        .collect::<Result<Vec<_>>>()?;
+    let mut switched: Vec<Option<Duration>> = vec![None; 3];
+    while switched.iter().any(Option::is_none) && died.elapsed() < Duration::from_secs(10) {
+        for (i, client) in clients.iter_mut().enumerate() {
+            if switched[i].is_none()
+                && let Some(a) = client.query_a("www.example.test.", Duration::from_millis(50))?
+                && a.addrs == [SECONDARY]
+            {
+                switched[i] = Some(died.elapsed());
+            }
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let switched: Vec<Duration> = switched
+        .into_iter()
+        .enumerate()
+        .map(|(i, s)| s.with_context(|| format!("ns{} never answered the secondary", i + 1)))
+        .collect::<Result<_>>()?;
+    let first = *switched.iter().min().expect("three");
+    let last = *switched.iter().max().expect("three");
+    eprintln!(
+        "failover after the primary's death: first node {first:?}, last {last:?}, spread {:?}",
+        last - first
+    );
+    // interval x fall after the death, jitter and the probe's timing aside.
+    let goal = INTERVAL * FALL + Duration::from_millis(300);
+    assert!(
+        last <= goal + INTERVAL,
+        "the last node switched {last:?} after the death (goal {goal:?})"
+    );
+    hold_all(&net, &[SECONDARY], Duration::from_secs(1))?;
+
+    // Back: every node answers the primary again.
+    net.start_endpoint(SocketAddr::from((PRIMARY, PORT)))?;
+    wait_all(&net, &[PRIMARY], Duration::from_secs(5))?;
+    Ok(())
+}
+
+#[test]
+fn one_nodes_cut_path_moves_no_answer_with_majority() -> Result<()> {
+    let mut net = setup()?;
+    start_all(&mut net, Some(("majority", 0)))?;
+    wait_all(&net, &[PRIMARY], Duration::from_secs(10))?;
+    net.blackhole(0, PRIMARY, true)?;
+    // ns1's own probe fails (its log says so), but 2 of 3 see the primary.
+    let seen = poll_until(Duration::from_secs(5), Duration::from_millis(50), || {
+        let status = status(&net, 0)?;
+        let primary = &status["records"][0]["endpoints"][0];
+        Ok((primary["votes"]["ns1"] == "unhealthy").then_some(()))
+    })?;
+    assert!(
+        seen.is_some(),
+        "ns1's status never shows its own observation as unhealthy:\n{}",
+        String::from_utf8_lossy(&net.control(0, &["status"])?.stdout)
+    );
+    hold_all(&net, &[PRIMARY], INTERVAL * FALL * 3)?;
+    net.blackhole(0, PRIMARY, false)?;
+
+    // The same cut without [cluster]: ns1 alone fails over.
+    for i in 0..3 {
+        net.stop_agent(i)?;
+    }
+    start_all(&mut net, None)?;
+    wait_all(&net, &[PRIMARY], Duration::from_secs(10))?;
+    net.blackhole(0, PRIMARY, true)?;
+    let alone = wait_answer(&net, 0, &[SECONDARY], Duration::from_secs(5))?;
+    eprintln!(
+        "without [cluster]: ns1 fails over alone after {alone:?} while ns2 and ns3 answer the primary"
+    );
+    assert_eq!(answer(&net, 1)?, [PRIMARY]);
+    assert_eq!(answer(&net, 2)?, [PRIMARY]);
+    Ok(())
+}
+
+#[test]
+fn a_killed_nodes_votes_go_with_its_lease() -> Result<()> {
+    let mut net = setup()?;
+    start_all(&mut net, Some(("majority", 0)))?;
+    wait_all(&net, &[PRIMARY], Duration::from_secs(10))?;
+    let live = |net: &ClusterNet, i: usize| -> Result<Vec<String>> {
+        Ok(status(net, i)?["cluster"]["live"]
+            .as_array()
+            .context("no cluster.live in the status")?
+            .iter()
+            .filter_map(|v| v.as_str().map(str::to_string))
+            .collect())
+    };
+    let all = poll_until(Duration::from_secs(5), Duration::from_millis(50), || {
+        Ok((live(&net, 1)?.len() == 3).then_some(()))
+    })?;
+    assert!(
+        all.is_some(),
+        "ns2 does not see 3 live nodes: {:?}",
+        live(&net, 1)?
+    );
+
+    let killed = Instant::now();
+    net.kill_agent(2)?;
+    let gone = poll_until(LEASE_TTL * 3, Duration::from_millis(20), || {
+        Ok((live(&net, 0)? == ["ns1", "ns2"]).then(|| killed.elapsed()))
+    })?
+    .context("ns3 still live after 3 x lease_ttl")?;
+    eprintln!("ns3's votes gone {gone:?} after kill -9 (lease_ttl {LEASE_TTL:?})");
+    assert!(
+        gone >= LEASE_TTL - Duration::from_millis(500),
+        "gone before its lease could expire: {gone:?}"
+    );
+    assert!(
+        gone <= LEASE_TTL + Duration::from_secs(2),
+        "gone only after {gone:?}"
+    );
+    // The others answer throughout.
+    hold_all_of(&net, &[0, 1], &[PRIMARY], Duration::from_millis(500))?;
+    // And with two nodes left, a real failure is still followed.
+    net.kill_endpoint(SocketAddr::from((PRIMARY, PORT)))?;
+    for i in [0, 1] {
+        wait_answer(&net, i, &[SECONDARY], Duration::from_secs(5))?;
+    }
+    // ns3 comes back under its name and votes again.
+    let text = config(&net, 2, Some(("majority", 0)));
+    net.start_agent(2, &text)?;
+    let back = poll_until(Duration::from_secs(5), Duration::from_millis(50), || {
+        Ok((live(&net, 0)?.len() == 3).then_some(()))
+    })?;
+    assert!(back.is_some(), "ns3 did not rejoin:\n{}", net.agent_log(2));
+    wait_answer(&net, 2, &[SECONDARY], Duration::from_secs(5))?;
+    Ok(())
+}
+
+#[test]
+fn a_second_agent_with_a_node_name_in_use_does_not_join() -> Result<()> {
+    let mut net = setup()?;
+    for i in 0..2 {
+        let text = config(&net, i, Some(("majority", 0)));
+        net.start_agent(i, &text)?;
+    }
+    wait_answer(&net, 0, &[PRIMARY], Duration::from_secs(10))?;
+    // Node 3's namespace, ns1's name.
+    let text = config(&net, 2, Some(("majority", 0))).replace("node = \"ns3\"", "node = \"ns1\"");
+    assert!(text.contains("node = \"ns1\""), "{text}");
+    net.start_agent(2, &text)?;
+    let refused = poll_until(LEASE_TTL * 2, Duration::from_millis(50), || {
+        Ok(net
+            .agent_log(2)
+            .contains("node name \"ns1\" is held by another lease")
+            .then_some(()))
+    })?;
+    assert!(refused.is_some(), "{}", net.agent_log(2));
+    // It decides alone; the cluster goes on with the first ns1 and ns2.
+    let alone = poll_until(LEASE_TTL * 2, Duration::from_millis(50), || {
+        Ok((status(&net, 2)?["cluster"]["standing"] == "alone").then_some(()))
+    })?;
+    assert!(alone.is_some(), "{}", net.agent_log(2));
+    assert_eq!(
+        status(&net, 0)?["cluster"]["live"],
+        serde_json::json!(["ns1", "ns2"])
+    );
+    wait_answer(&net, 2, &[PRIMARY], Duration::from_secs(2))?;
+    Ok(())
+}
+
+/// Node `i`'s `failover-agent status --json`, the status object.
+fn status(net: &ClusterNet, i: usize) -> Result<serde_json::Value> {
+    let out = net.control(i, &["status", "--json"])?;
+    let mut json: serde_json::Value = serde_json::from_slice(&out.stdout)
+        .with_context(|| String::from_utf8_lossy(&out.stderr).into_owned())?;
+    Ok(json["status"].take())
+}
+
+fn hold_all_of(net: &ClusterNet, nodes: &[usize], want: &[Ipv4Addr], span: Duration) -> Result<()> {
+    let end = Instant::now() + span;
+    while Instant::now() < end {
+        for &i in nodes {
+            let got = answer(net, i)?;
+            if got != want {
+                bail!("{} answers {got:?}, not {want:?}", net.nodes[i].name);
+            }
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    Ok(())
+}
+
+#[test]
+fn without_etcd_each_node_follows_its_own_checks_and_agrees_again_after() -> Result<()> {
+    let mut net = setup()?;
+    start_all(&mut net, Some(("majority", 0)))?;
+    wait_all(&net, &[PRIMARY], Duration::from_secs(10))?;
+    let standing = |net: &ClusterNet, i: usize| -> Result<String> {
+        Ok(status(net, i)?["cluster"]["standing"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string())
+    };
+
+    net.kill_etcd()?;
+    let stopped = Instant::now();
+    // Answering throughout, from the last agreed view, then alone.
+    hold_all(&net, &[PRIMARY], LEASE_TTL + Duration::from_millis(500))?;
+    for i in 0..3 {
+        let alone = poll_until(Duration::from_secs(3), Duration::from_millis(50), || {
+            Ok((standing(&net, i)? == "alone").then(|| stopped.elapsed()))
+        })?;
+        let alone =
+            alone.with_context(|| format!("ns{} is not alone:\n{}", i + 1, net.agent_log(i)))?;
+        assert!(
+            alone >= LEASE_TTL - Duration::from_millis(300),
+            "alone after only {alone:?}"
+        );
+        assert!(
+            net.agent_log(i)
+                .contains("deciding from this node's own checks")
+        );
+    }
+    // A real failure is followed on each node's own view, and the recovery.
+    net.kill_endpoint(SocketAddr::from((PRIMARY, PORT)))?;
+    wait_all(&net, &[SECONDARY], Duration::from_secs(5))?;
+    net.start_endpoint(SocketAddr::from((PRIMARY, PORT)))?;
+    wait_all(&net, &[PRIMARY], Duration::from_secs(5))?;
+
+    // etcd back: every node joins again and sees all three.
+    net.start_etcd()?;
+    for i in 0..3 {
+        let joined = poll_until(Duration::from_secs(10), Duration::from_millis(50), || {
+            let status = status(&net, i)?;
+            Ok((status["cluster"]["standing"] == "joined"
+                && status["cluster"]["live"].as_array().map(Vec::len) == Some(3))
+            .then_some(()))
+        })?;
+        assert!(
+            joined.is_some(),
+            "ns{} did not rejoin:\n{}",
+            i + 1,
+            net.agent_log(i)
+        );
+        assert!(net.agent_log(i).contains("rejoined etcd"));
+    }
+    // And decide together again: a failure moves all three.
+    net.kill_endpoint(SocketAddr::from((PRIMARY, PORT)))?;
+    wait_all(&net, &[SECONDARY], Duration::from_secs(5))?;
+    Ok(())
+}
+
+#[test]
+fn with_one_checker_each_endpoint_is_probed_once_and_taken_over() -> Result<()> {
+    use failover_tests::CountingListener;
+    let mut net = ClusterNet::new(agent(), 3)?;
+    let mut listeners = Vec::new();
+    for addr in [PRIMARY, SECONDARY] {
+        net.add_endpoint_address(addr)?;
+        listeners.push(CountingListener::in_netns(
+            &net.core,
+            SocketAddr::from((addr, PORT)),
+        )?);
+    }
+    net.start_etcd()?;
+    start_all(&mut net, Some(("majority", 1)))?;
+    wait_all(&net, &[PRIMARY], Duration::from_secs(10))?;
+    // Settled: each endpoint has exactly one checker in everyone's view.
+    let checkers_of = |net: &ClusterNet, e: usize, nodes: &[usize]| -> Result<Vec<String>> {
+        let mut here = Vec::new();
+        for &i in nodes {
+            if status(net, i)?["records"][0]["endpoints"][e]["checked_here"] == true {
+                here.push(net.nodes[i].name.clone());
+            }
+        }
+        Ok(here)
+    };
+    for e in 0..2 {
+        let one = poll_until(Duration::from_secs(5), Duration::from_millis(50), || {
+            Ok((checkers_of(&net, e, &[0, 1, 2])?.len() == 1).then_some(()))
+        })?;
+        assert!(
+            one.is_some(),
+            "endpoint {e}: checkers {:?}",
+            checkers_of(&net, e, &[0, 1, 2])?
+        );
+    }
+    let span = Duration::from_secs(2);
+    let one_checker = span.as_millis() / INTERVAL.as_millis();
+    for (listener, addr) in listeners.iter().zip([PRIMARY, SECONDARY]) {
+        let n = listener.count_over(span);
+        eprintln!(
+            "checkers = 1: {addr} probed {n} times in {span:?} (one checker: about {one_checker})"
+        );
+        assert!(
+            (one_checker as u64 / 2..=one_checker as u64 * 3 / 2).contains(&n),
+            "{addr}: {n} probes in {span:?}, one checker makes about {one_checker}"
+        );
+    }
+
+    // The primary's checker dies: another takes it over once its lease is gone.
+    let checker = checkers_of(&net, 0, &[0, 1, 2])?[0].clone();
+    let dead = net
+        .nodes
+        .iter()
+        .position(|n| n.name == checker)
+        .expect("a node");
+    let others: Vec<usize> = (0..3).filter(|i| *i != dead).collect();
+    net.kill_agent(dead)?;
+    let killed = Instant::now();
+    let taken = poll_until(LEASE_TTL * 3, Duration::from_millis(20), || {
+        Ok((checkers_of(&net, 0, &others)?.len() == 1).then(|| killed.elapsed()))
+    })?
+    .context("nobody took the primary over")?;
+    eprintln!("{checker}'s endpoint taken over {taken:?} after kill -9 (lease_ttl {LEASE_TTL:?})");
+    assert!(
+        taken <= LEASE_TTL + Duration::from_secs(1),
+        "taken over only after {taken:?}"
+    );
+    std::thread::sleep(INTERVAL * 2);
+    let n = listeners[0].count_over(span);
+    assert!(
+        (one_checker as u64 / 2..=one_checker as u64 * 3 / 2).contains(&n),
+        "after the takeover: {n} probes in {span:?}"
+    );
+    hold_all_of(&net, &others, &[PRIMARY], Duration::from_millis(500))?;
+    Ok(())
+}
+
+#[test]
+fn a_drain_on_one_node_shows_on_all_within_a_second() -> Result<()> {
+    let mut net = setup()?;
+    start_all(&mut net, Some(("majority", 0)))?;
+    wait_all(&net, &[PRIMARY], Duration::from_secs(10))?;
+    let out = net.control(0, &["drain", "www.example.test.", &PRIMARY.to_string()])?;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let drained = Instant::now();
+    for i in 0..3 {
+        wait_answer(
+            &net,
+            i,
+            &[SECONDARY],
+            Duration::from_secs(1).saturating_sub(drained.elapsed()),
+        )?;
+        assert_eq!(
+            status(&net, i)?["records"][0]["endpoints"][0]["admin"],
+            "drain"
+        );
+    }
+    eprintln!(
+        "drain on ns1 answered by all three after {:?}",
+        drained.elapsed()
+    );
+    let out = net.control(1, &["undrain", "www.example.test.", &PRIMARY.to_string()])?;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    wait_all(&net, &[PRIMARY], Duration::from_secs(1))?;
+    Ok(())
+}
+
+#[test]
+fn foreign_and_bad_keys_under_the_prefix_are_ignored() -> Result<()> {
+    let mut net = setup()?;
+    start_all(&mut net, Some(("majority", 0)))?;
+    wait_all(&net, &[PRIMARY], Duration::from_secs(10))?;
+    let key = format!("/failover/health/ns1/probe/{PRIMARY}:{PORT}");
+    for (k, v) in [
+        // A bad value in a node's own place: not a vote.
+        (key.as_str(), "down"),
+        // Votes of nodes that are not live (no lease, no nodes/ key).
+        (
+            &format!("/failover/health/ns8/probe/{PRIMARY}:{PORT}"),
+            "unhealthy",
+        ),
+        (
+            &format!("/failover/health/ns9/probe/{PRIMARY}:{PORT}"),
+            "unhealthy",
+        ),
+        ("/failover/something/else", "x"),
+        (
+            "/failover/overrides/www.example.test./192.0.2.10",
+            "drain please",
+        ),
+    ] {
+        let out = net.etcdctl(&["put", k, v])?;
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    hold_all(&net, &[PRIMARY], Duration::from_secs(1))?;
+    for i in 0..3 {
+        let log = net.agent_log(i);
+        for k in [
+            &key[..],
+            "/failover/something/else",
+            "/failover/overrides/www.example.test./192.0.2.10",
+        ] {
+            assert!(
+                log.contains(&format!("ignoring etcd key \"{k}\"")),
+                "ns{} did not warn about {k}:\n{log}",
+                i + 1
+            );
+        }
+    }
+    // ns1 wrote its own observation back.
+    let back = poll_until(Duration::from_secs(2), Duration::from_millis(50), || {
+        let out = net.etcdctl(&["get", &key, "--print-value-only"])?;
+        Ok((String::from_utf8_lossy(&out.stdout).trim() == "healthy").then_some(()))
+    })?;
+    assert!(
+        back.is_some(),
+        "ns1's observation was not written again:\n{}",
+        net.agent_log(0)
+    );
+    let primary = &status(&net, 1)?["records"][0]["endpoints"][0];
+    assert_eq!(primary["health"], "healthy", "{primary}");
+    assert_eq!(
+        primary["votes"].as_object().map(|v| v.len()),
+        Some(3),
+        "{primary}"
+    );
+    Ok(())
+}
+
+#[test]
+fn a_reload_observes_new_endpoints_and_withdraws_removed_ones() -> Result<()> {
+    const THIRD: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 12);
+    let mut net = setup()?;
+    start_all(&mut net, Some(("majority", 0)))?;
+    wait_all(&net, &[PRIMARY], Duration::from_secs(10))?;
+    let with = |net: &ClusterNet, i: usize, endpoints: &[(Ipv4Addr, u32)]| {
+        AgentConfig::failover(5, endpoints, check())
+            .cluster("etcd", vec![net.etcd_url(i)])
+            .cluster("node", net.nodes[i].name.as_str())
+            .cluster("lease_ttl", LEASE_TTL)
+            .to_toml()
+    };
+    // A third endpoint nothing serves; the secondary goes.
+    for i in 0..3 {
+        let text = with(&net, i, &[(PRIMARY, 1), (THIRD, 3)]);
+        net.reload_agent(i, &text)?;
+    }
+    let third = |net: &ClusterNet, i: usize| -> Result<serde_json::Value> {
+        let status = status(net, i)?;
+        Ok(status["records"][0]["endpoints"][1].clone())
+    };
+    for i in 0..3 {
+        let seen = poll_until(Duration::from_secs(5), Duration::from_millis(50), || {
+            let e = third(&net, i)?;
+            Ok((e["address"] == THIRD.to_string()
+                && e["votes"].as_object().map(|v| v.len()) == Some(3)
+                && e["quorum"] == "unhealthy (0 of 3)")
+                .then_some(()))
+        })?;
+        assert!(
+            seen.is_some(),
+            "ns{}: {}\n{}",
+            i + 1,
+            third(&net, i)?,
+            net.agent_log(i)
+        );
+        assert!(net.agent_running(i), "ns{} died at the reload", i + 1);
+    }
+    // Nobody observes the secondary any more: its observations are gone.
+    let gone = poll_until(Duration::from_secs(3), Duration::from_millis(50), || {
+        let out = net.etcdctl(&["get", "/failover/health/", "--prefix", "--keys-only"])?;
+        let keys = String::from_utf8_lossy(&out.stdout).into_owned();
+        Ok(
+            (!keys.contains(&SECONDARY.to_string()) && keys.contains(&THIRD.to_string()))
+                .then_some(()),
+        )
+    })?;
+    assert!(gone.is_some(), "the secondary's observations stay in etcd");
+    hold_all(&net, &[PRIMARY], Duration::from_millis(500))?;
+    Ok(())
+}
