@@ -516,14 +516,14 @@ impl AgentConfig {
         if !self.admin.is_empty() {
             s.push_str("[admin]\n");
             self.admin.render(&mut s);
-            s.push('\n');
         }
+        // The sections below each start with a blank line.
         if !self.http.is_empty() {
-            s.push_str("[http]\n");
+            s.push_str("\n[http]\n");
             self.http.render(&mut s);
         }
         for (name, table) in &self.sections {
-            s.push('[');
+            s.push_str("\n[");
             render_key(name, &mut s);
             s.push_str("]\n");
             table.render(&mut s);
