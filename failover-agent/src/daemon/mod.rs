@@ -376,6 +376,7 @@ pub fn run(plan: Plan) -> Result<()> {
                 status: agent.status_feed(),
                 kernel: counter_reader,
                 server: server_stats.clone(),
+                hooks: Some(notifier.clone()),
             });
             agent.events().observe(metrics.event_observer());
             agent.observe_checks(metrics.check_observer());

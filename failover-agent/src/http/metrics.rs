@@ -33,6 +33,7 @@ use crate::checks::result::{CheckObserver, CheckResult};
 use crate::control::StatusReport;
 use crate::dataplane::CounterReader;
 use crate::events::{EndpointState, Event, Observer};
+use crate::notify::Notifier;
 use crate::serve::server::{RESPONSE_KINDS, ServerStats};
 
 /// Label sets: (name, value) pairs, in the order shown.
@@ -50,6 +51,8 @@ pub struct Sources {
     pub kernel: Option<CounterReader>,
     /// The userspace DNS server's counters (None in mode front).
     pub server: Option<Arc<ServerStats>>,
+    /// The `[[notify]]` hooks and their counters (None: not counted).
+    pub hooks: Option<Notifier>,
 }
 
 /// The registry and the handles the agent's loop feeds.
@@ -276,6 +279,7 @@ fn family<L: EncodeLabelSet>(
 impl Collector for Live {
     fn encode(&self, mut encoder: DescriptorEncoder) -> fmt::Result {
         let mut responses: Vec<(Labels, f64)> = Vec::new();
+        let mut rate_limited: Vec<([(&str, &str); 2], f64)> = Vec::new();
         if let Some(kernel) = &self.sources.kernel {
             match kernel.counters() {
                 Ok(counters) => {
@@ -297,6 +301,15 @@ impl Collector for Live {
                         }),
                     )?;
                     for (c, n) in &counters {
+                        let action = match c {
+                            KernelCounter::RateLimited => "limited",
+                            KernelCounter::RateLimitSlipped => "slipped",
+                            KernelCounter::RateLimitDropped => "dropped",
+                            _ => continue,
+                        };
+                        rate_limited.push(([("path", "kernel"), ("action", action)], *n as f64));
+                    }
+                    for (c, n) in &counters {
                         let rcode = match c {
                             KernelCounter::Answered => "NOERROR",
                             KernelCounter::AnsweredNodata => "NODATA",
@@ -313,6 +326,16 @@ impl Collector for Live {
             }
         }
         if let Some(server) = &self.sources.server {
+            for (action, n) in [
+                ("limited", &server.udp_rate_limited),
+                ("slipped", &server.udp_slipped),
+                ("dropped", &server.udp_dropped),
+            ] {
+                rate_limited.push((
+                    [("path", "userspace"), ("action", action)],
+                    n.load(Ordering::Relaxed) as f64,
+                ));
+            }
             for (proto, counts) in [
                 ("udp", &server.udp_responses),
                 ("tcp", &server.tcp_responses),
@@ -332,6 +355,37 @@ impl Collector for Live {
             MetricType::Counter,
             responses,
         )?;
+        family(
+            &mut encoder,
+            "failover_rate_limited_responses",
+            "UDP answers over their source prefix's rate ([rate_limit]), by path and what became of them: limited (all of them, log_only included), slipped (sent TC=1 without records), dropped",
+            MetricType::Counter,
+            rate_limited,
+        )?;
+        if let Some(hooks) = &self.sources.hooks {
+            let counters = hooks.counters();
+            family(
+                &mut encoder,
+                "failover_notify_events",
+                "Events of the [[notify]] hooks, by hook and outcome: queued, delivered, failed (given up), retried (attempts after a failure), dropped (queue full, or the hook removed by a reload)",
+                MetricType::Counter,
+                counters.iter().flat_map(|(hook, c)| {
+                    [
+                        ("queued", &c.queued),
+                        ("delivered", &c.delivered),
+                        ("failed", &c.failed),
+                        ("retried", &c.retried),
+                        ("dropped", &c.dropped),
+                    ]
+                    .map(|(outcome, n)| {
+                        (
+                            [("hook", hook.as_str()), ("outcome", outcome)],
+                            n.load(Ordering::Relaxed) as f64,
+                        )
+                    })
+                }),
+            )?;
+        }
         family(
             &mut encoder,
             "failover_kernel_read_errors",
@@ -434,7 +488,31 @@ fn encode_status(encoder: &mut DescriptorEncoder, status: &StatusReport) -> fmt:
         "Most entries the kernel's record map can hold",
         MetricType::Gauge,
         [(NO_LABELS, f64::from(MAX_RECORDS))],
-    )
+    )?;
+    // With [cluster]: whether this node decides with the others, and how
+    // many are live (a node alone shows as 1 on "alone").
+    if let Some(cluster) = &status.cluster {
+        family(
+            encoder,
+            "failover_cluster_standing",
+            "1 for this node's standing in the cluster: joining, joined (the quorum decides) or alone (etcd out of reach: its own checks decide)",
+            MetricType::Gauge,
+            ["joining", "joined", "alone"].map(|standing| {
+                (
+                    [("node", cluster.node.as_str()), ("standing", standing)],
+                    f64::from(u8::from(cluster.standing == standing)),
+                )
+            }),
+        )?;
+        family(
+            encoder,
+            "failover_cluster_live_nodes",
+            "Nodes whose etcd lease is alive, as this node last saw them",
+            MetricType::Gauge,
+            [(NO_LABELS, cluster.live.len() as f64)],
+        )?;
+    }
+    Ok(())
 }
 
 /// The label set of a series without labels.
@@ -568,6 +646,7 @@ mod tests {
             status: rx,
             kernel: None,
             server: Some(Arc::new(ServerStats::default())),
+            hooks: None,
         })
     }
 
@@ -671,6 +750,49 @@ mod tests {
     }
 
     #[test]
+    fn rate_limits_hooks_and_the_cluster_standing_are_counted() {
+        let mut report = status();
+        report.cluster = Some(crate::control::ClusterReport {
+            node: "ns1".into(),
+            standing: "alone".into(),
+            live: vec!["ns1".into(), "ns2".into()],
+            ..Default::default()
+        });
+        let (_tx, rx) = watch::channel(Arc::new(report));
+        let server = Arc::new(ServerStats::default());
+        server.udp_rate_limited.store(7, Ordering::Relaxed);
+        server.udp_slipped.store(3, Ordering::Relaxed);
+        server.udp_dropped.store(4, Ordering::Relaxed);
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        let hooks = Notifier::new(runtime.handle().clone());
+        let m = Metrics::new(Sources {
+            status: rx,
+            kernel: None,
+            server: Some(server),
+            hooks: Some(hooks),
+        });
+        let text = m.text();
+        for line in [
+            r#"failover_rate_limited_responses_total{path="userspace",action="limited"} 7"#,
+            r#"failover_rate_limited_responses_total{path="userspace",action="slipped"} 3"#,
+            r#"failover_rate_limited_responses_total{path="userspace",action="dropped"} 4"#,
+            "# TYPE failover_notify_events_total counter",
+            r#"failover_cluster_standing{node="ns1",standing="alone"} 1"#,
+            r#"failover_cluster_standing{node="ns1",standing="joined"} 0"#,
+            "failover_cluster_live_nodes 2",
+        ] {
+            assert!(
+                text.lines().any(|l| l == line),
+                "missing {line:?} in:\n{text}"
+            );
+        }
+        // Without [cluster] there is no cluster family at all.
+        assert!(!metrics().text().contains("failover_cluster_"));
+    }
+
+    #[test]
     fn ten_thousand_endpoints_have_every_series() {
         let records = (0..625)
             .map(|r| RecordStatus {
@@ -696,6 +818,7 @@ mod tests {
             status: rx,
             kernel: None,
             server: None,
+            hooks: None,
         });
         let started = std::time::Instant::now();
         let om = m.openmetrics();

@@ -56,6 +56,7 @@ fn start_with(status: StatusReport) -> Running {
             status: status_rx.clone(),
             kernel: None,
             server: None,
+            hooks: None,
         }),
         status: status_rx,
         progress: progress_rx,
