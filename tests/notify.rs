@@ -368,6 +368,7 @@ fn exec_gets_the_event_in_its_environment_and_on_stdin() {
         addresses: vec!["192.0.2.2".parse().unwrap()],
         ttl: 30,
         all_down: false,
+        degraded: false,
     }));
     let c = wait_counters(&notifier, Duration::from_secs(10), |c| c.delivered == 2);
     assert_eq!(c.failed, 0);

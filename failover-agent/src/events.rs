@@ -100,6 +100,10 @@ pub struct AnswerChange {
     pub ttl: u32,
     /// No endpoint is usable: the answer is `when_all_down`'s.
     pub all_down: bool,
+    /// Not every endpoint is healthy: the answer does without some (the
+    /// record's `degraded_ttl` applies when set).
+    #[serde(default)]
+    pub degraded: bool,
 }
 
 /// A configuration reload was applied or refused.

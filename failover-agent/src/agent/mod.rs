@@ -516,6 +516,7 @@ impl<P: Publisher> Agent<P> {
             addresses,
             ttl: decision.ttl,
             all_down: decision.all_down,
+            degraded: decision.degraded,
         }));
     }
 

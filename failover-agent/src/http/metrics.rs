@@ -670,6 +670,7 @@ mod tests {
             addresses: vec!["192.0.2.11".parse().unwrap()],
             ttl: 30,
             all_down: false,
+            degraded: false,
         }));
         observer.observe(&Event::Reload(Reload {
             at: SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000),

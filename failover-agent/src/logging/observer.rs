@@ -117,13 +117,20 @@ impl LogObserver {
             previous = a.previous.as_deref(),
             ttl = a.ttl,
             all_down = a.all_down,
+            degraded = a.degraded,
             left_out,
             "{} {} answer: {}{ttl} (was {}){}{}",
             a.record,
             a.rtype,
             a.answer,
             a.previous.as_deref().unwrap_or("nothing"),
-            if a.all_down { " [all down]" } else { "" },
+            if a.all_down {
+                " [all down]"
+            } else if a.degraded {
+                " [degraded]"
+            } else {
+                ""
+            },
             left_out_note(left_out)
         );
     }

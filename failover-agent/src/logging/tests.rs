@@ -68,6 +68,7 @@ fn answer() -> Event {
         addresses: vec!["192.0.2.2".parse().unwrap()],
         ttl: 30,
         all_down: false,
+        degraded: false,
     })
 }
 
@@ -78,6 +79,15 @@ fn text_lines_read_as_before() {
         &[
             transition(EndpointState::Unhealthy),
             answer(),
+            {
+                let Event::AnswerChange(mut degraded) = answer() else {
+                    unreachable!()
+                };
+                degraded.record = "api.example.test.".into();
+                degraded.previous = Some("192.0.2.1 192.0.2.2".into());
+                degraded.degraded = true;
+                Event::AnswerChange(degraded)
+            },
             Event::Override(Override {
                 at: SystemTime::UNIX_EPOCH,
                 record: "www.example.test.".into(),
@@ -103,6 +113,7 @@ fn text_lines_read_as_before() {
         [
             "www.example.test. A 192.0.2.1 healthy -> unhealthy (3 consecutive failures)",
             "www.example.test. A answer: 192.0.2.2 ttl 30 (was nothing)",
+            "api.example.test. A answer: 192.0.2.2 ttl 30 (was 192.0.2.1 192.0.2.2) [degraded]",
             "www.example.test. A 192.0.2.1: drained until 1970-01-01T00:00:00Z (control socket)",
             "reload refused, the running configuration stays: agent.toml: record[0].name: bad",
         ]
@@ -113,9 +124,9 @@ fn text_lines_read_as_before() {
         lines[0]
     );
     assert!(
-        lines[3].contains(" ERROR failover_agent::events] "),
+        lines[4].contains(" ERROR failover_agent::events] "),
         "{}",
-        lines[3]
+        lines[4]
     );
 }
 

@@ -214,6 +214,7 @@ pub fn environment(event: &Event, host: &str) -> Vec<(&'static str, String)> {
                 ),
                 ("FAILOVER_TTL", a.ttl.to_string()),
                 ("FAILOVER_ALL_DOWN", a.all_down.to_string()),
+                ("FAILOVER_DEGRADED", a.degraded.to_string()),
             ],
         ),
         Event::Reload(r) => (
