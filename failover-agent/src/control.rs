@@ -29,8 +29,8 @@ use tokio::io::{AsyncBufReadExt as _, AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::{mpsc, oneshot};
 
-/// Where the agent listens unless told otherwise.
-pub const DEFAULT_SOCKET: &str = "/run/failover-agent.sock";
+/// Where the agent listens unless told otherwise (`[admin] control_socket`).
+pub use crate::config::DEFAULT_CONTROL_SOCKET as DEFAULT_SOCKET;
 
 /// Longest request line accepted.
 const MAX_LINE: usize = 64 * 1024;

@@ -5,6 +5,9 @@ use std::path::PathBuf;
 use super::file::AdminFile;
 use crate::field::{FieldError, field_err};
 
+/// Where the agent's control socket listens unless told otherwise.
+pub const DEFAULT_CONTROL_SOCKET: &str = "/run/failover-agent.sock";
+
 /// `[admin]`, validated.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Admin {
@@ -20,7 +23,7 @@ impl Default for Admin {
     fn default() -> Self {
         Admin {
             state_file: None,
-            control_socket: Some(PathBuf::from(crate::control::DEFAULT_SOCKET)),
+            control_socket: Some(PathBuf::from(DEFAULT_CONTROL_SOCKET)),
             control_socket_is_default: true,
         }
     }

@@ -6,7 +6,16 @@ use std::time::Duration;
 
 use super::file::CookiesFile;
 use crate::field::{FieldError, duration_value, field_err};
-use crate::serve::cookies::SecretSource;
+
+/// Where the cookie secret comes from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum SecretSource {
+    /// Random at start, replaced by a new random one every `rotate`.
+    Random { rotate: Duration },
+    /// Read from this file (32 hex characters), re-read every `reread`:
+    /// whoever shares it among nameservers rotates it by rewriting it.
+    File { path: PathBuf, reread: Duration },
+}
 
 /// A random secret lives a day: far longer than a cookie (an hour), so
 /// that the previous secret, still accepted, covers every cookie in use.
@@ -75,8 +84,8 @@ pub(super) fn cookies_value(
 
 #[cfg(test)]
 mod tests {
+    use super::SecretSource;
     use crate::config::Config;
-    use crate::serve::cookies::SecretSource;
     use std::time::Duration;
 
     const BASE: &str = "[[zone]]\norigin = \"example.test.\"\n[[record]]\nname = \"www.example.test.\"\ntype = \"A\"\npolicy = \"failover\"\ncheck = \"c\"\nendpoints = [{ address = \"192.0.2.10\" }]\n[checks.c]\nkind = \"icmp\"\n";

@@ -22,6 +22,7 @@ mod tests;
 mod zone;
 
 pub use admin::Admin;
+pub use admin::DEFAULT_CONTROL_SOCKET;
 pub use cluster::{Cluster, Quorum};
 pub use cookies::CookieSettings;
 pub use dataplane::DataplaneSettings;

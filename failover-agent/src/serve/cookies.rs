@@ -11,7 +11,7 @@
 
 use std::hash::Hasher as _;
 use std::net::IpAddr;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::RwLock;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -131,15 +131,8 @@ struct Secrets {
     previous: Option<Secret>,
 }
 
-/// Where the secret comes from.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum SecretSource {
-    /// Random at start, replaced by a new random one every `rotate`.
-    Random { rotate: Duration },
-    /// Read from this file (32 hex characters), re-read every `reread`:
-    /// whoever shares it among nameservers rotates it by rewriting it.
-    File { path: PathBuf, reread: Duration },
-}
+/// Where the secret comes from (a setting of `[cookies]`).
+pub use crate::config::cookies::SecretSource;
 
 /// The server's cookie secrets, shared by every socket task.
 pub struct Cookies {
