@@ -46,7 +46,7 @@ enum Cmd {
     /// Install what is missing (rust-src, bpf-linker), then build the XDP object.
     BuildEbpf,
     /// Install everything tests, demo and benchmarks need (eBPF toolchain, dig, kdig, ip,
-    /// ethtool, unbound, Knot).
+    /// ethtool, unbound, Knot, kxdpgun, NSD).
     #[command(hide = true)]
     Prereqs,
     /// Build everything and run all tests (needs root). Extra args go to `cargo test`,
