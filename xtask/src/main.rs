@@ -117,6 +117,8 @@ enum Benchmark {
     Restart,
     /// Three agents agreeing through etcd: convergence, etcd writes, CPU.
     Cluster,
+    /// Knot-XDP, NSD and the agent under one kxdpgun load, RRL off and on.
+    Peers,
 }
 
 impl Benchmark {
@@ -127,6 +129,7 @@ impl Benchmark {
             Benchmark::Failover => "failover",
             Benchmark::Restart => "restart",
             Benchmark::Cluster => "cluster",
+            Benchmark::Peers => "peers",
         }
     }
 }
