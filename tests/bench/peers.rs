@@ -16,15 +16,18 @@
 //! - a spoofed-source flood: the same queries from every address of
 //!   [`FLOOD_NET`] (kxdpgun's `--local` with a prefix; the server namespace
 //!   routes that prefix back to the client veth, so kernel-socket servers
-//!   can answer it too). Bytes out per byte in are the server veth's
-//!   transmitted over received bytes (IP packets, both counted alike by the
-//!   veth) during the flood: the amplification a spoofer gets.
+//!   can answer it too). Bytes out per byte in: the reply frames kxdpgun
+//!   received (its count times its average DNS reply size, plus Ethernet,
+//!   IPv4 and UDP headers) over the query frames it sent: the amplification
+//!   a spoofer gets. (The veth's own byte counters are not used: they count
+//!   XDP_TX frames with their Ethernet header and socket traffic without.)
 //!
 //! kxdpgun attaches its own XDP program to the client veth (so the
 //! fixture's pass-through program is detached while it runs): it is also
 //! the peer program XDP_TX on the server veth needs to deliver. Knot and
-//! kxdpgun leave their programs attached when they exit; each is detached
-//! here after use. Every process is stopped by PID, every command bounded
+//! kxdpgun leave their programs attached when they exit, and the agent's
+//! stays pinned; each is detached here after use (`failover-agent detach`
+//! for the agent's). Every process is stopped by PID, every command bounded
 //! in time; the namespaces go with the fixture.
 
 use std::{
@@ -182,9 +185,24 @@ struct Row {
     rrl: bool,
     load: Gun,
     flood: Gun,
-    /// Server veth bytes received and sent during the flood.
-    flood_in: u64,
-    flood_out: u64,
+}
+
+/// Ethernet, IPv4 and UDP headers: what a frame adds to a DNS message.
+const FRAME_OVERHEAD: u64 = 14 + 20 + 8;
+
+/// The DNS size of kxdpgun's query for `NAME` (header, name, type, class;
+/// no EDNS).
+fn query_size() -> u64 {
+    12 + (NAME.len() as u64 + 1) + 4
+}
+
+impl Row {
+    /// Frame bytes the server sent per frame byte the flood sent.
+    fn amplification(&self) -> Option<f64> {
+        let sent = self.flood.sent * (query_size() + FRAME_OVERHEAD);
+        let out = self.flood.replies * (self.flood.avg_reply + FRAME_OVERHEAD);
+        (sent > 0).then(|| out as f64 / sent as f64)
+    }
 }
 
 pub fn run(args: &[String]) -> Result<()> {
@@ -232,7 +250,7 @@ pub fn run(args: &[String]) -> Result<()> {
             let log = running.log(&netns);
             let stopped = running.stop(&mut netns);
             clear_xdp(&netns)?;
-            let (load, flood, flood_in, flood_out) = result.with_context(|| {
+            let (load, flood) = result.with_context(|| {
                 format!("{} RRL {}; its log:\n{log}", server.name(), on_off(rrl))
             })?;
             stopped?;
@@ -241,8 +259,6 @@ pub fn run(args: &[String]) -> Result<()> {
                 rrl,
                 load,
                 flood,
-                flood_in,
-                flood_out,
             });
         }
     }
@@ -257,7 +273,7 @@ fn measure(
     queries: &Path,
     opts: &Options,
     running: &mut Running,
-) -> Result<(Gun, Gun, u64, u64)> {
+) -> Result<(Gun, Gun)> {
     let warm = gun(netns, kxdpgun, queries, 1, 1000, None)?;
     if warm.share() < 0.5 {
         bail!(
@@ -269,7 +285,6 @@ fn measure(
     running.ensure_running()?;
     let load = gun(netns, kxdpgun, queries, opts.seconds, opts.qps, None)?;
     running.ensure_running()?;
-    let before = veth_bytes(&netns.server, SERVER_VETH)?;
     let flood = gun(
         netns,
         kxdpgun,
@@ -278,9 +293,8 @@ fn measure(
         opts.qps,
         Some(FLOOD_NET),
     )?;
-    let after = veth_bytes(&netns.server, SERVER_VETH)?;
     running.ensure_running()?;
-    Ok((load, flood, after.0 - before.0, after.1 - before.1))
+    Ok((load, flood))
 }
 
 /// One kxdpgun run from the client namespace, bounded; `local` overrides
@@ -351,28 +365,6 @@ fn gun(
     })
 }
 
-/// The server veth's received and transmitted bytes.
-fn veth_bytes(ns: &str, veth: &str) -> Result<(u64, u64)> {
-    let out = run_bounded(
-        Command::new("ip").args(["-n", ns, "-j", "-s", "link", "show", veth]),
-        Duration::from_secs(10),
-    )?;
-    if !out.status.success() {
-        bail!(
-            "ip -s link show {veth}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
-    let json: serde_json::Value = serde_json::from_slice(&out.stdout)?;
-    let stats = &json[0]["stats64"];
-    let get = |dir: &str| {
-        stats[dir]["bytes"]
-            .as_u64()
-            .with_context(|| format!("no stats64.{dir}.bytes in {json}"))
-    };
-    Ok((get("rx")?, get("tx")?))
-}
-
 /// Detaches whatever XDP program is left on either veth (Knot leaves its
 /// own on the server veth, kxdpgun on the client veth).
 fn clear_xdp(netns: &Netns) -> Result<()> {
@@ -441,6 +433,18 @@ impl Running {
                 let status = netns.stop_agent()?;
                 if !status.success() {
                     bail!("the agent exited with {status} on SIGTERM");
+                }
+                // Its data plane stays pinned and attached across restarts:
+                // take it down, so the next run starts from nothing.
+                let out = netns.run_agent_command(
+                    &["detach", "--iface", SERVER_VETH],
+                    Duration::from_secs(10),
+                )?;
+                if !out.status.success() {
+                    bail!(
+                        "failover-agent detach: {}",
+                        String::from_utf8_lossy(&out.stderr)
+                    );
                 }
                 Ok(())
             }
@@ -639,7 +643,7 @@ fn start_agent(netns: &mut Netns, rrl: bool, opts: &Options) -> Result<()> {
             netns.agent_log()
         );
     }
-    eprintln!("agent (pid {:?}) ready", netns.agent_pid());
+    eprintln!("agent (pid {}) ready", netns.agent_pid().unwrap_or(0));
     Ok(())
 }
 
@@ -668,11 +672,9 @@ fn print_table(rows: &[Row], opts: &Options) {
             Some(k) if k > 0 => format!("{:.2}", r.load.replies_per_s as f64 / k as f64),
             _ => "-".into(),
         };
-        let amplification = if r.flood_in == 0 {
-            "-".to_string()
-        } else {
-            format!("{:.3}", r.flood_out as f64 / r.flood_in as f64)
-        };
+        let amplification = r
+            .amplification()
+            .map_or_else(|| "-".to_string(), |a| format!("{a:.3}"));
         println!(
             "{:<9} {:>4} {:>12} {:>11} {:>8.1}% {:>8} {:>9} | {:>12} {:>8.1}% {:>8} {:>13}",
             r.server.name(),
@@ -693,10 +695,11 @@ fn print_table(rows: &[Row], opts: &Options) {
         "left of |: {} s from the client's one address; right: {} s from every address of \
          {FLOOD_NET} (256 /24s). replies/s and answered count every reply, TC=1 slips included \
          (reply B is their average DNS size). vs Knot: replies/s over Knot-XDP's with RRL off. \
-         bytes out/in: the server veth's sent over received IP bytes during the flood. The \
+         bytes out/in: reply frames received by kxdpgun over query frames it sent during the flood ({} B each, Ethernet to DNS). The \
          agent's kernel limit is per CPU (rate / CPUs each, {} CPUs here).",
         opts.seconds,
         opts.seconds,
+        query_size() + FRAME_OVERHEAD,
         std::thread::available_parallelism().map_or(0, |n| n.get())
     );
 }
