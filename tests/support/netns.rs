@@ -209,6 +209,39 @@ impl Netns {
         &self.workdir
     }
 
+    /// Attaches (`true`) or detaches (`false`) the pass-through program on
+    /// the client veth; nothing happens if it already is so. A load
+    /// generator that brings its own XDP program for the client veth
+    /// (kxdpgun) needs the veth free of ours; while its program is attached,
+    /// it is the peer program XDP_TX on the server veth needs.
+    pub fn set_client_pass(&mut self, on: bool) -> Result<()> {
+        match (on, self.pass.take()) {
+            (true, None) => self.pass = Some(attach_pass(&self.client)?),
+            (false, Some(pass)) => {
+                in_netns(&self.client, move || {
+                    drop(pass);
+                    Ok(())
+                })
+                .context("detaching the pass-through program")?;
+                // Closing a bpf_link detaches it asynchronously; until then
+                // another attach fails with EBUSY.
+                let client = self.client.clone();
+                let gone = poll_until(Duration::from_secs(5), Duration::from_millis(10), || {
+                    let out = Command::new("ip")
+                        .args(["-n", &client, "link", "show", CLIENT_VETH])
+                        .output()
+                        .context("running ip link show")?;
+                    Ok((!String::from_utf8_lossy(&out.stdout).contains("xdp")).then_some(()))
+                })?;
+                if gone.is_none() {
+                    bail!("the pass-through program is still on {CLIENT_VETH} 5 s after detaching");
+                }
+            }
+            (_, kept) => self.pass = kept,
+        }
+        Ok(())
+    }
+
     /// `ip netns exec <server> <program>`: `ip` execs, so the child's PID is the program's.
     pub fn server_command(&self, program: impl AsRef<std::ffi::OsStr>) -> Command {
         let mut cmd = Command::new("ip");

@@ -46,7 +46,7 @@ enum Cmd {
     /// Install what is missing (rust-src, bpf-linker), then build the XDP object.
     BuildEbpf,
     /// Install everything tests, demo and benchmarks need (eBPF toolchain, dig, kdig, ip,
-    /// ethtool, unbound, Knot).
+    /// ethtool, unbound, Knot, kxdpgun, NSD).
     #[command(hide = true)]
     Prereqs,
     /// Build everything and run all tests (needs root). Extra args go to `cargo test`,
@@ -117,6 +117,8 @@ enum Benchmark {
     Restart,
     /// Three agents agreeing through etcd: convergence, etcd writes, CPU.
     Cluster,
+    /// Knot-XDP, NSD and the agent under one kxdpgun load, RRL off and on.
+    Peers,
 }
 
 impl Benchmark {
@@ -127,6 +129,7 @@ impl Benchmark {
             Benchmark::Failover => "failover",
             Benchmark::Restart => "restart",
             Benchmark::Cluster => "cluster",
+            Benchmark::Peers => "peers",
         }
     }
 }

@@ -17,7 +17,9 @@ use crate::{host::is_root, process::run, toolchain::ensure_ebpf_toolchain};
 /// Prometheus (with promtool) scrapes the agent and headless Chromium opens
 /// its status page in tests/http_endpoint.rs; etcd and etcdctl are the
 /// store the agents of tests/cluster.rs agree through; protoc builds the
-/// etcd client's gRPC code (failover-agent's build needs it).
+/// etcd client's gRPC code (failover-agent's build needs it). kxdpgun (the
+/// AF_XDP load generator, shipped with kdig) and NSD are the generator and one
+/// of the peers of `cargo xtask bench peers`.
 const DEBIAN_COMMANDS: &[(&str, &str)] = &[
     ("dig", "bind9-dnsutils"),
     ("nginx", "nginx"),
@@ -25,6 +27,7 @@ const DEBIAN_COMMANDS: &[(&str, &str)] = &[
     ("ip", "iproute2"),
     ("ethtool", "ethtool"),
     ("kdig", "knot-dnsutils"),
+    ("kxdpgun", "knot-dnsutils"),
     ("unbound", "unbound"),
     ("unbound-checkconf", "unbound"),
     ("knotd", "knot"),
@@ -36,6 +39,8 @@ const DEBIAN_COMMANDS: &[(&str, &str)] = &[
     ("etcd", "etcd-server"),
     ("etcdctl", "etcd-client"),
     ("protoc", "protobuf-compiler"),
+    ("nsd", "nsd"),
+    ("nsd-checkconf", "nsd"),
 ];
 
 /// Packages above that ship a service: on a host where apt starts services
@@ -47,6 +52,7 @@ const DEBIAN_SERVICES: &[(&str, &str)] = &[
     ("nginx", "nginx"),
     ("prometheus", "prometheus"),
     ("etcd-server", "etcd"),
+    ("nsd", "nsd"),
 ];
 
 /// `command -v`: the first executable file called `name` on PATH, or in
