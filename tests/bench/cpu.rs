@@ -33,10 +33,15 @@ const HTTP: SocketAddr = SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 9153);
 /// Time between scrapes in the scraping window.
 const SCRAPE_EVERY: Duration = Duration::from_secs(1);
 
-/// One scrape of `/metrics`: how long it took and how big it was.
+/// What Prometheus 2.x asks for by default: OpenMetrics first.
+const OPENMETRICS: &str = "application/openmetrics-text;version=1.0.0,application/openmetrics-text;version=0.0.1;q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1";
+
+/// One scrape of `/metrics`: how long it took, how big it was, and
+/// whether it asked for OpenMetrics (every other one does).
 struct Scrape {
     took: Duration,
     bytes: usize,
+    openmetrics: bool,
 }
 
 /// Scrapes `/metrics` every [`SCRAPE_EVERY`] until `stop`; fails on the
@@ -45,8 +50,9 @@ fn scrape_loop(ns: String, stop: Arc<AtomicBool>) -> Result<Vec<Scrape>> {
     let mut scrapes = Vec::new();
     let mut next = Instant::now();
     while !stop.load(Ordering::Relaxed) {
+        let openmetrics = scrapes.len() % 2 == 1;
         let started = Instant::now();
-        let reply = web::get(&ns, HTTP, "/metrics", None)?;
+        let reply = web::get(&ns, HTTP, "/metrics", openmetrics.then_some(OPENMETRICS))?;
         let took = started.elapsed();
         if reply.status != 200 {
             bail!("/metrics: {} {}", reply.status, reply.body);
@@ -54,6 +60,7 @@ fn scrape_loop(ns: String, stop: Arc<AtomicBool>) -> Result<Vec<Scrape>> {
         scrapes.push(Scrape {
             took,
             bytes: reply.body.len(),
+            openmetrics,
         });
         next += SCRAPE_EVERY;
         std::thread::sleep(next.saturating_duration_since(Instant::now()));
@@ -295,12 +302,31 @@ pub fn run(agent: &std::path::Path, opts: &CpuOptions) -> Result<()> {
     if scrapes.is_empty() {
         bail!("no scrape completed");
     }
-    let mut took: Vec<f64> = scrapes
-        .iter()
-        .map(|s| s.took.as_secs_f64() * 1000.0)
-        .collect();
-    took.sort_by(f64::total_cmp);
-    let pct = |p: f64| took[((took.len() - 1) as f64 * p).round() as usize];
+    // Scrape times, each format apart: text 0.0.4 (no Accept) and
+    // OpenMetrics (what Prometheus negotiates).
+    let times = |openmetrics: bool| -> Vec<f64> {
+        let mut took: Vec<f64> = scrapes
+            .iter()
+            .filter(|s| s.openmetrics == openmetrics)
+            .map(|s| s.took.as_secs_f64() * 1000.0)
+            .collect();
+        took.sort_by(f64::total_cmp);
+        took
+    };
+    let summary = |took: &[f64]| -> String {
+        if took.is_empty() {
+            return "none".to_string();
+        }
+        let pct = |p: f64| took[((took.len() - 1) as f64 * p).round() as usize];
+        format!(
+            "{:.1} / {:.1} / {:.1} / {:.1} ms ({} scrapes)",
+            took[0],
+            pct(0.5),
+            pct(0.95),
+            took[took.len() - 1],
+            took.len()
+        )
+    };
     println!();
     println!("| metric | without scraping | scraping /metrics every 1 s |");
     println!("|---|---|---|");
@@ -330,16 +356,21 @@ pub fn run(agent: &std::path::Path, opts: &CpuOptions) -> Result<()> {
         1e6 * s_cpu / (s_checks * s_secs).max(1.0)
     );
     println!(
-        "| scrapes of /metrics | | {}, {} KiB each |",
+        "| scrapes of /metrics | | {}, {} KiB each (text) |",
         scrapes.len(),
-        scrapes.last().map_or(0, |s| s.bytes) / 1024
+        scrapes
+            .iter()
+            .find(|s| !s.openmetrics)
+            .map_or(0, |s| s.bytes)
+            / 1024
     );
     println!(
-        "| scrape time min / median / p95 / max (goal < 50 ms) | | {:.1} / {:.1} / {:.1} / {:.1} ms |",
-        took[0],
-        pct(0.5),
-        pct(0.95),
-        took[took.len() - 1]
+        "| scrape time, text 0.0.4, min / median / p95 / max (goal < 50 ms) | | {} |",
+        summary(&times(false))
+    );
+    println!(
+        "| scrape time, OpenMetrics (as Prometheus asks), min / median / p95 / max | | {} |",
+        summary(&times(true))
     );
     println!("| agent RSS now / peak | | {rss} / {hwm} |");
     println!("| agent threads | | {threads} |");
