@@ -44,7 +44,7 @@ use failover_tests::{
     is_root,
     netns::{CLIENT_ADDR, CLIENT_VETH, DNS_SERVER_ADDR, ENDPOINT_ADDRS, SERVER_VETH},
     packets::{CLIENT_MAC, SERVER_MAC},
-    peers::{Daemon, require_program, run_bounded},
+    peers::{Daemon, check_config, require_program, run_bounded},
     poll_until,
 };
 use hickory_proto::{op::ResponseCode, rr::RecordType};
@@ -525,15 +525,7 @@ fn start_knot(netns: &Netns, zone: &str, rrl: bool, opts: &Options) -> Result<Da
     // In the server namespace: the XDP interface must exist for the check.
     let mut check = netns.server_command(&knotc);
     check.arg("-c").arg(&config_path).arg("conf-check");
-    let out = run_bounded(&mut check, Duration::from_secs(10))?;
-    if !out.status.success() {
-        bail!(
-            "knotc conf-check rejects {}:\n{}{}",
-            config_path.display(),
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
+    check_config(&mut check, "knotc conf-check", &config_path)?;
     let mut cmd = netns.server_command(&knotd);
     cmd.arg("-c").arg(&config_path);
     let mut daemon = Daemon::spawn("knotd", cmd, &dir)?;
@@ -583,18 +575,11 @@ fn start_nsd(netns: &Netns, zone: &str, rrl: bool, opts: &Options) -> Result<Dae
     let config_path = dir.join("nsd.conf");
     std::fs::write(&config_path, &config)?;
     if let Ok(checkconf) = require_program("nsd-checkconf", "nsd") {
-        let out = run_bounded(
+        check_config(
             Command::new(checkconf).arg(&config_path),
-            Duration::from_secs(10),
+            "nsd-checkconf",
+            &config_path,
         )?;
-        if !out.status.success() {
-            bail!(
-                "nsd-checkconf rejects {}:\n{}{}",
-                config_path.display(),
-                String::from_utf8_lossy(&out.stdout),
-                String::from_utf8_lossy(&out.stderr)
-            );
-        }
     }
     let mut cmd = netns.server_command(&nsd);
     cmd.arg("-d").arg("-c").arg(&config_path);

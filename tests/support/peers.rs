@@ -51,6 +51,22 @@ pub fn require_program(program: &str, package: &str) -> Result<PathBuf> {
         })
 }
 
+/// Runs a server's configuration check (`cmd`, e.g. `knotc conf-check`,
+/// `nsd-checkconf`), bounded; fails naming `what` and `config` with the
+/// checker's output when it rejects the file.
+pub fn check_config(cmd: &mut Command, what: &str, config: &Path) -> Result<()> {
+    let out = run_bounded(cmd, Duration::from_secs(10))?;
+    if !out.status.success() {
+        bail!(
+            "{what} rejects {}:\n{}{}",
+            config.display(),
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    Ok(())
+}
+
 /// Runs `cmd` to completion with stdin closed, killing it (by PID) if it has
 /// not exited within `limit`.
 pub fn run_bounded(cmd: &mut Command, limit: Duration) -> Result<Output> {
@@ -261,18 +277,11 @@ impl Knot {
         // knotc checks the configuration and the zone file without a server.
         let knotc = require_program("knotc", "knot")?;
         for what in ["conf-check", "zone-check"] {
-            let out = run_bounded(
+            check_config(
                 Command::new(&knotc).arg("-c").arg(&config_path).arg(what),
-                Duration::from_secs(10),
+                &format!("knotc {what}"),
+                &config_path,
             )?;
-            if !out.status.success() {
-                bail!(
-                    "knotc {what} rejects the generated {}:\n{}{}",
-                    config_path.display(),
-                    String::from_utf8_lossy(&out.stdout),
-                    String::from_utf8_lossy(&out.stderr)
-                );
-            }
         }
         let mut cmd = netns.server_command(&knotd);
         cmd.arg("-c").arg(&config_path);
@@ -399,18 +408,11 @@ impl Unbound {
         std::fs::write(&config_path, config.render(&dir))
             .with_context(|| format!("writing {}", config_path.display()))?;
         if let Ok(checkconf) = require_program("unbound-checkconf", "unbound") {
-            let out = run_bounded(
+            check_config(
                 Command::new(checkconf).arg(&config_path),
-                Duration::from_secs(10),
+                "unbound-checkconf",
+                &config_path,
             )?;
-            if !out.status.success() {
-                bail!(
-                    "unbound-checkconf rejects {}:\n{}{}",
-                    config_path.display(),
-                    String::from_utf8_lossy(&out.stdout),
-                    String::from_utf8_lossy(&out.stderr)
-                );
-            }
         }
         let mut cmd = netns.client_command(&unbound);
         cmd.arg("-d").arg("-c").arg(&config_path);
