@@ -20,6 +20,7 @@
 mod cluster;
 mod handover;
 mod history;
+pub mod lifecycle;
 mod overrides;
 mod reload;
 mod status;

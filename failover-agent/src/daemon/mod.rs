@@ -3,7 +3,6 @@
 //! table, starts the server, the control socket and the reload handler, runs
 //! the agent's loop until a signal, and takes it all down in order.
 
-pub mod lifecycle;
 pub mod reload;
 pub mod service;
 pub mod sockets;
@@ -21,6 +20,7 @@ use tokio::signal::unix::{SignalKind, signal};
 
 use crate::admin_state::AdminStore;
 use crate::agent::Agent;
+use crate::agent::lifecycle::{Lifecycle, Phase};
 use crate::config::{Config, Server, ServerMode};
 use crate::dataplane::{Addressing, AttachMode, Dataplane, Interface};
 use crate::demo::DemoEndpoints;
@@ -33,7 +33,6 @@ use crate::serve::Responder;
 use crate::serve::cookies::Cookies;
 use crate::serve::server::{Listeners, Server as DnsServer, ServerStats, TcpLimits};
 use crate::serve::table::AnswerTable;
-use lifecycle::{Lifecycle, Phase};
 
 /// What `run` was asked to do, resolved from arguments and defaults.
 pub struct Plan {
@@ -369,8 +368,6 @@ pub fn run(plan: Plan) -> Result<()> {
     let result = runtime.block_on(async {
         let server_stats = server.as_ref().map(|s| s.stats());
         // /readyz turns 503 while the process hands over or stops.
-        let (leaving, leaving_rx) = tokio::sync::watch::channel(None);
-        tokio::spawn(follow_leaving(lifecycle.subscribe(), leaving));
         if let Some(listener) = http_listener {
             let metrics = crate::http::Metrics::new(crate::http::Sources {
                 status: agent.status_feed(),
@@ -384,7 +381,7 @@ pub fn run(plan: Plan) -> Result<()> {
                 metrics,
                 status: agent.status_feed(),
                 progress: agent.progress(),
-                leaving: leaving_rx,
+                phase: lifecycle.subscribe(),
             };
             tokio::spawn(async move {
                 if let Err(e) = crate::http::serve(listener, served).await {
@@ -689,26 +686,6 @@ fn log_counters(dataplane: &Dataplane, server: Option<&ServerStats>) {
     }
     if let Some(server) = server {
         info!("userspace server counters: {}", server.summary());
-    }
-}
-
-/// Tells `/readyz` when the process leaves service: while it hands over to
-/// a successor (and again if that fails and it serves on), and once it
-/// stops.
-async fn follow_leaving(
-    mut phase: tokio::sync::watch::Receiver<Phase>,
-    leaving: tokio::sync::watch::Sender<Option<crate::http::Leaving>>,
-) {
-    loop {
-        let now = match *phase.borrow_and_update() {
-            Phase::Starting | Phase::Serving => None,
-            Phase::HandingOver => Some(crate::http::Leaving::HandingOver),
-            Phase::Stopping => Some(crate::http::Leaving::ShuttingDown),
-        };
-        leaving.send_replace(now);
-        if phase.changed().await.is_err() {
-            return;
-        }
     }
 }
 

@@ -39,9 +39,9 @@ use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncBufReadExt as _, AsyncWriteExt as _};
 use tokio::sync::{mpsc, oneshot};
 
-use super::lifecycle::{Lifecycle, Phase};
 use super::sockets;
 use crate::agent::HandoverStep;
+use crate::agent::lifecycle::{Lifecycle, Phase};
 use crate::control::{HandoverMsg, Reply, Request};
 use crate::pin::{self, Lock};
 use crate::serve::table::Entry;

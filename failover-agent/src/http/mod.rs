@@ -31,6 +31,7 @@ use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::timeout::TimeoutLayer;
 
 use crate::agent::Progress;
+use crate::agent::lifecycle::Phase;
 use crate::control::StatusReport;
 pub use metrics::{Metrics, Sources};
 
@@ -47,30 +48,14 @@ pub const MAX_BODY_BYTES: usize = 1024;
 /// Longest a request is worked on; beyond it: 503.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Why the agent is leaving service: `/readyz` answers 503 with it. Set by
-/// the daemon (shutdown) or the takeover (handing over to a successor).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Leaving {
-    ShuttingDown,
-    HandingOver,
-}
-
-impl Leaving {
-    fn reason(self) -> &'static str {
-        match self {
-            Leaving::ShuttingDown => "shutting down",
-            Leaving::HandingOver => "handing over to a successor",
-        }
-    }
-}
-
 /// What the endpoint serves from, shared by every request.
 pub struct Served {
     pub metrics: Metrics,
     /// The agent's last status snapshot ([`crate::agent::Agent::status_feed`]).
     pub status: watch::Receiver<Arc<StatusReport>>,
     pub progress: watch::Receiver<Progress>,
-    pub leaving: watch::Receiver<Option<Leaving>>,
+    /// The process's phase: handing over or stopping is not ready.
+    pub phase: watch::Receiver<Phase>,
 }
 
 /// Binds `addr` for the HTTP endpoint. When `addr` is only the default and
@@ -195,7 +180,7 @@ async fn healthz() -> &'static str {
 }
 
 async fn readyz(State(shared): State<Arc<Served>>) -> Response {
-    match readiness(*shared.leaving.borrow(), shared.progress.borrow().answering) {
+    match readiness(*shared.phase.borrow(), shared.progress.borrow().answering) {
         Ok(()) => (StatusCode::OK, "ready\n").into_response(),
         Err(reason) => (
             StatusCode::SERVICE_UNAVAILABLE,
@@ -205,12 +190,13 @@ async fn readyz(State(shared): State<Arc<Served>>) -> Response {
     }
 }
 
-/// Ready while answering and not leaving; else why not.
-fn readiness(leaving: Option<Leaving>, answering: bool) -> Result<(), &'static str> {
-    match (leaving, answering) {
-        (Some(leaving), _) => Err(leaving.reason()),
-        (None, false) => Err("the first round of health checks is still running"),
-        (None, true) => Ok(()),
+/// Ready while answering and not on the way out; else why not.
+fn readiness(phase: Phase, answering: bool) -> Result<(), &'static str> {
+    match (phase, answering) {
+        (Phase::HandingOver, _) => Err("handing over to a successor"),
+        (Phase::Stopping, _) => Err("shutting down"),
+        (_, false) => Err("the first round of health checks is still running"),
+        (_, true) => Ok(()),
     }
 }
 

@@ -13,7 +13,7 @@ use crate::control::{EndpointReport, RecordStatus};
 struct Running {
     addr: SocketAddr,
     progress: watch::Sender<Progress>,
-    leaving: watch::Sender<Option<Leaving>>,
+    phase: watch::Sender<Phase>,
     _status: watch::Sender<Arc<StatusReport>>,
     task: tokio::task::JoinHandle<Result<()>>,
 }
@@ -46,7 +46,7 @@ fn start() -> Running {
 fn start_with(status: StatusReport) -> Running {
     let (status_tx, status_rx) = watch::channel(Arc::new(status));
     let (progress, progress_rx) = watch::channel(Progress::default());
-    let (leaving, leaving_rx) = watch::channel(None);
+    let (phase, phase_rx) = watch::channel(Phase::Starting);
     let listener = bind("127.0.0.1:0".parse().unwrap(), false)
         .unwrap()
         .unwrap();
@@ -60,13 +60,13 @@ fn start_with(status: StatusReport) -> Running {
         }),
         status: status_rx,
         progress: progress_rx,
-        leaving: leaving_rx,
+        phase: phase_rx,
     };
     let task = tokio::spawn(serve(listener, served));
     Running {
         addr,
         progress,
-        leaving,
+        phase,
         _status: status_tx,
         task,
     }
@@ -109,11 +109,11 @@ async fn routes_and_readiness() {
     assert!(body.contains("first round of health checks"), "{body}");
     server.progress.send_modify(|p| p.answering = true);
     assert_eq!(get(addr, "/readyz").await.0, 200);
-    server.leaving.send_replace(Some(Leaving::HandingOver));
+    server.phase.send_replace(Phase::HandingOver);
     let (code, body) = get(addr, "/readyz").await;
     assert_eq!(code, 503);
     assert!(body.contains("handing over"), "{body}");
-    server.leaving.send_replace(Some(Leaving::ShuttingDown));
+    server.phase.send_replace(Phase::Stopping);
     assert!(get(addr, "/readyz").await.1.contains("shutting down"));
     assert_eq!(get(addr, "/healthz").await.0, 200, "alive while leaving");
 

@@ -6,7 +6,7 @@
 
 use tokio::sync::watch;
 
-use crate::agent::Progress;
+use super::Progress;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Phase {
