@@ -606,3 +606,151 @@ fn a_reload_observes_new_endpoints_and_withdraws_removed_ones() -> Result<()> {
     hold_all(&net, &[PRIMARY], Duration::from_millis(500))?;
     Ok(())
 }
+
+/// etcd over https with client certificates required, and auth on: the
+/// agents' user may only read and write the prefix.
+#[test]
+fn agents_agree_through_etcd_over_tls_with_a_user_and_password() -> Result<()> {
+    use failover_tests::certs::Ca;
+    use failover_tests::cluster::EtcdTls;
+    let mut net = ClusterNet::new(agent(), 3)?;
+    for addr in [PRIMARY, SECONDARY] {
+        net.add_endpoint_address(addr)?;
+        net.start_endpoint(SocketAddr::from((addr, PORT)))?;
+    }
+    let pki = net.workdir().join("pki");
+    std::fs::create_dir_all(&pki)?;
+    let ca = Ca::create(&pki, "etcd-ca")?;
+    let server = ca.issue(&pki, "etcd-server", "etcd", &net.etcd_addresses())?;
+    let root = ca.issue(&pki, "root-client", "root", &[])?;
+    let client = ca.issue(&pki, "agent-client", "failover", &[])?;
+    // Another CA, with the same names: trusting it instead is a mistake.
+    let stranger = Ca::create(&pki, "stranger-ca")?;
+    net.use_etcd_tls(EtcdTls {
+        ca: ca.cert.clone(),
+        server_cert: server.cert.clone(),
+        server_key: server.key.clone(),
+        client_cert: root.cert.clone(),
+        client_key: root.key.clone(),
+    });
+    net.start_etcd()?;
+    for args in [
+        &["user", "add", "root:root-secret"][..],
+        &["user", "grant-role", "root", "root"],
+        &["role", "add", "failover"],
+        &[
+            "role",
+            "grant-permission",
+            "failover",
+            "--prefix=true",
+            "readwrite",
+            "/failover/",
+        ],
+        &["user", "add", "failover:agent-secret"],
+        &["user", "grant-role", "failover", "failover"],
+        &["auth", "enable"],
+    ] {
+        let out = net.etcdctl(args)?;
+        assert!(
+            out.status.success(),
+            "etcdctl {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    net.set_etcdctl_user(Some("root:root-secret"));
+    let path = |p: &std::path::Path| p.display().to_string();
+    let tls_config = |net: &ClusterNet, i: usize, password: &str, ca: &std::path::Path| {
+        AgentConfig::failover(5, &[(PRIMARY, 1), (SECONDARY, 2)], check())
+            .cluster("etcd", vec![net.etcd_url(i)])
+            .cluster("node", net.nodes[i].name.as_str())
+            .cluster("lease_ttl", LEASE_TTL)
+            .cluster("user", "failover")
+            .cluster("password", password)
+            .cluster(
+                "tls",
+                failover_tests::config::Value::table([
+                    ("ca", path(ca)),
+                    ("cert", path(&client.cert)),
+                    ("key", path(&client.key)),
+                ]),
+            )
+            .to_toml()
+    };
+    for i in 0..2 {
+        let text = tls_config(&net, i, "agent-secret", &ca.cert);
+        net.start_agent(i, &text)?;
+    }
+    for i in 0..2 {
+        let joined = poll_until(Duration::from_secs(10), Duration::from_millis(50), || {
+            let status = status(&net, i)?;
+            Ok((status["cluster"]["standing"] == "joined"
+                && status["cluster"]["live"].as_array().map(Vec::len) == Some(2))
+            .then_some(()))
+        })?;
+        assert!(
+            joined.is_some(),
+            "ns{} did not join over TLS:\n{}",
+            i + 1,
+            net.agent_log(i)
+        );
+        wait_answer(&net, i, &[PRIMARY], Duration::from_secs(10))?;
+    }
+    // Their observations are in etcd, written as the agents' user.
+    let out = net.etcdctl(&["get", "/failover/health/", "--prefix", "--keys-only"])?;
+    let keys = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        keys.contains("/failover/health/ns1/") && keys.contains("/failover/health/ns2/"),
+        "{keys}"
+    );
+    // A failover through it: both nodes move.
+    net.kill_endpoint(SocketAddr::from((PRIMARY, PORT)))?;
+    for i in 0..2 {
+        wait_answer(&net, i, &[SECONDARY], Duration::from_secs(5))?;
+        let both = poll_until(Duration::from_secs(2), Duration::from_millis(50), || {
+            let primary = &status(&net, i)?["records"][0]["endpoints"][0];
+            Ok((primary["quorum"] == "unhealthy (0 of 2)").then_some(()))
+        })?;
+        assert!(both.is_some(), "{}", status(&net, i)?);
+    }
+
+    // A wrong password: the agent says which setting, decides alone, runs on.
+    let text = tls_config(&net, 2, "not-the-secret", &ca.cert);
+    net.start_agent(2, &text)?;
+    let said = poll_until(LEASE_TTL * 3, Duration::from_millis(50), || {
+        Ok(net
+            .agent_log(2)
+            .lines()
+            .find(|l| l.contains("cluster.password"))
+            .map(str::to_string))
+    })?;
+    let said =
+        said.with_context(|| format!("no word of cluster.password:\n{}", net.agent_log(2)))?;
+    eprintln!("wrong password: {said}");
+    let alone = poll_until(LEASE_TTL * 2, Duration::from_millis(50), || {
+        Ok((status(&net, 2)?["cluster"]["standing"] == "alone").then_some(()))
+    })?;
+    assert!(alone.is_some(), "{}", net.agent_log(2));
+    wait_answer(&net, 2, &[SECONDARY], Duration::from_secs(5))?;
+    assert!(net.agent_running(2));
+    net.stop_agent(2)?;
+
+    // A CA that did not sign etcd's certificate.
+    let text = tls_config(&net, 2, "agent-secret", &stranger.cert);
+    net.start_agent(2, &text)?;
+    let said = poll_until(LEASE_TTL * 3, Duration::from_millis(50), || {
+        Ok(net
+            .agent_log(2)
+            .lines()
+            .find(|l| l.contains("cluster.tls.ca"))
+            .map(str::to_string))
+    })?;
+    let said = said.with_context(|| format!("no word of cluster.tls.ca:\n{}", net.agent_log(2)))?;
+    eprintln!("untrusted CA: {said}");
+    assert!(net.agent_running(2));
+    // The two that joined are untouched.
+    assert_eq!(
+        status(&net, 0)?["cluster"]["live"],
+        serde_json::json!(["ns1", "ns2"])
+    );
+    Ok(())
+}

@@ -44,6 +44,19 @@ const START_TIMEOUT: Duration = Duration::from_secs(15);
 
 static NEXT_ID: AtomicU32 = AtomicU32::new(0);
 
+/// etcd serving https only, with client certificates required
+/// (`--client-cert-auth`): PEM files.
+#[derive(Clone, Debug)]
+pub struct EtcdTls {
+    /// The CA etcd trusts for client certificates, and that signs its own.
+    pub ca: PathBuf,
+    pub server_cert: PathBuf,
+    pub server_key: PathBuf,
+    /// What etcdctl presents.
+    pub client_cert: PathBuf,
+    pub client_key: PathBuf,
+}
+
 struct Proc {
     child: Child,
     log: PathBuf,
@@ -87,6 +100,9 @@ pub struct ClusterNet {
     passes: Vec<Ebpf>,
     etcd: Option<Proc>,
     etcd_runs: u32,
+    etcd_tls: Option<EtcdTls>,
+    /// `USER:PASSWORD` etcdctl authenticates with, once auth is on.
+    etcdctl_user: Option<String>,
     endpoints: BTreeMap<SocketAddr, Proc>,
 }
 
@@ -129,6 +145,8 @@ impl ClusterNet {
             passes: Vec::new(),
             etcd: None,
             etcd_runs: 0,
+            etcd_tls: None,
+            etcdctl_user: None,
             endpoints: BTreeMap::new(),
         };
         net.setup().context("setting up the cluster namespaces")?;
@@ -254,7 +272,28 @@ impl ClusterNet {
 
     /// The etcd URL node `i` (0-based) uses: its gateway.
     pub fn etcd_url(&self, i: usize) -> String {
-        format!("http://{}:{ETCD_PORT}", self.nodes[i].gateway)
+        let scheme = if self.etcd_tls.is_some() {
+            "https"
+        } else {
+            "http"
+        };
+        format!("{scheme}://{}:{ETCD_PORT}", self.nodes[i].gateway)
+    }
+
+    /// Every address etcd is reached at (the gateways), for its certificate.
+    pub fn etcd_addresses(&self) -> Vec<std::net::IpAddr> {
+        self.nodes.iter().map(|n| n.gateway.into()).collect()
+    }
+
+    /// From the next `start_etcd` on, etcd serves https only and requires
+    /// client certificates signed by `tls.ca`; etcdctl presents the client's.
+    pub fn use_etcd_tls(&mut self, tls: EtcdTls) {
+        self.etcd_tls = Some(tls);
+    }
+
+    /// etcdctl authenticates as `user` (`USER:PASSWORD`) from now on.
+    pub fn set_etcdctl_user(&mut self, user: Option<&str>) {
+        self.etcdctl_user = user.map(str::to_string);
     }
 
     /// Starts etcd in the core namespace (its data kept across restarts)
@@ -264,12 +303,17 @@ impl ClusterNet {
             bail!("etcd is already running");
         }
         self.etcd_runs += 1;
+        let scheme = if self.etcd_tls.is_some() {
+            "https"
+        } else {
+            "http"
+        };
         let mut cmd = self.in_core("etcd");
         cmd.args(["--name", "core", "--data-dir"])
             .arg(self.workdir.join("etcd"))
             .args([
                 "--listen-client-urls",
-                &format!("http://0.0.0.0:{ETCD_PORT}"),
+                &format!("{scheme}://0.0.0.0:{ETCD_PORT}"),
                 "--advertise-client-urls",
                 &self.etcd_url(0),
                 "--listen-peer-urls",
@@ -279,6 +323,15 @@ impl ClusterNet {
                 "--initial-cluster",
                 "core=http://127.0.0.1:2380",
             ]);
+        if let Some(tls) = &self.etcd_tls {
+            cmd.arg("--cert-file")
+                .arg(&tls.server_cert)
+                .arg("--key-file")
+                .arg(&tls.server_key)
+                .arg("--trusted-ca-file")
+                .arg(&tls.ca)
+                .arg("--client-cert-auth");
+        }
         let mut proc = self.spawn(cmd, &format!("etcd-{}.log", self.etcd_runs))?;
         let out = poll_until(START_TIMEOUT, Duration::from_millis(50), || {
             if let Some(status) = proc.child.try_wait()? {
@@ -311,16 +364,26 @@ impl ClusterNet {
     /// `etcdctl ARGS` against our etcd, from the core namespace (bounded).
     pub fn etcdctl(&self, args: &[&str]) -> Result<Output> {
         let mut cmd = self.in_core("etcdctl");
-        cmd.env("ETCDCTL_API", "3")
-            .args([
-                "--endpoints",
-                &self.etcd_url(0),
-                "--dial-timeout",
-                "1s",
-                "--command-timeout",
-                "2s",
-            ])
-            .args(args);
+        cmd.env("ETCDCTL_API", "3").args([
+            "--endpoints",
+            &self.etcd_url(0),
+            "--dial-timeout",
+            "1s",
+            "--command-timeout",
+            "2s",
+        ]);
+        if let Some(tls) = &self.etcd_tls {
+            cmd.arg("--cacert")
+                .arg(&tls.ca)
+                .arg("--cert")
+                .arg(&tls.client_cert)
+                .arg("--key")
+                .arg(&tls.client_key);
+        }
+        if let Some(user) = &self.etcdctl_user {
+            cmd.args(["--user", user]);
+        }
+        cmd.args(args);
         cmd.stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());

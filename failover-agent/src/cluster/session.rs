@@ -85,8 +85,10 @@ pub async fn run(
             || logged.is_none_or(|t| t.elapsed() >= Duration::from_secs(30))
         {
             warn!(
-                "cluster: etcd {}: {error}; retrying",
-                node.settings.etcd.join(", ")
+                "cluster: etcd {}: {error}{}; retrying",
+                node.settings.etcd.join(", "),
+                setting_hint(&error, &node.settings)
+                    .map_or(String::new(), |hint| format!(" ({hint})"))
             );
             logged = Some(Instant::now());
         }
@@ -609,6 +611,65 @@ fn override_value(record: &str, endpoint: &str, value: &[u8]) -> Result<StoredOv
     })
 }
 
+/// The `[cluster]` setting an etcd failure points at, when it points at
+/// one: the operator fixes the file, not the network. etcd and the TLS
+/// stack only say it in words, so these are matched as etcd 3.4 and
+/// rustls write them.
+pub fn setting_hint(error: &str, settings: &Cluster) -> Option<String> {
+    let tls = settings.tls.as_ref();
+    let has = |words: &[&str]| words.iter().any(|w| error.contains(w));
+    if has(&["authentication failed", "invalid user ID or password"]) {
+        return Some(
+            "etcd refused the user name or password: check cluster.user and cluster.password"
+                .to_string(),
+        );
+    }
+    if has(&["user name is empty", "user name not found"]) {
+        return Some(
+            "etcd requires authentication: set cluster.user and cluster.password".to_string(),
+        );
+    }
+    if has(&["permission denied"]) {
+        return Some(format!(
+            "etcd user {} may not read and write under {}: grant its role readwrite on that prefix (cluster.user, cluster.prefix)",
+            settings
+                .user
+                .as_ref()
+                .map_or("(none: cluster.user is not set)", |(u, _)| u.as_str()),
+            settings.prefix
+        ));
+    }
+    if has(&["UnknownIssuer", "unknown issuer", "BadSignature"]) {
+        return Some(if tls.is_some_and(|t| t.ca.is_some()) {
+            "etcd's certificate is not signed by a CA in cluster.tls.ca".to_string()
+        } else {
+            "etcd's certificate is not signed by a web root: set cluster.tls.ca to its CA"
+                .to_string()
+        });
+    }
+    if has(&["NotValidForName", "not valid for name"]) {
+        return Some(
+            "etcd's certificate does not name the host or address of cluster.etcd".to_string(),
+        );
+    }
+    if has(&[
+        "CertificateRequired",
+        "certificate required",
+        "BadCertificate",
+        "bad certificate",
+        "UnknownCA",
+        "unknown ca",
+    ]) {
+        return Some(if tls.is_some_and(|t| t.identity.is_some()) {
+            "etcd refused this node's client certificate: check cluster.tls.cert and cluster.tls.key (signed by a CA etcd trusts)".to_string()
+        } else {
+            "etcd requires a client certificate: set cluster.tls.cert and cluster.tls.key"
+                .to_string()
+        });
+    }
+    None
+}
+
 /// etcd's limit of operations in one transaction (`--max-txn-ops`, 128 by
 /// default).
 const MAX_TXN_OPS: usize = 128;
@@ -683,6 +744,40 @@ pub fn override_in_force(o: &StoredOverride, now: SystemTime) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn etcd_failures_name_the_setting_to_fix() {
+        let mut settings = Cluster {
+            etcd: vec!["https://192.0.2.5:2379".into()],
+            node: "ns1".into(),
+            prefix: "/failover/".into(),
+            quorum: crate::config::Quorum::Majority,
+            lease_ttl: Duration::from_secs(3),
+            checkers: 0,
+            user: Some(("failover".into(), "x".into())),
+            tls: None,
+        };
+        // As etcd 3.4.23 and rustls put them.
+        let password = r#"connecting: grpc request error: code: 'Client specified an invalid argument', message: "etcdserver: authentication failed, invalid user ID or password""#;
+        let ca = r#"connecting: grpc request error: code: 'The service is currently unavailable', message: "invalid peer certificate: UnknownIssuer""#;
+        let denied = "granting a lease: etcdserver: permission denied";
+        let hint = |e: &str, s: &Cluster| setting_hint(e, s).unwrap_or_default();
+        assert!(hint(password, &settings).contains("cluster.user and cluster.password"));
+        assert!(
+            hint(denied, &settings)
+                .contains("etcd user failover may not read and write under /failover/")
+        );
+        assert!(hint(ca, &settings).contains("set cluster.tls.ca"));
+        settings.tls = Some(crate::config::cluster::ClusterTls {
+            ca: Some(b"-----BEGIN CERTIFICATE-----".to_vec()),
+            identity: None,
+        });
+        assert!(hint(ca, &settings).contains("not signed by a CA in cluster.tls.ca"));
+        assert_eq!(
+            setting_hint("connecting: connection refused", &settings),
+            None
+        );
+    }
 
     #[test]
     fn overrides_parse_or_are_refused() {
