@@ -316,7 +316,18 @@ fn hold_all_of(net: &ClusterNet, nodes: &[usize], want: &[Ipv4Addr], span: Durat
 #[test]
 fn without_etcd_each_node_follows_its_own_checks_and_agrees_again_after() -> Result<()> {
     let mut net = setup()?;
-    start_all(&mut net, Some(("majority", 0)))?;
+    // ns1 tells a hook about its standing: joined, alone, joined again.
+    let told = net.workdir().join("standing.log");
+    for i in 0..3 {
+        let mut text = config(&net, i, Some(("majority", 0)));
+        if i == 0 {
+            text.push_str(&format!(
+                "\n[[notify]]\nkind = \"exec\"\nevents = [\"cluster\"]\ncommand = [\"/bin/sh\", \"-c\", \"echo \\\"$FAILOVER_EVENT $FAILOVER_NODE $FAILOVER_FROM $FAILOVER_TO\\\" >> {}\"]\n",
+                told.display()
+            ));
+        }
+        net.start_agent(i, &text)?;
+    }
     wait_all(&net, &[PRIMARY], Duration::from_secs(10))?;
     let standing = |net: &ClusterNet, i: usize| -> Result<String> {
         Ok(status(net, i)?["cluster"]["standing"]
@@ -339,9 +350,13 @@ fn without_etcd_each_node_follows_its_own_checks_and_agrees_again_after() -> Res
             alone >= LEASE_TTL - Duration::from_millis(300),
             "alone after only {alone:?}"
         );
+        // One line, the standing's event.
         assert!(
+            net.agent_log(i).contains(
+                "WARN  failover_agent::events] cluster: no answer from etcd for 2s (lease_ttl): deciding from this node's own checks"
+            ),
+            "{}",
             net.agent_log(i)
-                .contains("deciding from this node's own checks")
         );
     }
     // A real failure is followed on each node's own view, and the recovery.
@@ -365,8 +380,28 @@ fn without_etcd_each_node_follows_its_own_checks_and_agrees_again_after() -> Res
             i + 1,
             net.agent_log(i)
         );
-        assert!(net.agent_log(i).contains("rejoined etcd"));
+        assert!(
+            net.agent_log(i)
+                .contains("INFO  failover_agent::events] cluster: rejoined etcd as node"),
+            "{}",
+            net.agent_log(i)
+        );
     }
+    let hooked = poll_until(Duration::from_secs(3), Duration::from_millis(50), || {
+        let text = std::fs::read_to_string(&told).unwrap_or_default();
+        Ok((text.lines().count() >= 3).then_some(text))
+    })?
+    .unwrap_or_else(|| std::fs::read_to_string(&told).unwrap_or_default());
+    assert_eq!(
+        hooked.lines().collect::<Vec<_>>(),
+        [
+            "cluster ns1 joining joined",
+            "cluster ns1 joined alone",
+            "cluster ns1 alone joined"
+        ],
+        "{}",
+        net.agent_log(0)
+    );
     // And decide together again: a failure moves all three.
     net.kill_endpoint(SocketAddr::from((PRIMARY, PORT)))?;
     wait_all(&net, &[SECONDARY], Duration::from_secs(5))?;

@@ -1,5 +1,6 @@
 //! What happened, as values: an endpoint's state changed, a record's answer
-//! changed, a reload was applied or refused, an override began or ended.
+//! changed, a reload was applied or refused, an override began or ended,
+//! this node joined its cluster, went alone or rejoined.
 //!
 //! The agent's loop emits each once, through [`Events`]; every observer
 //! (metrics, the status history, notify hooks, the log) takes them from
@@ -150,6 +151,24 @@ pub struct Override {
     pub origin: String,
 }
 
+/// With `[cluster]`: this node's standing changed: it joined etcd, went
+/// alone (etcd out of reach for `lease_ttl`: its own checks decide) or
+/// rejoined.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct ClusterStanding {
+    #[serde(with = "unix_seconds")]
+    pub at: SystemTime,
+    /// This node's name (`[cluster] node`).
+    pub node: String,
+    /// "joining", "joined" or "alone": before and now.
+    pub from: String,
+    pub to: String,
+    /// The live nodes as this node sees them now (none when alone).
+    pub live: Vec<String>,
+    /// Why, in words ("no answer from etcd for 3s (lease_ttl): ...").
+    pub reason: String,
+}
+
 /// Something that happened, for every observer.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 #[serde(tag = "event", rename_all = "snake_case")]
@@ -158,6 +177,7 @@ pub enum Event {
     AnswerChange(AnswerChange),
     Reload(Reload),
     Override(Override),
+    Cluster(ClusterStanding),
 }
 
 /// Which kind of event: what an observer subscribes to (`[[notify]]
@@ -168,14 +188,16 @@ pub enum EventKind {
     AnswerChange,
     Reload,
     Override,
+    Cluster,
 }
 
 impl EventKind {
-    pub const ALL: [EventKind; 4] = [
+    pub const ALL: [EventKind; 5] = [
         EventKind::Transition,
         EventKind::AnswerChange,
         EventKind::Reload,
         EventKind::Override,
+        EventKind::Cluster,
     ];
 
     /// The stable name: the `event` field of the event's JSON form.
@@ -185,6 +207,7 @@ impl EventKind {
             EventKind::AnswerChange => "answer_change",
             EventKind::Reload => "reload",
             EventKind::Override => "override",
+            EventKind::Cluster => "cluster",
         }
     }
 
@@ -206,6 +229,7 @@ impl Event {
             Event::AnswerChange(_) => EventKind::AnswerChange,
             Event::Reload(_) => EventKind::Reload,
             Event::Override(_) => EventKind::Override,
+            Event::Cluster(_) => EventKind::Cluster,
         }
     }
 }
@@ -342,6 +366,23 @@ mod tests {
             serde_json::to_string(&t).unwrap(),
             r#"{"event":"transition","at":1.5,"record":"www.example.test.","type":"A","endpoint":"192.0.2.1","from":"healthy","to":"unhealthy","reason":"connection refused"}"#
         );
+    }
+
+    #[test]
+    fn a_cluster_standing_serialises_with_stable_names() {
+        let e = Event::Cluster(ClusterStanding {
+            at: SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(2),
+            node: "ns1".into(),
+            from: "joined".into(),
+            to: "alone".into(),
+            live: vec![],
+            reason: "no answer from etcd for 3s (lease_ttl)".into(),
+        });
+        assert_eq!(
+            serde_json::to_string(&e).unwrap(),
+            r#"{"event":"cluster","at":2.0,"node":"ns1","from":"joined","to":"alone","live":[],"reason":"no answer from etcd for 3s (lease_ttl)"}"#
+        );
+        assert_eq!(e.kind().name(), "cluster");
     }
 
     #[test]

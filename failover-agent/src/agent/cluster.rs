@@ -18,6 +18,7 @@ use crate::checks::health::Health;
 use crate::cluster::{Member, Request, Standing, View};
 use crate::config::Config;
 use crate::control::ClusterReport;
+use crate::events::{ClusterStanding, Event};
 use crate::publish::Publisher;
 
 /// What the agent keeps of the cluster.
@@ -192,6 +193,12 @@ impl<P: Publisher> Agent<P> {
             return;
         };
         let old = std::mem::replace(&mut c.view, c.member.view());
+        if let Some(event) = standing_event(&old, &c.view, SystemTime::now()) {
+            self.events.emit(Event::Cluster(event));
+        }
+        let Some(c) = self.cluster.as_mut() else {
+            return;
+        };
         if c.view.standing != old.standing || c.view.live != old.live {
             self.sync_probes();
             self.withdraw_unchecked();
@@ -379,6 +386,54 @@ impl<P: Publisher> Agent<P> {
     }
 }
 
+/// The event for a change of this node's standing (joined, alone,
+/// rejoined), if `new` changed it.
+fn standing_event(old: &View, new: &View, at: SystemTime) -> Option<ClusterStanding> {
+    (new.standing != old.standing).then(|| ClusterStanding {
+        at,
+        node: new.node.clone(),
+        from: old.standing.to_string(),
+        to: new.standing.to_string(),
+        live: new.live.iter().cloned().collect(),
+        reason: new.reason.clone(),
+    })
+}
+
 fn c_overrides_changed(old: &View, new: Option<&View>) -> bool {
     new.is_some_and(|new| new.overrides != old.overrides)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Quorum;
+
+    #[test]
+    fn standing_changes_are_events_and_nothing_else_is() {
+        let at = SystemTime::UNIX_EPOCH;
+        let joining = View::new("ns1".into(), Quorum::Majority, 0);
+        let mut joined = joining.clone();
+        joined.standing = Standing::Joined;
+        joined.live = ["ns1".to_string(), "ns2".to_string()].into();
+        joined.reason = "joined etcd as node ns1 at revision 7".into();
+        let mut alone = joined.clone();
+        alone.standing = Standing::Alone;
+        alone.live.clear();
+        alone.reason = "no answer from etcd for 3s (lease_ttl)".into();
+
+        let e = standing_event(&joining, &joined, at).expect("joined");
+        assert_eq!((e.from.as_str(), e.to.as_str()), ("joining", "joined"));
+        assert_eq!(e.live, ["ns1", "ns2"]);
+        assert_eq!(e.node, "ns1");
+        let e = standing_event(&joined, &alone, at).expect("alone");
+        assert_eq!((e.from.as_str(), e.to.as_str()), ("joined", "alone"));
+        assert_eq!(e.reason, "no answer from etcd for 3s (lease_ttl)");
+        assert!(e.live.is_empty());
+        let e = standing_event(&alone, &joined, at).expect("rejoined");
+        assert_eq!((e.from.as_str(), e.to.as_str()), ("alone", "joined"));
+        // New votes or live nodes are no standing change.
+        let mut more = joined.clone();
+        more.live.insert("ns3".into());
+        assert_eq!(standing_event(&joined, &more, at), None);
+    }
 }

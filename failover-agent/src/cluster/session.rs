@@ -11,7 +11,7 @@ use etcd_client::{
     Certificate, Client, Compare, CompareOp, ConnectOptions, EventType, GetOptions, Identity,
     PutOptions, TlsOptions, Txn, TxnOp, TxnOpResponse, WatchOptions,
 };
-use log::{info, warn};
+use log::warn;
 use serde::{Deserialize, Serialize};
 use tokio::sync::{mpsc, watch};
 use tokio::time::{Instant, MissedTickBehavior, timeout};
@@ -54,6 +54,8 @@ struct Node {
     old_lease: Option<i64>,
     warned: HashSet<String>,
     view: watch::Sender<View>,
+    /// Why the last session failed, for the reason of going alone.
+    last_error: Option<String>,
 }
 
 /// Runs until the agent drops its end of `requests`.
@@ -71,6 +73,7 @@ pub async fn run(
         old_lease: None,
         warned: HashSet::new(),
         view,
+        last_error: None,
     };
     let mut failures: u32 = 0;
     let mut logged: Option<Instant> = None;
@@ -92,6 +95,7 @@ pub async fn run(
             );
             logged = Some(Instant::now());
         }
+        node.last_error = Some(error.clone());
         let last_error = error;
         // Quickly at first (etcd restarting), then every second at most.
         let wait = Duration::from_millis(100 * u64::from(failures.min(10)));
@@ -144,12 +148,15 @@ impl Node {
             return;
         }
         let ttl = humantime::format_duration(self.settings.lease_ttl);
+        let last_error = self.last_error.as_deref();
         self.view.send_if_modified(|view| {
             if view.standing == Standing::Alone {
                 return false;
             }
-            warn!(
-                "cluster: no answer from etcd for {ttl} (lease_ttl): deciding from this node's own checks until it answers again"
+            // Logged by the agent, as the standing's event.
+            view.reason = format!(
+                "no answer from etcd for {ttl} (lease_ttl): deciding from this node's own checks until it answers again{}",
+                last_error.map_or(String::new(), |e| format!("; last error: {e}"))
             );
             view.standing = Standing::Alone;
             // Never decide from what is that old.
@@ -551,11 +558,12 @@ impl Node {
     }
 
     /// Hands `state` to the agent if it changed.
-    fn publish(&mut self, state: View, revision: i64) {
+    fn publish(&mut self, mut state: View, revision: i64) {
         let was = self.view.borrow().standing;
         if was != Standing::Joined {
-            info!(
-                "cluster: {} etcd as node {} at revision {revision}: {} live nodes ({}); health by quorum {}",
+            // Logged by the agent, as the standing's event.
+            state.reason = format!(
+                "{} etcd as node {} at revision {revision}: {} live nodes ({}); health by quorum {}",
                 if was == Standing::Alone {
                     "rejoined"
                 } else {
@@ -566,6 +574,8 @@ impl Node {
                 state.live.iter().cloned().collect::<Vec<_>>().join(", "),
                 self.settings.quorum
             );
+        } else {
+            state.reason = self.view.borrow().reason.clone();
         }
         self.view.send_if_modified(|view| {
             if *view == state {

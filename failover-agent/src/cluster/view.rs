@@ -56,6 +56,9 @@ pub struct View {
     pub votes: BTreeMap<String, BTreeMap<String, Health>>,
     /// Overrides by `RECORD/ENDPOINT` key.
     pub overrides: BTreeMap<String, StoredOverride>,
+    /// Why the standing is what it is, in words (set when it changes): for
+    /// the log and the standing's event.
+    pub reason: String,
 }
 
 /// One endpoint's votes and the result.
@@ -77,6 +80,7 @@ impl View {
             live: BTreeSet::new(),
             votes: BTreeMap::new(),
             overrides: BTreeMap::new(),
+            reason: "not in contact with etcd yet".to_string(),
         }
     }
 

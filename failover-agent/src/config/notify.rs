@@ -21,7 +21,7 @@ pub struct NotifyFile {
     /// Required. `"webhook"` or `"exec"`.
     pub kind: String,
     /// Optional. Which events: any of `"transition"`, `"answer_change"`,
-    /// `"reload"`, `"override"`. Default `["transition", "answer_change"]`.
+    /// `"reload"`, `"override"`, `"cluster"`. Default `["transition", "answer_change"]`.
     pub events: Option<Vec<String>>,
     /// Optional, 1 to 100000. Events waiting for delivery; when full, the
     /// oldest is dropped (and counted). Default 1000.
@@ -144,7 +144,7 @@ fn hook_value(path: &str, file: &NotifyFile) -> Result<Hook, FieldError> {
                     return Err(field_err(
                         format!("{path}.events[{i}]"),
                         format!(
-                            "unknown event {}: expected \"transition\", \"answer_change\", \"reload\" or \"override\"",
+                            "unknown event {}: expected \"transition\", \"answer_change\", \"reload\", \"override\" or \"cluster\"",
                             quoted(name)
                         ),
                     ));
@@ -430,7 +430,7 @@ url = "https://hooks.example.test/failover?token=x"
 [[notify]]
 kind = "webhook"
 url = "http://127.0.0.1:8080/"
-events = ["reload", "transition", "reload", "override", "answer_change"]
+events = ["reload", "transition", "cluster", "reload", "override", "answer_change"]
 headers = { Authorization = "Bearer s3cr3t" }
 timeout = "2s"
 retries = 0

@@ -69,6 +69,7 @@ struct Feed {
     transitions: Family<Labels, Counter>,
     answer_changes: Family<Labels, Counter>,
     reloads: Family<Labels, Counter>,
+    standing_changes: Family<Labels, Counter>,
     last_reload_success: Gauge<f64, AtomicU64>,
     check_duration: Family<Labels, Histogram, fn() -> Histogram>,
     check_results: Family<Labels, Counter>,
@@ -85,6 +86,7 @@ impl Metrics {
             transitions: Family::default(),
             answer_changes: Family::default(),
             reloads: Family::default(),
+            standing_changes: Family::default(),
             last_reload_success: Gauge::default(),
             check_duration: Family::new_with_constructor(check_histogram),
             check_results: Family::default(),
@@ -116,6 +118,11 @@ impl Metrics {
             "failover_config_reloads",
             "Configuration reloads, applied or refused",
             feed.reloads.clone(),
+        );
+        registry.register(
+            "failover_cluster_standing_changes",
+            "With [cluster]: changes of this node's standing, by the standing it changed to (joined, alone)",
+            feed.standing_changes.clone(),
         );
         registry.register(
             "failover_config_last_reload_success_timestamp_seconds",
@@ -200,6 +207,11 @@ impl Feed {
                     .inc();
             }
             Event::Override(_) => {}
+            Event::Cluster(c) => {
+                self.standing_changes
+                    .get_or_create(&vec![("to", c.to.clone())])
+                    .inc();
+            }
         }
     }
 }
@@ -677,6 +689,14 @@ mod tests {
             error: None,
             changes: None,
         }));
+        observer.observe(&Event::Cluster(crate::events::ClusterStanding {
+            at: SystemTime::now(),
+            node: "ns1".into(),
+            from: "joined".into(),
+            to: "alone".into(),
+            live: vec![],
+            reason: "no answer from etcd".into(),
+        }));
         let checks = m.check_observer();
         checks.check_done(
             "web",
@@ -702,6 +722,7 @@ mod tests {
             r#"failover_answer_changes_total{record="www.example.test.",type="A"} 1"#,
             r#"failover_config_reloads_total{result="applied"} 1"#,
             r#"failover_config_reloads_total{result="refused"} 0"#,
+            r#"failover_cluster_standing_changes_total{to="alone"} 1"#,
             "failover_config_last_reload_success_timestamp_seconds 1800000000.0",
             "# TYPE failover_check_duration_seconds histogram",
             r#"failover_check_duration_seconds_count{check="web",kind="tcp"} 2"#,

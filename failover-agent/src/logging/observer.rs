@@ -1,5 +1,5 @@
 //! The log's events observer: one log event per transition, answer change,
-//! reload and override, with stable fields (`event`, `record`, `type`,
+//! reload, override and cluster standing change, with stable fields (`event`, `record`, `type`,
 //! `endpoint`, `from`, `to`, `reason`, ...) and a message that reads like
 //! the lines the agent always wrote. Lines about one endpoint's transitions,
 //! or one record's answer changes, are rate limited ([`super::limit`]).
@@ -8,10 +8,10 @@ use std::net::IpAddr;
 use std::sync::Mutex;
 use std::time::Instant;
 
-use tracing::{error, info};
+use tracing::{error, info, warn};
 
 use super::limit::{LINES_PER_WINDOW, LogLimit, WINDOW};
-use crate::events::{AnswerChange, Event, Observer, Override, Reload, Transition};
+use crate::events::{AnswerChange, ClusterStanding, Event, Observer, Override, Reload, Transition};
 
 /// The target of every event this observer logs.
 pub const TARGET: &str = "failover_agent::events";
@@ -209,6 +209,39 @@ impl LogObserver {
     }
 }
 
+impl LogObserver {
+    /// Going alone is a warning (this node no longer decides with the
+    /// others); joining and rejoining are news.
+    fn cluster(&self, c: &ClusterStanding) {
+        let live = c.live.join(" ");
+        if c.to == "alone" {
+            warn!(
+                target: TARGET,
+                event = "cluster",
+                node = %c.node,
+                from = %c.from,
+                to = %c.to,
+                live = %live,
+                reason = %c.reason,
+                "cluster: {}",
+                c.reason
+            );
+        } else {
+            info!(
+                target: TARGET,
+                event = "cluster",
+                node = %c.node,
+                from = %c.from,
+                to = %c.to,
+                live = %live,
+                reason = %c.reason,
+                "cluster: {}",
+                c.reason
+            );
+        }
+    }
+}
+
 impl Observer for LogObserver {
     fn observe(&self, event: &Event) {
         match event {
@@ -216,6 +249,7 @@ impl Observer for LogObserver {
             Event::AnswerChange(a) => self.answer_change(a),
             Event::Reload(r) => self.reload(r),
             Event::Override(o) => self.override_(o),
+            Event::Cluster(c) => self.cluster(c),
         }
     }
 }

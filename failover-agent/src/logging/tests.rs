@@ -3,7 +3,8 @@ use std::time::SystemTime;
 
 use super::*;
 use crate::events::{
-    AnswerChange, EndpointState, Event, Observer as _, Override, Reload, ReloadChanges, Transition,
+    AnswerChange, ClusterStanding, EndpointState, Event, Observer as _, Override, Reload,
+    ReloadChanges, Transition,
 };
 
 /// Lines written by a subscriber, kept for the test.
@@ -197,4 +198,65 @@ fn one_endpoint_cannot_flood_the_log() {
     );
     // Another thing (the record's answer) has its own budget.
     assert!(lines.last().unwrap().contains("answer: 192.0.2.2"));
+}
+
+#[test]
+fn a_cluster_standing_change_is_one_line_with_its_fields() {
+    let standing = |from: &str, to: &str, live: &[&str], reason: &str| {
+        Event::Cluster(ClusterStanding {
+            at: SystemTime::now(),
+            node: "ns1".into(),
+            from: from.into(),
+            to: to.into(),
+            live: live.iter().map(|s| s.to_string()).collect(),
+            reason: reason.into(),
+        })
+    };
+    let events = [
+        standing(
+            "joined",
+            "alone",
+            &[],
+            "no answer from etcd for 3s (lease_ttl): deciding from this node's own checks until it answers again",
+        ),
+        standing(
+            "alone",
+            "joined",
+            &["ns1", "ns2"],
+            "rejoined etcd as node ns1 at revision 9: 2 live nodes (ns1, ns2); health by quorum majority",
+        ),
+    ];
+    let lines = logged(LogFormat::Json, &events);
+    let json: Vec<serde_json::Value> = lines
+        .iter()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect();
+    assert_eq!(json.len(), 2);
+    let alone = &json[0];
+    assert_eq!(alone["level"], "WARN");
+    assert_eq!(alone["target"], TARGET);
+    assert_eq!(alone["event"], "cluster");
+    assert_eq!(alone["node"], "ns1");
+    assert_eq!(
+        (&alone["from"], &alone["to"]),
+        (&"joined".into(), &"alone".into())
+    );
+    assert_eq!(alone["live"], "");
+    assert!(
+        alone["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("cluster: no answer from etcd for 3s (lease_ttl)"),
+        "{alone}"
+    );
+    let back = &json[1];
+    assert_eq!(back["level"], "INFO");
+    assert_eq!(back["to"], "joined");
+    assert_eq!(back["live"], "ns1 ns2");
+    let text = logged(LogFormat::Text, &events[1..]);
+    assert!(
+        text[0].ends_with("] cluster: rejoined etcd as node ns1 at revision 9: 2 live nodes (ns1, ns2); health by quorum majority"),
+        "{}",
+        text[0]
+    );
 }

@@ -248,6 +248,16 @@ pub fn environment(event: &Event, host: &str) -> Vec<(&'static str, String)> {
                 ("FAILOVER_ORIGIN", o.origin.clone()),
             ],
         ),
+        Event::Cluster(c) => (
+            c.at,
+            vec![
+                ("FAILOVER_NODE", c.node.clone()),
+                ("FAILOVER_FROM", c.from.clone()),
+                ("FAILOVER_TO", c.to.clone()),
+                ("FAILOVER_LIVE", c.live.join(" ")),
+                ("FAILOVER_REASON", c.reason.clone()),
+            ],
+        ),
     };
     vars.splice(
         0..0,

@@ -4,7 +4,7 @@ use std::time::{Duration, SystemTime};
 use super::exec::environment;
 use super::queue::{HookCounters, Queue};
 use super::*;
-use crate::events::{Override, Reload};
+use crate::events::{ClusterStanding, Override, Reload};
 
 fn reload(error: Option<&str>) -> Event {
     Event::Reload(Reload {
@@ -74,6 +74,29 @@ fn every_event_has_its_variables() {
         want.push((k.into(), v.into()));
     }
     assert_eq!(env(&ended), want);
+    let alone = Event::Cluster(ClusterStanding {
+        at: SystemTime::UNIX_EPOCH + Duration::from_millis(1500),
+        node: "ns2".into(),
+        from: "joined".into(),
+        to: "alone".into(),
+        live: vec![],
+        reason: "no answer from etcd for 3s (lease_ttl)".into(),
+    });
+    let mut want = common("cluster");
+    for (k, v) in [
+        ("FAILOVER_NODE", "ns2"),
+        ("FAILOVER_FROM", "joined"),
+        ("FAILOVER_TO", "alone"),
+        ("FAILOVER_LIVE", ""),
+        ("FAILOVER_REASON", "no answer from etcd for 3s (lease_ttl)"),
+    ] {
+        want.push((k.into(), v.into()));
+    }
+    assert_eq!(env(&alone), want);
+    let body: serde_json::Value = serde_json::from_str(&body(&alone, "ns2")).unwrap();
+    assert_eq!(body["event"], "cluster");
+    assert_eq!(body["to"], "alone");
+    assert_eq!(body["live"], serde_json::json!([]));
 }
 
 #[tokio::test]
