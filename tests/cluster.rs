@@ -520,6 +520,55 @@ fn a_drain_on_one_node_shows_on_all_within_a_second() -> Result<()> {
         String::from_utf8_lossy(&out.stderr)
     );
     wait_all(&net, &[PRIMARY], Duration::from_secs(1))?;
+
+    // A drain with an end: every node ends it, and its key leaves etcd.
+    let overrides = |net: &ClusterNet| -> Result<String> {
+        let out = net.etcdctl(&["get", "/failover/overrides/", "--prefix", "--keys-only"])?;
+        Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
+    };
+    let out = net.control(
+        2,
+        &[
+            "drain",
+            "www.example.test.",
+            &PRIMARY.to_string(),
+            "--for",
+            "2s",
+        ],
+    )?;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let drained = Instant::now();
+    wait_all(&net, &[SECONDARY], Duration::from_secs(1))?;
+    assert_eq!(
+        overrides(&net)?,
+        format!("/failover/overrides/www.example.test./{PRIMARY}")
+    );
+    wait_all(&net, &[PRIMARY], Duration::from_secs(4))?;
+    let gone = poll_until(Duration::from_secs(4), Duration::from_millis(50), || {
+        Ok(overrides(&net)?.is_empty().then(|| drained.elapsed()))
+    })?
+    .with_context(|| {
+        format!(
+            "the expired drain stays in etcd: {}",
+            overrides(&net).unwrap_or_default()
+        )
+    })?;
+    eprintln!("a 2s drain's key deleted from etcd {gone:?} after the drain");
+    assert!(
+        gone >= Duration::from_millis(1500),
+        "deleted early: {gone:?}"
+    );
+    let deleted_by = (0..3)
+        .filter(|&i| net.agent_log(i).contains("expired at"))
+        .count();
+    assert_eq!(
+        deleted_by, 1,
+        "one node deletes it, the others' compare fails"
+    );
     Ok(())
 }
 

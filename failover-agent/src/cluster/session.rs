@@ -11,7 +11,7 @@ use etcd_client::{
     Certificate, Client, Compare, CompareOp, ConnectOptions, EventType, GetOptions, Identity,
     PutOptions, TlsOptions, Txn, TxnOp, TxnOpResponse, WatchOptions,
 };
-use log::warn;
+use log::{info, warn};
 use serde::{Deserialize, Serialize};
 use tokio::sync::{mpsc, watch};
 use tokio::time::{Instant, MissedTickBehavior, timeout};
@@ -56,6 +56,8 @@ struct Node {
     view: watch::Sender<View>,
     /// Why the last session failed, for the reason of going alone.
     last_error: Option<String>,
+    /// Expired overrides (key id, revision) this node tried to delete.
+    swept: HashSet<(String, i64)>,
 }
 
 /// Runs until the agent drops its end of `requests`.
@@ -74,6 +76,7 @@ pub async fn run(
         warned: HashSet::new(),
         view,
         last_error: None,
+        swept: HashSet::new(),
     };
     let mut failures: u32 = 0;
     let mut logged: Option<Instant> = None;
@@ -257,7 +260,7 @@ impl Node {
         );
         state.standing = Standing::Joined;
         for kv in read.kvs() {
-            self.apply(&mut state, kv.key(), Some(kv.value()));
+            self.apply(&mut state, kv.key(), Some(kv.value()), kv.mod_revision());
         }
         let mut watch = bounded(
             rpc,
@@ -324,6 +327,7 @@ impl Node {
                             humantime::format_duration(self.settings.lease_ttl)
                         );
                     }
+                    self.sweep_expired(&mut client, rpc).await?;
                 }
             }
         }
@@ -402,7 +406,7 @@ impl Node {
                 EventType::Put => Some(kv.value()),
                 EventType::Delete => None,
             };
-            self.apply(&mut state, kv.key(), value);
+            self.apply(&mut state, kv.key(), value, kv.mod_revision());
             if let Some(key) = kv.key().strip_prefix(own.as_bytes()) {
                 touched.push(String::from_utf8_lossy(key).into_owned());
             }
@@ -499,9 +503,54 @@ impl Node {
         Ok(())
     }
 
+    /// Deletes the overrides whose `until` has passed, so that etcd does not
+    /// keep them for ever. Each node that sees one expired deletes it in a
+    /// transaction that compares its `mod_revision`: the first one wins,
+    /// the others' compare fails harmlessly, and an override rewritten
+    /// meanwhile (a new drain of the same endpoint) is never deleted. Not a
+    /// lease with the remaining TTL: etcd 3.4 gives a lease its full TTL
+    /// again after a restart or a leader change (no checkpoints by
+    /// default), and every override would need a lease of its own.
+    async fn sweep_expired(&mut self, client: &mut Client, rpc: Duration) -> Result<()> {
+        let now = SystemTime::now();
+        let expired: Vec<(String, i64, Option<SystemTime>)> = self
+            .view
+            .borrow()
+            .overrides
+            .iter()
+            .filter(|(_, o)| !override_in_force(o, now))
+            .map(|(id, o)| (id.clone(), o.revision, o.until))
+            .collect();
+        // Only what is still there is remembered.
+        self.swept
+            .retain(|(id, revision)| expired.iter().any(|(i, r, _)| i == id && r == revision));
+        for (id, revision, until) in expired {
+            if !self.swept.insert((id.clone(), revision)) {
+                continue;
+            }
+            let key = self.key(&format!("overrides/{id}"));
+            let delete = Txn::new()
+                .when(vec![Compare::mod_revision(
+                    key.clone(),
+                    CompareOp::Equal,
+                    revision,
+                )])
+                .and_then(vec![TxnOp::delete(key, None)]);
+            let response = bounded(rpc, "deleting an expired override", client.txn(delete)).await?;
+            if response.succeeded() {
+                info!(
+                    "cluster: override {id} expired at {}: deleted from etcd",
+                    until.map_or("?".to_string(), |t| humantime::format_rfc3339_seconds(t)
+                        .to_string())
+                );
+            }
+        }
+        Ok(())
+    }
+
     /// Takes one key (a put with its value, or a delete) into `state`;
     /// anything this agent does not write is ignored with a warning.
-    fn apply(&mut self, state: &mut View, key: &[u8], value: Option<&[u8]>) {
+    fn apply(&mut self, state: &mut View, key: &[u8], value: Option<&[u8]>, revision: i64) {
         let text = String::from_utf8_lossy(key);
         let Some(rest) = text.strip_prefix(&self.settings.prefix) else {
             return;
@@ -540,7 +589,7 @@ impl Node {
                 let id = format!("{record}/{endpoint}");
                 state.overrides.remove(&id);
                 if let Some(value) = value {
-                    match override_value(&record, &endpoint, value) {
+                    match override_value(&record, &endpoint, value, revision) {
                         Ok(stored) => {
                             state.overrides.insert(id, stored);
                         }
@@ -596,7 +645,12 @@ fn remove_vote(state: &mut View, observation: &str, node: &str) {
     }
 }
 
-fn override_value(record: &str, endpoint: &str, value: &[u8]) -> Result<StoredOverride, String> {
+fn override_value(
+    record: &str,
+    endpoint: &str,
+    value: &[u8],
+    revision: i64,
+) -> Result<StoredOverride, String> {
     let endpoint = endpoint
         .parse()
         .map_err(|_| format!("{endpoint:?} is not an IP address"))?;
@@ -618,6 +672,7 @@ fn override_value(record: &str, endpoint: &str, value: &[u8]) -> Result<StoredOv
         endpoint,
         mode,
         until,
+        revision,
     })
 }
 
@@ -795,6 +850,7 @@ mod tests {
             "www.example.test.",
             "192.0.2.10",
             br#"{"mode":"drain","until":"2026-11-24T06:00:00Z"}"#,
+            7,
         )
         .unwrap();
         assert_eq!(o.mode, Mode::Drain);
@@ -805,6 +861,7 @@ mod tests {
             "www.example.test.",
             "2001:db8::1",
             br#"{"mode":"force-up"}"#,
+            8,
         )
         .unwrap();
         assert_eq!((forced.mode, forced.until), (Mode::ForceUp, None));
@@ -830,7 +887,7 @@ mod tests {
             ),
         ] {
             assert!(
-                override_value(record, endpoint, value).is_err(),
+                override_value(record, endpoint, value, 9).is_err(),
                 "{record} {endpoint} {}",
                 String::from_utf8_lossy(value)
             );

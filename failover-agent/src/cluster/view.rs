@@ -39,6 +39,9 @@ pub struct StoredOverride {
     pub endpoint: std::net::IpAddr,
     pub mode: crate::admin_state::Mode,
     pub until: Option<std::time::SystemTime>,
+    /// etcd's `mod_revision` of its key: an expired override is deleted
+    /// only if nobody rewrote it since.
+    pub revision: i64,
 }
 
 /// The cluster as this node sees it.
