@@ -359,6 +359,43 @@ fn without_etcd_each_node_follows_its_own_checks_and_agrees_again_after() -> Res
             net.agent_log(i)
         );
     }
+    // A drain needs etcd: refused, saying so and how to drain this node
+    // alone; with --local it applies here only, marked local.
+    let primary = PRIMARY.to_string();
+    let out = net.control(0, &["drain", "www.example.test.", &primary])?;
+    let said = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(!out.status.success(), "a drain without etcd succeeded");
+    assert!(
+        said.contains("etcd is unreachable") && said.contains("--local"),
+        "{said}"
+    );
+    eprintln!("drain without etcd: {}", said.trim());
+    assert_eq!(answer(&net, 0)?, [PRIMARY], "nothing changed");
+    let out = net.control(0, &["drain", "--local", "www.example.test.", &primary])?;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    wait_answer(&net, 0, &[SECONDARY], Duration::from_secs(1))?;
+    let drained = &status(&net, 0)?["records"][0]["endpoints"][0];
+    assert_eq!(
+        (&drained["admin"], &drained["admin_scope"]),
+        (&"drain".into(), &"local".into()),
+        "{drained}"
+    );
+    assert!(
+        String::from_utf8_lossy(&net.control(0, &["status"])?.stdout).contains("drain (local)")
+    );
+    hold_all_of(&net, &[1, 2], &[PRIMARY], Duration::from_millis(300))?;
+    let out = net.control(0, &["undrain", "--local", "www.example.test.", &primary])?;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    wait_answer(&net, 0, &[PRIMARY], Duration::from_secs(1))?;
+
     // A real failure is followed on each node's own view, and the recovery.
     net.kill_endpoint(SocketAddr::from((PRIMARY, PORT)))?;
     wait_all(&net, &[SECONDARY], Duration::from_secs(5))?;

@@ -95,12 +95,16 @@ enum Command {
         #[command(flatten)]
         until: UntilArgs,
         #[command(flatten)]
+        local: LocalArg,
+        #[command(flatten)]
         socket: SocketArg,
     },
     /// End a drain: the endpoint's health checks decide again.
     Undrain {
         record: String,
         endpoint: String,
+        #[command(flatten)]
+        local: LocalArg,
         #[command(flatten)]
         socket: SocketArg,
     },
@@ -113,6 +117,8 @@ enum Command {
         endpoint: String,
         #[command(flatten)]
         until: UntilArgs,
+        #[command(flatten)]
+        local: LocalArg,
         #[command(flatten)]
         socket: SocketArg,
     },
@@ -186,6 +192,15 @@ struct UntilArgs {
     /// Only for this long, e.g. 2h, 30m.
     #[arg(long = "for", value_name = "DURATION", id = "for_")]
     for_: Option<String>,
+}
+
+#[derive(clap::Args, Debug)]
+struct LocalArg {
+    /// With [cluster]: apply on this node only (its admin state), not in
+    /// etcd for every node, e.g. while etcd is unreachable. Status shows
+    /// it as local.
+    #[arg(long)]
+    local: bool,
 }
 
 #[derive(clap::Args, Debug)]
@@ -363,6 +378,7 @@ pub fn main() -> ExitCode {
             record,
             endpoint,
             until,
+            local,
             socket,
         } => control_command(
             &socket.control_socket,
@@ -370,16 +386,22 @@ pub fn main() -> ExitCode {
                 record,
                 endpoint,
                 until,
+                local: local.local,
             }),
             false,
         ),
         Command::Undrain {
             record,
             endpoint,
+            local,
             socket,
         } => control_command(
             &socket.control_socket,
-            Ok(crate::control::Request::Undrain { record, endpoint }),
+            Ok(crate::control::Request::Undrain {
+                record,
+                endpoint,
+                local: local.local,
+            }),
             false,
         ),
         Command::Force {
@@ -387,6 +409,7 @@ pub fn main() -> ExitCode {
             record,
             endpoint,
             until,
+            local,
             socket,
         } => {
             let state = match state {
@@ -403,6 +426,7 @@ pub fn main() -> ExitCode {
                     record,
                     endpoint,
                     until,
+                    local: local.local,
                 }),
             };
             control_command(&socket.control_socket, request, false)

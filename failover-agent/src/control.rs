@@ -50,9 +50,18 @@ pub enum Request {
         /// Without it, until undrained.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         until: Option<Until>,
+        /// With `[cluster]`: on this node only (its admin state), not
+        /// stored in etcd for every node.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        local: bool,
     },
     /// Ends a drain.
-    Undrain { record: String, endpoint: String },
+    Undrain {
+        record: String,
+        endpoint: String,
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        local: bool,
+    },
     /// Overrides an endpoint's health: `up`, `down`, or `clear` to end it.
     Force {
         state: ForceState,
@@ -60,10 +69,24 @@ pub enum Request {
         endpoint: String,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         until: Option<Until>,
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        local: bool,
     },
     /// From an agent starting on `iface` with its data plane pinned under
     /// `pin_root`: hand over (see [`crate::daemon::takeover`]).
     Handover { iface: String, pin_root: PathBuf },
+}
+
+impl Request {
+    /// A drain, undrain or force for this node only (`--local`).
+    pub fn local(&self) -> bool {
+        match self {
+            Request::Drain { local, .. }
+            | Request::Undrain { local, .. }
+            | Request::Force { local, .. } => *local,
+            Request::Status | Request::Handover { .. } => false,
+        }
+    }
 }
 
 /// When an override ends: RFC 3339 on the wire (`"2026-11-24T06:00:00Z"`),
@@ -203,6 +226,10 @@ pub struct EndpointReport {
     pub admin: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub admin_until: Option<String>,
+    /// With `[cluster]` and an override: "cluster" (stored in etcd, on
+    /// every node) or "local" (this node's admin state only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub admin_scope: Option<String>,
     /// In the answer now.
     pub answered: bool,
     /// The check and what it probes, e.g. "web (tcp 192.0.2.10:80)".
@@ -330,6 +357,9 @@ impl StatusReport {
                 }
                 if let Some(admin) = &e.admin {
                     line.push_str(&format!(" {admin}"));
+                    if let Some(scope) = &e.admin_scope {
+                        line.push_str(&format!(" ({scope})"));
+                    }
                     if let Some(until) = &e.admin_until {
                         line.push_str(&format!(" until {until}"));
                     }
@@ -624,6 +654,27 @@ mod tests {
     use super::*;
 
     #[test]
+    fn local_is_said_only_when_asked() {
+        let here: Request = serde_json::from_str(
+            r#"{"cmd":"undrain","record":"www.t.","endpoint":"192.0.2.1","local":true}"#,
+        )
+        .unwrap();
+        assert!(here.local());
+        let everywhere = Request::Drain {
+            record: "www.t.".into(),
+            endpoint: "192.0.2.1".into(),
+            until: None,
+            local: false,
+        };
+        assert!(!everywhere.local());
+        // Older agents refuse unknown fields: a plain drain stays as it was.
+        assert_eq!(
+            serde_json::to_string(&everywhere).unwrap(),
+            r#"{"cmd":"drain","record":"www.t.","endpoint":"192.0.2.1"}"#
+        );
+    }
+
+    #[test]
     fn protocol_is_one_json_object_per_line() {
         let r: Request = serde_json::from_str(
             r#"{"cmd":"drain","record":"www.t.","endpoint":"192.0.2.1","until":"2026-11-24T06:00:00Z"}"#,
@@ -636,7 +687,8 @@ mod tests {
                 endpoint: "192.0.2.1".into(),
                 until: Some(Until(
                     humantime::parse_rfc3339("2026-11-24T06:00:00Z").unwrap()
-                ))
+                )),
+                local: false,
             }
         );
         // The time goes out as it came in; one that is not a time is refused.
@@ -712,6 +764,7 @@ mod tests {
                 &Request::Undrain {
                     record: "a.t.".into(),
                     endpoint: "192.0.2.1".into(),
+                    local: false,
                 },
                 Duration::from_secs(5),
             )
@@ -728,7 +781,7 @@ mod tests {
         assert!(replies.0.ok && replies.0.status.is_some());
         assert_eq!(
             replies.1.message.as_deref(),
-            Some("Undrain { record: \"a.t.\", endpoint: \"192.0.2.1\" }")
+            Some("Undrain { record: \"a.t.\", endpoint: \"192.0.2.1\", local: false }")
         );
         assert!(replies.2.contains("bad request"), "{}", replies.2);
         agent.abort();

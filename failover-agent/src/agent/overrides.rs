@@ -10,6 +10,7 @@ use tokio::sync::mpsc;
 
 use super::Agent;
 use crate::admin_state::{AdminStore, Mode, normalise_record};
+use crate::cluster::ETCD_UNREACHABLE;
 use crate::control::{ControlMsg, ForceState, Reply, Request, Until};
 use crate::events::{Event, Override};
 use crate::publish::Publisher;
@@ -87,9 +88,10 @@ impl<P: Publisher> Agent<P> {
     }
 
     /// One request from the control socket: answered at once, or, for an
-    /// override with `[cluster]`, once etcd has stored it for every node.
+    /// override with `[cluster]`, once etcd has stored it for every node
+    /// (`--local`: on this node only, at once).
     pub(super) fn control_message(&mut self, msg: ControlMsg) {
-        if !self.clustered() || msg.request == Request::Status {
+        if !self.clustered() || msg.request == Request::Status || msg.request.local() {
             let reply = self.control_request(msg.request);
             let _ = msg.reply.send(reply);
             return;
@@ -142,6 +144,10 @@ impl<P: Publisher> Agent<P> {
             let reply = match stored.await {
                 Ok(Ok(())) => Reply::ok(format!(
                     "{name} {address}: {done} (stored in etcd: every node applies it)"
+                )),
+                // The operator's way out: this node alone, said in full.
+                Ok(Err(e)) if e.starts_with(ETCD_UNREACHABLE) => Reply::error(format!(
+                    "{e}; nothing changed. To apply it on this node only until etcd is back, run the same command with --local (kept in this node's admin state; status shows it as local)"
                 )),
                 Ok(Err(e)) => Reply::error(format!("{e}; nothing changed")),
                 Err(_) => Reply::error("the agent is stopping; nothing changed"),
@@ -242,15 +248,17 @@ impl<P: Publisher> Agent<P> {
                 record,
                 endpoint,
                 until,
+                ..
             } => (record, endpoint, Change::Set(Mode::Drain, until)),
-            Request::Undrain { record, endpoint } => {
-                (record, endpoint, Change::Clear(&[Mode::Drain]))
-            }
+            Request::Undrain {
+                record, endpoint, ..
+            } => (record, endpoint, Change::Clear(&[Mode::Drain])),
             Request::Force {
                 state,
                 record,
                 endpoint,
                 until,
+                ..
             } => match state {
                 ForceState::Up => (record, endpoint, Change::Set(Mode::ForceUp, until)),
                 ForceState::Down => (record, endpoint, Change::Set(Mode::ForceDown, until)),

@@ -144,6 +144,13 @@ impl<P: Publisher> Agent<P> {
                         admin_until: admin
                             .and_then(|(_, u)| u)
                             .map(|u| humantime::format_rfc3339_seconds(u).to_string()),
+                        admin_scope: admin.filter(|_| self.clustered()).map(|_| {
+                            match self.cluster_override(&record.name, endpoint.address, now) {
+                                Some(_) => "cluster",
+                                None => "local",
+                            }
+                            .to_string()
+                        }),
                         answered: answered.contains(&endpoint.address),
                         check: Some(format!("{} ({} {})", probe.check, probe.kind, probe.target)),
                         latency_ms: probe.status.last_latency.map(|l| l.as_secs_f64() * 1000.0),

@@ -29,6 +29,10 @@ use crate::checks::health::Health;
 use crate::config::Cluster;
 pub use view::{Standing, StoredOverride, Tally, View};
 
+/// How an override's refusal begins when etcd cannot be reached (rather
+/// than refusing it): the control socket offers `--local` then.
+pub const ETCD_UNREACHABLE: &str = "etcd is unreachable";
+
 /// What the agent asks of the cluster task.
 #[derive(Debug)]
 pub enum Request {

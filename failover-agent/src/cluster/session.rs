@@ -16,8 +16,8 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::{mpsc, watch};
 use tokio::time::{Instant, MissedTickBehavior, timeout};
 
-use super::Request;
 use super::view::{Key, Standing, StoredOverride, View, health_text, health_value, parse_key};
+use super::{ETCD_UNREACHABLE, Request};
 use crate::admin_state::Mode;
 use crate::checks::health::Health;
 use crate::config::Cluster;
@@ -120,7 +120,7 @@ pub async fn run(
                         node.mine.remove(&key);
                     }
                     Some(Request::Override { reply, .. }) => {
-                        let _ = reply.send(Err(format!("etcd is out of reach ({last_error})")));
+                        let _ = reply.send(Err(format!("{ETCD_UNREACHABLE} ({last_error})")));
                     }
                 },
             }
@@ -495,7 +495,12 @@ impl Node {
                 let failed = result.as_ref().err().map(|e| format!("{e:#}"));
                 let _ = reply.send(match &failed {
                     None => Ok(()),
-                    Some(e) => Err(format!("etcd: {e}")),
+                    // A write that got no answer in time: etcd is gone (the
+                    // session fails next); anything else is etcd's refusal.
+                    Some(e) if e.contains("no answer within") => {
+                        Err(format!("{ETCD_UNREACHABLE} ({e})"))
+                    }
+                    Some(e) => Err(format!("etcd refused it: {e}")),
                 });
                 result?;
             }
