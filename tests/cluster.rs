@@ -690,7 +690,11 @@ fn a_reload_observes_new_endpoints_and_withdraws_removed_ones() -> Result<()> {
     };
     // A third endpoint nothing serves; the secondary goes.
     for i in 0..3 {
-        let text = with(&net, i, &[(PRIMARY, 1), (THIRD, 3)]);
+        let mut text = with(&net, i, &[(PRIMARY, 1), (THIRD, 3)]);
+        if i == 0 {
+            // [cluster] is last: this key goes in it. Not applied, said so.
+            text.push_str("quorum = \"any\"\n");
+        }
         net.reload_agent(i, &text)?;
     }
     let third = |net: &ClusterNet, i: usize| -> Result<serde_json::Value> {
@@ -714,6 +718,15 @@ fn a_reload_observes_new_endpoints_and_withdraws_removed_ones() -> Result<()> {
         );
         assert!(net.agent_running(i), "ns{} died at the reload", i + 1);
     }
+    assert!(
+        net.agent_log(0).contains(
+            "reload: [cluster] changed (cluster.quorum): the cluster settings change only on a restart; the running ones stay"
+        ),
+        "{}",
+        net.agent_log(0)
+    );
+    assert_eq!(status(&net, 0)?["cluster"]["quorum"], "majority");
+    assert!(!net.agent_log(1).contains("reload: [cluster]"));
     // Nobody observes the secondary any more: its observations are gone.
     let gone = poll_until(Duration::from_secs(3), Duration::from_millis(50), || {
         let out = net.etcdctl(&["get", "/failover/health/", "--prefix", "--keys-only"])?;

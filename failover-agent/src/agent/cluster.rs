@@ -243,12 +243,25 @@ impl<P: Publisher> Agent<P> {
     /// At a reload, before the probes follow: observation keys for the new
     /// records; what is no longer observed is withdrawn.
     pub(super) fn cluster_rekey(&mut self) {
+        // As [server]: the running settings stay until a restart, and the
+        // reload says which keys it did not apply.
+        let running = self.cluster.as_ref().map(|c| c.member.settings().clone());
+        let changed =
+            crate::config::Cluster::changed_keys(running.as_ref(), self.config.cluster.as_ref());
+        if !changed.is_empty() {
+            warn!(
+                "reload: [cluster] {}: the cluster settings change only on a restart; the running ones stay (the rest is applied now)",
+                match (&running, &self.config.cluster) {
+                    (None, Some(_)) => "added".to_string(),
+                    (Some(_), None) => "removed".to_string(),
+                    _ => format!("changed ({})", changed.join(", ")),
+                }
+            );
+            self.config.cluster = running;
+        }
         let Some(c) = self.cluster.as_mut() else {
             return;
         };
-        if self.config.cluster.as_ref() != Some(c.member.settings()) {
-            warn!("reload: [cluster] changes need a restart; the running cluster settings stay");
-        }
         c.keys = observation_keys(&self.config);
         c.local = ClusterState::local_for(&self.config);
         let wanted: std::collections::HashSet<&String> = c.keys.iter().flatten().collect();

@@ -122,6 +122,52 @@ pub struct Cluster {
     pub tls: Option<ClusterTls>,
 }
 
+impl Cluster {
+    /// The keys of `[cluster]` that differ between `old` and `new` (a
+    /// section added or removed: every key it has), for a reload's
+    /// warning. Values are not shown: one is a password.
+    pub fn changed_keys(old: Option<&Cluster>, new: Option<&Cluster>) -> Vec<&'static str> {
+        let (a, b) = match (old, new) {
+            (None, None) => return Vec::new(),
+            (Some(_), None) | (None, Some(_)) => return vec!["cluster"],
+            (Some(a), Some(b)) => (a, b),
+        };
+        let tls = |c: &Cluster, part: fn(&ClusterTls) -> Option<&[u8]>| {
+            c.tls.as_ref().and_then(part).map(<[u8]>::to_vec)
+        };
+        let user = |c: &Cluster| c.user.as_ref().map(|(u, _)| u.clone());
+        let password = |c: &Cluster| c.user.as_ref().map(|(_, p)| p.clone());
+        [
+            ("cluster.etcd", a.etcd != b.etcd),
+            ("cluster.node", a.node != b.node),
+            ("cluster.prefix", a.prefix != b.prefix),
+            ("cluster.quorum", a.quorum != b.quorum),
+            ("cluster.lease_ttl", a.lease_ttl != b.lease_ttl),
+            ("cluster.checkers", a.checkers != b.checkers),
+            ("cluster.user", user(a) != user(b)),
+            ("cluster.password", password(a) != password(b)),
+            (
+                "cluster.tls.ca",
+                tls(a, |t| t.ca.as_deref()) != tls(b, |t| t.ca.as_deref()),
+            ),
+            (
+                "cluster.tls.cert",
+                tls(a, |t| t.identity.as_ref().map(|(c, _)| c.as_slice()))
+                    != tls(b, |t| t.identity.as_ref().map(|(c, _)| c.as_slice())),
+            ),
+            (
+                "cluster.tls.key",
+                tls(a, |t| t.identity.as_ref().map(|(_, k)| k.as_slice()))
+                    != tls(b, |t| t.identity.as_ref().map(|(_, k)| k.as_slice())),
+            ),
+        ]
+        .into_iter()
+        .filter(|(_, changed)| *changed)
+        .map(|(key, _)| key)
+        .collect()
+    }
+}
+
 pub const DEFAULT_PREFIX: &str = "/failover/";
 pub const DEFAULT_LEASE_TTL: Duration = Duration::from_secs(3);
 /// etcd grants no lease much shorter (its minimum TTL follows its election
@@ -464,6 +510,36 @@ port = 80
 
     fn parse(cluster: &str) -> Result<crate::config::Config, crate::config::ConfigError> {
         crate::config::Config::parse(&format!("{BASE}\n[cluster]\n{cluster}"), "test")
+    }
+
+    #[test]
+    fn a_reload_names_the_changed_keys() {
+        let base =
+            "etcd = [\"http://192.0.2.5:2379\"]\nnode = \"ns1\"\nuser = \"u\"\npassword = \"p\"";
+        let a = parse(base).unwrap().cluster.unwrap();
+        let b = parse(&format!("{base}\nquorum = \"any\"\nlease_ttl = \"5s\""))
+            .unwrap()
+            .cluster
+            .unwrap();
+        let c = parse(&base.replace("\"p\"", "\"q\""))
+            .unwrap()
+            .cluster
+            .unwrap();
+        assert_eq!(
+            Cluster::changed_keys(Some(&a), Some(&a)),
+            Vec::<&str>::new()
+        );
+        assert_eq!(
+            Cluster::changed_keys(Some(&a), Some(&b)),
+            ["cluster.quorum", "cluster.lease_ttl"]
+        );
+        assert_eq!(
+            Cluster::changed_keys(Some(&a), Some(&c)),
+            ["cluster.password"]
+        );
+        assert_eq!(Cluster::changed_keys(None, Some(&a)), ["cluster"]);
+        assert_eq!(Cluster::changed_keys(Some(&a), None), ["cluster"]);
+        assert!(Cluster::changed_keys(None, None).is_empty());
     }
 
     #[test]
