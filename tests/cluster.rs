@@ -888,3 +888,77 @@ fn agents_agree_through_etcd_over_tls_with_a_user_and_password() -> Result<()> {
     );
     Ok(())
 }
+
+#[test]
+fn nodes_with_different_configurations_are_told_apart() -> Result<()> {
+    let mut net = setup()?;
+    for i in 0..3 {
+        let mut text = config(&net, i, Some(("majority", 0)));
+        if i == 1 {
+            // ns2 fails over after 4 failures, the others after 3.
+            text = text.replace(&format!("fall = {FALL}"), &format!("fall = {}", FALL + 1));
+            assert!(text.contains(&format!("fall = {}", FALL + 1)), "{text}");
+        }
+        net.start_agent(i, &text)?;
+    }
+    wait_all(&net, &[PRIMARY], Duration::from_secs(10))?;
+    let mismatch = |net: &ClusterNet, i: usize| -> Result<serde_json::Value> {
+        Ok(status(net, i)?["cluster"]["config_mismatch"].clone())
+    };
+    let seen = poll_until(Duration::from_secs(5), Duration::from_millis(50), || {
+        Ok((mismatch(&net, 0)? == serde_json::json!(["ns2"])
+            && mismatch(&net, 1)? == serde_json::json!(["ns1", "ns3"]))
+        .then_some(()))
+    })?;
+    assert!(
+        seen.is_some(),
+        "ns1: {}, ns2: {}",
+        mismatch(&net, 0)?,
+        mismatch(&net, 1)?
+    );
+    let digest = |net: &ClusterNet, i: usize| -> Result<String> {
+        Ok(status(net, i)?["cluster"]["config_digest"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string())
+    };
+    assert_eq!(digest(&net, 0)?, digest(&net, 2)?);
+    assert_ne!(digest(&net, 0)?, digest(&net, 1)?);
+    // Logged once, naming both nodes, on both sides.
+    let warning = |of: &str, here: &str| {
+        format!("cluster: node {of}'s configuration differs from this node's ({here})")
+    };
+    assert_eq!(net.agent_log(0).matches(&warning("ns2", "ns1")).count(), 1);
+    assert_eq!(net.agent_log(1).matches(&warning("ns1", "ns2")).count(), 1);
+    assert_eq!(net.agent_log(1).matches(&warning("ns3", "ns2")).count(), 1);
+    assert!(!net.agent_log(0).contains(&warning("ns3", "ns1")));
+    // The same in the HTTP API and on /metrics.
+    let http = SocketAddr::from(([127, 0, 0, 1], 9153));
+    // Both read the status the agent publishes once a second.
+    let shown = poll_until(Duration::from_secs(3), Duration::from_millis(100), || {
+        let api = failover_tests::web::get(&net.nodes[0].netns, http, "/api/v1/status", None)?;
+        let api: serde_json::Value = serde_json::from_str(&api.body)?;
+        Ok((api["cluster"]["config_mismatch"] == serde_json::json!(["ns2"])).then_some(()))
+    })?;
+    assert!(shown.is_some(), "/api/v1/status of ns1 shows no mismatch");
+    let mut last = String::new();
+    let counted = poll_until(Duration::from_secs(3), Duration::from_millis(100), || {
+        last = failover_tests::web::get(&net.nodes[1].netns, http, "/metrics", None)?.body;
+        Ok(last
+            .contains("\nfailover_cluster_config_mismatch 2\n")
+            .then_some(()))
+    })?;
+    assert!(counted.is_some(), "{last}");
+    // ns2 reloads the others' configuration: they agree again.
+    let text = config(&net, 1, Some(("majority", 0)));
+    net.reload_agent(1, &text)?;
+    let agreed = poll_until(Duration::from_secs(5), Duration::from_millis(50), || {
+        Ok((mismatch(&net, 0)?.is_null() && mismatch(&net, 1)?.is_null()).then_some(()))
+    })?;
+    assert!(agreed.is_some(), "{}", net.agent_log(1));
+    assert!(
+        net.agent_log(0)
+            .contains("cluster: node ns2's configuration no longer differs from this node's (ns1)")
+    );
+    Ok(())
+}

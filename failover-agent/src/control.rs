@@ -183,6 +183,12 @@ pub struct ClusterReport {
     pub checkers: u32,
     /// Nodes whose lease is alive, by name.
     pub live: Vec<String>,
+    /// The digest of this node's records, checks, policies and quorum.
+    #[serde(default)]
+    pub config_digest: String,
+    /// Live nodes whose digest differs from this node's.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub config_mismatch: Vec<String>,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -308,6 +314,13 @@ impl StatusReport {
                 },
                 c.live.join(" ")
             ));
+            if !c.config_mismatch.is_empty() {
+                out.push_str(&format!(
+                    "cluster: CONFIGURATION DIFFERS on {} (this node's digest {}): they may answer differently\n",
+                    c.config_mismatch.join(" "),
+                    c.config_digest
+                ));
+            }
         }
         for r in &self.records {
             let answer = match r.answer.as_str() {

@@ -17,6 +17,7 @@ use crate::admin_state::{Mode, normalise_record};
 use crate::checks::health::Health;
 use crate::cluster::{Member, Request, Standing, View};
 use crate::config::Config;
+use crate::config::cluster::decision_digest;
 use crate::control::ClusterReport;
 use crate::events::{ClusterStanding, Event};
 use crate::publish::Publisher;
@@ -32,6 +33,11 @@ pub(super) struct ClusterState {
     pub(super) local: Vec<Vec<Health>>,
     /// The observation last sent per key.
     sent: HashMap<String, Health>,
+    /// This node's configuration digest, as published.
+    digest: String,
+    /// Live nodes whose configuration digest differs, with theirs: as last
+    /// logged.
+    mismatched: BTreeMap<String, String>,
 }
 
 /// `CHECK/TARGET` for every endpoint of every record: the same on every
@@ -137,7 +143,8 @@ impl<P: Publisher> Agent<P> {
                 settings.checkers.to_string()
             }
         );
-        let mut member = Member::start(settings);
+        let digest = decision_digest(&self.config);
+        let mut member = Member::start(settings, digest.clone());
         let view = member.view();
         self.cluster = Some(ClusterState {
             member,
@@ -145,6 +152,8 @@ impl<P: Publisher> Agent<P> {
             keys: observation_keys(&self.config),
             local: ClusterState::local_for(&self.config),
             sent: HashMap::new(),
+            digest,
+            mismatched: BTreeMap::new(),
         });
     }
 
@@ -203,6 +212,7 @@ impl<P: Publisher> Agent<P> {
             self.sync_probes();
             self.withdraw_unchecked();
         }
+        self.compare_configs();
         if c_overrides_changed(&old, self.cluster.as_ref().map(|c| &c.view)) {
             self.refresh_admin("cluster (etcd)");
         }
@@ -276,11 +286,47 @@ impl<P: Publisher> Agent<P> {
         }
     }
 
+    /// Warns once per change about live nodes whose configuration digest
+    /// differs from this node's (and says when they agree again): the same
+    /// observations would give them other answers.
+    fn compare_configs(&mut self) {
+        let Some(c) = self.cluster.as_mut() else {
+            return;
+        };
+        let now = c.view.config_mismatches(&c.digest);
+        if now == c.mismatched {
+            return;
+        }
+        let me = &c.view.node;
+        for (node, theirs) in &now {
+            if c.mismatched.get(node) != Some(theirs) {
+                warn!(
+                    "cluster: node {node}'s configuration differs from this node's ({me}): digest {theirs} there, {} here; records, checks, policies and quorum must be the same on every node, or they answer differently",
+                    c.digest
+                );
+            }
+        }
+        for node in c.mismatched.keys() {
+            if !now.contains_key(node) {
+                info!(
+                    "cluster: node {node}'s configuration no longer differs from this node's ({me})"
+                );
+            }
+        }
+        c.mismatched = now;
+    }
+
     /// After a reload's records are built: this node's probe health of each
     /// endpoint goes out, and the health the policy uses is the cluster's.
     pub(super) fn cluster_reloaded(&mut self) {
-        if self.cluster.is_none() {
+        let digest = decision_digest(&self.config);
+        let Some(c) = self.cluster.as_mut() else {
             return;
+        };
+        if c.digest != digest {
+            c.digest = digest.clone();
+            c.member.send(Request::Digest { digest });
+            self.compare_configs();
         }
         for r in 0..self.config.records.len() {
             for e in 0..self.config.records[r].endpoints.len() {
@@ -370,6 +416,8 @@ impl<P: Publisher> Agent<P> {
             quorum: c.view.quorum.to_string(),
             checkers: c.view.checkers,
             live: c.view.live.iter().cloned().collect(),
+            config_digest: c.digest.clone(),
+            config_mismatch: c.mismatched.keys().cloned().collect(),
         })
     }
 

@@ -40,6 +40,8 @@ pub enum Request {
     Observe { key: String, health: Health },
     /// This node no longer observes `key`.
     Withdraw { key: String },
+    /// This node's configuration digest changed (a reload).
+    Digest { digest: String },
     /// Sets (`Some`) or clears (`None`) an override for every node; the
     /// reply says whether etcd took it.
     Override {
@@ -60,15 +62,16 @@ pub struct Member {
 }
 
 impl Member {
-    /// Starts the cluster task on the current tokio runtime.
-    pub fn start(settings: Cluster) -> Member {
+    /// Starts the cluster task on the current tokio runtime; `digest` is
+    /// this node's configuration digest, published for the others.
+    pub fn start(settings: Cluster, digest: String) -> Member {
         let (requests, rx) = mpsc::unbounded_channel();
         let (view_tx, view) = watch::channel(View::new(
             settings.node.clone(),
             settings.quorum,
             settings.checkers,
         ));
-        let task = tokio::spawn(session::run(settings.clone(), rx, view_tx)).abort_handle();
+        let task = tokio::spawn(session::run(settings.clone(), digest, rx, view_tx)).abort_handle();
         Member {
             requests,
             view,

@@ -58,11 +58,14 @@ struct Node {
     last_error: Option<String>,
     /// Expired overrides (key id, revision) this node tried to delete.
     swept: HashSet<(String, i64)>,
+    /// This node's configuration digest (`config/NODE`).
+    digest: String,
 }
 
 /// Runs until the agent drops its end of `requests`.
 pub async fn run(
     settings: Cluster,
+    digest: String,
     mut requests: mpsc::UnboundedReceiver<Request>,
     view: watch::Sender<View>,
 ) {
@@ -77,6 +80,7 @@ pub async fn run(
         view,
         last_error: None,
         swept: HashSet::new(),
+        digest,
     };
     let mut failures: u32 = 0;
     let mut logged: Option<Instant> = None;
@@ -119,6 +123,7 @@ pub async fn run(
                     Some(Request::Withdraw { key }) => {
                         node.mine.remove(&key);
                     }
+                    Some(Request::Digest { digest }) => node.digest = digest,
                     Some(Request::Override { reply, .. }) => {
                         let _ = reply.send(Err(format!("{ETCD_UNREACHABLE} ({last_error})")));
                     }
@@ -227,7 +232,7 @@ impl Node {
             let _ = timeout(rpc, client.lease_revoke(lease)).await;
             return Err(e);
         }
-        let mut ops = Vec::new();
+        let mut ops = vec![self.digest_op(lease)];
         ops.extend(
             self.mine
                 .iter()
@@ -375,6 +380,15 @@ impl Node {
         }
     }
 
+    /// The put of this node's configuration digest, on its lease.
+    fn digest_op(&self, lease: i64) -> TxnOp {
+        TxnOp::put(
+            self.key(&format!("config/{}", self.settings.node)),
+            self.digest.clone(),
+            Some(PutOptions::new().with_lease(lease)),
+        )
+    }
+
     /// The put (or, for `None`, the delete) of this node's observation of `key`.
     fn observation_op(&self, key: &str, health: Option<Health>, lease: i64) -> TxnOp {
         let key = self.key(&format!("health/{}/{key}", self.settings.node));
@@ -449,6 +463,7 @@ impl Node {
         // The last word on each key wins.
         let mut changes: BTreeMap<String, Option<Health>> = BTreeMap::new();
         let mut overrides = Vec::new();
+        let mut new_digest = None;
         for request in batch {
             match request {
                 Request::Observe { key, health } => {
@@ -457,10 +472,15 @@ impl Node {
                 Request::Withdraw { key } => {
                     changes.insert(key, None);
                 }
+                Request::Digest { digest } => new_digest = Some(digest),
                 other => overrides.push(other),
             }
         }
         let mut ops = Vec::new();
+        if let Some(digest) = new_digest.filter(|d| *d != self.digest) {
+            self.digest = digest;
+            ops.push(self.digest_op(lease));
+        }
         for (key, health) in changes {
             let now = match health {
                 Some(health) => self.mine.insert(key.clone(), health) != Some(health),
@@ -575,6 +595,19 @@ impl Node {
             }
             (Key::Node(node), None) => {
                 state.live.remove(&node);
+            }
+            (Key::Config(node), Some(value)) => {
+                if value.len() <= 64 && value.iter().all(u8::is_ascii_hexdigit) {
+                    state
+                        .digests
+                        .insert(node, String::from_utf8_lossy(value).into_owned());
+                } else {
+                    self.warn_once(&text, "not a configuration digest (hexadecimal)");
+                    state.digests.remove(&node);
+                }
+            }
+            (Key::Config(node), None) => {
+                state.digests.remove(&node);
             }
             (Key::Health { node, observation }, Some(value)) => match health_value(value) {
                 Ok(health) => {

@@ -62,6 +62,8 @@ pub struct View {
     /// Why the standing is what it is, in words (set when it changes): for
     /// the log and the standing's event.
     pub reason: String,
+    /// Each node's configuration digest (`config/NODE`), by node.
+    pub digests: BTreeMap<String, String>,
 }
 
 /// One endpoint's votes and the result.
@@ -84,7 +86,20 @@ impl View {
             votes: BTreeMap::new(),
             overrides: BTreeMap::new(),
             reason: "not in contact with etcd yet".to_string(),
+            digests: BTreeMap::new(),
         }
+    }
+
+    /// The live nodes other than this one whose configuration digest is
+    /// not `mine`, with theirs.
+    pub fn config_mismatches(&self, mine: &str) -> BTreeMap<String, String> {
+        self.digests
+            .iter()
+            .filter(|(node, digest)| {
+                **node != self.node && self.live.contains(*node) && digest.as_str() != mine
+            })
+            .map(|(node, digest)| (node.clone(), digest.clone()))
+            .collect()
     }
 
     /// The votes of live nodes on `key` and the quorum's result.
@@ -171,6 +186,9 @@ pub enum Key {
     Health { node: String, observation: String },
     /// `overrides/RECORD/ENDPOINT`.
     Override { record: String, endpoint: String },
+    /// `config/NODE`: the digest of the node's configuration (the key
+    /// lives on its lease).
+    Config(String),
 }
 
 /// Parses `rest`, a key with the prefix taken off.
@@ -180,6 +198,7 @@ pub fn parse_key(rest: &str) -> Result<Key, String> {
         .ok_or_else(|| "not a key the agents write".to_string())?;
     match kind {
         "nodes" if valid_node(rest) => Ok(Key::Node(rest.to_string())),
+        "config" if valid_node(rest) => Ok(Key::Config(rest.to_string())),
         "health" => {
             let (node, observation) = rest
                 .split_once('/')
@@ -260,6 +279,20 @@ mod tests {
     }
 
     #[test]
+    fn live_nodes_with_another_digest_mismatch() {
+        let mut v = view(&["ns1", "ns2", "ns3"], &[]);
+        for (node, digest) in [("ns1", "aa"), ("ns2", "aa"), ("ns3", "bb"), ("ns4", "cc")] {
+            v.digests.insert(node.into(), digest.into());
+        }
+        // ns4 is not live; ns1 is this node.
+        assert_eq!(
+            v.config_mismatches("aa"),
+            BTreeMap::from([("ns3".to_string(), "bb".to_string())])
+        );
+        assert_eq!(v.config_mismatches("bb").len(), 1, "ns2 then");
+    }
+
+    #[test]
     fn rendezvous_moves_only_a_dead_nodes_keys() {
         let mut v = View::new("ns1".into(), Quorum::Majority, 1);
         v.standing = Standing::Joined;
@@ -296,6 +329,7 @@ mod tests {
     #[test]
     fn keys_parse_or_are_refused() {
         assert_eq!(parse_key("nodes/ns1"), Ok(Key::Node("ns1".into())));
+        assert_eq!(parse_key("config/ns2"), Ok(Key::Config("ns2".into())));
         assert_eq!(
             parse_key("health/ns2/web/[2001:db8::1]:80"),
             Ok(Key::Health {

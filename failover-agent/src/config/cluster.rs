@@ -168,6 +168,22 @@ impl Cluster {
     }
 }
 
+/// A digest of what decides answers: every record (name, type, policy and
+/// its options, endpoints, the check and its settings) and the quorum
+/// rules. Nodes of one cluster must agree on it, or the same observations
+/// lead them to different answers; they publish it to compare. Taken over
+/// the validated values, so formatting, comments and key order in the file
+/// do not count (the same agent version formats them the same way).
+pub fn decision_digest(config: &super::Config) -> String {
+    let quorum = config.cluster.as_ref().map(|c| (c.quorum, c.checkers));
+    let text = format!("{:?}\n{quorum:?}", config.records);
+    let digest = ring::digest::digest(&ring::digest::SHA256, text.as_bytes());
+    digest.as_ref()[..16]
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
 pub const DEFAULT_PREFIX: &str = "/failover/";
 pub const DEFAULT_LEASE_TTL: Duration = Duration::from_secs(3);
 /// etcd grants no lease much shorter (its minimum TTL follows its election
@@ -510,6 +526,29 @@ port = 80
 
     fn parse(cluster: &str) -> Result<crate::config::Config, crate::config::ConfigError> {
         crate::config::Config::parse(&format!("{BASE}\n[cluster]\n{cluster}"), "test")
+    }
+
+    #[test]
+    fn the_digest_follows_what_decides_answers_only() {
+        let cluster = "etcd = [\"http://192.0.2.5:2379\"]\nnode = \"ns1\"";
+        let a = decision_digest(&parse(cluster).unwrap());
+        assert_eq!(a.len(), 32);
+        assert!(a.bytes().all(|b| b.is_ascii_hexdigit()));
+        // Another node name, or etcd elsewhere: the same decisions.
+        let other = cluster
+            .replace("ns1", "ns2")
+            .replace("192.0.2.5", "192.0.2.6");
+        assert_eq!(decision_digest(&parse(&other).unwrap()), a);
+        // Another quorum, or another check: not.
+        assert_ne!(
+            decision_digest(&parse(&format!("{cluster}\nquorum = \"any\"")).unwrap()),
+            a
+        );
+        let text = format!("{BASE}\n[cluster]\n{cluster}").replace("port = 80", "port = 81");
+        assert_ne!(
+            decision_digest(&crate::config::Config::parse(&text, "test").unwrap()),
+            a
+        );
     }
 
     #[test]

@@ -518,6 +518,13 @@ fn encode_status(encoder: &mut DescriptorEncoder, status: &StatusReport) -> fmt:
         )?;
         family(
             encoder,
+            "failover_cluster_config_mismatch",
+            "Live nodes whose configuration digest (records, checks, policies, quorum) differs from this node's",
+            MetricType::Gauge,
+            [(NO_LABELS, cluster.config_mismatch.len() as f64)],
+        )?;
+        family(
+            encoder,
             "failover_cluster_live_nodes",
             "Nodes whose etcd lease is alive, as this node last saw them",
             MetricType::Gauge,
@@ -778,6 +785,7 @@ mod tests {
             node: "ns1".into(),
             standing: "alone".into(),
             live: vec!["ns1".into(), "ns2".into()],
+            config_mismatch: vec!["ns2".into()],
             ..Default::default()
         });
         let (_tx, rx) = watch::channel(Arc::new(report));
@@ -804,6 +812,7 @@ mod tests {
             r#"failover_cluster_standing{node="ns1",standing="alone"} 1"#,
             r#"failover_cluster_standing{node="ns1",standing="joined"} 0"#,
             "failover_cluster_live_nodes 2",
+            "failover_cluster_config_mismatch 1",
         ] {
             assert!(
                 text.lines().any(|l| l == line),
