@@ -56,7 +56,7 @@ pub enum Cookie {
 #[inline(always)]
 pub fn check<const L3: usize, const V6: bool>(
     ctx: &XdpContext,
-    query: &Query,
+    query: &mut Query,
     scratch: &mut Scratch,
     now: u64,
 ) -> Result<Cookie, Refusal> {
@@ -75,6 +75,8 @@ pub fn check<const L3: usize, const V6: bool>(
         (true, Cookie::None) => OPT_RR_LEN as u32,
         (true, _) => (OPT_RR_LEN + COOKIE_OPTION_LEN) as u32,
     };
+    // Read back through the same reference (ordered after the store).
+    query.opt_len = unsafe { core::ptr::read_volatile(&scratch.fields[COOKIE_FIELD]) } as usize & 0x3f;
     Ok(verdict)
 }
 

@@ -150,7 +150,7 @@ fn answer_query<const L3: usize, const V6: bool>(ctx: &XdpContext) -> Result<Cou
         Some(p) => unsafe { &mut *p },
         None => return Err(Refusal::Pass(Counter::PassMalformed)),
     };
-    let query = query::read_back(scratch);
+    let mut query = query::read_back(scratch);
     query::options(ctx.data(), ctx.data_end(), scratch).map_err(Refusal::Pass)?;
     // SAFETY: the helper has no preconditions.
     let now = unsafe { aya_ebpf::helpers::bpf_ktime_get_ns() };
@@ -158,7 +158,7 @@ fn answer_query<const L3: usize, const V6: bool>(ctx: &XdpContext) -> Result<Cou
     // Only a query about to be answered is worth summing.
     checksum::udp_verified::<L3, V6>(ctx.data(), ctx.data_end()).map_err(Refusal::Pass)?;
     // A valid server cookie proves the source address: never limited.
-    let limit = if cookie::check::<L3, V6>(ctx, &query, scratch, now)? == Cookie::Valid {
+    let limit = if cookie::check::<L3, V6>(ctx, &mut query, scratch, now)? == Cookie::Valid {
         Limit::Answer
     } else {
         rate_limit::check::<L3, V6>(ctx.data(), ctx.data_end(), now)?

@@ -46,6 +46,9 @@ pub struct Query {
     pub dnssec_ok: bool,
     /// Largest UDP message the client accepts.
     pub max_udp_size: usize,
+    /// Length of the answer's OPT: 0 without EDNS, the bare OPT, or with a
+    /// COOKIE option (set by `cookie::check`).
+    pub opt_len: usize,
 }
 
 /// Leaves the query's fields in the per-CPU scratch, for the answer program
@@ -78,6 +81,7 @@ pub fn read_back(scratch: &Scratch) -> Query {
         edns: read(4) != 0,
         dnssec_ok: read(5) != 0,
         max_udp_size: read(6) as usize & 0xffff,
+        opt_len: 0,
     }
 }
 
@@ -333,6 +337,7 @@ pub fn validate<const L3: usize, const V6: bool>(
         edns: false,
         dnssec_ok: false,
         max_udp_size: PLAIN_UDP_SIZE as usize,
+        opt_len: 0,
     };
     if arcount == 0 {
         if opt_off != msg_end {

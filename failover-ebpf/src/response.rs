@@ -18,9 +18,9 @@ use failover_common::{
 
 use crate::{
     checksum,
-    maps::{COOKIE_SCRATCH, FRAME_COPY, FRAME_COPY_LEN, SCRATCH},
+    maps::{COOKIE_SCRATCH, FRAME_COPY, FRAME_COPY_LEN},
     packet::*,
-    query::{COOKIE_FIELD, Query},
+    query::Query,
 };
 
 /// The OPT record we append: root owner, type, class, TTL, RDLENGTH.
@@ -200,14 +200,8 @@ pub const FLAG_TC: u16 = 0x0200;
 /// The answer's OPT length, as cookie.rs left it: 0 without EDNS, 11, or
 /// 39 with a COOKIE option.
 #[inline(always)]
-fn opt_len(_query: &Query) -> usize {
-    match SCRATCH.get(0) {
-        Some(s) => {
-            let len = unsafe { core::ptr::read_volatile(&s.fields[COOKIE_FIELD]) };
-            len as usize & 0x3f
-        }
-        None => 0,
-    }
+fn opt_len(query: &Query) -> usize {
+    query.opt_len
 }
 
 /// Resizes the frame for a DNS message of `dns_len` bytes and turns the
