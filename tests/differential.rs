@@ -278,7 +278,7 @@ fn kernel_and_userspace_answer_every_query_alike() {
     for _ in 0..queries {
         let mut g = generator.generate();
         // Every other 24-byte cookie becomes a valid one of ours.
-        if g.index % 2 == 0 {
+        if g.index.is_multiple_of(2) {
             make_server_cookie_valid(&mut g.query);
         }
         let frame = g.query.frame();
