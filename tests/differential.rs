@@ -21,12 +21,20 @@
 //!   kernel passing it is a difference too: the test cannot go green by the
 //!   kernel passing everything.
 //!
+//! Cookies are on on both sides, with one secret and one clock second:
+//! the kernel's COOKIE option must be byte for byte userspace's (client
+//! cookie alone, a valid server cookie, a foreign one; malformed lengths
+//! are userspace's FORMERR, which the kernel passes).
+//!
 //! Seed: FAILOVER_DIFF_SEED (decimal, 0x-hex or "random"); count:
 //! FAILOVER_DIFF_QUERIES. Needs root (BPF).
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
+
+use failover_agent::serve::cookies::{Cookies, server_cookie};
 
 use failover_agent::serve::{AnswerTable, Responder as Userspace, Transport};
 use failover_tests::compare::{check_reply_frame, hex, semantic_diff, weighted_choices};
@@ -34,7 +42,7 @@ use failover_tests::r#gen::{
     Generated, Layout, NameKind, QueryGen, TYPE_A, TYPE_AAAA, TYPE_HTTPS, Universe, count_from_env,
     feed, name_text, seed_from_env, test_config, type_name,
 };
-use failover_tests::packets::check_answer;
+use failover_tests::packets::{CLIENT_IP, CLIENT_IP6, Query, check_answer, query_cookie};
 use failover_tests::xdp::{XDP_PASS, XDP_TX, XdpProgram};
 use hickory_proto::op::{Message, MessageType, ResponseCode};
 use hickory_proto::rr::{RData, Record};
@@ -138,8 +146,8 @@ impl Stats {
 }
 
 /// The size of `answer` as the kernel would encode it: owners as a pointer
-/// to the question, names in RDATA (the SOA's) uncompressed, an OPT with no
-/// options.
+/// to the question, names in RDATA (the SOA's) uncompressed, an OPT with
+/// at most a COOKIE option.
 fn kernel_encoding_len(answer: &Message) -> usize {
     let question: usize = answer
         .queries()
@@ -158,7 +166,15 @@ fn kernel_encoding_len(answer: &Message) -> usize {
         .chain(answer.name_servers())
         .map(|r| 2 + 10 + rdata(r))
         .sum();
-    12 + question + records + if answer.extensions().is_some() { 11 } else { 0 }
+    // The OPT, and in it the COOKIE option (code, length, 8 + 16 bytes).
+    let opt = answer.extensions().as_ref().map_or(0, |edns| {
+        11 + if edns.options().as_ref().is_empty() {
+            0
+        } else {
+            28
+        }
+    });
+    12 + question + records + opt
 }
 
 /// Is `g` a query the kernel is built to answer, if its answer fits?
@@ -172,18 +188,64 @@ fn kernel_should_answer(g: &Generated, universe: &Universe) -> bool {
             .is_none_or(|o| o.version == 0 && !carries_userspace_option(&o.options))
 }
 
-/// Does an OPT's option list hold EDNS Client Subnet (code 8) or COOKIE
-/// (code 10)? The kernel leaves those queries to userspace, which validates
-/// Client Subnet and answers cookies with a server cookie.
+/// Does an OPT's option list hold EDNS Client Subnet (code 8), a COOKIE
+/// option of a malformed length, or two COOKIE options? The kernel leaves
+/// those queries to userspace, which validates Client Subnet and answers
+/// a malformed cookie with FORMERR.
 fn carries_userspace_option(mut options: &[u8]) -> bool {
+    let mut cookies = 0;
     while options.len() >= 4 {
-        if options[..2] == [0, 8] || options[..2] == [0, 10] {
+        let len = usize::from(u16::from_be_bytes([options[2], options[3]]));
+        if options[..2] == [0, 8] {
             return true;
         }
-        let len = usize::from(u16::from_be_bytes([options[2], options[3]]));
+        if options[..2] == [0, 10] {
+            cookies += 1;
+            if len != 8 && !(16..=40).contains(&len) {
+                return true;
+            }
+        }
         options = options.get(4 + len..).unwrap_or(&[]);
     }
-    false
+    cookies > 1
+}
+
+/// The server secret both sides share, and the Unix second both read.
+const COOKIE_SECRET: [u8; 16] = *b"differential key";
+const COOKIE_NOW: u32 = 1_800_000_000;
+
+/// The query's source address, as the kernel and the server see it.
+fn client_of(query: &Query) -> IpAddr {
+    match query.src_ip {
+        Some(ip) => ip,
+        None if query.ipv6 => IpAddr::V6(CLIENT_IP6),
+        None => IpAddr::V4(CLIENT_IP),
+    }
+}
+
+/// Replaces the server cookie of a 24-byte COOKIE option in `query` with
+/// one our secret made for its client a minute ago.
+fn make_server_cookie_valid(query: &mut Query) {
+    let client = client_of(query);
+    let Some(opt) = query.opt.as_mut() else {
+        return;
+    };
+    let mut at = 0;
+    while at + 4 <= opt.options.len() {
+        let len = usize::from(u16::from_be_bytes([
+            opt.options[at + 2],
+            opt.options[at + 3],
+        ]));
+        if opt.options[at..at + 2] == [0, 10] && len == 24 && at + 4 + len <= opt.options.len() {
+            let value = at + 4;
+            let mut client_cookie = [0u8; 8];
+            client_cookie.copy_from_slice(&opt.options[value..value + 8]);
+            let server = server_cookie(&COOKIE_SECRET, &client_cookie, client, COOKIE_NOW - 60);
+            opt.options[value + 8..value + 24].copy_from_slice(&server);
+            return;
+        }
+        at += 4 + len;
+    }
 }
 
 #[test]
@@ -198,22 +260,42 @@ fn kernel_and_userspace_answer_every_query_alike() {
     feed(&config, &mut kernel.dataplane).expect("fill the kernel map");
     let mut table = AnswerTable::new();
     feed(&config, &mut table).expect("fill the userspace table");
-    let userspace = Userspace::new(table);
+    let cookies = Arc::new(Cookies::with_secret(COOKIE_SECRET));
+    kernel
+        .dataplane
+        .set_cookies(Some(&cookies))
+        .expect("write the cookie secret");
+    let userspace = Userspace::new(table).with_cookies(Some(cookies));
     let universe = Universe::of(&config);
     let mut generator = QueryGen::new(universe.clone(), seed);
 
     let mut stats = Stats::default();
     let mut differences: Vec<String> = Vec::new();
     let start = Instant::now();
+    // Kernel answers to queries with a COOKIE option: client cookie alone,
+    // with a valid server cookie of ours, with another.
+    let mut cookie_answers = [0u64; 3];
     for _ in 0..queries {
-        let g = generator.generate();
+        let mut g = generator.generate();
+        // Every other 24-byte cookie becomes a valid one of ours.
+        if g.index.is_multiple_of(2) {
+            make_server_cookie_valid(&mut g.query);
+        }
         let frame = g.query.frame();
         let message = g.message();
+        // One clock second on both sides, beaten anew so that the kernel's
+        // stays within it.
+        kernel
+            .dataplane
+            .beat_with_unix_time(u64::from(COOKIE_NOW) * 1_000_000_000 + 500_000_000)
+            .expect("heartbeat");
 
         let t0 = Instant::now();
         let run = kernel.run(&frame).expect("BPF_PROG_TEST_RUN");
         let t1 = Instant::now();
-        let user = userspace.answer(&message, Transport::Udp);
+        let user = userspace
+            .answer_at(&message, Transport::Udp, client_of(&g.query), COOKIE_NOW)
+            .map(|(bytes, _)| bytes);
         let t2 = Instant::now();
         let choices = weighted_choices(userspace.answers(), &message);
         let outcome = judge(
@@ -225,6 +307,25 @@ fn kernel_and_userspace_answer_every_query_alike() {
             &universe,
             choices.as_deref(),
         );
+        if let (XDP_TX, Some(opt)) = (run.verdict, &g.query.opt)
+            && let Some(cookie) = query_cookie(&opt.options)
+        {
+            let valid = cookie.len() == 24
+                && server_cookie(
+                    &COOKIE_SECRET,
+                    cookie[..8].try_into().expect("8 bytes"),
+                    client_of(&g.query),
+                    COOKIE_NOW - 60,
+                )[..]
+                    == cookie[8..];
+            cookie_answers[if cookie.len() == 8 {
+                0
+            } else if valid {
+                1
+            } else {
+                2
+            }] += 1;
+        }
         if let (Some(choices), XDP_TX, Ok(())) = (&choices, run.verdict, &outcome) {
             stats.count_pick(&g, choices, &run.frame[Layout::of(&g.query).dns()..]);
         }
@@ -255,6 +356,11 @@ fn kernel_and_userspace_answer_every_query_alike() {
         }
     }
     stats.print(seed, start.elapsed());
+    println!(
+        "  kernel answers with a COOKIE option: {} client cookie alone, {} valid server cookie, \
+         {} foreign server cookie",
+        cookie_answers[0], cookie_answers[1], cookie_answers[2]
+    );
     assert!(
         differences.is_empty(),
         "{} difference(s) between kernel and userspace (seed {seed:#x}; first {MAX_DIFFERENCES} \
@@ -276,6 +382,14 @@ fn kernel_and_userspace_answer_every_query_alike() {
                 "{name}: the kernel never picked some weighted choice in {asked} answers: {picks:?}"
             );
         }
+    }
+    // The kernel answered every kind of cookie (when the run is long
+    // enough to have sent each a few times).
+    if queries >= 10_000 {
+        assert!(
+            cookie_answers.iter().all(|&n| n >= 20),
+            "kernel answers with cookies: {cookie_answers:?}"
+        );
     }
     // Both halves of the comparison must have been exercised.
     let a = &stats.all;

@@ -346,7 +346,7 @@ fn fixtures() -> Vec<Fixture> {
             Answer(mail.clone(), 300),
         ),
         fixture(
-            "EDNS with a cookie option: userspace answers it with a server cookie",
+            "EDNS with a cookie option, no secret in the cookie map (front mode): passed",
             q(POOL).with_opt(Opt {
                 options: [&[0u8, 10, 0, 8][..], &[7; 8]].concat(),
                 ..Opt::new(1400)
@@ -354,7 +354,7 @@ fn fixtures() -> Vec<Fixture> {
             Pass(PassCookie),
         ),
         fixture(
-            "EDNS with a client and server cookie, after another option",
+            "EDNS with a client and server cookie, after another option, front mode",
             q(POOL).with_opt(Opt {
                 options: [&[0u8, 12, 0, 2, 0, 0, 0, 10, 0, 24][..], &[7; 24]].concat(),
                 ..Opt::new(1232)
@@ -1614,4 +1614,334 @@ fn without_a_rate_limit_nothing_is_limited() {
         assert_eq!(xdp.run(&frame).unwrap().verdict, XDP_TX);
     }
     assert_eq!(xdp.counter(Counter::RateLimited).unwrap(), 0);
+}
+
+// ---------------------------------------------------------------------------
+// DNS cookies (RFC 7873), server cookies as RFC 9018 makes them.
+
+/// The server secret of the cookie fixtures, and the one before a rotation.
+const COOKIE_SECRET: [u8; 16] = *b"failover secret!";
+const OLD_SECRET: [u8; 16] = [0x5a; 16];
+/// The Unix second the program's clock reads in the cookie fixtures.
+const COOKIE_NOW: u32 = 1_800_000_000;
+const CLIENT_COOKIE: [u8; 8] = [0x24, 0x64, 0xc4, 0xab, 0xcf, 0x10, 0xc9, 0x57];
+
+/// An OPT whose options are `options` (each: code, then its bytes).
+fn opt_with(options: &[(u16, &[u8])]) -> Opt {
+    let mut bytes = Vec::new();
+    for (code, value) in options {
+        bytes.extend(code.to_be_bytes());
+        bytes.extend((value.len() as u16).to_be_bytes());
+        bytes.extend(*value);
+    }
+    Opt {
+        options: bytes,
+        ..Opt::new(1232)
+    }
+}
+
+fn with_cookie(query: Query, cookie: &[u8]) -> Query {
+    query.with_opt(opt_with(&[(10, cookie)]))
+}
+
+/// The client's address as the program sees the query's source.
+fn client_of(query: &Query) -> IpAddr {
+    match query.src_ip {
+        Some(ip) => ip,
+        None if query.ipv6 => IpAddr::V6(failover_tests::packets::CLIENT_IP6),
+        None => IpAddr::V4(CLIENT_IP),
+    }
+}
+
+/// A server cookie `secret` made for `query`'s client at `stamped`.
+fn made(secret: &[u8; 16], query: &Query, stamped: u32) -> Vec<u8> {
+    use failover_agent::serve::cookies::server_cookie;
+    [
+        &CLIENT_COOKIE[..],
+        &server_cookie(secret, &CLIENT_COOKIE, client_of(query), stamped),
+    ]
+    .concat()
+}
+
+/// The fixture program answering cookies with `cookies`' secrets, its
+/// clock in the middle of `COOKIE_NOW`.
+fn cookie_program(cookies: &failover_agent::serve::cookies::Cookies) -> XdpProgram {
+    let mut xdp = program();
+    xdp.dataplane.set_cookies(Some(cookies)).unwrap();
+    xdp
+}
+
+/// Runs `query` at `COOKIE_NOW`: the verdict, the frame, the counters bumped.
+fn run_at_cookie_now(xdp: &mut XdpProgram, query: &Query) -> (Run, Vec<Counter>) {
+    // Beaten anew each run: the run stays within the second.
+    xdp.dataplane
+        .beat_with_unix_time(COOKIE_NOW as u64 * 1_000_000_000 + 500_000_000)
+        .unwrap();
+    let before = Counter::ALL.map(|c| xdp.counter(c).unwrap());
+    let run = xdp.run(&query.frame()).unwrap();
+    let after = Counter::ALL.map(|c| xdp.counter(c).unwrap());
+    let bumped = Counter::ALL
+        .iter()
+        .zip(before.iter().zip(&after))
+        .filter(|(_, (b, a))| a != b)
+        .map(|(c, _)| *c)
+        .collect();
+    (run, bumped)
+}
+
+/// Every frame shape: IPv4, IPv6, and IPv4 behind a VLAN tag.
+fn shapes(query: Query) -> Vec<(&'static str, Query)> {
+    vec![
+        ("IPv4", query.clone()),
+        ("IPv6", query.clone().v6()),
+        ("VLAN", query.tagged(42)),
+    ]
+}
+
+/// The kernel answers a query with a COOKIE option with the option the
+/// userspace server would send (the client cookie and a fresh server
+/// cookie under the current secret, stamped now), byte for byte; a
+/// server cookie is judged as userspace judges it (the answer is the same
+/// either way, RFC 7873 5.2.3/5.2.4); what userspace answers with FORMERR
+/// the kernel passes untouched.
+#[test]
+fn cookies_are_answered_with_the_server_cookie_userspace_makes() {
+    use failover_agent::serve::cookies::Cookies;
+    let cookies = Cookies::with_secret(OLD_SECRET);
+    assert!(cookies.rotate_to(COOKIE_SECRET));
+    let mut xdp = cookie_program(&cookies);
+    let mut failures = Vec::new();
+    let answered = |q: &Query| -> Vec<u8> { made(&COOKIE_SECRET, q, COOKIE_NOW) };
+    for (shape, base) in shapes(Query::a(WWW)) {
+        let mut cases: Vec<(&str, Query, Option<Vec<u8>>)> = vec![
+            (
+                "client cookie alone",
+                with_cookie(base.clone(), &CLIENT_COOKIE),
+                None,
+            ),
+            (
+                "valid server cookie, 10 minutes old",
+                with_cookie(base.clone(), &made(&COOKIE_SECRET, &base, COOKIE_NOW - 600)),
+                None,
+            ),
+            (
+                "valid under the secret before the rotation",
+                with_cookie(base.clone(), &made(&OLD_SECRET, &base, COOKIE_NOW - 30)),
+                None,
+            ),
+            (
+                "a forged server cookie",
+                with_cookie(base.clone(), &{
+                    let mut c = made(&COOKIE_SECRET, &base, COOKIE_NOW - 30);
+                    c[23] ^= 1;
+                    c
+                }),
+                None,
+            ),
+            (
+                "expired (an hour and a second old)",
+                with_cookie(
+                    base.clone(),
+                    &made(&COOKIE_SECRET, &base, COOKIE_NOW - 3601),
+                ),
+                None,
+            ),
+            (
+                "stamped more than 5 minutes ahead",
+                with_cookie(base.clone(), &made(&COOKIE_SECRET, &base, COOKIE_NOW + 301)),
+                None,
+            ),
+            (
+                "a server cookie of 8 bytes (another server's)",
+                with_cookie(base.clone(), &[&CLIENT_COOKIE[..], &[9; 8]].concat()),
+                None,
+            ),
+            (
+                "a server cookie of 32 bytes",
+                with_cookie(base.clone(), &[&CLIENT_COOKIE[..], &[9; 32]].concat()),
+                None,
+            ),
+            (
+                "after another option, DO set",
+                base.clone().with_opt(Opt {
+                    dnssec_ok: true,
+                    ..opt_with(&[(12, &[0, 0]), (10, &CLIENT_COOKIE)])
+                }),
+                None,
+            ),
+            (
+                "SERVFAIL answer",
+                with_cookie(Query::a(BROKEN), &CLIENT_COOKIE),
+                None,
+            ),
+            (
+                "NODATA answer (odd SOA length)",
+                with_cookie(Query::a(WWW).with_qtype(RTYPE_AAAA), &CLIENT_COOKIE),
+                None,
+            ),
+            (
+                "odd-length name",
+                with_cookie(Query::a(MAIL), &CLIENT_COOKIE),
+                None,
+            ),
+        ];
+        // The fixed cases are IPv4 queries; give them this shape.
+        for case in cases.iter_mut().skip(9) {
+            case.1.ipv6 = base.ipv6;
+            case.1.vlan = base.vlan;
+        }
+        for (name, query, _) in cases {
+            let (run, bumped) = run_at_cookie_now(&mut xdp, &query);
+            let want_counter = if query.qname == wire_name(BROKEN) {
+                Counter::AnsweredServfail
+            } else if query.qtype == RTYPE_AAAA {
+                Counter::AnsweredNodata
+            } else {
+                Counter::Answered
+            };
+            let outcome = if run.verdict != XDP_TX {
+                Err(format!("verdict {}, counters {bumped:?}", run.verdict))
+            } else if bumped != [want_counter] {
+                Err(format!(
+                    "counters bumped {bumped:?}, want [{want_counter:?}]"
+                ))
+            } else {
+                let checked = if want_counter == Counter::AnsweredServfail {
+                    check_answer_rcode(&query, &run.frame, ResponseCode::ServFail)
+                } else {
+                    check_answer(&query, &run.frame)
+                };
+                match checked {
+                    Err(e) => Err(format!("{e:#}")),
+                    Ok(a) if a.cookie.as_deref() != Some(&answered(&query)[..]) => Err(format!(
+                        "COOKIE option {}, want {}",
+                        a.cookie.as_deref().map_or("none".into(), hex),
+                        hex(&answered(&query))
+                    )),
+                    Ok(_) => Ok(()),
+                }
+            };
+            if let Err(e) = outcome {
+                failures.push(format!("{shape}, {name}: {e}\n  out: {}", hex(&run.frame)));
+            }
+        }
+        // RFC 7873 5.2.2: a malformed length is a FORMERR (userspace's);
+        // two COOKIE options are odd enough to leave to it as well.
+        let passed: Vec<(&str, Query)> = vec![
+            ("3-byte cookie", with_cookie(base.clone(), &[7; 3])),
+            ("9-byte cookie", with_cookie(base.clone(), &[7; 9])),
+            ("15-byte cookie", with_cookie(base.clone(), &[7; 15])),
+            ("41-byte cookie", with_cookie(base.clone(), &[7; 41])),
+            (
+                "two COOKIE options",
+                base.clone()
+                    .with_opt(opt_with(&[(10, &CLIENT_COOKIE), (10, &CLIENT_COOKIE)])),
+            ),
+        ];
+        for (name, query) in passed {
+            let (run, bumped) = run_at_cookie_now(&mut xdp, &query);
+            if run.verdict != XDP_PASS
+                || bumped != [Counter::PassCookie]
+                || run.frame != query.frame()
+            {
+                failures.push(format!(
+                    "{shape}, {name}: verdict {} counters {bumped:?} (want an untouched pass, \
+                     pass_cookie)",
+                    run.verdict
+                ));
+            }
+        }
+    }
+    // An IPv4-mapped IPv6 source: userspace hashes it as IPv4; no real
+    // client sends from one. Passed.
+    let mapped = Query {
+        src_ip: Some("::ffff:198.51.100.2".parse().unwrap()),
+        ..with_cookie(Query::a(WWW).v6(), &CLIENT_COOKIE)
+    };
+    let (run, bumped) = run_at_cookie_now(&mut xdp, &mapped);
+    if run.verdict != XDP_PASS || bumped != [Counter::PassCookie] {
+        failures.push(format!(
+            "IPv4-mapped source: verdict {} counters {bumped:?}",
+            run.verdict
+        ));
+    }
+    assert!(
+        failures.is_empty(),
+        "{} case(s) failed:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+}
+
+/// With cookies off in the server, the program ignores COOKIE options as
+/// the server does: a plain answer, no option; never written (front mode),
+/// it passes them to the server in front of which it runs.
+#[test]
+fn without_cookies_the_option_is_ignored_and_in_front_mode_passed() {
+    let query = with_cookie(Query::a(WWW), &CLIENT_COOKIE);
+    let mut xdp = program();
+    let (run, bumped) = run_at_cookie_now(&mut xdp, &query);
+    assert_eq!((run.verdict, bumped), (XDP_PASS, vec![Counter::PassCookie]));
+    assert_eq!(run.frame, query.frame());
+    xdp.dataplane.set_cookies(None).unwrap();
+    let (run, bumped) = run_at_cookie_now(&mut xdp, &query);
+    assert_eq!((run.verdict, bumped), (XDP_TX, vec![Counter::Answered]));
+    // check_answer wants the option echoed when the query had one: judge
+    // the OPT here instead.
+    // Ethernet, IPv4 and UDP headers: 42 bytes.
+    let dns = &run.frame[42..];
+    let m = hickory_proto::op::Message::from_vec(dns).expect("the answer parses");
+    let edns = m.extensions().as_ref().expect("an OPT");
+    assert!(
+        edns.options().as_ref().is_empty(),
+        "options {:?}",
+        edns.options()
+    );
+    assert_eq!(m.answers().len(), 1);
+}
+
+/// A valid server cookie proves the source: such queries are answered
+/// past the rate limit, while the same source's queries without one are
+/// limited (slipped or dropped).
+#[test]
+fn a_valid_server_cookie_is_exempt_from_the_rate_limit() {
+    use failover_agent::serve::cookies::Cookies;
+    pin_to_cpu(0).unwrap();
+    let cookies = Cookies::with_secret(COOKIE_SECRET);
+    let mut xdp = cookie_program(&cookies);
+    xdp.dataplane
+        .set_rate_limit(Some(&rate_limit(2, false, &[])))
+        .unwrap();
+    let base = Query::a(WWW);
+    let valid = with_cookie(base.clone(), &made(&COOKIE_SECRET, &base, COOKIE_NOW - 5));
+    let client_only = with_cookie(base.clone(), &CLIENT_COOKIE);
+    // Spend the burst.
+    for _ in 0..BURST {
+        let (run, _) = run_at_cookie_now(&mut xdp, &client_only);
+        assert_eq!(run.verdict, XDP_TX);
+    }
+    let mut limited = 0;
+    for i in 0..20 {
+        let (run, bumped) = run_at_cookie_now(&mut xdp, &valid);
+        assert_eq!(
+            (run.verdict, bumped.as_slice()),
+            (XDP_TX, &[Counter::Answered][..]),
+            "valid cookie #{i}"
+        );
+        let a = check_answer(&valid, &run.frame).unwrap();
+        assert_eq!(a.cookie, Some(made(&COOKIE_SECRET, &base, COOKIE_NOW)));
+        let (run, bumped) = run_at_cookie_now(&mut xdp, &client_only);
+        if bumped.contains(&Counter::RateLimited) {
+            limited += 1;
+            if run.verdict == XDP_TX {
+                // Slipped: TC=1, the cookie still in its OPT.
+                let a = check_truncated(&client_only, &run.frame, ResponseCode::NoError).unwrap();
+                assert_eq!(a.cookie, Some(made(&COOKIE_SECRET, &base, COOKIE_NOW)));
+            }
+        }
+    }
+    assert_eq!(
+        limited, 20,
+        "every client-cookie query past the burst is limited"
+    );
 }

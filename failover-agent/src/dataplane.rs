@@ -11,7 +11,7 @@ use anyhow::{Context as _, Result, bail};
 use aya::{
     Ebpf, EbpfLoader,
     maps::{
-        Array, HashMap, MapData, MapError, PerCpuArray,
+        Array, HashMap, MapData, MapError, PerCpuArray, ProgramArray,
         lpm_trie::{Key as PrefixKey, LpmTrie},
     },
     programs::{
@@ -22,15 +22,17 @@ use aya::{
 };
 use failover_common::{
     ADDR_REFUSED_SOURCE, ADDR_SERVICE_53, AnswerSet, CHECK_BY_MAP, CHECK_DST_MAC, CHECK_SOURCE,
-    COUNTER_COUNT, Counter, FAMILY_V4, FAMILY_V6, HOST_ADDRS_V4, HOST_ADDRS_V6, Heartbeat,
-    HostConfig, MAP_COUNTERS, MAP_HEARTBEAT, MAP_HOST, MAP_RATE_EXEMPT, MAP_RATE_LIMIT,
-    MAP_RECORDS, MAP_SERVICES, MAP_ZONES, MAX_SERVICES, PROGRAM_XDP, RateLimit, RecordKey,
+    COOKIES_ANSWER, COOKIES_IGNORE, COUNTER_COUNT, CookieSecrets, Counter, FAMILY_V4, FAMILY_V6,
+    HOST_ADDRS_V4, HOST_ADDRS_V6, Heartbeat, HostConfig, MAP_ANSWER_PROGRAM, MAP_COOKIES,
+    MAP_COUNTERS, MAP_HEARTBEAT, MAP_HOST, MAP_RATE_EXEMPT, MAP_RATE_LIMIT, MAP_RECORDS,
+    MAP_SERVICES, MAP_ZONES, MAX_SERVICES, PROGRAM_XDP, PROGRAM_XDP_ANSWER, RateLimit, RecordKey,
     SERVICE_BROADCAST, SERVICE_HOST_ADDRESS, SERVICE_LISTEN, SERVICE_WILDCARD, ServiceKey,
 };
 
 use crate::config::RateLimitSettings;
 use crate::dns::name::record_key;
 use crate::pin::{self, Lock};
+use crate::serve::cookies::Cookies;
 use failover_common::ZoneSoa;
 
 /// The XDP object built by build.rs from failover-ebpf (never stale: see build.rs).
@@ -56,6 +58,11 @@ pub struct Dataplane {
     heartbeat: Array<MapData, Heartbeat>,
     rate_limit: Array<MapData, RateLimit>,
     rate_exempt: LpmTrie<MapData, [u8; 16], u8>,
+    cookies: Array<MapData, CookieSecrets>,
+    /// Slot 0 holds this object's answer program. The table empties when
+    /// its last user descriptor or pin goes (the kernel breaks program
+    /// cycles so), so a pinned data plane pins it too (`JUMP_TABLE`).
+    answer_program: aya::maps::Map,
     /// Written with every heartbeat.
     hold: std::time::Duration,
     attached: Option<XdpLinkId>,
@@ -75,17 +82,33 @@ pub const PINNED_MAPS: [&str; 6] = [
     MAP_HEARTBEAT,
 ];
 
+/// The pin of the attached program's answer jump table, beside the link.
+pub const JUMP_TABLE: &str = "answer_program";
+
 use crate::config::DEFAULT_DATAPLANE_HOLD as DEFAULT_HOLD;
 
 /// CLOCK_MONOTONIC in nanoseconds: the clock of `bpf_ktime_get_ns`.
 pub fn monotonic_ns() -> u64 {
+    clock_ns(libc::CLOCK_MONOTONIC)
+}
+
+/// CLOCK_REALTIME minus CLOCK_MONOTONIC (wrapping): what the program adds
+/// to `bpf_ktime_get_ns` for Unix time (see `Heartbeat`).
+pub fn unix_offset_ns() -> u64 {
+    let mono = monotonic_ns();
+    clock_ns(libc::CLOCK_REALTIME).wrapping_sub(mono)
+}
+
+fn clock_ns(clock: libc::clockid_t) -> u64 {
     let mut ts = libc::timespec {
         tv_sec: 0,
         tv_nsec: 0,
     };
     // SAFETY: clock_gettime writes the timespec we own.
-    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
-    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
+    unsafe { libc::clock_gettime(clock, &mut ts) };
+    (ts.tv_sec as u64)
+        .wrapping_mul(1_000_000_000)
+        .wrapping_add(ts.tv_nsec as u64)
 }
 
 /// A data plane pinned in bpffs ([`crate::pin`]).
@@ -185,6 +208,23 @@ impl Dataplane {
         program
             .load()
             .context("the kernel verifier rejected the XDP program")?;
+        let answer_half: &mut Xdp = ebpf
+            .program_mut(PROGRAM_XDP_ANSWER)
+            .context("XDP object has no answer program")?
+            .try_into()?;
+        answer_half
+            .load()
+            .context("the kernel verifier rejected the XDP answer program")?;
+        let mut answer_program = ebpf
+            .take_map(MAP_ANSWER_PROGRAM)
+            .context("XDP object has no answer jump table")?;
+        let answer_half: &Xdp = ebpf
+            .program(PROGRAM_XDP_ANSWER)
+            .context("XDP object has no answer program")?
+            .try_into()?;
+        ProgramArray::try_from(&mut answer_program)?
+            .set(0, answer_half.fd()?, 0)
+            .context("putting the answer program in its jump table")?;
         let records = HashMap::try_from(
             ebpf.take_map(MAP_RECORDS)
                 .context("XDP object has no record map")?,
@@ -217,8 +257,14 @@ impl Dataplane {
             ebpf.take_map(MAP_RATE_EXEMPT)
                 .context("XDP object has no rate limit exempt map")?,
         )?;
+        let cookies = Array::try_from(
+            ebpf.take_map(MAP_COOKIES)
+                .context("XDP object has no cookie map")?,
+        )?;
         Ok(Self {
             ebpf,
+            cookies,
+            answer_program,
             records,
             zones,
             counters,
@@ -231,6 +277,14 @@ impl Dataplane {
             attached: None,
             pinned,
         })
+    }
+
+    /// One of the object's loaded programs by name.
+    pub fn ebpf_program(&self, name: &str) -> &Xdp {
+        self.ebpf
+            .program(name)
+            .and_then(|p| p.try_into().ok())
+            .expect("checked in load()")
     }
 
     /// The loaded XDP program, e.g. for BPF_PROG_TEST_RUN.
@@ -246,6 +300,26 @@ impl Dataplane {
     /// is one (adoption: the kernel never stops answering), else attaches
     /// and pins the link.
     pub fn attach(&mut self, iface: &str, mode: AttachMode) -> Result<()> {
+        self.attach_program(iface, mode)?;
+        if let Some(pinned) = &self.pinned {
+            // The attached program's jump table outlives this agent with
+            // the link; the table of the program it replaced goes.
+            let path = pinned.dir.join(JUMP_TABLE);
+            match std::fs::remove_file(&path) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => {
+                    return Err(e).with_context(|| format!("removing {}", path.display()));
+                }
+            }
+            self.answer_program
+                .pin(&path)
+                .with_context(|| format!("pinning the answer jump table at {}", path.display()))?;
+        }
+        Ok(())
+    }
+
+    fn attach_program(&mut self, iface: &str, mode: AttachMode) -> Result<()> {
         if self.attached.is_some() || self.pinned.as_ref().is_some_and(|p| p.link.is_some()) {
             bail!("the XDP program is already attached");
         }
@@ -420,8 +494,9 @@ impl Dataplane {
         self.hold = hold;
     }
 
-    /// Writes a heartbeat: now, and the hold. The program answers from the
-    /// maps only while the last one is younger than the hold.
+    /// Writes a heartbeat: now, the hold, and the offset of Unix time. The
+    /// program answers from the maps only while the last one is younger
+    /// than the hold.
     pub fn beat(&mut self) -> Result<()> {
         self.beat_at(monotonic_ns())
     }
@@ -429,9 +504,22 @@ impl Dataplane {
     /// Writes a heartbeat taken at `at_ns` (CLOCK_MONOTONIC), e.g. a stale
     /// one for the packet fixtures.
     pub fn beat_at(&mut self, at_ns: u64) -> Result<()> {
+        self.write_beat(at_ns, unix_offset_ns())
+    }
+
+    /// Writes a heartbeat of now after which the program's Unix clock
+    /// reads `unix_ns` (nanoseconds since the epoch) now: server cookies
+    /// stamped at a chosen second, for tests.
+    pub fn beat_with_unix_time(&mut self, unix_ns: u64) -> Result<()> {
+        let now = monotonic_ns();
+        self.write_beat(now, unix_ns.wrapping_sub(now))
+    }
+
+    fn write_beat(&mut self, at_ns: u64, unix_offset_ns: u64) -> Result<()> {
         let value = Heartbeat {
             at_ns,
             hold_ns: self.hold.as_nanos().min(u64::MAX as u128) as u64,
+            unix_offset_ns,
         };
         self.heartbeat
             .set(0, value, 0)
@@ -469,6 +557,37 @@ impl Dataplane {
             .context("writing the rate limit")
     }
 
+    /// Writes how the program treats COOKIE options: `Some`: it checks and
+    /// issues server cookies with the secrets `cookies` holds now (the
+    /// userspace server's); `None`: the server has cookies off, and the
+    /// program ignores COOKIE options as it does. Never written (front
+    /// mode, where another server answers what the program passes), the
+    /// program passes every query with a COOKIE option up. Before
+    /// attaching, and again at every rotation ([`CookieWriter`]).
+    pub fn set_cookies(&mut self, cookies: Option<&Cookies>) -> Result<()> {
+        self.cookies
+            .set(0, cookie_value(cookies), 0)
+            .context("writing the cookie secrets")
+    }
+
+    /// A second handle on the cookie map, for the task that rotates the
+    /// secret (it must not wait for whoever owns the data plane).
+    pub fn cookie_writer(&self) -> Result<CookieWriter> {
+        use aya::maps::IterableMap as _;
+        use std::os::fd::AsFd as _;
+        let fd = self
+            .cookies
+            .map()
+            .fd()
+            .as_fd()
+            .try_clone_to_owned()
+            .context("duplicating the cookie map's descriptor")?;
+        let map = MapData::from_fd(fd).context("opening the cookie map again")?;
+        let cookies = Array::try_from(aya::maps::Map::Array(map))
+            .context("the cookie map is not an array")?;
+        Ok(CookieWriter { cookies })
+    }
+
     /// Packet counters summed over all CPUs, in `Counter::ALL` order.
     pub fn counters(&self) -> Result<Vec<(Counter, u64)>> {
         sum_counters(&self.counters)
@@ -490,6 +609,44 @@ impl Dataplane {
         let counters = PerCpuArray::try_from(aya::maps::Map::PerCpuArray(map))
             .context("the counter map is not a per-CPU array")?;
         Ok(CounterReader { counters })
+    }
+}
+
+/// Writes the kernel's cookie secrets apart from the [`Dataplane`].
+pub struct CookieWriter {
+    cookies: Array<MapData, CookieSecrets>,
+}
+
+impl CookieWriter {
+    /// As [`Dataplane::set_cookies`] with `Some(cookies)`.
+    pub fn write(&mut self, cookies: &Cookies) -> Result<()> {
+        self.cookies
+            .set(0, cookie_value(Some(cookies)), 0)
+            .context("writing the cookie secrets")
+    }
+}
+
+/// The cookie map's value for the server's `cookies` (`None`: off).
+fn cookie_value(cookies: Option<&Cookies>) -> CookieSecrets {
+    let Some(cookies) = cookies else {
+        return CookieSecrets {
+            mode: COOKIES_IGNORE,
+            ..CookieSecrets::pass()
+        };
+    };
+    // SipHash's key words: little-endian halves of the 16 bytes.
+    let words = |k: &[u8; 16]| {
+        [
+            u64::from_le_bytes(k[..8].try_into().expect("8 bytes")),
+            u64::from_le_bytes(k[8..].try_into().expect("8 bytes")),
+        ]
+    };
+    let (current, previous) = cookies.secrets();
+    CookieSecrets {
+        mode: COOKIES_ANSWER,
+        has_previous: u32::from(previous.is_some()),
+        current: words(&current),
+        previous: previous.as_ref().map_or([0; 2], words),
     }
 }
 

@@ -8,7 +8,7 @@
 /// Bump whenever a map key, value or counter index changes meaning. Anything that
 /// persists maps (pin paths, dumps) must include it so an old layout is never
 /// reused by a new program.
-pub const LAYOUT_VERSION: u32 = 10;
+pub const LAYOUT_VERSION: u32 = 11;
 
 /// Longest domain name in wire format, terminating root label included (RFC 1035 3.1).
 pub const MAX_NAME_WIRE_LEN: usize = 255;
@@ -46,8 +46,14 @@ pub const MAP_HOST: &str = "HOST";
 pub const MAP_HEARTBEAT: &str = "HEARTBEAT";
 pub const MAP_RATE_LIMIT: &str = "RATE_LIMIT";
 pub const MAP_RATE_EXEMPT: &str = "RATE_EXEMPT";
+pub const MAP_COOKIES: &str = "COOKIES";
+/// The jump table whose slot 0 holds `PROGRAM_XDP_ANSWER`.
+pub const MAP_ANSWER_PROGRAM: &str = "ANSWER_PROGRAM";
 /// Name of the XDP program that answers queries.
 pub const PROGRAM_XDP: &str = "failover_xdp";
+/// The answer half of the packet path, entered from `PROGRAM_XDP` by tail
+/// call once a query is validated.
+pub const PROGRAM_XDP_ANSWER: &str = "failover_xdp_answer";
 /// A pass-through XDP program (XDP_TX on veth needs one on the peer).
 pub const PROGRAM_PASS: &str = "failover_pass";
 
@@ -180,11 +186,18 @@ impl HostConfig {
 /// answers nothing (every query passes up, `Counter::PassAgentGone`): a data
 /// plane whose agent is gone stops answering from answer sets nobody keeps
 /// true. All zero (never written): nothing is answered.
+///
+/// `unix_offset_ns` is CLOCK_REALTIME minus CLOCK_MONOTONIC (wrapping) as
+/// the agent read them at the beat: the program's Unix time, for the
+/// timestamps of DNS server cookies, is `bpf_ktime_get_ns() +
+/// unix_offset_ns`. Refreshed with every beat, it follows the agent's
+/// clock (NTP steps included) within a second.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Heartbeat {
     pub at_ns: u64,
     pub hold_ns: u64,
+    pub unix_offset_ns: u64,
 }
 
 /// Key of the record map: a lowercased wire-format name and the query type.
@@ -356,6 +369,46 @@ pub struct RateBucket {
     pub _pad: u32,
 }
 
+/// `CookieSecrets::mode`: never written (all zero): queries with a COOKIE
+/// option pass up the stack (`Counter::PassCookie`), whose DNS server
+/// answers them.
+pub const COOKIES_PASS: u32 = 0;
+/// `CookieSecrets::mode`: cookies are off in the agent's server, which
+/// ignores COOKIE options; so does the program.
+pub const COOKIES_IGNORE: u32 = 1;
+/// `CookieSecrets::mode`: the program checks and issues server cookies
+/// (RFC 7873, RFC 9018) with the secrets the agent's server uses.
+pub const COOKIES_ANSWER: u32 = 2;
+
+/// The one value of the cookie map: how the program treats COOKIE options
+/// and, in `COOKIES_ANSWER` mode, the server secrets.
+///
+/// Each secret is the 16-byte SipHash-2-4 key as its two little-endian
+/// 64-bit words (k0 from bytes 0..8, k1 from bytes 8..16, as SipHash
+/// reads a key). `previous` is used only when `has_previous` is 1: a
+/// cookie made before the last rotation is still accepted. Written by the
+/// agent at start and at every rotation; unused fields are zero.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CookieSecrets {
+    /// `COOKIES_PASS`, `COOKIES_IGNORE` or `COOKIES_ANSWER`.
+    pub mode: u32,
+    pub has_previous: u32,
+    pub current: [u64; 2],
+    pub previous: [u64; 2],
+}
+
+impl CookieSecrets {
+    pub const fn pass() -> Self {
+        Self {
+            mode: COOKIES_PASS,
+            has_previous: 0,
+            current: [0; 2],
+            previous: [0; 2],
+        }
+    }
+}
+
 /// Per-CPU packet counters, indexed by `Counter as u32`.
 ///
 /// Every packet the XDP program sees increments exactly one of them (its
@@ -423,8 +476,9 @@ pub enum Counter {
     RateLimited = 17,
 
     // ---- DNS cookies ----
-    /// A query carrying a COOKIE option (RFC 7873): the kernel does not
-    /// compute server cookies, userspace answers it with one.
+    /// A query carrying a COOKIE option (RFC 7873) the program leaves to
+    /// the stack: no secret in the cookie map (`COOKIES_PASS`), a malformed
+    /// length (userspace answers FORMERR), or more than one COOKIE option.
     PassCookie = 18,
 }
 
@@ -507,6 +561,7 @@ mod pod {
     unsafe impl aya::Pod for super::Heartbeat {}
     unsafe impl aya::Pod for super::RateLimit {}
     unsafe impl aya::Pod for super::RateBucket {}
+    unsafe impl aya::Pod for super::CookieSecrets {}
 }
 
 // No implicit padding: size equals the sum of the fields.
@@ -527,6 +582,7 @@ const _: () = assert!(
 );
 // The program masks list indexes with `HOST_ADDRS_* - 1`.
 const _: () = assert!(HOST_ADDRS_V4.is_power_of_two() && HOST_ADDRS_V6.is_power_of_two());
-const _: () = assert!(core::mem::size_of::<Heartbeat>() == 16);
+const _: () = assert!(core::mem::size_of::<Heartbeat>() == 24);
+const _: () = assert!(core::mem::size_of::<CookieSecrets>() == 4 + 4 + 16 + 16);
 const _: () = assert!(core::mem::size_of::<RateLimit>() == 4 + 4 + 8 + 8 + 4 + 4 + 16);
 const _: () = assert!(core::mem::size_of::<RateBucket>() == 16);

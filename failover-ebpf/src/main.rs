@@ -13,6 +13,7 @@
 #![no_main]
 
 mod checksum;
+mod cookie;
 mod host;
 mod maps;
 mod packet;
@@ -23,11 +24,12 @@ mod select;
 
 use aya_ebpf::{bindings::xdp_action, macros::xdp, programs::XdpContext};
 use failover_common::{
-    ANSWER_ADDRS, ANSWER_NODATA, ANSWER_SERVFAIL, ANSWER_WEIGHTED, Counter, QTYPE_A, QTYPE_AAAA,
+    ANSWER_ADDRS, AnswerSet, ANSWER_NODATA, ANSWER_SERVFAIL, ANSWER_WEIGHTED, Counter, QTYPE_A, QTYPE_AAAA,
 };
 
 use crate::{
-    maps::{RECORDS, SCRATCH, ZONES, agent_alive, count},
+    cookie::Cookie,
+    maps::{ANSWER_PROGRAM, RECORDS, SCRATCH, ZONES, agent_alive, count},
     packet::{ETH_LEN, ETH_TYPE, ETHERTYPE_IPV4, ETHERTYPE_IPV6, ETHERTYPE_VLAN, VLAN_TAG_LEN},
     rate_limit::Limit,
     response::Refusal,
@@ -35,7 +37,29 @@ use crate::{
 
 #[xdp]
 pub fn failover_xdp(ctx: XdpContext) -> u32 {
-    match respond(&ctx) {
+    verdict(respond(&ctx, Stage::Validate))
+}
+
+/// The second half of the path for queries that carry a COOKIE option,
+/// entered by tail call from `failover_xdp` once the query is validated:
+/// a program of its own, so that SipHash and the longer OPT have their own
+/// stack and verifier budget. It reads the validated query back from the
+/// per-CPU scratch, which the tail call leaves as it was (same CPU, same
+/// packet, same object's maps).
+/// The second half of the path, entered by tail call from `failover_xdp`
+/// once the query is validated: a program of its own, so that the answer
+/// path (cookies, rate limit, rewrite) has its own verifier budget beside
+/// the parser's. It reads the validated query back from the per-CPU
+/// scratch, which the tail call leaves as it was (same CPU, same packet,
+/// the same object's maps).
+#[xdp]
+pub fn failover_xdp_answer(ctx: XdpContext) -> u32 {
+    verdict(respond(&ctx, Stage::Answer))
+}
+
+#[inline(always)]
+fn verdict(result: Result<Counter, Refusal>) -> u32 {
+    match result {
         Ok(outcome) => {
             count(outcome);
             xdp_action::XDP_TX
@@ -51,11 +75,18 @@ pub fn failover_xdp(ctx: XdpContext) -> u32 {
     }
 }
 
+/// Which program runs: the entry point, or the answer half.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Stage {
+    Validate,
+    Answer,
+}
+
 /// Picks the frame shape; each shape is its own constant-offset instance.
 /// Returns the counter of what was sent (answers by kind: addresses,
 /// NODATA, SERVFAIL; or a slipped answer).
 #[inline(always)]
-fn respond(ctx: &XdpContext) -> Result<Counter, Refusal> {
+fn respond(ctx: &XdpContext, stage: Stage) -> Result<Counter, Refusal> {
     let data = ctx.data();
     let data_end = ctx.data_end();
     let not_dns = Refusal::Pass(Counter::PassNotDnsTransport);
@@ -64,14 +95,14 @@ fn respond(ctx: &XdpContext) -> Result<Counter, Refusal> {
     }
     let ethertype = unsafe { packet::read_be16(data + ETH_TYPE) };
     match ethertype {
-        ETHERTYPE_IPV4 => answer_query::<ETH_LEN, false>(ctx),
-        ETHERTYPE_IPV6 => answer_query::<ETH_LEN, true>(ctx),
+        ETHERTYPE_IPV4 => shape::<ETH_LEN, false>(ctx, stage),
+        ETHERTYPE_IPV6 => shape::<ETH_LEN, true>(ctx, stage),
         ETHERTYPE_VLAN => {
             // One 802.1Q tag; the answer keeps it. Stacked tags are passed.
             let inner = unsafe { packet::read_be16(data + ETH_TYPE + VLAN_TAG_LEN) };
             match inner {
-                ETHERTYPE_IPV4 => answer_query::<{ ETH_LEN + VLAN_TAG_LEN }, false>(ctx),
-                ETHERTYPE_IPV6 => answer_query::<{ ETH_LEN + VLAN_TAG_LEN }, true>(ctx),
+                ETHERTYPE_IPV4 => shape::<{ ETH_LEN + VLAN_TAG_LEN }, false>(ctx, stage),
+                ETHERTYPE_IPV6 => shape::<{ ETH_LEN + VLAN_TAG_LEN }, true>(ctx, stage),
                 _ => Err(not_dns),
             }
         }
@@ -79,10 +110,21 @@ fn respond(ctx: &XdpContext) -> Result<Counter, Refusal> {
     }
 }
 
-/// One frame shape's whole path: validate, look up, rate limit, select,
-/// rewrite.
 #[inline(always)]
-fn answer_query<const L3: usize, const V6: bool>(ctx: &XdpContext) -> Result<Counter, Refusal> {
+fn shape<const L3: usize, const V6: bool>(
+    ctx: &XdpContext,
+    stage: Stage,
+) -> Result<Counter, Refusal> {
+    match stage {
+        Stage::Validate => validate_query::<L3, V6>(ctx),
+        Stage::Answer => answer_query::<L3, V6>(ctx),
+    }
+}
+
+/// One frame shape's first half: validate (the key and the query's fields
+/// land in the per-CPU scratch), then on to `failover_xdp_answer`.
+#[inline(always)]
+fn validate_query<const L3: usize, const V6: bool>(ctx: &XdpContext) -> Result<Counter, Refusal> {
     let scratch = match SCRATCH.get_ptr_mut(0) {
         Some(p) => unsafe { &mut *p },
         None => return Err(Refusal::Pass(Counter::PassMalformed)),
@@ -91,23 +133,66 @@ fn answer_query<const L3: usize, const V6: bool>(ctx: &XdpContext) -> Result<Cou
     let on_loopback = ctx.ingress_ifindex() == LOOPBACK_IFINDEX;
     let query = query::validate::<L3, V6>(ctx.data(), ctx.data_end(), on_loopback, scratch)
         .map_err(Refusal::Pass)?;
-    let query = query::launder(query, scratch);
+    query::store(query, scratch);
+    // A constant index: the JIT makes this a direct jump.
+    // SAFETY: on success the answer program ends this packet's run.
+    unsafe { ANSWER_PROGRAM.tail_call(ctx, 0) };
+    // The slot empties only when no agent or pin holds the table any more:
+    // no agent keeps the answer sets true.
+    Err(Refusal::Pass(Counter::PassAgentGone))
+}
+
+/// One frame shape's second half: look up, judge the cookie, rate limit,
+/// select, rewrite.
+#[inline(always)]
+fn answer_query<const L3: usize, const V6: bool>(ctx: &XdpContext) -> Result<Counter, Refusal> {
+    let scratch = match SCRATCH.get_ptr_mut(0) {
+        Some(p) => unsafe { &mut *p },
+        None => return Err(Refusal::Pass(Counter::PassMalformed)),
+    };
+    let mut query = query::read_back(scratch);
+    query::options(ctx.data(), ctx.data_end(), scratch).map_err(Refusal::Pass)?;
     // SAFETY: the helper has no preconditions.
     let now = unsafe { aya_ebpf::helpers::bpf_ktime_get_ns() };
+    let set = answer_set(now, scratch)?;
+    // Only a query about to be answered is worth summing.
+    checksum::udp_verified::<L3, V6>(ctx.data(), ctx.data_end()).map_err(Refusal::Pass)?;
+    // A valid server cookie proves the source address: never limited.
+    let limit = if cookie::check::<L3, V6>(ctx, &mut query, scratch, now)? == Cookie::Valid {
+        Limit::Answer
+    } else {
+        rate_limit::check::<L3, V6>(ctx.data(), ctx.data_end(), now)?
+    };
+    answer_within::<L3, V6>(ctx, &query, set, scratch, limit)
+}
+
+/// The answer set for the key in `scratch`, while an agent keeps the sets
+/// true.
+#[inline(always)]
+fn answer_set(now: u64, scratch: &maps::Scratch) -> Result<&'static AnswerSet, Refusal> {
     // No agent keeps the answer sets true: everything goes up the stack.
-    if !agent_alive(now) {
+    if agent_alive(now).is_none() {
         return Err(Refusal::Pass(Counter::PassAgentGone));
     }
     // By reference on purpose: by value would copy the 258-byte key onto the
     // 512-byte BPF stack.
     #[allow(clippy::needless_borrows_for_generic_args)]
-    let set = match RECORDS.get_ptr(&scratch.key) {
-        Some(p) => unsafe { &*p },
-        None => return Err(Refusal::Pass(Counter::PassNameNotInMap)),
-    };
-    // Only a query about to be answered is worth summing.
-    checksum::udp_verified::<L3, V6>(ctx.data(), ctx.data_end()).map_err(Refusal::Pass)?;
-    if rate_limit::check::<L3, V6>(ctx.data(), ctx.data_end(), now)? == Limit::Slip {
+    match RECORDS.get_ptr(&scratch.key) {
+        Some(p) => Ok(unsafe { &*p }),
+        None => Err(Refusal::Pass(Counter::PassNameNotInMap)),
+    }
+}
+
+/// The answer, or within the rate limit's verdict a slipped one.
+#[inline(always)]
+fn answer_within<const L3: usize, const V6: bool>(
+    ctx: &XdpContext,
+    query: &query::Query,
+    set: &AnswerSet,
+    scratch: &mut maps::Scratch,
+    limit: Limit,
+) -> Result<Counter, Refusal> {
+    if limit == Limit::Slip {
         // What userspace sends when an answer does not fit: the header
         // (TC=1, the answer's AA and RCODE), the question, the OPT.
         let flags = if set.kind == ANSWER_SERVFAIL {
@@ -115,10 +200,10 @@ fn answer_query<const L3: usize, const V6: bool>(ctx: &XdpContext) -> Result<Cou
         } else {
             response::FLAGS_AA_NOERROR | response::FLAG_TC
         };
-        response::header_only::<L3, V6>(ctx, &query, flags)?;
+        response::header_only::<L3, V6>(ctx, query, flags)?;
         return Ok(Counter::RateLimitSlipped);
     }
-    answer_from_set::<L3, V6>(ctx, &query, set, scratch)
+    answer_from_set::<L3, V6>(ctx, query, set, scratch)
 }
 
 /// The answer `set` makes for `query`, written over the frame.
@@ -126,7 +211,7 @@ fn answer_query<const L3: usize, const V6: bool>(ctx: &XdpContext) -> Result<Cou
 fn answer_from_set<const L3: usize, const V6: bool>(
     ctx: &XdpContext,
     query: &query::Query,
-    set: &failover_common::AnswerSet,
+    set: &AnswerSet,
     scratch: &mut maps::Scratch,
 ) -> Result<Counter, Refusal> {
     let stored = set.count as usize;

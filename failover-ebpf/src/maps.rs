@@ -3,10 +3,10 @@
 
 use aya_ebpf::{
     macros::map,
-    maps::{Array, HashMap, LpmTrie, LruPerCpuHashMap, PerCpuArray},
+    maps::{Array, HashMap, LpmTrie, LruPerCpuHashMap, PerCpuArray, ProgramArray},
 };
 use failover_common::{
-    AnswerSet, COUNTER_COUNT, Counter, Heartbeat, HostConfig, MAX_RATE_EXEMPT, MAX_RATE_SOURCES,
+    AnswerSet, COUNTER_COUNT, CookieSecrets, Counter, Heartbeat, HostConfig, MAX_RATE_EXEMPT, MAX_RATE_SOURCES,
     MAX_RECORDS, MAX_SERVICES, MAX_ZONES, RateBucket, RateLimit, RecordKey, ServiceKey, ZoneSoa,
 };
 
@@ -45,7 +45,7 @@ pub struct Scratch {
     pub name_len: u32,
     /// The validated query's fields, written and read back likewise (see
     /// `query::launder`).
-    pub fields: [u32; 8],
+    pub fields: [u32; 10],
 }
 
 #[map]
@@ -71,15 +71,45 @@ pub fn count(counter: Counter) {
 #[map]
 pub static HEARTBEAT: Array<Heartbeat> = Array::with_max_entries(1, 0);
 
-/// Whether the agent's heartbeat is recent enough, at `now`
+/// The agent's heartbeat if it is recent enough, at `now`
 /// (`bpf_ktime_get_ns`), to answer from the maps.
 #[inline(always)]
-pub fn agent_alive(now: u64) -> bool {
+pub fn agent_alive(now: u64) -> Option<&'static Heartbeat> {
     match HEARTBEAT.get(0) {
-        Some(beat) => now.wrapping_sub(beat.at_ns) <= beat.hold_ns,
-        None => false,
+        Some(beat) if now.wrapping_sub(beat.at_ns) <= beat.hold_ns => Some(beat),
+        _ => None,
     }
 }
+
+/// How COOKIE options are treated, and the server secrets (see
+/// `CookieSecrets`), written by the agent at start and at every rotation.
+#[map]
+pub static COOKIES: Array<CookieSecrets> = Array::with_max_entries(1, 0);
+
+/// Per-CPU working memory of the cookie code (cookie.rs).
+#[repr(C)]
+pub struct CookieScratch {
+    /// The answer's COOKIE option, contiguous: code and length, then the
+    /// client cookie, then the server cookie (the query's, when it sent
+    /// one of our length, until ours replaces it).
+    pub head: [u8; 4],
+    pub client: [u8; 8],
+    pub server: [u8; 16],
+    /// The client address, IPv4 in the first word.
+    pub addr: [u32; 4],
+    /// The option's checksum contribution (16-bit words from an even
+    /// start, folded).
+    pub sum: u32,
+}
+
+#[map]
+pub static COOKIE_SCRATCH: PerCpuArray<CookieScratch> = PerCpuArray::with_max_entries(1, 0);
+
+/// Slot 0: `failover_xdp_answer`, put there by the agent that loaded this
+/// object (one jump table per loaded object: the answer half must share
+/// this instance's per-CPU scratch).
+#[map]
+pub static ANSWER_PROGRAM: ProgramArray = ProgramArray::with_max_entries(1, 0);
 
 /// Response rate limiting, written by the agent at start (all zero: off).
 #[map]
@@ -113,5 +143,6 @@ pub struct RateScratch {
 #[map]
 pub static RATE_SCRATCH: PerCpuArray<RateScratch> = PerCpuArray::with_max_entries(1, 0);
 
-const _: () = assert!(core::mem::size_of::<Scratch>() == 296);
+const _: () = assert!(core::mem::size_of::<Scratch>() == 304);
 const _: () = assert!(core::mem::size_of::<RateScratch>() == 56);
+const _: () = assert!(core::mem::size_of::<CookieScratch>() == 48);

@@ -18,7 +18,17 @@ const EDNS_OPTION_CLIENT_SUBNET: u16 = 8;
 /// EDNS option code of COOKIE (RFC 7873).
 const EDNS_OPTION_COOKIE: u16 = 10;
 /// Bound for frame offsets; XDP frames here are single buffers of at most a page.
-const OFFSET_MASK: usize = 0xfff;
+pub const OFFSET_MASK: usize = 0xfff;
+/// `Scratch::fields` slot of the first COOKIE option: its frame offset
+/// (0: none) and its length << 16; once judged (cookie.rs), the length of
+/// the answer's OPT (0, 11, or 39 with the COOKIE option). Kept out of
+/// `Query`: the stack has no room left.
+pub const COOKIE_FIELD: usize = 7;
+/// `Scratch::fields` slot of the number of COOKIE options.
+pub const COOKIE_COUNT_FIELD: usize = 8;
+/// `Scratch::fields` slot of where the OPT's options start and (<< 16)
+/// the DNS message ends; 0 without an OPT.
+const OPTIONS_FIELD: usize = 9;
 
 /// What the answer needs to know about a validated query.
 pub struct Query {
@@ -36,15 +46,18 @@ pub struct Query {
     pub dnssec_ok: bool,
     /// Largest UDP message the client accepts.
     pub max_udp_size: usize,
+    /// Length of the answer's OPT: 0 without EDNS, the bare OPT, or with a
+    /// COOKIE option (set by `cookie::check`).
+    pub opt_len: usize,
 }
 
-/// Verifier barrier. Validation ends on many paths on which the verifier
-/// knows a field exactly (EDNS or not, DO or not, which type...); once such a
-/// constant decides a later branch, the verifier must keep the paths apart and
-/// would check everything after this point once per combination. Values read
-/// back from map memory are unknown scalars, so it checks the rest once.
+/// Leaves the query's fields in the per-CPU scratch, for the answer program
+/// the tail call goes on in ([`read_back`]). Also a verifier barrier:
+/// validation ends on many paths on which the verifier knows a field
+/// exactly (EDNS or not, DO or not, which type...); values read back from
+/// map memory are unknown scalars, so the answer path is checked once.
 #[inline(always)]
-pub fn launder(query: Query, scratch: &mut Scratch) -> Query {
+pub fn store(query: Query, scratch: &mut Scratch) {
     let f = &mut scratch.fields;
     f[0] = query.name_len as u32;
     f[1] = query.qtype as u32;
@@ -53,6 +66,12 @@ pub fn launder(query: Query, scratch: &mut Scratch) -> Query {
     f[4] = query.edns as u32;
     f[5] = query.dnssec_ok as u32;
     f[6] = query.max_udp_size as u32;
+}
+
+/// The query `store` left in `scratch`, in the answer program: the tail
+/// call's carried state, and the barrier's second half.
+#[inline(always)]
+pub fn read_back(scratch: &Scratch) -> Query {
     let read = |i: usize| unsafe { core::ptr::read_volatile(&scratch.fields[i]) };
     Query {
         name_len: read(0) as usize & 0xff,
@@ -62,6 +81,7 @@ pub fn launder(query: Query, scratch: &mut Scratch) -> Query {
         edns: read(4) != 0,
         dnssec_ok: read(5) != 0,
         max_udp_size: read(6) as usize & 0xffff,
+        opt_len: 0,
     }
 }
 
@@ -317,6 +337,7 @@ pub fn validate<const L3: usize, const V6: bool>(
         edns: false,
         dnssec_ok: false,
         max_udp_size: PLAIN_UDP_SIZE as usize,
+        opt_len: 0,
     };
     if arcount == 0 {
         if opt_off != msg_end {
@@ -342,39 +363,9 @@ pub fn validate<const L3: usize, const V6: bool>(
         if opt_off + 11 + rdlen != msg_end {
             return Err(Counter::PassMalformed);
         }
-        // Options are ignored (no ECS), but must be well formed; a cookie
-        // is userspace's to answer.
-        let mut off = opt_off + 11;
-        let mut n = 0;
-        while n < MAX_EDNS_OPTIONS {
-            if off == msg_end {
-                break;
-            }
-            let at = off & OFFSET_MASK;
-            if at + 4 > msg_end || !fits(data, data_end, at, 4) {
-                return Err(Counter::PassMalformed);
-            }
-            // EDNS Client Subnet: userspace validates it (RFC 7871 section 6:
-            // FORMERR when malformed); the kernel does not parse it, so it
-            // leaves such queries to userspace.
-            let code = unsafe { read_be16(data + at) };
-            if code == EDNS_OPTION_CLIENT_SUBNET {
-                return Err(Counter::PassNotPlainQuery);
-            }
-            off = at + 4 + unsafe { read_be16(data + at + 2) } as usize;
-            if off > msg_end {
-                return Err(Counter::PassMalformed);
-            }
-            // The answer must carry a server cookie (RFC 7873 5.2), which
-            // only userspace computes so far.
-            if code == EDNS_OPTION_COOKIE {
-                return Err(Counter::PassCookie);
-            }
-            n += 1;
-        }
-        if off != msg_end {
-            return Err(Counter::PassNotPlainQuery);
-        }
+        // The options are walked in the answer program (`options`): the
+        // parser's verifier budget is spent on the name.
+        scratch.fields[OPTIONS_FIELD] = ((opt_off + 11) | msg_end << 16) as u32;
         query.edns = true;
         query.dnssec_ok = opt_flags & 0x8000 != 0;
         // RFC 6891 6.2.5: values below 512 are treated as 512.
@@ -384,4 +375,51 @@ pub fn validate<const L3: usize, const V6: bool>(
     }
     scratch.key.qtype = qtype;
     Ok(query)
+}
+
+/// Walks the OPT's options of the query `validate` left in `scratch`:
+/// well formed, no Client Subnet, and notes the COOKIE option(s). In the
+/// answer program, before anything is written.
+#[inline(always)]
+pub fn options(data: usize, data_end: usize, scratch: &mut Scratch) -> Result<(), Counter> {
+    let noted = unsafe { core::ptr::read_volatile(&scratch.fields[OPTIONS_FIELD]) } as usize;
+    if noted == 0 {
+        return Ok(());
+    }
+    let msg_end = (noted >> 16) & OFFSET_MASK;
+    let mut off = noted & OFFSET_MASK;
+    let mut n = 0;
+    while n < MAX_EDNS_OPTIONS {
+        if off == msg_end {
+            break;
+        }
+        let at = off & OFFSET_MASK;
+        if at + 4 > msg_end || !fits(data, data_end, at, 4) {
+            return Err(Counter::PassMalformed);
+        }
+        // EDNS Client Subnet: userspace validates it (RFC 7871 section 6:
+        // FORMERR when malformed); the kernel does not parse it, so it
+        // leaves such queries to userspace.
+        let code = unsafe { read_be16(data + at) };
+        if code == EDNS_OPTION_CLIENT_SUBNET {
+            return Err(Counter::PassNotPlainQuery);
+        }
+        let len = unsafe { read_be16(data + at + 2) } as usize;
+        off = at + 4 + len;
+        if off > msg_end {
+            return Err(Counter::PassMalformed);
+        }
+        if code == EDNS_OPTION_COOKIE {
+            // The last one's place, and how many: two are odd enough to
+            // leave to userspace (cookie.rs checks). No branch here: one
+            // would split the verifier's states for the rest of the loop.
+            scratch.fields[COOKIE_COUNT_FIELD] += 1;
+            scratch.fields[COOKIE_FIELD] = (at | len << 16) as u32;
+        }
+        n += 1;
+    }
+    if off != msg_end {
+        return Err(Counter::PassNotPlainQuery);
+    }
+    Ok(())
 }

@@ -18,13 +18,16 @@ use failover_common::{
 
 use crate::{
     checksum,
-    maps::{FRAME_COPY, FRAME_COPY_LEN},
+    maps::{COOKIE_SCRATCH, FRAME_COPY, FRAME_COPY_LEN},
     packet::*,
     query::Query,
 };
 
 /// The OPT record we append: root owner, type, class, TTL, RDLENGTH.
-const OPT_RR_LEN: usize = 11;
+pub const OPT_RR_LEN: usize = 11;
+/// The COOKIE option in it, when the query had one: code, length, client
+/// cookie (8), server cookie (16).
+pub const COOKIE_OPTION_LEN: usize = 28;
 /// Compression pointer to the question name at DNS offset 12 (RFC 1035 4.1.4):
 /// the client's own spelling of the name is echoed.
 const NAME_POINTER: u16 = 0xc00c;
@@ -194,9 +197,11 @@ pub const FLAGS_SERVFAIL: u16 = 0x8002;
 /// TC: the answer did not fit (or was rate limited); retry over TCP.
 pub const FLAG_TC: u16 = 0x0200;
 
+/// The answer's OPT length, as cookie.rs left it: 0 without EDNS, 11, or
+/// 39 with a COOKIE option.
 #[inline(always)]
 fn opt_len(query: &Query) -> usize {
-    if query.edns { OPT_RR_LEN } else { 0 }
+    query.opt_len
 }
 
 /// Resizes the frame for a DNS message of `dns_len` bytes and turns the
@@ -339,7 +344,8 @@ fn dns_header<const L3: usize, const V6: bool>(
 }
 
 /// A fresh OPT at frame offset `off` when the query had EDNS (the client's own
-/// was overwritten). Returns its checksum contribution.
+/// was overwritten), with the COOKIE option of `COOKIE_SCRATCH` when
+/// [`opt_len`] says so. Returns its checksum contribution.
 #[inline(always)]
 fn append_opt(
     data: usize,
@@ -368,10 +374,42 @@ fn append_opt(
     }
     // Bytes 00 | 00 29 | 04 d0 | 00 00 | DO 00 | 00 00 taken as words from
     // an even start: 0x0000 0x2904 0xd000 0x00DO 0x0000 0x00(pad).
-    let sum = ((QTYPE_OPT as u32) << 8 | (EDNS_UDP_SIZE as u32 >> 8))
+    let mut sum = ((QTYPE_OPT as u32) << 8 | (EDNS_UDP_SIZE as u32 >> 8))
         + ((EDNS_UDP_SIZE as u32 & 0xff) << 8)
         + do_bit as u32;
-    Ok(checksum::at_parity(sum, odd))
+    if opt_len(query) != OPT_RR_LEN + COOKIE_OPTION_LEN {
+        return Ok(checksum::at_parity(sum, odd));
+    }
+    let cookie = match COOKIE_SCRATCH.get(0) {
+        Some(c) => c,
+        None => return Err(Refusal::Drop(Counter::DropResizeFailed)),
+    };
+    if data + off + OPT_RR_LEN + COOKIE_OPTION_LEN > data_end {
+        return Err(Refusal::Drop(Counter::DropResizeFailed));
+    }
+    let option = data + off + OPT_RR_LEN;
+    unsafe {
+        write_u8(data + off + 10, COOKIE_OPTION_LEN as u8);
+        let mut i = 0;
+        while i < 4 {
+            write_u8(option + i, cookie.head[i]);
+            i += 1;
+        }
+        let mut i = 0;
+        while i < 8 {
+            write_u8(option + 4 + i, cookie.client[i]);
+            i += 1;
+        }
+        let mut i = 0;
+        while i < 16 {
+            write_u8(option + 12 + i, cookie.server[i]);
+            i += 1;
+        }
+    }
+    // RDLENGTH's low byte is the high byte of the sixth word; the option
+    // starts one byte later than the OPT (11 is odd).
+    sum += (COOKIE_OPTION_LEN as u32) << 8;
+    Ok(checksum::at_parity(sum, odd) + checksum::at_parity(cookie.sum, !odd))
 }
 
 /// Stores the UDP checksum (mandatory over IPv6, always computed here).

@@ -811,10 +811,18 @@ impl QueryGen {
                     o.extend(addr);
                     o
                 }
-                // A client cookie (RFC 7873), as resolvers send.
+                // A COOKIE option (RFC 7873): mostly a client cookie, as
+                // resolvers send first; then with a server cookie (not
+                // ours: the test may replace it with a valid one), and
+                // now and then a malformed length (FORMERR).
                 1 => {
-                    let mut o = vec![0, 10, 0, 8];
-                    o.extend((0..8).map(|_| self.rng.byte()));
+                    let len = match self.rng.weighted(&[70, 25, 5]) {
+                        0 => 8,
+                        1 => 24,
+                        _ => *self.rng.pick(&[0, 5, 12, 41]),
+                    };
+                    let mut o = vec![0, 10, 0, len as u8];
+                    o.extend((0..len).map(|_| self.rng.byte()));
                     o
                 }
                 // Padding (RFC 7830) of a random length.

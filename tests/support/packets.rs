@@ -352,6 +352,9 @@ pub struct Answer {
     pub soa: Option<ExpectedSoa>,
     pub message: Message,
     pub dns_len: usize,
+    /// The answer's COOKIE option (client cookie, then server cookie),
+    /// when the query sent one.
+    pub cookie: Option<Vec<u8>>,
 }
 
 /// Checks `out` as the answer to `query` at the Ethernet (MACs swapped, VLAN
@@ -598,6 +601,7 @@ fn check_dns_inner(
             ttl: record.ttl(),
         });
     }
+    let mut cookie = None;
     match (&query.opt, message.extensions()) {
         (None, None) => {}
         (None, Some(_)) => bail!("OPT in the answer to a query without EDNS"),
@@ -613,7 +617,29 @@ fn check_dns_inner(
                 edns.flags().dnssec_ok == sent.dnssec_ok,
                 "DO bit not copied"
             );
-            ensure!(edns.options().as_ref().is_empty(), "OPT carries options");
+            // A COOKIE option only, and only when the query had one: its
+            // client cookie and a 16-byte version 1 server cookie (RFC 9018).
+            let options = edns.options().as_ref();
+            match query_cookie(&sent.options) {
+                None => ensure!(options.is_empty(), "OPT carries options: {options:?}"),
+                Some(client) => {
+                    ensure!(
+                        options.len() == 1,
+                        "OPT options {options:?}, want a COOKIE only"
+                    );
+                    let (code, option) = options.iter().next().expect("one option");
+                    ensure!(u16::from(*code) == 10, "OPT option {code:?}, want COOKIE");
+                    let bytes = Vec::<u8>::try_from(option)
+                        .map_err(|e| anyhow::anyhow!("COOKIE option: {e}"))?;
+                    ensure!(bytes.len() == 24, "COOKIE option of {} bytes", bytes.len());
+                    ensure!(bytes[..8] == client[..8], "the client cookie is not echoed");
+                    ensure!(
+                        bytes[8..12] == [1, 0, 0, 0],
+                        "server cookie version/reserved"
+                    );
+                    cookie = Some(bytes);
+                }
+            }
             ensure!(
                 h.additional_count() == 1,
                 "ARCOUNT {}",
@@ -627,5 +653,19 @@ fn check_dns_inner(
         soa,
         dns_len: dns.len(),
         message,
+        cookie,
     })
+}
+
+/// The first COOKIE option's bytes in raw OPT `options`, if any.
+pub fn query_cookie(mut options: &[u8]) -> Option<&[u8]> {
+    while options.len() >= 4 {
+        let len = usize::from(u16::from_be_bytes([options[2], options[3]]));
+        let value = options.get(4..4 + len)?;
+        if options[..2] == [0, 10] {
+            return Some(value);
+        }
+        options = &options[4 + len..];
+    }
+    None
 }

@@ -22,7 +22,7 @@ use crate::admin_state::AdminStore;
 use crate::agent::Agent;
 use crate::agent::lifecycle::{Lifecycle, Phase};
 use crate::config::{Config, Server, ServerMode};
-use crate::dataplane::{Addressing, AttachMode, Dataplane, Interface};
+use crate::dataplane::{Addressing, AttachMode, CookieWriter, Dataplane, Interface};
 use crate::demo::DemoEndpoints;
 use crate::events::{Event, Observer as _};
 use crate::logging::LogObserver;
@@ -195,16 +195,12 @@ pub fn run(plan: Plan) -> Result<()> {
         .context("starting the async runtime")?;
     let table = AnswerTable::new();
     let cookies = match &config.cookies {
-        Some(settings) => {
-            let cookies = Arc::new(
-                Cookies::new(settings.source.clone()).context("[cookies]: the server secret")?,
-            );
-            runtime.spawn(refresh_cookie_secret(cookies.clone()));
-            Some(cookies)
-        }
+        Some(settings) => Some(Arc::new(
+            Cookies::new(settings.source.clone()).context("[cookies]: the server secret")?,
+        )),
         None => None,
     };
-    let responder = Responder::new(table.clone()).with_cookies(cookies);
+    let responder = Responder::new(table.clone()).with_cookies(cookies.clone());
     let limits = TcpLimits {
         idle_timeout: config.server.tcp_idle_timeout,
         max_connections: config.server.tcp_max_connections,
@@ -248,6 +244,19 @@ pub fn run(plan: Plan) -> Result<()> {
     // and limits from its first packet.
     dataplane.set_addressing(&addressing)?;
     dataplane.set_rate_limit(config.rate_limit.as_ref())?;
+    // The kernel answers cookies with the userspace server's secrets. In
+    // front mode another server answers what the kernel passes, cookies
+    // included: the map stays unwritten and the kernel passes them.
+    if server.is_some() {
+        dataplane.set_cookies(cookies.as_deref())?;
+    }
+    if let Some(cookies) = &cookies {
+        let writer = match server.is_some() {
+            true => Some(dataplane.cookie_writer()?),
+            false => None,
+        };
+        runtime.spawn(refresh_cookie_secret(cookies.clone(), writer));
+    }
     info!(
         "XDP answers queries to {} (port 53 only) on {iface}",
         addressing
@@ -690,13 +699,21 @@ fn log_counters(dataplane: &Dataplane, server: Option<&ServerStats>) {
 }
 
 /// Replaces the cookie secret on its schedule (a new random one, or the
-/// secret file's when it changed); the one before stays accepted.
-async fn refresh_cookie_secret(cookies: Arc<Cookies>) {
+/// secret file's when it changed); the one before stays accepted. The
+/// kernel's copy (`kernel`) follows at once.
+async fn refresh_cookie_secret(cookies: Arc<Cookies>, mut kernel: Option<CookieWriter>) {
     let every = cookies.refresh_every();
     loop {
         tokio::time::sleep(every).await;
         match cookies.refresh() {
-            Ok(true) => info!("cookies: new server secret (the previous one is still accepted)"),
+            Ok(true) => {
+                info!("cookies: new server secret (the previous one is still accepted)");
+                if let Some(Err(e)) = kernel.as_mut().map(|k| k.write(&cookies)) {
+                    // Kernel cookies under the old secret stay valid for
+                    // userspace (its previous); the next rotation retries.
+                    warn!("cookies: the kernel keeps the old secret: {e:#}");
+                }
+            }
             Ok(false) => {}
             Err(e) => warn!("cookies: keeping the server secret: {e:#}"),
         }

@@ -204,6 +204,13 @@ impl Cookies {
         true
     }
 
+    /// The current secret and the previous one, if any (the kernel's
+    /// copy is written from these).
+    pub fn secrets(&self) -> (Secret, Option<Secret>) {
+        let secrets = *self.secrets.read().unwrap_or_else(|e| e.into_inner());
+        (secrets.current, secrets.previous)
+    }
+
     /// Judges a well-formed COOKIE option of a query from `addr` at `now`
     /// and makes the option of the answer: the client cookie and a fresh
     /// server cookie.
