@@ -76,10 +76,13 @@ pub fn build(workspace_root: &Path) -> Result<PathBuf, String> {
         .arg("--target-dir")
         .arg(workspace_root.join("target/ebpf"))
         // bpf_target_arch picks the right helper bindings; BTF makes verifier
-        // errors readable.
+        // errors readable; BPF cpu v3 (Linux 5.12+) has the compare-and-swap
+        // the shared rate state is moved on with, and 32-bit jumps and ALU.
         .env(
             "CARGO_ENCODED_RUSTFLAGS",
-            format!("--cfg=bpf_target_arch=\"{arch}\"\x1f-Cdebuginfo=2\x1f-Clink-arg=--btf"),
+            format!(
+                "--cfg=bpf_target_arch=\"{arch}\"\x1f-Cdebuginfo=2\x1f-Clink-arg=--btf\x1f-Ctarget-cpu=v3"
+            ),
         );
     // A build script inherits the outer cargo's view of the world; the nested
     // nightly build must not see any of it.

@@ -3,7 +3,10 @@
 //! flood at ten times the limit, spread over every CPU and many source
 //! ports, gets the limit (within 10 %) in full answers, every other limited
 //! answer as a TC=1 slip, while `dig +tcp` is still answered; the same flood
-//! from an exempt prefix is answered in full. Needs root (`cargo xtask test`).
+//! from an exempt prefix is answered in full. The same flood sent from one
+//! CPU (one flow on one queue, as RSS may put a resolver) gets the whole
+//! limit too: the kernel's state per prefix is shared by the CPUs. Needs
+//! root (`cargo xtask test`).
 
 use std::{
     net::{IpAddr, Ipv4Addr, SocketAddr},
@@ -110,6 +113,7 @@ fn flood(from: Ipv4Addr) -> Flood {
         rate: FLOOD_RATE,
         duration: FLOOD_FOR,
         cookie: None,
+        cpu: None,
     }
 }
 
@@ -191,6 +195,44 @@ fn a_flood_gets_the_rate_slips_are_truncated_and_tcp_and_exempt_are_not_limited(
         "{counters:?}"
     );
     assert!(counters["rate_limit_dropped"] > 0, "{counters:?}");
+}
+
+/// The kernel keeps one rate state per prefix for all CPUs: a flood that
+/// reaches the program on one CPU only (on a veth, the sender's) gets the
+/// limit, not the limit divided among the CPUs; and so does one that
+/// reaches it on every CPU.
+#[test]
+fn a_flood_from_one_cpu_gets_the_whole_rate() {
+    let mut netns = start();
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let mut failures = Vec::new();
+    for cpu in 0..cpus.min(2) {
+        std::thread::sleep(Duration::from_secs(2));
+        let one = Flood {
+            cpu: Some(cpu),
+            ..flood(CLIENT_ADDR)
+        }
+        .run(&netns.client)
+        .expect("flooding");
+        let steady = one.answered_between(STEADY_FROM, FLOOD_FOR) as f64
+            / (FLOOD_FOR - STEADY_FROM).as_secs_f64();
+        let what = format!("flood from CPU {cpu} of {cpus}");
+        eprintln!("{} -> {steady:.0}/s answered", summary(&what, &one));
+        if one.sent < u64::from(FLOOD_RATE) * FLOOD_FOR.as_secs() * 95 / 100 {
+            failures.push(format!(
+                "{what} did not run at its rate: {}",
+                summary(&what, &one)
+            ));
+        }
+        if (steady - f64::from(RATE)).abs() > f64::from(RATE) * 0.10 {
+            failures.push(format!(
+                "{what}: {steady:.0}/s answered, the limit is {RATE}/s: {}",
+                summary(&what, &one)
+            ));
+        }
+    }
+    netns.stop_agent().unwrap();
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
 
 /// `dig` (cookies on, as by default) in the client namespace: its stdout.

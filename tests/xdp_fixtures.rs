@@ -1371,17 +1371,15 @@ enum Rated {
     Passed(Counter),
 }
 
-/// Answers per CPU before the limit bites in [`rate_limit`]: one second's
+/// Answers before the limit bites in [`rate_limit`]: one second's
 /// worth each, so nothing refills within a test.
 const BURST: u32 = 10;
 
-/// `BURST` responses at once per source prefix on each CPU, then one a
-/// second: the rate is the CPU count a second (the program divides it
-/// among the CPUs), the window `BURST` seconds.
+/// `BURST` responses at once per source prefix, then one a second: the
+/// window is `BURST` seconds.
 fn rate_limit(slip: u32, log_only: bool, exempt: &[&str]) -> RateLimitSettings {
-    let cpus = failover_agent::dataplane::rate_limit_cpus().unwrap();
     let settings = RateLimitSettings {
-        responses_per_second: cpus,
+        responses_per_second: 1,
         ipv4_prefix: 24,
         ipv6_prefix: 56,
         slip,
@@ -1395,7 +1393,7 @@ fn rate_limit(slip: u32, log_only: bool, exempt: &[&str]) -> RateLimitSettings {
             .collect(),
         log_only,
     };
-    let (interval, burst) = settings.schedule(cpus);
+    let (interval, burst) = settings.schedule();
     assert_eq!(
         (interval, burst / interval + 1),
         (1_000_000_000, BURST as u64)
@@ -1406,7 +1404,7 @@ fn rate_limit(slip: u32, log_only: bool, exempt: &[&str]) -> RateLimitSettings {
 /// Runs `steps` in order on one CPU against `program` limited by
 /// `settings`; every step's verdict, frame and counters must match.
 fn check_rated(settings: &RateLimitSettings, steps: Vec<(String, Query, Rated)>) {
-    // The rate state is per CPU.
+    // One CPU, as the rest of the fixtures.
     pin_to_cpu(0).unwrap();
     let mut xdp = program();
     xdp.dataplane.set_rate_limit(Some(settings)).unwrap();

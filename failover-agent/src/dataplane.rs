@@ -553,7 +553,7 @@ impl Dataplane {
                 .context("writing a rate limit exempt prefix")?;
         }
         self.rate_limit
-            .set(0, settings.kernel_value(rate_limit_cpus()?), 0)
+            .set(0, settings.kernel_value(), 0)
             .context("writing the rate limit")
     }
 
@@ -670,15 +670,6 @@ fn sum_counters(map: &PerCpuArray<MapData, u64>) -> Result<Vec<(Counter, u64)>> 
         out.push((counter, per_cpu.iter().sum()));
     }
     Ok(out)
-}
-
-/// How many per-CPU rate states share a source's rate: the online CPUs
-/// (any of them may run the program for a packet: RSS spreads a source's
-/// flows over the receive queues, and so over the CPUs).
-pub fn rate_limit_cpus() -> Result<u32> {
-    let cpus = aya::util::online_cpus()
-        .map_err(|(path, e)| anyhow::anyhow!("reading the online CPUs from {path}: {e}"))?;
-    Ok((cpus.len() as u32).max(1))
 }
 
 /// What the program must know of the interface it is attached to.

@@ -313,16 +313,15 @@ pub const MAX_RATE_EXEMPT: u32 = 1024;
 pub const MAX_RATE_SOURCES: u32 = 65_536;
 
 /// The one value of the rate limit map: response rate limiting in the
-/// kernel, as a generic cell rate algorithm (GCRA) per source prefix and per
-/// CPU. All zero (never written): off.
+/// kernel, as a generic cell rate algorithm (GCRA) per source prefix. All
+/// zero (never written): off.
 ///
-/// Each CPU keeps its own state per prefix (no locks, no shared cache
-/// lines), so the agent divides the rate among the CPUs: `interval_ns` is
-/// the time one response costs on one CPU (CPUs x 1 s / rate), and
-/// `burst_ns` how far ahead of now a source's theoretical arrival time may
-/// run (the window minus one interval). A response is allowed when the
-/// prefix's time is at most `now + burst_ns`; it then moves on by
-/// `interval_ns`.
+/// One state per prefix, shared by the CPUs and moved on by
+/// compare-and-swap: `interval_ns` is the time one response costs (1 s /
+/// rate), and `burst_ns` how far ahead of now a source's theoretical
+/// arrival time may run (the window minus one interval). A response is
+/// allowed when the prefix's time is at most `now + burst_ns`; it then
+/// moves on by `interval_ns`.
 ///
 /// Addresses are compared as IPv6, IPv4 mapped (`::ffff:a.b.c.d`); the
 /// prefix of a source is its address AND the family's mask, whose bytes
@@ -357,16 +356,16 @@ impl RateLimit {
     }
 }
 
-/// A source prefix's rate state on one CPU (value of the per-CPU LRU keyed
+/// A source prefix's rate state (value of the shared LRU keyed
 /// by the masked, IPv4-mapped source address, 16 bytes).
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct RateBucket {
     /// Theoretical arrival time of the next response (bpf_ktime_get_ns).
     pub tat_ns: u64,
-    /// Limited responses so far (for `slip`).
-    pub limited: u32,
-    pub _pad: u32,
+    /// Limited responses so far (for `slip`). 64 bits: the atomic
+    /// fetch-and-add the program counts it with.
+    pub limited: u64,
 }
 
 /// `CookieSecrets::mode`: never written (all zero): queries with a COOKIE

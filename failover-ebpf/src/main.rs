@@ -11,6 +11,9 @@
 //! place) -> XDP_TX. Maps and per-CPU scratch live in `maps`.
 #![no_std]
 #![no_main]
+// Compare-and-swap for the shared rate state (rate_limit.rs).
+#![allow(internal_features)]
+#![feature(core_intrinsics)]
 
 mod checksum;
 mod cookie;

@@ -3,7 +3,7 @@
 
 use aya_ebpf::{
     macros::map,
-    maps::{Array, HashMap, LpmTrie, LruPerCpuHashMap, PerCpuArray, ProgramArray},
+    maps::{Array, HashMap, LpmTrie, LruHashMap, PerCpuArray, ProgramArray},
 };
 use failover_common::{
     AnswerSet, COUNTER_COUNT, CookieSecrets, Counter, Heartbeat, HostConfig, MAX_RATE_EXEMPT, MAX_RATE_SOURCES,
@@ -120,11 +120,12 @@ pub static RATE_LIMIT: Array<RateLimit> = Array::with_max_entries(1, 0);
 #[map]
 pub static RATE_EXEMPT: LpmTrie<[u8; 16], u8> = LpmTrie::with_max_entries(MAX_RATE_EXEMPT, 0);
 
-/// Each source prefix's rate state, per CPU, keyed by the masked source
-/// (IPv4 mapped). The least recently used prefix makes room for a new one.
+/// Each source prefix's rate state, shared by the CPUs (updated with
+/// atomic instructions), keyed by the masked source (IPv4 mapped). The
+/// least recently used prefix makes room for a new one.
 #[map]
-pub static RATE_BUCKETS: LruPerCpuHashMap<[u32; 4], RateBucket> =
-    LruPerCpuHashMap::with_max_entries(MAX_RATE_SOURCES, 0);
+pub static RATE_BUCKETS: LruHashMap<[u32; 4], RateBucket> =
+    LruHashMap::with_max_entries(MAX_RATE_SOURCES, 0);
 
 /// Per-CPU working memory of the rate limit: keys and the new bucket do
 /// not fit on the stack beside the rest of the packet path.

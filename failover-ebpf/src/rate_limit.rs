@@ -1,11 +1,17 @@
 //! Response rate limiting: how many answers a source prefix gets per second.
 //!
-//! A generic cell rate algorithm per (source prefix, CPU): each prefix has a
-//! theoretical arrival time (TAT) in a per-CPU LRU, so the hot path takes no
-//! lock and shares no cache line; the agent divides the rate among the CPUs
-//! (`RateLimit`). Over the limit, the exempt trie is consulted (only then:
-//! it costs a trie walk), then the response is counted, and slipped (a TC=1
-//! answer), dropped, or in log-only mode sent as usual.
+//! A generic cell rate algorithm per source prefix: each prefix has a
+//! theoretical arrival time (TAT) in one LRU shared by the CPUs, moved on
+//! by compare-and-swap, so the hot path takes no lock and a source gets its
+//! rate however its packets spread over the CPUs (one receive queue, or
+//! all). Over the limit, the exempt trie is consulted (only then: it costs
+//! a trie walk), then the response is counted, and slipped (a TC=1 answer),
+//! dropped, or in log-only mode sent as usual.
+
+use core::intrinsics::{
+    AtomicOrdering::{Relaxed, SeqCst},
+    atomic_cxchg, atomic_xadd,
+};
 
 use aya_ebpf::maps::lpm_trie::Key;
 use failover_common::{Counter, RATE_LIMIT_LOG_ONLY, RATE_LIMIT_ON, RateBucket};
@@ -74,26 +80,48 @@ pub fn check<const L3: usize, const V6: bool>(
     let bucket = match RATE_BUCKETS.get_ptr_mut(&scratch.prefix) {
         Some(p) => unsafe { &mut *p },
         None => {
-            // First answer to this prefix on this CPU (or it was evicted).
+            // First answer to this prefix (or it was evicted). Another CPU
+            // may insert it at the same time: one of the two inserts wins.
             scratch.fresh = RateBucket {
                 tat_ns: now.wrapping_add(config.interval_ns),
                 limited: 0,
-                _pad: 0,
             };
             #[allow(clippy::needless_borrows_for_generic_args)]
             let _ = RATE_BUCKETS.insert(&scratch.prefix, &scratch.fresh, 0);
             return Ok(Limit::Answer);
         }
     };
-    let mut tat = bucket.tat_ns;
-    // Later than any allowed answer leaves it: not a state this CPU wrote
-    // (an entry created on another CPU starts at zero). Start over.
-    if tat < now || tat > now + config.burst_ns + config.interval_ns {
-        tat = now;
-    }
-    if tat <= now + config.burst_ns {
-        bucket.tat_ns = tat + config.interval_ns;
-        return Ok(Limit::Answer);
+    // Atomics by intrinsic: core's atomic types have no compare-and-swap
+    // on this target, the BPF instruction set has (cpu v3).
+    // SAFETY: map values are 8-aligned and live while the program runs;
+    // CPUs touch these words only atomically.
+    let tat: *mut u64 = &mut bucket.tat_ns;
+    // An aligned 8-byte load is atomic.
+    let mut seen = unsafe { core::ptr::read_volatile(tat) };
+    // Bounded: a CPU that loses the race twice answers (the winners moved
+    // the time on; at most one answer more per lost pair of races).
+    let mut tries = 0;
+    loop {
+        let mut at = seen;
+        // Behind now (the allowance is full), or further ahead than any
+        // allowed answer leaves it (not a state we wrote): start from now.
+        if at < now || at > now + config.burst_ns + config.interval_ns {
+            at = now;
+        }
+        if at > now + config.burst_ns {
+            break;
+        }
+        let next = at + config.interval_ns;
+        let (current, swapped) =
+            unsafe { atomic_cxchg::<u64, { Relaxed }, { Relaxed }>(tat, seen, next) };
+        if swapped {
+            return Ok(Limit::Answer);
+        }
+        seen = current;
+        tries += 1;
+        if tries == 2 {
+            return Ok(Limit::Answer);
+        }
     }
     // Over the limit.
     let exempt_key = &scratch.address_bits as *const u32 as *const Key<[u8; 16]>;
@@ -104,10 +132,14 @@ pub fn check<const L3: usize, const V6: bool>(
     if config.flags & RATE_LIMIT_LOG_ONLY != 0 {
         return Ok(Limit::Answer);
     }
-    let limited = bucket.limited.wrapping_add(1);
-    bucket.limited = limited;
+    // SeqCst: with Relaxed this LLVM emits the add without its fetch and
+    // uses the operand as the old value. (BPF atomics are full barriers
+    // either way.)
+    // SAFETY: as above.
+    let limited = unsafe { atomic_xadd::<u64, u64, { SeqCst }>(&mut bucket.limited, 1) }
+        .wrapping_add(1);
     let slip = config.slip;
-    if slip != 0 && limited % slip == 0 {
+    if slip != 0 && limited % u64::from(slip) == 0 {
         return Ok(Limit::Slip);
     }
     Err(Refusal::Drop(Counter::RateLimitDropped))

@@ -681,7 +681,7 @@ fn print_table(rows: &[Row], opts: &Options) {
          {FLOOD_NET} (256 /24s). replies/s and answered count every reply, TC=1 slips included \
          (reply B is their average DNS size). vs Knot: replies/s over Knot-XDP's with RRL off. \
          bytes out/in: reply frames received by kxdpgun over query frames it sent during the flood ({} B each, Ethernet to DNS). The \
-         agent's kernel limit is per CPU (rate / CPUs each, {} CPUs here).",
+         agent's kernel limit is one state per prefix, shared by the {} CPUs here.",
         opts.seconds,
         opts.seconds,
         query_size() + FRAME_OVERHEAD,

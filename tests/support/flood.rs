@@ -36,6 +36,10 @@ pub struct Flood {
     /// cookie, optionally followed by a server cookie); `None`: an OPT
     /// without options.
     pub cookie: Option<Vec<u8>>,
+    /// `Some(cpu)`: one thread on that CPU sends it all (on a veth the
+    /// receiving XDP program runs on the sender's CPU: one flow on one
+    /// receive queue); `None`: one thread per CPU.
+    pub cpu: Option<usize>,
 }
 
 /// One reply as it came.
@@ -86,14 +90,18 @@ impl Flood {
                 self.duration
             );
         }
-        let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let cpus: Vec<usize> = match self.cpu {
+            Some(cpu) => vec![cpu],
+            None => (0..std::thread::available_parallelism().map_or(1, |n| n.get())).collect(),
+        };
         let query = query_bytes(&self.name, self.cookie.as_deref());
         let start = Instant::now() + Duration::from_millis(50);
         let mut threads = Vec::new();
-        for cpu in 0..cpus {
+        for (n, &cpu) in cpus.iter().enumerate() {
             let (source, server, query) = (self.source, self.server, query.clone());
             // Each thread sends its share at its own even pace.
-            let share = self.rate / cpus as u32 + u32::from((cpu as u32) < self.rate % cpus as u32);
+            let share = self.rate / cpus.len() as u32
+                + u32::from((n as u32) < self.rate % cpus.len() as u32);
             let duration = self.duration;
             let ns = ns.to_string();
             threads.push(std::thread::spawn(move || {

@@ -65,20 +65,19 @@ impl RateLimitSettings {
         })
     }
 
-    /// The time one response costs a source when the rate is divided
-    /// among `shares` (CPUs), and the burst tolerance: how far ahead of
-    /// now a source's next-response time may run (the window less one
-    /// interval).
-    pub fn schedule(&self, shares: u32) -> (u64, u64) {
-        let interval = (u128::from(shares.max(1)) * 1_000_000_000
-            / u128::from(self.responses_per_second.max(1))) as u64;
+    /// The time one response costs a source, and the burst tolerance: how
+    /// far ahead of now a source's next-response time may run (the window
+    /// less one interval). The kernel and the userspace server each keep
+    /// one state per source prefix.
+    pub fn schedule(&self) -> (u64, u64) {
+        let interval = (1_000_000_000 / u128::from(self.responses_per_second.max(1))) as u64;
         let window = self.window.as_nanos().min(u128::from(u64::MAX)) as u64;
         (interval, window.saturating_sub(interval))
     }
 
-    /// The kernel's value, the rate divided among `cpus` per-CPU states.
-    pub fn kernel_value(&self, cpus: u32) -> RateLimit {
-        let (interval_ns, burst_ns) = self.schedule(cpus);
+    /// The kernel's value.
+    pub fn kernel_value(&self) -> RateLimit {
+        let (interval_ns, burst_ns) = self.schedule();
         let v6 = mask128(self.ipv6_prefix).to_be_bytes();
         let word = |b: &[u8]| u32::from_ne_bytes([b[0], b[1], b[2], b[3]]);
         RateLimit {
@@ -378,7 +377,7 @@ mod tests {
         assert_eq!(keys[0].0, 96 + 24);
         assert_eq!(&keys[0].1[10..], &[0xff, 0xff, 198, 51, 100, 0]);
         assert_eq!(keys[2].0, 128);
-        let value = rl.kernel_value(4);
+        let value = rl.kernel_value();
         // The masks' bytes in network order.
         assert_eq!(value.v4_mask.to_ne_bytes(), [255, 255, 240, 0]);
         assert_eq!(value.v6_mask[0].to_ne_bytes(), [255; 4]);
@@ -387,18 +386,15 @@ mod tests {
     }
 
     #[test]
-    fn the_rate_is_divided_among_cpus_and_the_window_is_the_burst() {
+    fn the_window_is_the_burst() {
         let rl = parse("[rate_limit]\nresponses_per_second = 100\nwindow = \"2s\"\n")
             .unwrap()
             .rate_limit
             .unwrap();
-        // One state: 10 ms a response, 2 s (200 responses) of burst.
-        assert_eq!(rl.schedule(1), (10_000_000, 1_990_000_000));
-        // Four CPUs: each gives a prefix 25 a second, 50 at once.
-        let (interval, burst) = rl.schedule(4);
-        assert_eq!(interval, 40_000_000);
-        assert_eq!(burst / interval + 1, 50);
-        let value = rl.kernel_value(4);
+        // 10 ms a response, 2 s (200 responses) of burst.
+        assert_eq!(rl.schedule(), (10_000_000, 1_990_000_000));
+        let value = rl.kernel_value();
         assert_eq!((value.flags, value.slip), (RATE_LIMIT_ON, 2));
+        assert_eq!((value.interval_ns, value.burst_ns), rl.schedule());
     }
 }

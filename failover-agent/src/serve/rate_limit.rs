@@ -46,7 +46,7 @@ pub struct RateLimiter {
 
 impl RateLimiter {
     pub fn new(settings: RateLimitSettings) -> RateLimiter {
-        let (interval_ns, burst_ns) = settings.schedule(1);
+        let (interval_ns, burst_ns) = settings.schedule();
         RateLimiter {
             settings,
             interval_ns,
