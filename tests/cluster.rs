@@ -563,6 +563,8 @@ fn a_drain_on_one_node_shows_on_all_within_a_second() -> Result<()> {
         let out = net.etcdctl(&["get", "/failover/overrides/", "--prefix", "--keys-only"])?;
         Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
     };
+    // Before the command: the agent stamps the end after this.
+    let asked = Instant::now();
     let out = net.control(
         2,
         &[
@@ -578,7 +580,6 @@ fn a_drain_on_one_node_shows_on_all_within_a_second() -> Result<()> {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let drained = Instant::now();
     wait_all(&net, &[SECONDARY], Duration::from_secs(1))?;
     assert_eq!(
         overrides(&net)?,
@@ -586,7 +587,7 @@ fn a_drain_on_one_node_shows_on_all_within_a_second() -> Result<()> {
     );
     wait_all(&net, &[PRIMARY], Duration::from_secs(4))?;
     let gone = poll_until(Duration::from_secs(4), Duration::from_millis(50), || {
-        Ok(overrides(&net)?.is_empty().then(|| drained.elapsed()))
+        Ok(overrides(&net)?.is_empty().then(|| asked.elapsed()))
     })?
     .with_context(|| {
         format!(
@@ -594,11 +595,9 @@ fn a_drain_on_one_node_shows_on_all_within_a_second() -> Result<()> {
             overrides(&net).unwrap_or_default()
         )
     })?;
-    eprintln!("a 2s drain's key deleted from etcd {gone:?} after the drain");
-    assert!(
-        gone >= Duration::from_millis(1500),
-        "deleted early: {gone:?}"
-    );
+    eprintln!("a 2s drain's key deleted from etcd {gone:?} after the drain was asked for");
+    // Never early: the stored end is rounded up to the second.
+    assert!(gone >= Duration::from_secs(2), "deleted early: {gone:?}");
     let deleted_by = (0..3)
         .filter(|&i| net.agent_log(i).contains("expired at"))
         .count();

@@ -96,7 +96,18 @@ pub struct Until(pub SystemTime);
 
 impl Serialize for Until {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.collect_str(&humantime::format_rfc3339_seconds(self.0))
+        serializer.collect_str(&humantime::format_rfc3339_seconds(whole_second_up(self.0)))
+    }
+}
+
+/// `t` rounded up to a whole second: ends travel and are stored in whole
+/// seconds, and an override must never end before the time asked for.
+pub fn whole_second_up(t: SystemTime) -> SystemTime {
+    match t.duration_since(std::time::UNIX_EPOCH) {
+        Ok(d) if d.subsec_nanos() > 0 => {
+            std::time::UNIX_EPOCH + std::time::Duration::from_secs(d.as_secs() + 1)
+        }
+        _ => t,
     }
 }
 

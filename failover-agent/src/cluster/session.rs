@@ -504,7 +504,12 @@ impl Node {
                     Some((mode, until)) => {
                         let value = serde_json::to_string(&OverrideValue {
                             mode: mode.name().to_string(),
-                            until: until.map(|t| humantime::format_rfc3339_seconds(t).to_string()),
+                            until: until.map(|t| {
+                                humantime::format_rfc3339_seconds(crate::control::whole_second_up(
+                                    t,
+                                ))
+                                .to_string()
+                            }),
                         })
                         .expect("plain strings serialise");
                         TxnOp::put(key, value, None)
@@ -846,6 +851,24 @@ pub fn override_in_force(o: &StoredOverride, now: SystemTime) -> bool {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_stored_end_is_rounded_up_to_the_second() {
+        use std::time::{Duration, UNIX_EPOCH};
+        let at = |ns: u64| UNIX_EPOCH + Duration::from_nanos(ns);
+        assert_eq!(
+            crate::control::whole_second_up(at(5_000_000_001)),
+            at(6_000_000_000)
+        );
+        assert_eq!(
+            crate::control::whole_second_up(at(5_999_999_999)),
+            at(6_000_000_000)
+        );
+        assert_eq!(
+            crate::control::whole_second_up(at(6_000_000_000)),
+            at(6_000_000_000)
+        );
+    }
+
     use super::*;
 
     #[test]
