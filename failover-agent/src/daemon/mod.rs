@@ -99,6 +99,7 @@ pub fn run(plan: Plan) -> Result<()> {
     // only writer, and any error here leaves it serving.
     let mut handover =
         takeover::request(&pin_root, &iface, config.admin.control_socket.as_deref())?;
+    let taking_over = handover.is_some();
     let mut handed_sockets = handover
         .as_mut()
         .map(|h| std::mem::take(&mut h.sockets))
@@ -364,7 +365,7 @@ pub fn run(plan: Plan) -> Result<()> {
     notifier.configure(&agent.config().notify);
     agent.events().observe(notifier.clone());
     // The default path is best effort (e.g. /run not writable); a given one must work.
-    let _pid_file = match reload::PidFile::write(&pid_file) {
+    let _pid_file = match reload::PidFile::write(&pid_file, taking_over) {
         Ok(pid_file) => Some(pid_file),
         Err(e) if pid_file == Path::new(reload::DEFAULT_PID_FILE) => {
             warn!("{e:#}; `failover-agent reload` will not find this agent (SIGHUP still works)");

@@ -27,13 +27,22 @@ pub struct PidFile {
 
 impl PidFile {
     /// Writes our pid to `path` (atomically: a reader never sees half a pid).
-    pub fn write(path: &Path) -> Result<PidFile> {
+    /// `taking_over`: this agent takes over from a running one, whose pid
+    /// the file holds as expected.
+    pub fn write(path: &Path, taking_over: bool) -> Result<PidFile> {
         let pid = std::process::id();
         if let Some(other) = read_pid(path).ok().filter(|p| *p != pid && is_agent(*p)) {
-            warn!(
-                "{}: another failover-agent (pid {other}) wrote it; replacing it with ours ({pid}): `failover-agent reload` will signal this one",
-                path.display()
-            );
+            if taking_over {
+                info!(
+                    "{}: now pid {pid} (was {other}, the agent this one takes over from)",
+                    path.display()
+                );
+            } else {
+                warn!(
+                    "{}: another failover-agent (pid {other}) wrote it; replacing it with ours ({pid}): `failover-agent reload` will signal this one",
+                    path.display()
+                );
+            }
         }
         let tmp = path.with_extension(format!("pid.{pid}.tmp"));
         let write = || -> std::io::Result<()> {
@@ -186,7 +195,7 @@ mod tests {
         std::fs::create_dir_all(&dir).unwrap();
         let path = dir.join("agent.pid");
         {
-            let _pid = PidFile::write(&path).unwrap();
+            let _pid = PidFile::write(&path, false).unwrap();
             assert_eq!(read_pid(&path).unwrap(), std::process::id());
         }
         assert!(!path.exists(), "removed on drop");
