@@ -57,6 +57,31 @@ impl Opt {
         }
     }
 
+    /// With a COOKIE option: `client` and, if any, `server` (RFC 7873).
+    pub fn with_cookie(mut self, client: [u8; 8], server: &[u8]) -> Self {
+        self.options.extend_from_slice(&10u16.to_be_bytes());
+        self.options
+            .extend_from_slice(&((8 + server.len()) as u16).to_be_bytes());
+        self.options.extend_from_slice(&client);
+        self.options.extend_from_slice(server);
+        self
+    }
+
+    /// The client cookie of the first well-formed COOKIE option.
+    pub fn client_cookie(&self) -> Option<[u8; 8]> {
+        let mut rest = &self.options[..];
+        while rest.len() >= 4 {
+            let code = u16::from_be_bytes([rest[0], rest[1]]);
+            let len = u16::from_be_bytes([rest[2], rest[3]]) as usize;
+            let value = rest.get(4..4 + len)?;
+            if code == 10 && len >= 8 {
+                return value[..8].try_into().ok();
+            }
+            rest = &rest[4 + len..];
+        }
+        None
+    }
+
     fn bytes(&self) -> Vec<u8> {
         let mut out = vec![0, 0, 41];
         out.extend_from_slice(&self.udp_size.to_be_bytes());
@@ -352,6 +377,9 @@ pub struct Answer {
     pub soa: Option<ExpectedSoa>,
     pub message: Message,
     pub dns_len: usize,
+    /// The server cookie of the answer's COOKIE option (to a query that
+    /// sent a client cookie).
+    pub server_cookie: Option<Vec<u8>>,
 }
 
 /// Checks `out` as the answer to `query` at the Ethernet (MACs swapped, VLAN
@@ -598,6 +626,7 @@ fn check_dns_inner(
             ttl: record.ttl(),
         });
     }
+    let mut server_cookie = None;
     match (&query.opt, message.extensions()) {
         (None, None) => {}
         (None, Some(_)) => bail!("OPT in the answer to a query without EDNS"),
@@ -613,7 +642,27 @@ fn check_dns_inner(
                 edns.flags().dnssec_ok == sent.dnssec_ok,
                 "DO bit not copied"
             );
-            ensure!(edns.options().as_ref().is_empty(), "OPT carries options");
+            match sent.client_cookie() {
+                None => ensure!(edns.options().as_ref().is_empty(), "OPT carries options"),
+                Some(client) => {
+                    // The OPT is the last record: its RDATA is one COOKIE
+                    // option, the client cookie echoed and a 16-byte
+                    // version 1 server cookie.
+                    ensure!(
+                        edns.options().as_ref().len() == 1 && dns.len() >= 11 + 28,
+                        "OPT carries no cookie alone"
+                    );
+                    let option = &dns[dns.len() - 28..];
+                    ensure!(
+                        dns[dns.len() - 30..dns.len() - 28] == [0, 28]
+                            && option[..4] == [0, 10, 0, 24],
+                        "OPT's option is not a 24-byte COOKIE"
+                    );
+                    ensure!(option[4..12] == client, "client cookie not echoed");
+                    ensure!(option[12] == 1, "server cookie version {}", option[12]);
+                    server_cookie = Some(option[12..].to_vec());
+                }
+            }
             ensure!(
                 h.additional_count() == 1,
                 "ARCOUNT {}",
@@ -627,5 +676,6 @@ fn check_dns_inner(
         soa,
         dns_len: dns.len(),
         message,
+        server_cookie,
     })
 }
