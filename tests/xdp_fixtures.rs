@@ -1292,14 +1292,16 @@ fn weighted_answers_split_by_weight_per_query() {
             &Entry::new(0, 20, Decided::Weighted(weighted)),
         )
         .unwrap();
-    let query = Query::a(SPLIT);
-    let frame = query.frame();
+    // With and without EDNS: the answer's OPT length must survive the pick.
+    let queries = [Query::a(SPLIT), Query::a(SPLIT).with_opt(Opt::new(1232))];
+    let frames = queries.each_ref().map(Query::frame);
     const RUNS: u32 = 10_000;
     let mut seen = [0u32; 3];
-    for _ in 0..RUNS {
-        let run = xdp.run(&frame).unwrap();
+    for n in 0..RUNS {
+        let (query, frame) = (&queries[n as usize % 2], &frames[n as usize % 2]);
+        let run = xdp.run(frame).unwrap();
         assert_eq!(run.verdict, XDP_TX);
-        let answer = check_answer(&query, &run.frame).unwrap();
+        let answer = check_answer(query, &run.frame).unwrap();
         assert_eq!(answer.addrs.len(), 1, "a weighted answer holds one address");
         assert_eq!(answer.ttls, vec![20]);
         seen[addrs.iter().position(|a| *a == answer.addrs[0]).unwrap()] += 1;

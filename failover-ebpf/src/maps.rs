@@ -45,7 +45,7 @@ pub struct Scratch {
     pub name_len: u32,
     /// The validated query's fields, written and read back likewise (see
     /// `query::launder`).
-    pub fields: [u32; 10],
+    pub fields: [u32; 12],
 }
 
 #[map]
@@ -143,6 +143,6 @@ pub struct RateScratch {
 #[map]
 pub static RATE_SCRATCH: PerCpuArray<RateScratch> = PerCpuArray::with_max_entries(1, 0);
 
-const _: () = assert!(core::mem::size_of::<Scratch>() == 304);
+const _: () = assert!(core::mem::size_of::<Scratch>() == 312);
 const _: () = assert!(core::mem::size_of::<RateScratch>() == 56);
 const _: () = assert!(core::mem::size_of::<CookieScratch>() == 48);

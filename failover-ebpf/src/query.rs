@@ -29,6 +29,10 @@ pub const COOKIE_COUNT_FIELD: usize = 8;
 /// `Scratch::fields` slot of where the OPT's options start and (<< 16)
 /// the DNS message ends; 0 without an OPT.
 const OPTIONS_FIELD: usize = 9;
+/// `Scratch::fields` slot of a weighted set's pick (a verifier barrier,
+/// select.rs); apart from `COOKIE_FIELD`, which the answer's OPT length
+/// is read from after the pick.
+pub const PICK_FIELD: usize = 10;
 
 /// What the answer needs to know about a validated query.
 pub struct Query {
