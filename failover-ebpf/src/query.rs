@@ -33,6 +33,9 @@ const OPTIONS_FIELD: usize = 9;
 /// select.rs); apart from `COOKIE_FIELD`, which the answer's OPT length
 /// is read from after the pick.
 pub const PICK_FIELD: usize = 10;
+/// `Scratch::fields` slot of whether the record lookup found the name (a
+/// verifier barrier, main.rs).
+pub const FOUND_FIELD: usize = 11;
 
 /// What the answer needs to know about a validated query.
 pub struct Query {
@@ -234,7 +237,7 @@ fn validate_transport<const L3: usize, const V6: bool>(
 }
 
 /// Validates the frame in `[data, data_end)` and fills `scratch.key` with the
-/// lowercased name and the query type. Returns the counter to bump on rejection.
+/// lowercased name, zero-padded. Returns the counter to bump on rejection.
 #[inline(always)]
 pub fn validate<const L3: usize, const V6: bool>(
     data: usize,
@@ -300,9 +303,9 @@ pub fn validate<const L3: usize, const V6: bool>(
                 return Err(Counter::PassMalformed);
             }
             label_left = b;
-            scratch.key.name[i] = b;
+            scratch.key[i] = b;
         } else {
-            scratch.key.name[i] = ascii_lower(b);
+            scratch.key[i] = ascii_lower(b);
             label_left -= 1;
         }
         i += 1;
@@ -372,7 +375,6 @@ pub fn validate<const L3: usize, const V6: bool>(
             query.max_udp_size = udp_size;
         }
     }
-    scratch.key.qtype = qtype;
     Ok(query)
 }
 
