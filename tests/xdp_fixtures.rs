@@ -1292,14 +1292,16 @@ fn weighted_answers_split_by_weight_per_query() {
             &Entry::new(0, 20, Decided::Weighted(weighted)),
         )
         .unwrap();
-    let query = Query::a(SPLIT);
-    let frame = query.frame();
+    // With and without EDNS: the answer's OPT length must survive the pick.
+    let queries = [Query::a(SPLIT), Query::a(SPLIT).with_opt(Opt::new(1232))];
+    let frames = queries.each_ref().map(Query::frame);
     const RUNS: u32 = 10_000;
     let mut seen = [0u32; 3];
-    for _ in 0..RUNS {
-        let run = xdp.run(&frame).unwrap();
+    for n in 0..RUNS {
+        let (query, frame) = (&queries[n as usize % 2], &frames[n as usize % 2]);
+        let run = xdp.run(frame).unwrap();
         assert_eq!(run.verdict, XDP_TX);
-        let answer = check_answer(&query, &run.frame).unwrap();
+        let answer = check_answer(query, &run.frame).unwrap();
         assert_eq!(answer.addrs.len(), 1, "a weighted answer holds one address");
         assert_eq!(answer.ttls, vec![20]);
         seen[addrs.iter().position(|a| *a == answer.addrs[0]).unwrap()] += 1;
@@ -1942,4 +1944,67 @@ fn a_valid_server_cookie_is_exempt_from_the_rate_limit() {
         limited, 20,
         "every client-cookie query past the burst is limited"
     );
+}
+
+/// A name of exactly `wire_len` wire bytes (labels of up to 63 `c`s).
+fn name_of_wire_len(wire_len: usize, c: char) -> String {
+    let mut left = wire_len - 1;
+    let mut labels = Vec::new();
+    while left > 0 {
+        // One byte left over could not make a label: take one byte less.
+        let mut n = 63.min(left - 1);
+        if left - (n + 1) == 1 {
+            n -= 1;
+        }
+        labels.push(c.to_string().repeat(n));
+        left -= n + 1;
+    }
+    let name = format!("{}.", labels.join("."));
+    assert_eq!(wire_name(&name).len(), wire_len);
+    name
+}
+
+#[test]
+fn names_of_every_bucket_are_answered_from_their_map() {
+    let mut xdp = program();
+    // On either side of each bucket's bound (32, 64, 128, 256 bytes).
+    let lengths = [3usize, 31, 32, 33, 64, 65, 128, 129, 255];
+    let chars = ['a', 'b', 'c', 'd', 'e', 'f', 'g', 'h', 'i'];
+    let names: Vec<String> = lengths
+        .iter()
+        .zip(chars)
+        .map(|(&len, c)| name_of_wire_len(len, c))
+        .collect();
+    for (i, name) in names.iter().enumerate() {
+        let addr = Ipv4Addr::new(192, 0, 2, 200 + i as u8);
+        xdp.set_a(name, 30, &[addr]).unwrap();
+    }
+    // Long then short, with and without EDNS (an OPT makes room for a
+    // longer name, so more of the key is zeroed): every byte after a name
+    // must be zero whatever the query before it left there.
+    let order = [8usize, 0, 7, 1, 6, 2, 5, 3, 4, 8, 3, 2];
+    for (n, &i) in order.iter().enumerate() {
+        let mut query = Query::a(&names[i].to_uppercase());
+        if n % 2 == 1 {
+            query = query.with_opt(Opt::new(1232));
+        }
+        let run = xdp.run(&query.frame()).unwrap();
+        assert_eq!(run.verdict, XDP_TX, "{} bytes", lengths[i]);
+        let answer = check_answer(&query, &run.frame).unwrap();
+        assert_eq!(
+            answer.addrs,
+            vec![IpAddr::V4(Ipv4Addr::new(192, 0, 2, 200 + i as u8))],
+            "{} bytes",
+            lengths[i]
+        );
+    }
+    // A name one byte off each stored one is not in any map.
+    for (&len, c) in lengths.iter().zip(chars).skip(1) {
+        let query = Query::a(&name_of_wire_len(len - 1, c));
+        assert_eq!(
+            xdp.run(&query.frame()).unwrap().verdict,
+            XDP_PASS,
+            "{len} - 1 bytes"
+        );
+    }
 }

@@ -25,12 +25,13 @@ use failover_common::{
     COOKIES_ANSWER, COOKIES_IGNORE, COUNTER_COUNT, CookieSecrets, Counter, FAMILY_V4, FAMILY_V6,
     HOST_ADDRS_V4, HOST_ADDRS_V6, Heartbeat, HostConfig, MAP_ANSWER_PROGRAM, MAP_COOKIES,
     MAP_COUNTERS, MAP_HEARTBEAT, MAP_HOST, MAP_RATE_EXEMPT, MAP_RATE_LIMIT, MAP_RECORDS,
-    MAP_SERVICES, MAP_ZONES, MAX_SERVICES, PROGRAM_XDP, PROGRAM_XDP_ANSWER, RateLimit, RecordKey,
-    SERVICE_BROADCAST, SERVICE_HOST_ADDRESS, SERVICE_LISTEN, SERVICE_WILDCARD, ServiceKey,
+    MAP_SERVICES, MAP_ZONES, MAX_SERVICES, NAME_KEY_LEN, PROGRAM_XDP, PROGRAM_XDP_ANSWER,
+    RateLimit, RecordKey, SERVICE_BROADCAST, SERVICE_HOST_ADDRESS, SERVICE_LISTEN,
+    SERVICE_WILDCARD, ServiceKey, record_bucket,
 };
 
 use crate::config::RateLimitSettings;
-use crate::dns::name::record_key;
+use crate::dns::name::{name_key, record_key};
 use crate::pin::{self, Lock};
 use crate::serve::cookies::Cookies;
 use failover_common::ZoneSoa;
@@ -50,7 +51,7 @@ pub enum AttachMode {
 /// The loaded XDP program with its maps.
 pub struct Dataplane {
     ebpf: Ebpf,
-    records: HashMap<MapData, RecordKey, AnswerSet>,
+    records: Records,
     zones: Array<MapData, ZoneSoa>,
     counters: PerCpuArray<MapData, u64>,
     services: HashMap<MapData, ServiceKey, u32>,
@@ -73,8 +74,11 @@ pub struct Dataplane {
 /// and its counters. Per-CPU working memory is the program's own, and so
 /// are the rate limit's maps: the agent writes the settings before it
 /// attaches (or swaps in) the program, and the rate state starts afresh.
-pub const PINNED_MAPS: [&str; 6] = [
-    MAP_RECORDS,
+pub const PINNED_MAPS: [&str; 9] = [
+    MAP_RECORDS[0],
+    MAP_RECORDS[1],
+    MAP_RECORDS[2],
+    MAP_RECORDS[3],
     MAP_ZONES,
     MAP_SERVICES,
     MAP_HOST,
@@ -143,7 +147,7 @@ impl Dataplane {
     /// [`Dataplane::load_pinned`] with `dir`'s lock already held (handed
     /// over by the agent this one takes over from).
     pub fn load_pinned_locked(dir: &Path, lock: Lock) -> Result<Self> {
-        let adopted = dir.join(pin::LINK).exists() && dir.join(MAP_RECORDS).exists();
+        let adopted = dir.join(pin::LINK).exists() && dir.join(MAP_RECORDS[0]).exists();
         let paths: Vec<(&str, PathBuf)> = PINNED_MAPS.iter().map(|m| (*m, dir.join(m))).collect();
         let mut loader = EbpfLoader::new();
         for (name, path) in &paths {
@@ -225,10 +229,7 @@ impl Dataplane {
         ProgramArray::try_from(&mut answer_program)?
             .set(0, answer_half.fd()?, 0)
             .context("putting the answer program in its jump table")?;
-        let records = HashMap::try_from(
-            ebpf.take_map(MAP_RECORDS)
-                .context("XDP object has no record map")?,
-        )?;
+        let records = Records::take(&mut ebpf)?;
         let zones = Array::try_from(
             ebpf.take_map(MAP_ZONES)
                 .context("XDP object has no zone map")?,
@@ -413,32 +414,27 @@ impl Dataplane {
     /// publication path builds values from entries ([`crate::publish::kernel`]);
     /// the packet fixtures write values no entry makes.
     pub fn set_answer_set(&mut self, name: &str, rtype: u16, value: AnswerSet) -> Result<()> {
-        let key = record_key(name, rtype)?;
+        let wire = name_key(name)?;
         self.records
-            .insert(key, value, 0)
+            .insert(&wire, rtype, value)
             .with_context(|| format!("writing the type {rtype} answer of {name}"))
     }
 
     /// Removes (`name`, `rtype`); queries for it then pass up the stack.
     pub fn remove_answer_set(&mut self, name: &str, rtype: u16) -> Result<()> {
-        let key = record_key(name, rtype)?;
-        match self.records.remove(&key) {
+        let wire = name_key(name)?;
+        match self.records.remove(&wire, rtype) {
             Ok(()) | Err(MapError::KeyNotFound) => Ok(()),
             Err(e) => Err(e).with_context(|| format!("removing the type {rtype} answer of {name}")),
         }
     }
 
-    /// Every (name, type) in the record map with its value: what an adopted
-    /// data plane answers. Keys that do not decode are skipped (logged).
+    /// Every (name, type) in the record maps with its value: what an
+    /// adopted data plane answers. Keys that do not decode are skipped
+    /// (logged).
     pub fn answer_sets(&self) -> Result<Vec<(String, u16, AnswerSet)>> {
         let mut out = Vec::new();
-        for item in self.records.iter() {
-            let (key, value) = item.context("reading the record map")?;
-            match crate::dns::name::text_name(&key.name) {
-                Ok(name) => out.push((name, key.qtype, value)),
-                Err(e) => log::warn!("record map: skipping a key: {e:#}"),
-            }
-        }
+        self.records.read_into(&mut out)?;
         Ok(out)
     }
 
@@ -610,6 +606,72 @@ impl Dataplane {
             .context("the counter map is not a per-CPU array")?;
         Ok(CounterReader { counters })
     }
+}
+
+/// The record maps, one per name length bucket (`RECORD_BUCKETS`): a name
+/// lives in the map of the shortest bucket it fits.
+struct Records {
+    b32: HashMap<MapData, RecordKey<32>, AnswerSet>,
+    b64: HashMap<MapData, RecordKey<64>, AnswerSet>,
+    b128: HashMap<MapData, RecordKey<128>, AnswerSet>,
+    b256: HashMap<MapData, RecordKey<NAME_KEY_LEN>, AnswerSet>,
+}
+
+impl Records {
+    fn take(ebpf: &mut Ebpf) -> Result<Self> {
+        let mut map = |name: &str| {
+            ebpf.take_map(name)
+                .with_context(|| format!("XDP object has no record map {name}"))
+        };
+        Ok(Self {
+            b32: HashMap::try_from(map(MAP_RECORDS[0])?)?,
+            b64: HashMap::try_from(map(MAP_RECORDS[1])?)?,
+            b128: HashMap::try_from(map(MAP_RECORDS[2])?)?,
+            b256: HashMap::try_from(map(MAP_RECORDS[3])?)?,
+        })
+    }
+
+    /// Writes `value` for the lowercased wire name `wire` and `rtype`, as one
+    /// map update, in its bucket's map.
+    fn insert(&mut self, wire: &[u8], rtype: u16, value: AnswerSet) -> Result<(), MapError> {
+        match record_bucket(wire.len()) {
+            0 => self.b32.insert(record_key(wire, rtype), value, 0),
+            1 => self.b64.insert(record_key(wire, rtype), value, 0),
+            2 => self.b128.insert(record_key(wire, rtype), value, 0),
+            _ => self.b256.insert(record_key(wire, rtype), value, 0),
+        }
+    }
+
+    fn remove(&mut self, wire: &[u8], rtype: u16) -> Result<(), MapError> {
+        match record_bucket(wire.len()) {
+            0 => self.b32.remove(&record_key(wire, rtype)),
+            1 => self.b64.remove(&record_key(wire, rtype)),
+            2 => self.b128.remove(&record_key(wire, rtype)),
+            _ => self.b256.remove(&record_key(wire, rtype)),
+        }
+    }
+
+    /// Appends every entry of every bucket to `out`.
+    fn read_into(&self, out: &mut Vec<(String, u16, AnswerSet)>) -> Result<()> {
+        read_bucket(&self.b32, out)?;
+        read_bucket(&self.b64, out)?;
+        read_bucket(&self.b128, out)?;
+        read_bucket(&self.b256, out)
+    }
+}
+
+fn read_bucket<const N: usize>(
+    map: &HashMap<MapData, RecordKey<N>, AnswerSet>,
+    out: &mut Vec<(String, u16, AnswerSet)>,
+) -> Result<()> {
+    for item in map.iter() {
+        let (key, value) = item.context("reading a record map")?;
+        match crate::dns::name::text_name(&key.name) {
+            Ok(name) => out.push((name, key.qtype, value)),
+            Err(e) => log::warn!("record map: skipping a key: {e:#}"),
+        }
+    }
+    Ok(())
 }
 
 /// Writes the kernel's cookie secrets apart from the [`Dataplane`].

@@ -142,7 +142,8 @@ pub fn remove_orphans(root: &Path) -> Vec<PathBuf> {
         for iface in ifaces.flatten() {
             let dir = iface.path();
             let link = dir.join(LINK);
-            let unattached = !link.exists() && dir.join(failover_common::MAP_RECORDS).exists();
+            // The counters: pinned by every layout (record maps changed names).
+            let unattached = !link.exists() && dir.join(failover_common::MAP_COUNTERS).exists();
             if !unattached && link_ifindex(&link) != Some(0) {
                 continue;
             }

@@ -8,15 +8,22 @@
 /// Bump whenever a map key, value or counter index changes meaning. Anything that
 /// persists maps (pin paths, dumps) must include it so an old layout is never
 /// reused by a new program.
-pub const LAYOUT_VERSION: u32 = 11;
+pub const LAYOUT_VERSION: u32 = 12;
 
 /// Longest domain name in wire format, terminating root label included (RFC 1035 3.1).
 pub const MAX_NAME_WIRE_LEN: usize = 255;
-/// Bytes of the name field in [`RecordKey`]: the wire name, zero-padded.
+/// Bytes of the longest name field of a [`RecordKey`]: the wire name,
+/// zero-padded.
 pub const NAME_KEY_LEN: usize = 256;
+/// The record maps' name lengths: a name of `len` wire bytes is kept in the
+/// map of the first bucket `>= len` ([`record_bucket`]), keyed by a
+/// `RecordKey<bucket>`. Most names are short: the kernel hashes and
+/// compares 34 bytes for them instead of 258.
+pub const RECORD_BUCKETS: [usize; 4] = [32, 64, 128, NAME_KEY_LEN];
 /// Most addresses one answer set carries.
 pub const MAX_ANSWER_ADDRS: usize = 16;
-/// Most (name, type) entries the kernel map holds.
+/// Most (name, type) entries the kernel holds: each record map holds this
+/// many, and the configuration is held to it for all of them together.
 pub const MAX_RECORDS: u32 = 16_384;
 /// Most zones (SOA records) the kernel knows.
 pub const MAX_ZONES: u32 = 1024;
@@ -38,7 +45,8 @@ pub const EDNS_UDP_SIZE: u16 = 1232;
 pub const PLAIN_UDP_SIZE: u16 = 512;
 
 /// Map names as they appear in the object file.
-pub const MAP_RECORDS: &str = "RECORDS";
+/// The record maps, one per entry of [`RECORD_BUCKETS`].
+pub const MAP_RECORDS: [&str; 4] = ["RECORDS_32", "RECORDS_64", "RECORDS_128", "RECORDS_256"];
 pub const MAP_COUNTERS: &str = "COUNTERS";
 pub const MAP_ZONES: &str = "ZONES";
 pub const MAP_SERVICES: &str = "SERVICES";
@@ -200,24 +208,40 @@ pub struct Heartbeat {
     pub unix_offset_ns: u64,
 }
 
-/// Key of the record map: a lowercased wire-format name and the query type.
+/// Key of a record map: a lowercased wire-format name and the query type.
 ///
 /// `name` holds the name exactly as it is on the wire (length-prefixed labels
 /// and the terminating zero), ASCII letters lowercased, every byte after the
-/// terminating zero set to zero. 256 + 2 bytes, alignment 2: no padding.
+/// terminating zero set to zero. `N` is the map's bucket (one of
+/// [`RECORD_BUCKETS`], all even): N + 2 bytes, alignment 2, no padding.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct RecordKey {
-    pub name: [u8; NAME_KEY_LEN],
+pub struct RecordKey<const N: usize> {
+    pub name: [u8; N],
     pub qtype: u16,
 }
 
-impl RecordKey {
+impl<const N: usize> RecordKey<N> {
     pub const fn zeroed() -> Self {
         Self {
-            name: [0; NAME_KEY_LEN],
+            name: [0; N],
             qtype: 0,
         }
+    }
+}
+
+/// Index in [`RECORD_BUCKETS`] (and [`MAP_RECORDS`]) of the map that keeps
+/// a name of `wire_len` bytes (1..=255).
+#[inline(always)]
+pub const fn record_bucket(wire_len: usize) -> usize {
+    if wire_len <= RECORD_BUCKETS[0] {
+        0
+    } else if wire_len <= RECORD_BUCKETS[1] {
+        1
+    } else if wire_len <= RECORD_BUCKETS[2] {
+        2
+    } else {
+        3
     }
 }
 
@@ -552,7 +576,7 @@ impl Counter {
 mod pod {
     // SAFETY: both are repr(C), Copy, contain only integers and byte arrays,
     // and have no padding (asserted below), so any bit pattern is valid.
-    unsafe impl aya::Pod for super::RecordKey {}
+    unsafe impl<const N: usize> aya::Pod for super::RecordKey<N> {}
     unsafe impl aya::Pod for super::AnswerSet {}
     unsafe impl aya::Pod for super::ZoneSoa {}
     unsafe impl aya::Pod for super::ServiceKey {}
@@ -564,7 +588,11 @@ mod pod {
 }
 
 // No implicit padding: size equals the sum of the fields.
-const _: () = assert!(core::mem::size_of::<RecordKey>() == NAME_KEY_LEN + 2);
+const _: () = assert!(core::mem::size_of::<RecordKey<32>>() == 32 + 2);
+const _: () = assert!(core::mem::size_of::<RecordKey<64>>() == 64 + 2);
+const _: () = assert!(core::mem::size_of::<RecordKey<128>>() == 128 + 2);
+const _: () = assert!(core::mem::size_of::<RecordKey<NAME_KEY_LEN>>() == NAME_KEY_LEN + 2);
+const _: () = assert!(RECORD_BUCKETS[3] == NAME_KEY_LEN && MAX_NAME_WIRE_LEN < NAME_KEY_LEN);
 const _: () = assert!(core::mem::size_of::<AnswerSet>() == 16 + 20 * MAX_ANSWER_ADDRS);
 const _: () = assert!(core::mem::size_of::<ZoneSoa>() == 8 + SOA_RR_MAX);
 const _: () = assert!(core::mem::size_of::<ServiceKey>() == 16 + 2 + 1 + 1);

@@ -25,14 +25,18 @@ mod rate_limit;
 mod response;
 mod select;
 
-use aya_ebpf::{bindings::xdp_action, macros::xdp, programs::XdpContext};
+use aya_ebpf::{bindings::xdp_action, macros::xdp, maps::HashMap, programs::XdpContext};
 use failover_common::{
     ANSWER_ADDRS, AnswerSet, ANSWER_NODATA, ANSWER_SERVFAIL, ANSWER_WEIGHTED, Counter, QTYPE_A, QTYPE_AAAA,
+    MAX_ANSWER_ADDRS, RecordKey, record_bucket,
 };
 
 use crate::{
     cookie::Cookie,
-    maps::{ANSWER_PROGRAM, RECORDS, SCRATCH, ZONES, agent_alive, count},
+    maps::{
+        ANSWER_COPY, ANSWER_PROGRAM, RECORDS_32, RECORDS_64, RECORDS_128, RECORDS_256, SCRATCH, ZONES, agent_alive,
+        count,
+    },
     packet::{ETH_LEN, ETH_TYPE, ETHERTYPE_IPV4, ETHERTYPE_IPV6, ETHERTYPE_VLAN, VLAN_TAG_LEN},
     rate_limit::Limit,
     response::Refusal,
@@ -157,7 +161,7 @@ fn answer_query<const L3: usize, const V6: bool>(ctx: &XdpContext) -> Result<Cou
     query::options(ctx.data(), ctx.data_end(), scratch).map_err(Refusal::Pass)?;
     // SAFETY: the helper has no preconditions.
     let now = unsafe { aya_ebpf::helpers::bpf_ktime_get_ns() };
-    let set = answer_set(now, scratch)?;
+    let set = answer_set(now, &query, scratch)?;
     // Only a query about to be answered is worth summing.
     checksum::udp_verified::<L3, V6>(ctx.data(), ctx.data_end()).map_err(Refusal::Pass)?;
     // A valid server cookie proves the source address: never limited.
@@ -169,20 +173,100 @@ fn answer_query<const L3: usize, const V6: bool>(ctx: &XdpContext) -> Result<Cou
     answer_within::<L3, V6>(ctx, &query, set, scratch, limit)
 }
 
-/// The answer set for the key in `scratch`, while an agent keeps the sets
-/// true.
+/// The answer set for the query's name (in `scratch`) and type, while an
+/// agent keeps the sets true.
 #[inline(always)]
-fn answer_set(now: u64, scratch: &maps::Scratch) -> Result<&'static AnswerSet, Refusal> {
+fn answer_set(
+    now: u64,
+    query: &query::Query,
+    scratch: &mut maps::Scratch,
+) -> Result<&'static AnswerSet, Refusal> {
     // No agent keeps the answer sets true: everything goes up the stack.
     if agent_alive(now).is_none() {
         return Err(Refusal::Pass(Counter::PassAgentGone));
     }
-    // By reference on purpose: by value would copy the 258-byte key onto the
-    // 512-byte BPF stack.
-    #[allow(clippy::needless_borrows_for_generic_args)]
-    match RECORDS.get_ptr(&scratch.key) {
-        Some(p) => Ok(unsafe { &*p }),
+    let copy = match ANSWER_COPY.get_ptr_mut(0) {
+        Some(p) => unsafe { &mut *p },
+        None => return Err(Refusal::Pass(Counter::PassNameNotInMap)),
+    };
+    // Read again, so the bucket's bounds stay off `query.name_len`: the
+    // verifier would check the rest once per range.
+    let name_len = unsafe { core::ptr::read_volatile(&scratch.fields[0]) } as usize & 0xff;
+    let found = match record_bucket(name_len) {
+        0 => lookup(&RECORDS_32, query.qtype, scratch, copy),
+        1 => lookup(&RECORDS_64, query.qtype, scratch, copy),
+        2 => lookup(&RECORDS_128, query.qtype, scratch, copy),
+        _ => lookup(&RECORDS_256, query.qtype, scratch, copy),
+    };
+    // Verifier barrier: the four lookups end in one unknown scalar, so what
+    // follows is checked once, not once per bucket.
+    scratch.fields[query::FOUND_FIELD] = found as u32;
+    if unsafe { core::ptr::read_volatile(&scratch.fields[query::FOUND_FIELD]) } == 0 {
+        return Err(Refusal::Pass(Counter::PassNameNotInMap));
+    }
+    match ANSWER_COPY.get(0) {
+        Some(set) => Ok(set),
         None => Err(Refusal::Pass(Counter::PassNameNotInMap)),
+    }
+}
+
+/// Looks the name up in the record map of bucket `N` and copies what is
+/// found to `copy`: the verifier tells values of different maps apart, and
+/// would check all that follows once per map. The key is the first N + 2
+/// bytes of `scratch.key` (the name, zero-padded) with the type put at N;
+/// in place, by reference: a copy would not fit the BPF stack.
+#[inline(always)]
+fn lookup<const N: usize>(
+    map: &HashMap<RecordKey<N>, AnswerSet>,
+    qtype: u16,
+    scratch: &mut maps::Scratch,
+    copy: &mut AnswerSet,
+) -> bool {
+    const { assert!(N % 2 == 0 && N + 2 <= maps::KEY_ROOM) };
+    let key = scratch.key.as_mut_ptr() as *mut RecordKey<N>;
+    let found = unsafe {
+        (*key).qtype = qtype;
+        map.get_ptr(&*key)
+    };
+    match found {
+        Some(p) => {
+            copy_used(unsafe { &*p }, copy);
+            true
+        }
+        None => false,
+    }
+}
+
+/// Copies what an answer reads of `from`, in 8-byte words: the fixed
+/// fields, the weights of a weighted set, the stored addresses.
+#[inline(always)]
+fn copy_used(from: &AnswerSet, to: &mut AnswerSet) {
+    let src = from as *const AnswerSet as *const u64;
+    let dst = to as *mut AnswerSet as *mut u64;
+    // ttl, count, kind, zone, limit, _pad: 16 bytes; then 8 words of weights.
+    const FIXED_WORDS: usize = 2;
+    const WEIGHT_WORDS: usize = MAX_ANSWER_ADDRS / 2;
+    unsafe {
+        dst.write(src.read());
+        dst.add(1).write(src.add(1).read());
+        if from.kind == ANSWER_WEIGHTED {
+            let mut w = FIXED_WORDS;
+            while w < FIXED_WORDS + WEIGHT_WORDS {
+                dst.add(w).write(src.add(w).read());
+                w += 1;
+            }
+        }
+        let stored = from.count as usize;
+        let addrs = FIXED_WORDS + WEIGHT_WORDS;
+        let mut i = 0;
+        while i < MAX_ANSWER_ADDRS {
+            if i >= stored {
+                break;
+            }
+            dst.add(addrs + 2 * i).write(src.add(addrs + 2 * i).read());
+            dst.add(addrs + 2 * i + 1).write(src.add(addrs + 2 * i + 1).read());
+            i += 1;
+        }
     }
 }
 

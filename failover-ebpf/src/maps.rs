@@ -7,12 +7,22 @@ use aya_ebpf::{
 };
 use failover_common::{
     AnswerSet, COUNTER_COUNT, CookieSecrets, Counter, Heartbeat, HostConfig, MAX_RATE_EXEMPT, MAX_RATE_SOURCES,
-    MAX_RECORDS, MAX_SERVICES, MAX_ZONES, RateBucket, RateLimit, RecordKey, ServiceKey, ZoneSoa,
+    MAX_RECORDS, MAX_SERVICES, MAX_ZONES, NAME_KEY_LEN, RateBucket, RateLimit, RecordKey, ServiceKey,
+    ZoneSoa,
 };
 
-/// Answers by (lowercased wire name, type), written by the agent.
+// Answers by (lowercased wire name, type), written by the agent; one map
+// per name length (`RECORD_BUCKETS`), so a short name's key is short.
 #[map]
-pub static RECORDS: HashMap<RecordKey, AnswerSet> = HashMap::with_max_entries(MAX_RECORDS, 0);
+pub static RECORDS_32: HashMap<RecordKey<32>, AnswerSet> = HashMap::with_max_entries(MAX_RECORDS, 0);
+#[map]
+pub static RECORDS_64: HashMap<RecordKey<64>, AnswerSet> = HashMap::with_max_entries(MAX_RECORDS, 0);
+#[map]
+pub static RECORDS_128: HashMap<RecordKey<128>, AnswerSet> =
+    HashMap::with_max_entries(MAX_RECORDS, 0);
+#[map]
+pub static RECORDS_256: HashMap<RecordKey<NAME_KEY_LEN>, AnswerSet> =
+    HashMap::with_max_entries(MAX_RECORDS, 0);
 
 /// Each zone's SOA for NODATA answers, indexed by `AnswerSet::zone`.
 #[map]
@@ -35,17 +45,27 @@ static COUNTERS: PerCpuArray<u64> = PerCpuArray::with_max_entries(COUNTER_COUNT,
 #[map]
 pub static ROTATION: PerCpuArray<u32> = PerCpuArray::with_max_entries(1, 0);
 
-/// Per-CPU working memory: the map key is 258 bytes, too big to build on the
-/// 512-byte BPF stack alongside everything else.
+/// The answer set a query is answered from, copied out of its record map
+/// (see `main::lookup`).
+#[map]
+pub static ANSWER_COPY: PerCpuArray<AnswerSet> = PerCpuArray::with_max_entries(1, 0);
+
+/// Room for the longest record key (`RecordKey<NAME_KEY_LEN>`).
+pub const KEY_ROOM: usize = NAME_KEY_LEN + 2;
+
+/// Per-CPU working memory: a map key is up to 258 bytes, too big to build on
+/// the 512-byte BPF stack alongside everything else.
 #[repr(C)]
 pub struct Scratch {
-    pub key: RecordKey,
+    /// The lowercased wire name, zero-padded. The key of bucket N is its
+    /// first N + 2 bytes, with the query type put at N (`main::answer_set`).
+    pub key: [u8; KEY_ROOM],
     pub _pad: u16,
     /// Written and read back as a verifier barrier (see query.rs).
     pub name_len: u32,
     /// The validated query's fields, written and read back likewise (see
     /// `query::launder`).
-    pub fields: [u32; 10],
+    pub fields: [u32; 12],
 }
 
 #[map]
@@ -144,6 +164,6 @@ pub struct RateScratch {
 #[map]
 pub static RATE_SCRATCH: PerCpuArray<RateScratch> = PerCpuArray::with_max_entries(1, 0);
 
-const _: () = assert!(core::mem::size_of::<Scratch>() == 304);
+const _: () = assert!(core::mem::size_of::<Scratch>() == 312);
 const _: () = assert!(core::mem::size_of::<RateScratch>() == 56);
 const _: () = assert!(core::mem::size_of::<CookieScratch>() == 48);

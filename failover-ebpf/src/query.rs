@@ -6,7 +6,7 @@
 
 use failover_common::{
     Counter, MAX_NAME_WIRE_LEN, PLAIN_UDP_SIZE, QCLASS_IN, QTYPE_A, QTYPE_AAAA, QTYPE_HTTPS,
-    QTYPE_OPT,
+    QTYPE_OPT, RECORD_BUCKETS,
 };
 
 use crate::{checksum, maps::Scratch, packet::*};
@@ -29,6 +29,13 @@ pub const COOKIE_COUNT_FIELD: usize = 8;
 /// `Scratch::fields` slot of where the OPT's options start and (<< 16)
 /// the DNS message ends; 0 without an OPT.
 const OPTIONS_FIELD: usize = 9;
+/// `Scratch::fields` slot of a weighted set's pick (a verifier barrier,
+/// select.rs); apart from `COOKIE_FIELD`, which the answer's OPT length
+/// is read from after the pick.
+pub const PICK_FIELD: usize = 10;
+/// `Scratch::fields` slot of whether the record lookup found the name (a
+/// verifier barrier, main.rs).
+pub const FOUND_FIELD: usize = 11;
 
 /// What the answer needs to know about a validated query.
 pub struct Query {
@@ -233,8 +240,45 @@ fn validate_transport<const L3: usize, const V6: bool>(
     Ok(msg_end)
 }
 
+/// Zeroes what of `scratch` this query's lookup reads: the fields the
+/// answer program adds to, and the key as far as the bucket of the longest
+/// name the message has room for (its N + 2 bytes; bytes after the name
+/// must be zero for the hash lookup to match the agent's key). Most names
+/// are short: 5 words of the key instead of all 33.
+#[inline(always)]
+fn zero_scratch<const L3: usize, const V6: bool>(msg_end: usize, scratch: &mut Scratch) {
+    const FIELDS_WORD: usize = core::mem::offset_of!(Scratch, fields) / 8;
+    const WORDS: usize = core::mem::size_of::<Scratch>() / 8;
+    const fn key_words(bucket: usize) -> usize {
+        (RECORD_BUCKETS[bucket] + 2).div_ceil(8)
+    }
+    let words = scratch as *mut Scratch as *mut u64;
+    let zero = |from: usize, to: usize| {
+        let mut w = from;
+        while w < to {
+            unsafe { words.add(w).write(0) };
+            w += 1;
+        }
+    };
+    zero(FIELDS_WORD, WORDS);
+    // Read back through the scratch: a fresh value, so that these branches
+    // leave msg_end's bounds, and the name loop's states, alone.
+    scratch.name_len = msg_end.saturating_sub(Frame::<L3, V6>::QNAME + 4) as u32;
+    let room = unsafe { core::ptr::read_volatile(&scratch.name_len) } as usize;
+    zero(0, key_words(0));
+    if room > RECORD_BUCKETS[0] {
+        zero(key_words(0), key_words(1));
+    }
+    if room > RECORD_BUCKETS[1] {
+        zero(key_words(1), key_words(2));
+    }
+    if room > RECORD_BUCKETS[2] {
+        zero(key_words(2), key_words(3));
+    }
+}
+
 /// Validates the frame in `[data, data_end)` and fills `scratch.key` with the
-/// lowercased name and the query type. Returns the counter to bump on rejection.
+/// lowercased name, zero-padded. Returns the counter to bump on rejection.
 #[inline(always)]
 pub fn validate<const L3: usize, const V6: bool>(
     data: usize,
@@ -267,14 +311,7 @@ pub fn validate<const L3: usize, const V6: bool>(
         return Err(Counter::PassNotPlainQuery);
     }
 
-    // Zero the whole scratch (key included): bytes after the name must be zero
-    // for the hash lookup to match the agent's key. 8-aligned.
-    let words = scratch as *mut Scratch as *mut u64;
-    let mut z = 0;
-    while z < core::mem::size_of::<Scratch>() / 8 {
-        unsafe { words.add(z).write(0) };
-        z += 1;
-    }
+    zero_scratch::<L3, V6>(msg_end, scratch);
 
     // The name: uncompressed labels of 1..=63 bytes, 255 bytes at most in all.
     // Copied lowercased into the zeroed key so 0x20-randomised names match.
@@ -300,9 +337,9 @@ pub fn validate<const L3: usize, const V6: bool>(
                 return Err(Counter::PassMalformed);
             }
             label_left = b;
-            scratch.key.name[i] = b;
+            scratch.key[i] = b;
         } else {
-            scratch.key.name[i] = ascii_lower(b);
+            scratch.key[i] = ascii_lower(b);
             label_left -= 1;
         }
         i += 1;
@@ -373,7 +410,6 @@ pub fn validate<const L3: usize, const V6: bool>(
             query.max_udp_size = udp_size;
         }
     }
-    scratch.key.qtype = qtype;
     Ok(query)
 }
 

@@ -7,6 +7,7 @@ use failover_common::{AnswerSet, Counter, MAX_ANSWER_ADDRS};
 
 use crate::{
     maps::{ROTATION, Scratch},
+    query::PICK_FIELD,
     response::Refusal,
 };
 
@@ -54,8 +55,8 @@ pub fn weighted_pick(set: &AnswerSet, scratch: &mut Scratch) -> Result<usize, Re
         k += 1;
     }
     // Verifier barrier: one unknown index instead of one path per value.
-    scratch.fields[7] = pick;
-    Ok(unsafe { core::ptr::read_volatile(&scratch.fields[7]) } as usize & (MAX_ANSWER_ADDRS - 1))
+    scratch.fields[PICK_FIELD] = pick;
+    Ok(unsafe { core::ptr::read_volatile(&scratch.fields[PICK_FIELD]) } as usize & (MAX_ANSWER_ADDRS - 1))
 }
 
 /// This CPU's rotation position, advanced by one.

@@ -12,19 +12,28 @@
 //! Every case runs on two programs side by side: without a rate limit, and
 //! with one every query is within (`[rate_limit]` on: the per-prefix state
 //! is looked up and advanced). Two rows more show the answers over the
-//! rate: slipped (TC=1) and dropped.
+//! rate: slipped (TC=1) and dropped. Cookies are on in both (the kernel
+//! makes server cookies): the cookie rows carry a client cookie alone, or
+//! a valid server cookie of ours (exempt from the rate limit). Under the
+//! table, each half's instruction count as the verifier checked it.
 
-use std::{net::Ipv4Addr, time::Duration, time::Instant};
+use std::{net::IpAddr, net::Ipv4Addr, time::Duration, time::Instant};
 
-use anyhow::{Result, bail, ensure};
+use anyhow::{Context as _, Result, bail, ensure};
+use aya::programs::Xdp;
 use failover_agent::config::RateLimitSettings;
+use failover_agent::serve::cookies::{self, Cookies, Secret};
 use failover_tests::{
-    packets::{Opt, Query, UdpChecksum, check_answer},
+    packets::{CLIENT_IP, Opt, Query, UdpChecksum, check_answer},
     xdp::{EmptyProgram, Run, XDP_DROP, XDP_PASS, XDP_TX, XdpProgram, pin_to_cpu},
 };
 
 const DEFAULT_RUNS: u32 = 200_000;
 const IN_KERNEL_REPEAT: u32 = 1_000_000;
+/// The server secret of the benchmark's cookies.
+const SECRET: Secret = *b"bench cookie key";
+/// The client cookie of the cookie rows.
+const CLIENT_COOKIE: [u8; 8] = *b"resolver";
 
 fn parse_runs(args: &[String]) -> Result<u32> {
     match args {
@@ -72,7 +81,55 @@ fn program(limit: Option<&RateLimitSettings>) -> Result<XdpProgram> {
     let sixteen: Vec<_> = (1..=16).map(|i| Ipv4Addr::new(203, 0, 113, i)).collect();
     xdp.set_a("sixteen.example.test.", 30, &sixteen)?;
     xdp.dataplane.set_rate_limit(limit)?;
+    xdp.dataplane
+        .set_cookies(Some(&Cookies::with_secret(SECRET)))?;
     Ok(xdp)
+}
+
+/// An EDNS query for `name` with our client cookie and, if any, `server`.
+fn with_cookie(name: &str, server: &[u8]) -> Query {
+    Query::a(name).with_opt(Opt::new(1232).with_cookie(CLIENT_COOKIE, server))
+}
+
+/// Checks that `frame`, the answer to `query`, carries a server cookie of
+/// ours for the client if the query sent a cookie.
+fn check_cookie(query: &Query, frame: &[u8]) -> Result<()> {
+    let answer = check_answer(query, frame)?;
+    let Some(client) = query.opt.as_ref().and_then(Opt::client_cookie) else {
+        return Ok(());
+    };
+    let cookie = answer.cookie.context("no server cookie")?;
+    ensure!(
+        cookies::made_by(&SECRET, &client, &cookie[8..], IpAddr::V4(CLIENT_IP)),
+        "the answer's server cookie is not ours"
+    );
+    Ok(())
+}
+
+/// Checks that a valid server cookie exempts a query from the rate limit
+/// and a client cookie alone does not: the valid-cookie row measures the
+/// exempt path, not a plain answer.
+fn check_cookie_exempt(client_only: &Query, valid: &Query) -> Result<()> {
+    let over = program(Some(&rate_limit(1, 0, Duration::from_secs(1))))?;
+    let (client_only, valid) = (client_only.frame(), valid.frame());
+    over.run(&client_only)?;
+    ensure!(
+        over.run(&client_only)?.verdict == XDP_DROP,
+        "a client cookie alone is not limited"
+    );
+    ensure!(
+        over.run(&valid)?.verdict == XDP_TX,
+        "a valid server cookie is limited"
+    );
+    Ok(())
+}
+
+/// The instruction count the verifier processed for `program`.
+fn verified(program: &Xdp) -> Result<String> {
+    Ok(program
+        .info()?
+        .verified_instruction_count()
+        .map_or_else(|| "unknown".to_string(), |n| n.to_string()))
 }
 
 pub fn run(args: &[String]) -> Result<()> {
@@ -82,6 +139,12 @@ pub fn run(args: &[String]) -> Result<()> {
     // 10 million a second with an hour's window: nothing is ever over it.
     let within = program(Some(&rate_limit(10_000_000, 2, Duration::from_secs(3600))))?;
     let empty = EmptyProgram::load()?;
+
+    let client_only = with_cookie("one.example.test.", &[]);
+    let stamp = cookies::unix_now();
+    let ours = cookies::server_cookie(&SECRET, &CLIENT_COOKIE, IpAddr::V4(CLIENT_IP), stamp);
+    let valid = with_cookie("one.example.test.", &ours);
+    check_cookie_exempt(&client_only, &valid)?;
 
     let cases: Vec<(&str, Query, u32)> = vec![
         ("hit, 1 address", Query::a("one.example.test."), XDP_TX),
@@ -103,6 +166,16 @@ pub fn run(args: &[String]) -> Result<()> {
             Query::a("sixteen.example.test.")
                 .with_opt(Opt::new(1232))
                 .with_udp_checksum(UdpChecksum::Full),
+            XDP_TX,
+        ),
+        (
+            "hit, 1 address, EDNS, client cookie",
+            client_only.clone(),
+            XDP_TX,
+        ),
+        (
+            "hit, 1 address, EDNS, valid server cookie",
+            valid.clone(),
             XDP_TX,
         ),
         (
@@ -156,7 +229,7 @@ pub fn run(args: &[String]) -> Result<()> {
             first.verdict
         );
         if *verdict == XDP_TX {
-            check_answer(query, &first.frame)?;
+            check_cookie(query, &first.frame).with_context(|| name.to_string())?;
         }
         let off = mean_ns(runs, *verdict, || xdp.run(&frame))?;
         let on = mean_ns(runs, *verdict, || within.run(&frame))?;
@@ -218,6 +291,16 @@ pub fn run(args: &[String]) -> Result<()> {
     println!(
         "in-kernel repeat {IN_KERNEL_REPEAT}: miss {} ns/packet, empty program {} ns/packet",
         repeated.ns_per_run, empty_repeated.ns_per_run
+    );
+    println!(
+        "verified instructions: {} {}, {} {} (limit 1,000,000 each)",
+        failover_common::PROGRAM_XDP,
+        verified(xdp.dataplane.program())?,
+        failover_common::PROGRAM_XDP_ANSWER,
+        verified(
+            xdp.dataplane
+                .ebpf_program(failover_common::PROGRAM_XDP_ANSWER)
+        )?,
     );
     println!("took {:.1} s", started.elapsed().as_secs_f64());
     Ok(())

@@ -57,6 +57,31 @@ impl Opt {
         }
     }
 
+    /// With a COOKIE option: `client` and, if any, `server` (RFC 7873).
+    pub fn with_cookie(mut self, client: [u8; 8], server: &[u8]) -> Self {
+        self.options.extend_from_slice(&10u16.to_be_bytes());
+        self.options
+            .extend_from_slice(&((8 + server.len()) as u16).to_be_bytes());
+        self.options.extend_from_slice(&client);
+        self.options.extend_from_slice(server);
+        self
+    }
+
+    /// The client cookie of the first well-formed COOKIE option.
+    pub fn client_cookie(&self) -> Option<[u8; 8]> {
+        let mut rest = &self.options[..];
+        while rest.len() >= 4 {
+            let code = u16::from_be_bytes([rest[0], rest[1]]);
+            let len = u16::from_be_bytes([rest[2], rest[3]]) as usize;
+            let value = rest.get(4..4 + len)?;
+            if code == 10 && len >= 8 {
+                return value[..8].try_into().ok();
+            }
+            rest = &rest[4 + len..];
+        }
+        None
+    }
+
     fn bytes(&self) -> Vec<u8> {
         let mut out = vec![0, 0, 41];
         out.extend_from_slice(&self.udp_size.to_be_bytes());

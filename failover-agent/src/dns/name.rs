@@ -17,14 +17,15 @@ pub fn name_key(name: &str) -> Result<Vec<u8>> {
     encode(name, true)
 }
 
-/// The kernel record map's key of (`name`, `qtype`): the lowercased wire
-/// name, zero-padded, exactly as the XDP program builds it from a query.
-pub fn record_key(name: &str, qtype: u16) -> Result<RecordKey> {
-    let wire = name_key(name)?;
+/// A kernel record map's key of (`wire`, `qtype`), `wire` a lowercased wire
+/// name ([`name_key`]) of at most `N` bytes (its bucket,
+/// `failover_common::record_bucket`): zero-padded, exactly as the XDP
+/// program builds it from a query.
+pub fn record_key<const N: usize>(wire: &[u8], qtype: u16) -> RecordKey<N> {
     let mut key = RecordKey::zeroed();
     key.qtype = qtype;
-    key.name[..wire.len()].copy_from_slice(&wire);
-    Ok(key)
+    key.name[..wire.len()].copy_from_slice(wire);
+    key
 }
 
 /// The text name (`"www.example.test."`) of a record-map key's wire name;
@@ -116,7 +117,7 @@ mod tests {
         assert_eq!(name_key("Www.Ex").unwrap(), b"\x03www\x02ex\x00");
         assert_eq!(name_key(".").unwrap(), b"\x00");
         assert_eq!(name_key("").unwrap(), b"\x00");
-        let key = record_key("WWW.ex.", 28).unwrap();
+        let key: RecordKey<32> = record_key(&name_key("WWW.ex.").unwrap(), 28);
         assert_eq!(&key.name[..8], b"\x03www\x02ex\x00");
         assert!(key.name[8..].iter().all(|b| *b == 0));
         assert_eq!(key.qtype, 28);
@@ -142,31 +143,34 @@ mod tests {
 
     #[test]
     fn record_key_is_lowercase_wire_format() {
-        let key = record_key("WWW.Example.test.", RTYPE_A).unwrap();
+        let key: RecordKey<32> = record_key(&name_key("WWW.Example.test.").unwrap(), RTYPE_A);
         assert_eq!(&key.name[..18], b"\x03www\x07example\x04test\x00");
         assert!(key.name[18..].iter().all(|&b| b == 0));
-        assert_eq!(key, record_key("www.example.test", RTYPE_A).unwrap());
+        assert_eq!(
+            key,
+            record_key(&name_key("www.example.test").unwrap(), RTYPE_A)
+        );
     }
 
     #[test]
-    fn record_key_rejects_bad_names() {
-        assert!(record_key("a..b.", RTYPE_A).is_err());
-        assert!(record_key(&format!("{}.test.", "x".repeat(64)), RTYPE_A).is_err());
-        let long = vec!["a".repeat(63); 4].join(".");
-        assert!(
-            record_key(&long, RTYPE_A).is_err(),
-            "256 bytes in wire format"
-        );
+    fn names_go_to_the_shortest_bucket_they_fit() {
+        use failover_common::record_bucket;
+        // 31 + 1 label bytes and the root: 32 bytes.
+        let at_32 = name_key(&format!("{}.", "a".repeat(30))).unwrap();
+        assert_eq!((at_32.len(), record_bucket(at_32.len())), (32, 0));
+        let at_33 = name_key(&format!("{}.", "a".repeat(31))).unwrap();
+        assert_eq!((at_33.len(), record_bucket(at_33.len())), (33, 1));
+        assert_eq!(record_bucket(64), 1);
+        assert_eq!(record_bucket(65), 2);
+        assert_eq!(record_bucket(128), 2);
+        assert_eq!(record_bucket(129), 3);
         let max = format!("{}.{}", vec!["a".repeat(63); 3].join("."), "b".repeat(61));
-        assert!(
-            record_key(&max, RTYPE_A).is_ok(),
-            "255 bytes in wire format"
-        );
+        assert_eq!(record_bucket(name_key(&max).unwrap().len()), 3);
     }
 
     #[test]
     fn text_name_reverses_the_key() {
-        let key = record_key("WWW.Example.test.", RTYPE_A).unwrap();
+        let key: RecordKey<32> = record_key(&name_key("WWW.Example.test.").unwrap(), RTYPE_A);
         assert_eq!(text_name(&key.name).unwrap(), "www.example.test.");
         assert_eq!(text_name(b"\0").unwrap(), ".");
         assert!(text_name(b"\x03ww").is_err());
