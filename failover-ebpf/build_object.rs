@@ -58,6 +58,18 @@ pub fn missing_prerequisites() -> Vec<String> {
     missing
 }
 
+/// The nightly build's flags (CARGO_ENCODED_RUSTFLAGS), shared with the
+/// lint so that neither invalidates the other's build-std: bpf_target_arch
+/// picks the right helper bindings; BTF makes verifier errors readable; BPF
+/// cpu v3 (Linux 5.12+) has the compare-and-swap the shared rate state is
+/// moved on with, and 32-bit jumps and ALU.
+pub fn rustflags() -> String {
+    format!(
+        "--cfg=bpf_target_arch=\"{}\"\x1f-Cdebuginfo=2\x1f-Clink-arg=--btf\x1f-Ctarget-cpu=v3",
+        std::env::consts::ARCH
+    )
+}
+
 /// Runs `cargo +nightly build` of failover-ebpf into `target/ebpf` and returns
 /// the object path. Output of the nested cargo goes to our stderr.
 pub fn build(workspace_root: &Path) -> Result<PathBuf, String> {
@@ -68,22 +80,13 @@ pub fn build(workspace_root: &Path) -> Result<PathBuf, String> {
             missing.join("\n  - ")
         ));
     }
-    let arch = std::env::consts::ARCH;
     let mut cmd = Command::new("cargo");
     cmd.current_dir(workspace_root.join("failover-ebpf"))
         .args(["+nightly", "build", "--release", "--target", BPF_TARGET])
         .args(["-Z", "build-std=core"])
         .arg("--target-dir")
         .arg(workspace_root.join("target/ebpf"))
-        // bpf_target_arch picks the right helper bindings; BTF makes verifier
-        // errors readable; BPF cpu v3 (Linux 5.12+) has the compare-and-swap
-        // the shared rate state is moved on with, and 32-bit jumps and ALU.
-        .env(
-            "CARGO_ENCODED_RUSTFLAGS",
-            format!(
-                "--cfg=bpf_target_arch=\"{arch}\"\x1f-Cdebuginfo=2\x1f-Clink-arg=--btf\x1f-Ctarget-cpu=v3"
-            ),
-        );
+        .env("CARGO_ENCODED_RUSTFLAGS", rustflags());
     // A build script inherits the outer cargo's view of the world; the nested
     // nightly build must not see any of it.
     for var in [

@@ -76,7 +76,8 @@ pub fn check<const L3: usize, const V6: bool>(
         (true, _) => (OPT_RR_LEN + COOKIE_OPTION_LEN) as u32,
     };
     // Read back through the same reference (ordered after the store).
-    query.opt_len = unsafe { core::ptr::read_volatile(&scratch.fields[COOKIE_FIELD]) } as usize & 0x3f;
+    query.opt_len =
+        unsafe { core::ptr::read_volatile(&scratch.fields[COOKIE_FIELD]) } as usize & 0x3f;
     Ok(verdict)
 }
 
@@ -139,7 +140,11 @@ fn judge<const L3: usize, const V6: bool>(
     // The client cookie and, if ours in length, the server cookie; by
     // helper: the option sits at a query-dependent offset.
     let value_off = (cookie_off + 4) as u32;
-    let want = if len == OURS_LEN { OURS_LEN } else { CLIENT_LEN };
+    let want = if len == OURS_LEN {
+        OURS_LEN
+    } else {
+        CLIENT_LEN
+    };
     let loaded = unsafe {
         bpf_xdp_load_bytes(
             ctx.ctx,

@@ -27,15 +27,15 @@ mod select;
 
 use aya_ebpf::{bindings::xdp_action, macros::xdp, maps::HashMap, programs::XdpContext};
 use failover_common::{
-    ANSWER_ADDRS, AnswerSet, ANSWER_NODATA, ANSWER_SERVFAIL, ANSWER_WEIGHTED, Counter, QTYPE_A, QTYPE_AAAA,
-    MAX_ANSWER_ADDRS, RecordKey, record_bucket,
+    ANSWER_ADDRS, ANSWER_NODATA, ANSWER_SERVFAIL, ANSWER_WEIGHTED, AnswerSet, Counter,
+    MAX_ANSWER_ADDRS, QTYPE_A, QTYPE_AAAA, RecordKey, record_bucket,
 };
 
 use crate::{
     cookie::Cookie,
     maps::{
-        ANSWER_COPY, ANSWER_PROGRAM, RECORDS_32, RECORDS_64, RECORDS_128, RECORDS_256, SCRATCH, ZONES, agent_alive,
-        count,
+        ANSWER_COPY, ANSWER_PROGRAM, RECORDS_32, RECORDS_64, RECORDS_128, RECORDS_256, SCRATCH,
+        ZONES, agent_alive, count,
     },
     packet::{ETH_LEN, ETH_TYPE, ETHERTYPE_IPV4, ETHERTYPE_IPV6, ETHERTYPE_VLAN, VLAN_TAG_LEN},
     rate_limit::Limit,
@@ -222,8 +222,10 @@ fn lookup<const N: usize>(
     scratch: &mut maps::Scratch,
     copy: &mut AnswerSet,
 ) -> bool {
-    const { assert!(N % 2 == 0 && N + 2 <= maps::KEY_ROOM) };
+    const { assert!(N.is_multiple_of(2) && N + 2 <= maps::KEY_ROOM) };
     let key = scratch.key.as_mut_ptr() as *mut RecordKey<N>;
+    // By reference on purpose: by value would copy the key onto the stack.
+    #[allow(clippy::needless_borrows_for_generic_args)]
     let found = unsafe {
         (*key).qtype = qtype;
         map.get_ptr(&*key)
@@ -264,7 +266,8 @@ fn copy_used(from: &AnswerSet, to: &mut AnswerSet) {
                 break;
             }
             dst.add(addrs + 2 * i).write(src.add(addrs + 2 * i).read());
-            dst.add(addrs + 2 * i + 1).write(src.add(addrs + 2 * i + 1).read());
+            dst.add(addrs + 2 * i + 1)
+                .write(src.add(addrs + 2 * i + 1).read());
             i += 1;
         }
     }
@@ -325,7 +328,9 @@ fn answer_from_set<const L3: usize, const V6: bool>(
                 .map(|()| Counter::AnsweredServfail)
         }
         (ANSWER_NODATA, _) => match ZONES.get(set.zone) {
-            Some(soa) => response::nodata::<L3, V6>(ctx, query, soa).map(|()| Counter::AnsweredNodata),
+            Some(soa) => {
+                response::nodata::<L3, V6>(ctx, query, soa).map(|()| Counter::AnsweredNodata)
+            }
             None => Err(Refusal::Pass(Counter::PassNameNotInMap)),
         },
         _ => Err(Refusal::Pass(Counter::PassNameNotInMap)),

@@ -6,17 +6,19 @@ use aya_ebpf::{
     maps::{Array, HashMap, LpmTrie, LruHashMap, PerCpuArray, ProgramArray},
 };
 use failover_common::{
-    AnswerSet, COUNTER_COUNT, CookieSecrets, Counter, Heartbeat, HostConfig, MAX_RATE_EXEMPT, MAX_RATE_SOURCES,
-    MAX_RECORDS, MAX_SERVICES, MAX_ZONES, NAME_KEY_LEN, RateBucket, RateLimit, RecordKey, ServiceKey,
-    ZoneSoa,
+    AnswerSet, COUNTER_COUNT, CookieSecrets, Counter, Heartbeat, HostConfig, MAX_RATE_EXEMPT,
+    MAX_RATE_SOURCES, MAX_RECORDS, MAX_SERVICES, MAX_ZONES, NAME_KEY_LEN, RateBucket, RateLimit,
+    RecordKey, ServiceKey, ZoneSoa,
 };
 
 // Answers by (lowercased wire name, type), written by the agent; one map
 // per name length (`RECORD_BUCKETS`), so a short name's key is short.
 #[map]
-pub static RECORDS_32: HashMap<RecordKey<32>, AnswerSet> = HashMap::with_max_entries(MAX_RECORDS, 0);
+pub static RECORDS_32: HashMap<RecordKey<32>, AnswerSet> =
+    HashMap::with_max_entries(MAX_RECORDS, 0);
 #[map]
-pub static RECORDS_64: HashMap<RecordKey<64>, AnswerSet> = HashMap::with_max_entries(MAX_RECORDS, 0);
+pub static RECORDS_64: HashMap<RecordKey<64>, AnswerSet> =
+    HashMap::with_max_entries(MAX_RECORDS, 0);
 #[map]
 pub static RECORDS_128: HashMap<RecordKey<128>, AnswerSet> =
     HashMap::with_max_entries(MAX_RECORDS, 0);

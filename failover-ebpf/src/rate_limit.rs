@@ -136,8 +136,8 @@ pub fn check<const L3: usize, const V6: bool>(
     // uses the operand as the old value. (BPF atomics are full barriers
     // either way.)
     // SAFETY: as above.
-    let limited = unsafe { atomic_xadd::<u64, u64, { SeqCst }>(&mut bucket.limited, 1) }
-        .wrapping_add(1);
+    let limited =
+        unsafe { atomic_xadd::<u64, u64, { SeqCst }>(&mut bucket.limited, 1) }.wrapping_add(1);
     let slip = config.slip;
     if slip != 0 && limited % u64::from(slip) == 0 {
         return Ok(Limit::Slip);

@@ -56,7 +56,10 @@ pub fn weighted_pick(set: &AnswerSet, scratch: &mut Scratch) -> Result<usize, Re
     }
     // Verifier barrier: one unknown index instead of one path per value.
     scratch.fields[PICK_FIELD] = pick;
-    Ok(unsafe { core::ptr::read_volatile(&scratch.fields[PICK_FIELD]) } as usize & (MAX_ANSWER_ADDRS - 1))
+    Ok(
+        unsafe { core::ptr::read_volatile(&scratch.fields[PICK_FIELD]) } as usize
+            & (MAX_ANSWER_ADDRS - 1),
+    )
 }
 
 /// This CPU's rotation position, advanced by one.

@@ -25,6 +25,10 @@ pub fn lint(root: &Path) -> Result<()> {
         "-D",
         "warnings",
     ]))?;
+    run(Command::new("cargo")
+        .current_dir(root.join("failover-ebpf"))
+        .args(["+nightly", "fmt", "--", "--check"]))
+    .context("the XDP program's formatting differs: run `cargo +nightly fmt` in failover-ebpf")?;
     run(&mut ebpf_clippy(root))?;
     Ok(())
 }
@@ -39,13 +43,7 @@ fn ebpf_clippy(root: &Path) -> Command {
         .arg("--target-dir")
         .arg(root.join("target/ebpf"))
         .args(["--", "-D", "warnings"])
-        .env(
-            "CARGO_ENCODED_RUSTFLAGS",
-            format!(
-                "--cfg=bpf_target_arch=\"{}\"\x1f-Cdebuginfo=2\x1f-Clink-arg=--btf",
-                std::env::consts::ARCH
-            ),
-        );
+        .env("CARGO_ENCODED_RUSTFLAGS", build_object::rustflags());
     for var in [
         "RUSTC",
         "RUSTC_WRAPPER",
