@@ -5,8 +5,9 @@
 //! answer as a TC=1 slip, while `dig +tcp` is still answered; the same flood
 //! from an exempt prefix is answered in full. The same flood sent from one
 //! CPU (one flow on one queue, as RSS may put a resolver) gets the whole
-//! limit too: the kernel's state per prefix is shared by the CPUs. Needs
-//! root (`cargo xtask test`).
+//! limit too: the kernel's state per prefix is shared by the CPUs. dnsperf
+//! at ten times the limit gets the limit, its lost queries the kernel's
+//! drops. Needs root (`cargo xtask test`).
 
 use std::{
     net::{IpAddr, Ipv4Addr, SocketAddr},
@@ -195,6 +196,98 @@ fn a_flood_gets_the_rate_slips_are_truncated_and_tcp_and_exempt_are_not_limited(
         "{counters:?}"
     );
     assert!(counters["rate_limit_dropped"] > 0, "{counters:?}");
+}
+
+/// What dnsperf printed: queries sent, completed (any response, a TC=1
+/// slip included) and lost.
+struct Dnsperf {
+    sent: u64,
+    completed: u64,
+    lost: u64,
+}
+
+fn dnsperf(netns: &Netns, qps: u32, seconds: u64) -> Dnsperf {
+    let input = netns.workdir().join("dnsperf-queries");
+    std::fs::write(&input, format!("{NAME} A\n")).expect("writing dnsperf's input");
+    let out = Command::new("ip")
+        .args(["netns", "exec", &netns.client, "dnsperf"])
+        .args(["-s", &DNS_SERVER_ADDR.to_string(), "-d"])
+        .arg(&input)
+        .args(["-l", &seconds.to_string(), "-Q", &qps.to_string()])
+        // Many clients (source ports) and a 1 s timeout: a dropped query
+        // is counted lost soon after the run.
+        .args(["-c", "20", "-t", "1", "-q", "1000"])
+        .output()
+        .expect("running dnsperf (installed by cargo xtask test)");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "dnsperf: {text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let field = |label: &str| -> u64 {
+        text.lines()
+            .find_map(|l| l.trim().strip_prefix(label))
+            .and_then(|rest| rest.split_whitespace().next())
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| panic!("no {label:?} in dnsperf's output:\n{text}"))
+    };
+    Dnsperf {
+        sent: field("Queries sent:"),
+        completed: field("Queries completed:"),
+        lost: field("Queries lost:"),
+    }
+}
+
+/// dnsperf, a real load generator, from one client address at ten times
+/// the limit: the kernel answers the limit (plus the saved-up window),
+/// slips every other limited answer and drops the rest; dnsperf sees the
+/// slips as responses and the drops as lost.
+#[test]
+fn dnsperf_at_ten_times_the_limit_gets_the_limit() {
+    let mut netns = start();
+    std::thread::sleep(Duration::from_millis(2100));
+    // The kernel's counters as the agent last logged them (every second).
+    let before = netns.kernel_counters();
+    let seconds = FLOOD_FOR.as_secs();
+    let run = dnsperf(&netns, FLOOD_RATE, seconds);
+    // Two stats lines later every response of the run is counted.
+    std::thread::sleep(Duration::from_millis(2100));
+    let after = netns.kernel_counters();
+    netns.stop_agent().unwrap();
+    let delta = |k: &str| after[k] - before[k];
+    let (answered, slipped, dropped) = (
+        delta("answered"),
+        delta("rate_limit_slipped"),
+        delta("rate_limit_dropped"),
+    );
+    let report = format!(
+        "dnsperf: sent {}, completed {}, lost {}; kernel: answered {answered}, slipped \
+         {slipped}, dropped {dropped}",
+        run.sent, run.completed, run.lost
+    );
+    eprintln!("{report}");
+    assert!(
+        run.sent >= u64::from(FLOOD_RATE) * seconds * 9 / 10,
+        "dnsperf did not send at its rate: {report}"
+    );
+    // The rate for the run, and the window (1 s) saved up before it.
+    let expected = f64::from(RATE) * (seconds + 1) as f64;
+    assert!(
+        (answered as f64 - expected).abs() <= expected * 0.10,
+        "answered {answered}, expected about {expected}: {report}"
+    );
+    // slip 2: half the limited answers go out as TC=1, half are dropped.
+    assert!(
+        slipped.abs_diff(dropped) <= (slipped + dropped) / 10 + 2,
+        "{report}"
+    );
+    // What dnsperf saw is what the kernel sent.
+    assert!(
+        run.completed.abs_diff(answered + slipped) <= run.sent / 100 + 5,
+        "{report}"
+    );
+    assert!(run.lost.abs_diff(dropped) <= run.sent / 100 + 5, "{report}");
 }
 
 /// The kernel keeps one rate state per prefix for all CPUs: a flood that

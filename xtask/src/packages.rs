@@ -41,6 +41,7 @@ const DEBIAN_COMMANDS: &[(&str, &str)] = &[
     ("protoc", "protobuf-compiler"),
     ("nsd", "nsd"),
     ("nsd-checkconf", "nsd"),
+    ("dnsperf", "dnsperf"),
 ];
 
 /// Packages above that ship a service: on a host where apt starts services
