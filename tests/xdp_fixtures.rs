@@ -2008,3 +2008,59 @@ fn names_of_every_bucket_are_answered_from_their_map() {
         );
     }
 }
+
+/// A rotation reaches the kernel through the writer the agent's rotation
+/// task holds: new cookies are made under the new secret, the one before
+/// stays accepted (a valid cookie under it still passes a spent rate
+/// limit), and after the next rotation it is not any more.
+#[test]
+fn a_rotated_secret_reaches_the_kernel_and_the_previous_one_stays_accepted() {
+    use failover_agent::serve::cookies::Cookies;
+    pin_to_cpu(0).unwrap();
+    const THIRD: [u8; 16] = [0x33; 16];
+    let cookies = Cookies::with_secret(OLD_SECRET);
+    let mut xdp = cookie_program(&cookies);
+    let mut writer = xdp.dataplane.cookie_writer().unwrap();
+    // Drop everything over the limit: answered means valid (exempt).
+    xdp.dataplane
+        .set_rate_limit(Some(&rate_limit(0, false, &[])))
+        .unwrap();
+    let base = Query::a(WWW);
+    let client_only = with_cookie(base.clone(), &CLIENT_COOKIE);
+    let cookie_of = |xdp: &mut XdpProgram, q: &Query| {
+        let (run, _) = run_at_cookie_now(xdp, q);
+        assert_eq!(run.verdict, XDP_TX);
+        check_answer(q, &run.frame).unwrap().cookie
+    };
+    assert_eq!(
+        cookie_of(&mut xdp, &client_only),
+        Some(made(&OLD_SECRET, &base, COOKIE_NOW))
+    );
+    assert!(cookies.rotate_to(COOKIE_SECRET));
+    writer.write(&cookies).unwrap();
+    assert_eq!(
+        cookie_of(&mut xdp, &client_only),
+        Some(made(&COOKIE_SECRET, &base, COOKIE_NOW)),
+        "new cookies under the new secret"
+    );
+    // Spend the burst; then only a valid cookie is answered.
+    for _ in 1..BURST {
+        run_at_cookie_now(&mut xdp, &client_only);
+    }
+    let (run, _) = run_at_cookie_now(&mut xdp, &client_only);
+    assert_eq!(run.verdict, XDP_DROP, "a client cookie alone is limited");
+    let under_old = with_cookie(base.clone(), &made(&OLD_SECRET, &base, COOKIE_NOW - 10));
+    let (run, bumped) = run_at_cookie_now(&mut xdp, &under_old);
+    assert_eq!(
+        (run.verdict, bumped),
+        (XDP_TX, vec![Counter::Answered]),
+        "a cookie under the previous secret is still valid"
+    );
+    assert!(cookies.rotate_to(THIRD));
+    writer.write(&cookies).unwrap();
+    let (run, _) = run_at_cookie_now(&mut xdp, &under_old);
+    assert_eq!(
+        run.verdict, XDP_DROP,
+        "two rotations later the old secret's cookie is not valid"
+    );
+}
