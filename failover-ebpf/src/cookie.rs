@@ -14,7 +14,7 @@ use failover_common::{COOKIES_ANSWER, COOKIES_IGNORE, Counter};
 
 use crate::{
     checksum,
-    maps::{COOKIE_SCRATCH, COOKIES, CookieScratch, HEARTBEAT, Scratch},
+    maps::{COOKIE_SCRATCH, COOKIES, CookieScratch, Scratch},
     packet::{Frame, read_u32},
     query::{COOKIE_COUNT_FIELD, COOKIE_FIELD, OFFSET_MASK, Query},
     response::{COOKIE_OPTION_LEN, OPT_RR_LEN, Refusal},
@@ -47,8 +47,9 @@ pub enum Cookie {
     Valid,
 }
 
-/// Judges the query's first COOKIE option (noted by `query::validate` in
-/// `scratch.fields`) from the frame's source at `now` (bpf_ktime_get_ns);
+/// Judges the query's COOKIE option (noted by `query::options` in
+/// `scratch.fields`) from the frame's source at `unix_ns` (the heartbeat's
+/// Unix time: `bpf_ktime_get_ns` plus its offset);
 /// for `Fresh` and `Valid` leaves the answer's option in `COOKIE_SCRATCH`.
 /// Either way leaves the length of the answer's OPT in the slot (read
 /// back from map memory it is one unknown scalar to the verifier, which
@@ -58,7 +59,7 @@ pub fn check<const L3: usize, const V6: bool>(
     ctx: &XdpContext,
     query: &mut Query,
     scratch: &mut Scratch,
-    now: u64,
+    unix_ns: u64,
 ) -> Result<Cookie, Refusal> {
     let noted = unsafe { core::ptr::read_volatile(&scratch.fields[COOKIE_FIELD]) } as usize;
     // Two COOKIE options: odd enough to leave to userspace.
@@ -68,7 +69,7 @@ pub fn check<const L3: usize, const V6: bool>(
     let verdict = if noted & OFFSET_MASK == 0 {
         Cookie::None
     } else {
-        judge::<L3, V6>(ctx, noted, now)?
+        judge::<L3, V6>(ctx, noted, unix_ns)?
     };
     scratch.fields[COOKIE_FIELD] = match (query.edns, verdict) {
         (false, _) => 0,
@@ -85,7 +86,7 @@ pub fn check<const L3: usize, const V6: bool>(
 fn judge<const L3: usize, const V6: bool>(
     ctx: &XdpContext,
     noted: usize,
-    now: u64,
+    unix_ns: u64,
 ) -> Result<Cookie, Refusal> {
     let cookie_off = noted & OFFSET_MASK;
     let pass = Refusal::Pass(Counter::PassCookie);
@@ -107,12 +108,8 @@ fn judge<const L3: usize, const V6: bool>(
         Some(p) => unsafe { &mut *p },
         None => return Err(pass),
     };
-    // Unix seconds, as server cookies count them (mod 2^32); the agent's
-    // heartbeat carries the offset from the monotonic clock.
-    let now = match HEARTBEAT.get(0) {
-        Some(beat) => (now.wrapping_add(beat.unix_offset_ns) / 1_000_000_000) as u32,
-        None => return Err(pass),
-    };
+    // Unix seconds, as server cookies count them (mod 2^32).
+    let now = (unix_ns / 1_000_000_000) as u32;
     // The client address, as the hash takes it.
     let data = ctx.data();
     type F<const L3: usize, const V6: bool> = Frame<L3, V6>;

@@ -1,14 +1,19 @@
 //! The XDP fast path: answers plain A/AAAA/HTTPS queries for hot names
 //! straight from the record map, passes everything else up the stack untouched.
 //!
-//! Packet path: `failover_xdp` -> `respond` (which frame shape: IPv4 or IPv6,
-//! with or without one 802.1Q tag) -> `answer_query::<shape>`:
-//! `query::validate` (is this a plain query we fully understand, addressed to
-//! this host's DNS service (`host`)? builds the map key) -> record map lookup
-//! -> `checksum::udp_verified` -> `rate_limit::check` (within the source's
-//! rate? else a TC=1 slip or a drop) -> `select` (which addresses this query
-//! gets) -> `response::addresses` or `response::nodata` (rewrite the frame in
-//! place) -> XDP_TX. Maps and per-CPU scratch live in `maps`.
+//! Packet path, in two programs joined by a tail call (each has its own
+//! verifier budget): `failover_xdp` -> `respond` (which frame shape: IPv4
+//! or IPv6, with or without one 802.1Q tag) -> `validate_query::<shape>`:
+//! `query::validate` (is this a plain query we fully understand, addressed
+//! to this host's DNS service (`host`)? builds the map key in the per-CPU
+//! scratch) -> tail call -> `failover_xdp_answer` -> `answer_query::<shape>`:
+//! `query::options` (the EDNS options) -> record map of the name's length
+//! -> `checksum::udp_verified` -> `cookie::check` (a server cookie for a
+//! client cookie; a valid one skips the rate limit) -> `rate_limit::check`
+//! (within the source's rate? else a TC=1 slip or a drop) -> `select`
+//! (which addresses this query gets) -> `response::addresses` or
+//! `response::nodata` (rewrite the frame in place) -> XDP_TX. Maps and
+//! per-CPU scratch live in `maps`.
 #![no_std]
 #![no_main]
 // Compare-and-swap for the shared rate state (rate_limit.rs).
@@ -47,12 +52,6 @@ pub fn failover_xdp(ctx: XdpContext) -> u32 {
     verdict(respond(&ctx, Stage::Validate))
 }
 
-/// The second half of the path for queries that carry a COOKIE option,
-/// entered by tail call from `failover_xdp` once the query is validated:
-/// a program of its own, so that SipHash and the longer OPT have their own
-/// stack and verifier budget. It reads the validated query back from the
-/// per-CPU scratch, which the tail call leaves as it was (same CPU, same
-/// packet, same object's maps).
 /// The second half of the path, entered by tail call from `failover_xdp`
 /// once the query is validated: a program of its own, so that the answer
 /// path (cookies, rate limit, rewrite) has its own verifier budget beside
@@ -161,11 +160,14 @@ fn answer_query<const L3: usize, const V6: bool>(ctx: &XdpContext) -> Result<Cou
     query::options(ctx.data(), ctx.data_end(), scratch).map_err(Refusal::Pass)?;
     // SAFETY: the helper has no preconditions.
     let now = unsafe { aya_ebpf::helpers::bpf_ktime_get_ns() };
-    let set = answer_set(now, &query, scratch)?;
+    // No agent keeps the answer sets true: everything goes up the stack.
+    let beat = agent_alive(now).ok_or(Refusal::Pass(Counter::PassAgentGone))?;
+    let unix_ns = now.wrapping_add(beat.unix_offset_ns);
+    let set = answer_set(&query, scratch)?;
     // Only a query about to be answered is worth summing.
     checksum::udp_verified::<L3, V6>(ctx.data(), ctx.data_end()).map_err(Refusal::Pass)?;
     // A valid server cookie proves the source address: never limited.
-    let limit = if cookie::check::<L3, V6>(ctx, &mut query, scratch, now)? == Cookie::Valid {
+    let limit = if cookie::check::<L3, V6>(ctx, &mut query, scratch, unix_ns)? == Cookie::Valid {
         Limit::Answer
     } else {
         rate_limit::check::<L3, V6>(ctx.data(), ctx.data_end(), now)?
@@ -173,18 +175,12 @@ fn answer_query<const L3: usize, const V6: bool>(ctx: &XdpContext) -> Result<Cou
     answer_within::<L3, V6>(ctx, &query, set, scratch, limit)
 }
 
-/// The answer set for the query's name (in `scratch`) and type, while an
-/// agent keeps the sets true.
+/// The answer set for the query's name (in `scratch`) and type.
 #[inline(always)]
 fn answer_set(
-    now: u64,
     query: &query::Query,
     scratch: &mut maps::Scratch,
 ) -> Result<&'static AnswerSet, Refusal> {
-    // No agent keeps the answer sets true: everything goes up the stack.
-    if agent_alive(now).is_none() {
-        return Err(Refusal::Pass(Counter::PassAgentGone));
-    }
     let copy = match ANSWER_COPY.get_ptr_mut(0) {
         Some(p) => unsafe { &mut *p },
         None => return Err(Refusal::Pass(Counter::PassNameNotInMap)),
