@@ -46,37 +46,30 @@ struct Options {
     seconds: u64,
 }
 
-fn parse(args: &[String]) -> Result<Options> {
+fn parse(args: &[String]) -> Result<Option<Options>> {
     let mut opts = Options {
         runs: 5,
         endpoints: 1000,
         seconds: 10,
     };
-    let mut it = args.iter();
-    while let Some(arg) = it.next() {
-        let mut value = |name: &str, max: u64| -> Result<u64> {
-            let v: u64 = it
-                .next()
-                .with_context(|| format!("{name} needs a value"))?
-                .parse()
-                .with_context(|| format!("{name}: not a number"))?;
-            if v == 0 || v > max {
-                bail!("{name}: 1 to {max}");
+    let Some(pairs) = crate::flags(args, HELP)? else {
+        return Ok(None);
+    };
+    for (flag, value) in pairs {
+        let in_range = |max: u64| -> Result<u64> {
+            match crate::number(flag, value)? {
+                v if v == 0 || v > max => bail!("{flag}: 1 to {max}"),
+                v => Ok(v),
             }
-            Ok(v)
         };
-        match arg.as_str() {
-            "--runs" => opts.runs = value("--runs", 100)? as u32,
-            "--endpoints" => opts.endpoints = value("--endpoints", 4000)? as usize,
-            "--seconds" => opts.seconds = value("--seconds", 600)?,
-            "-h" | "--help" => {
-                println!("{HELP}");
-                std::process::exit(0);
-            }
+        match flag {
+            "--runs" => opts.runs = in_range(100)? as u32,
+            "--endpoints" => opts.endpoints = in_range(4000)? as usize,
+            "--seconds" => opts.seconds = in_range(600)?,
             other => bail!("unknown option {other:?}\n{HELP}"),
         }
     }
-    Ok(opts)
+    Ok(Some(opts))
 }
 
 fn cluster_keys(config: AgentConfig, net: &ClusterNet, i: usize) -> AgentConfig {
@@ -111,7 +104,9 @@ fn many_config(endpoints: usize) -> AgentConfig {
 }
 
 pub fn run(args: &[String]) -> Result<()> {
-    let opts = parse(args)?;
+    let Some(opts) = parse(args)? else {
+        return Ok(());
+    };
     if !is_root() {
         bail!("needs root (network namespaces, XDP)");
     }

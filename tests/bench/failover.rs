@@ -87,17 +87,12 @@ impl Options {
                 seconds: 20,
             },
         };
-        let mut it = args.iter();
-        while let Some(flag) = it.next() {
-            if flag == "-h" || flag == "--help" {
-                println!("{HELP}");
-                return Ok(None);
-            }
-            let value = it
-                .next()
-                .with_context(|| format!("{flag} needs a value\n{HELP}"))?;
+        let Some(pairs) = crate::flags(args, HELP)? else {
+            return Ok(None);
+        };
+        for (flag, value) in pairs {
             if flag == "--only" {
-                o.parts.push(match value.as_str() {
+                o.parts.push(match value {
                     "failover" => Part::Failover,
                     "kinds" => Part::Kinds,
                     "cpu" => Part::Cpu,
@@ -105,16 +100,14 @@ impl Options {
                 });
                 continue;
             }
-            let n: u64 = value
-                .parse()
-                .with_context(|| format!("{flag} {value}: not a non-negative integer"))?;
+            let n = crate::number(flag, value)?;
             let count = || -> Result<u32> {
                 u32::try_from(n)
                     .ok()
                     .filter(|&c| c >= 1)
                     .with_context(|| format!("{flag} must be 1 or more"))
             };
-            match flag.as_str() {
+            match flag {
                 "--runs" => o.runs = count()?.min(MAX_RUNS),
                 "--interval-ms" => o.interval = Duration::from_millis(n),
                 "--timeout-ms" => o.timeout = Duration::from_millis(n),

@@ -11,6 +11,8 @@ mod xdp;
 
 use std::process::ExitCode;
 
+use anyhow::{Context as _, Result};
+
 const USAGE: &str = "usage: failover-bench <xdp|failover|restart|cluster|peers> [options]  (--help after the name for its options)";
 
 fn main() -> ExitCode {
@@ -41,4 +43,29 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// A benchmark's `--flag value` pairs, in order; `None` when `-h` or
+/// `--help` asked for `help` (printed here).
+fn flags<'a>(args: &'a [String], help: &str) -> Result<Option<Vec<(&'a str, &'a str)>>> {
+    let mut pairs = Vec::new();
+    let mut it = args.iter();
+    while let Some(flag) = it.next() {
+        if flag == "-h" || flag == "--help" {
+            println!("{help}");
+            return Ok(None);
+        }
+        let value = it
+            .next()
+            .with_context(|| format!("{flag} needs a value\n{help}"))?;
+        pairs.push((flag.as_str(), value.as_str()));
+    }
+    Ok(Some(pairs))
+}
+
+/// `flag`'s `value` as a non-negative integer.
+fn number(flag: &str, value: &str) -> Result<u64> {
+    value
+        .parse()
+        .with_context(|| format!("{flag} {value}: not a non-negative integer"))
 }

@@ -99,17 +99,12 @@ impl Options {
             rrl_rate: 1000,
             servers: Vec::new(),
         };
-        let mut it = args.iter();
-        while let Some(flag) = it.next() {
-            if flag == "-h" || flag == "--help" {
-                println!("{HELP}");
-                return Ok(None);
-            }
-            let value = it
-                .next()
-                .with_context(|| format!("{flag} needs a value\n{HELP}"))?;
+        let Some(pairs) = crate::flags(args, HELP)? else {
+            return Ok(None);
+        };
+        for (flag, value) in pairs {
             if flag == "--only" {
-                o.servers.push(match value.as_str() {
+                o.servers.push(match value {
                     "knot" => Server::KnotXdp,
                     "nsd" => Server::Nsd,
                     "agent" => Server::Agent,
@@ -117,10 +112,8 @@ impl Options {
                 });
                 continue;
             }
-            let n: u64 = value
-                .parse()
-                .with_context(|| format!("{flag} {value}: not a non-negative integer"))?;
-            match flag.as_str() {
+            let n = crate::number(flag, value)?;
+            match flag {
                 "--seconds" => o.seconds = n.clamp(1, 60),
                 "--qps" => o.qps = n.clamp(1000, 5_000_000),
                 "--rrl-rate" => o.rrl_rate = n.clamp(1, 1_000_000) as u32,
