@@ -510,19 +510,7 @@ mod tests {
         );
     }
 
-    const BASE: &str = r#"
-[[zone]]
-origin = "example.test."
-[[record]]
-name = "www.example.test."
-type = "A"
-policy = "failover"
-check = "web"
-endpoints = [{ address = "192.0.2.10" }]
-[checks.web]
-kind = "tcp"
-port = 80
-"#;
+    use crate::config::tests::ONE_RECORD as BASE;
 
     fn parse(cluster: &str) -> Result<crate::config::Config, crate::config::ConfigError> {
         crate::config::Config::parse(&format!("{BASE}\n[cluster]\n{cluster}"), "test")

@@ -389,19 +389,7 @@ mod tests {
     use super::*;
     use crate::config::Config;
 
-    const BASE: &str = r#"
-[[zone]]
-origin = "example.test."
-[[record]]
-name = "www.example.test."
-type = "A"
-policy = "failover"
-check = "web"
-endpoints = [{ address = "192.0.2.1" }]
-[checks.web]
-kind = "tcp"
-port = 80
-"#;
+    use crate::config::tests::ONE_RECORD as BASE;
 
     fn parse(notify: &str) -> Result<Vec<Hook>, String> {
         Config::parse(&format!("{BASE}{notify}"), "test.toml")

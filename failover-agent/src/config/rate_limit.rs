@@ -271,7 +271,7 @@ mod tests {
     use super::*;
     use crate::config::Config;
 
-    const BASE: &str = "[[zone]]\norigin = \"example.test.\"\n[[record]]\nname = \"www.example.test.\"\ntype = \"A\"\npolicy = \"failover\"\ncheck = \"c\"\nendpoints = [{ address = \"192.0.2.10\" }]\n[checks.c]\nkind = \"icmp\"\n";
+    use crate::config::tests::ONE_RECORD as BASE;
 
     fn parse(section: &str) -> Result<Config, String> {
         Config::parse(&format!("{BASE}{section}"), "t").map_err(|e| e.to_string())

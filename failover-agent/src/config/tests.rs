@@ -15,6 +15,22 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 /// The example from the issue, verbatim.
+/// The smallest valid configuration (one zone, one checked record), for
+/// the tests of each section, which append theirs to it.
+pub(crate) const ONE_RECORD: &str = r#"
+[[zone]]
+origin = "example.test."
+[[record]]
+name = "www.example.test."
+type = "A"
+policy = "failover"
+check = "web"
+endpoints = [{ address = "192.0.2.10" }]
+[checks.web]
+kind = "tcp"
+port = 80
+"#;
+
 const EXAMPLE: &str = r#"
 [[zone]]
 origin = "example.test."
