@@ -825,22 +825,7 @@ mod tests {
 
     #[test]
     fn ten_thousand_endpoints_have_every_series() {
-        let records = (0..625)
-            .map(|r| RecordStatus {
-                name: format!("r{r}.bench.test."),
-                rtype: "A".into(),
-                addresses: vec!["127.1.0.1".into(); 16],
-                endpoints: (0..16)
-                    .map(|e| EndpointReport {
-                        address: format!("127.1.{}.{}", r % 256, e + 1),
-                        health: "healthy".into(),
-                        state: "healthy".into(),
-                        ..EndpointReport::default()
-                    })
-                    .collect(),
-                ..RecordStatus::default()
-            })
-            .collect();
+        let records = crate::http::tests::ten_thousand_endpoints();
         let (_tx, rx) = watch::channel(Arc::new(StatusReport {
             records,
             ..StatusReport::default()

@@ -229,21 +229,7 @@ async fn slow_clients_are_cut_off_and_do_not_hold_up_others() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_scrape_of_ten_thousand_endpoints_is_whole() {
-    let records = (0..625)
-        .map(|r| RecordStatus {
-            name: format!("r{r}.bench.test."),
-            rtype: "A".into(),
-            endpoints: (0..16)
-                .map(|e| EndpointReport {
-                    address: format!("127.1.{}.{}", r % 256, e + 1),
-                    health: "healthy".into(),
-                    state: "healthy".into(),
-                    ..EndpointReport::default()
-                })
-                .collect(),
-            ..RecordStatus::default()
-        })
-        .collect();
+    let records = ten_thousand_endpoints();
     let server = start_with(StatusReport {
         records,
         ..StatusReport::default()
@@ -263,4 +249,25 @@ async fn a_scrape_of_ten_thousand_endpoints_is_whole() {
             .count();
         assert_eq!(ups, 10_000);
     }
+}
+
+/// 625 records of 16 healthy endpoints each: the size the scrape is
+/// measured at.
+pub(super) fn ten_thousand_endpoints() -> Vec<RecordStatus> {
+    (0..625)
+        .map(|r| RecordStatus {
+            name: format!("r{r}.bench.test."),
+            rtype: "A".into(),
+            addresses: vec!["127.1.0.1".into(); 16],
+            endpoints: (0..16)
+                .map(|e| EndpointReport {
+                    address: format!("127.1.{}.{}", r % 256, e + 1),
+                    health: "healthy".into(),
+                    state: "healthy".into(),
+                    ..EndpointReport::default()
+                })
+                .collect(),
+            ..RecordStatus::default()
+        })
+        .collect()
 }
