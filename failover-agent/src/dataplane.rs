@@ -570,15 +570,7 @@ impl Dataplane {
     /// secret (it must not wait for whoever owns the data plane).
     pub fn cookie_writer(&self) -> Result<CookieWriter> {
         use aya::maps::IterableMap as _;
-        use std::os::fd::AsFd as _;
-        let fd = self
-            .cookies
-            .map()
-            .fd()
-            .as_fd()
-            .try_clone_to_owned()
-            .context("duplicating the cookie map's descriptor")?;
-        let map = MapData::from_fd(fd).context("opening the cookie map again")?;
+        let map = second_handle(self.cookies.map(), "cookie")?;
         let cookies = Array::try_from(aya::maps::Map::Array(map))
             .context("the cookie map is not an array")?;
         Ok(CookieWriter { cookies })
@@ -593,19 +585,23 @@ impl Dataplane {
     /// metrics scrape) that must not wait for whoever owns the data plane.
     pub fn counter_reader(&self) -> Result<CounterReader> {
         use aya::maps::IterableMap as _;
-        use std::os::fd::AsFd as _;
-        let fd = self
-            .counters
-            .map()
-            .fd()
-            .as_fd()
-            .try_clone_to_owned()
-            .context("duplicating the counter map's descriptor")?;
-        let map = MapData::from_fd(fd).context("opening the counter map again")?;
+        let map = second_handle(self.counters.map(), "counter")?;
         let counters = PerCpuArray::try_from(aya::maps::Map::PerCpuArray(map))
             .context("the counter map is not a per-CPU array")?;
         Ok(CounterReader { counters })
     }
+}
+
+/// Another descriptor of `map`, opened as a map of its own: for tasks that
+/// must not wait for whoever owns the data plane.
+fn second_handle(map: &MapData, what: &str) -> Result<MapData> {
+    use std::os::fd::AsFd as _;
+    let fd = map
+        .fd()
+        .as_fd()
+        .try_clone_to_owned()
+        .with_context(|| format!("duplicating the {what} map's descriptor"))?;
+    MapData::from_fd(fd).with_context(|| format!("opening the {what} map again"))
 }
 
 /// The record maps, one per name length bucket (`RECORD_BUCKETS`): a name
