@@ -252,10 +252,10 @@ pub fn run(plan: Plan) -> Result<()> {
         dataplane.set_cookies(cookies.as_deref())?;
     }
     if let Some(cookies) = &cookies {
-        let writer = match server.is_some() {
-            true => Some(dataplane.cookie_writer()?),
-            false => None,
-        };
+        let writer = server
+            .is_some()
+            .then(|| dataplane.cookie_writer())
+            .transpose()?;
         runtime.spawn(refresh_cookie_secret(cookies.clone(), writer));
     }
     info!(
