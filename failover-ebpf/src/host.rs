@@ -137,31 +137,41 @@ fn scan_v6<const L3: usize>(data: usize, host: &HostConfig) -> u8 {
 #[inline(always)]
 fn by_map<const L3: usize, const V6: bool>(data: usize, checks: u16) -> Result<(), Counter> {
     type F<const L3: usize, const V6: bool> = Frame<L3, V6>;
-    let mut key = ServiceKey {
-        addr: [0; 16],
-        port: 53,
-        family: if V6 { FAMILY_V6 } else { FAMILY_V4 },
-        _pad: 0,
-    };
-    let mut i = 0;
-    while i < F::<L3, V6>::IP_ADDR_LEN {
-        key.addr[i] = unsafe { read_u8(data + F::<L3, V6>::IP_DST + i) };
-        i += 1;
-    }
+    let mut key = service_key::<L3, V6>(data + F::<L3, V6>::IP_DST, 53);
     if unsafe { SERVICES.get(key) }.is_none() {
         return Err(Counter::PassNotForUs);
     }
     if checks & CHECK_SOURCE != 0 {
-        let mut i = 0;
-        while i < F::<L3, V6>::IP_ADDR_LEN {
-            key.addr[i] = unsafe { read_u8(data + F::<L3, V6>::IP_SRC + i) };
-            i += 1;
-        }
-        key.port = 0;
+        key = service_key::<L3, V6>(data + F::<L3, V6>::IP_SRC, 0);
         // A martian source, as the stack sees it: its own or a broadcast address.
         if unsafe { SERVICES.get(key) }.is_some() {
             return Err(Counter::PassNotDnsTransport);
         }
     }
     Ok(())
+}
+
+/// The key of the address at `at` (IPv4 in the first four bytes) and
+/// `port`, stored as words: a zeroed key filled in field by field becomes
+/// a call to the BPF `memset`, which stores byte by byte.
+#[inline(always)]
+fn service_key<const L3: usize, const V6: bool>(at: usize, port: u16) -> ServiceKey {
+    let family = if V6 { FAMILY_V6 } else { FAMILY_V4 };
+    let port = port.to_ne_bytes();
+    let mut key = core::mem::MaybeUninit::<ServiceKey>::uninit();
+    let words = key.as_mut_ptr() as *mut u32;
+    let word = |i: usize| unsafe { read_u32(at + 4 * i) };
+    unsafe {
+        words.write_volatile(word(0));
+        let mut i = 1;
+        while i < 4 {
+            words.add(i).write_volatile(if V6 { word(i) } else { 0 });
+            i += 1;
+        }
+        // Port, family and padding: the last word.
+        words
+            .add(4)
+            .write_volatile(u32::from_ne_bytes([port[0], port[1], family, 0]));
+        key.assume_init()
+    }
 }
