@@ -159,7 +159,7 @@ fn answer_query<const L3: usize, const V6: bool>(ctx: &XdpContext) -> Result<Cou
     let mut query = query::read_back(scratch);
     query::options(ctx.data(), ctx.data_end(), scratch).map_err(Refusal::Pass)?;
     // SAFETY: the helper has no preconditions.
-    let now = unsafe { aya_ebpf::helpers::bpf_ktime_get_ns() };
+    let now = unsafe { aya_ebpf::helpers::generated::bpf_ktime_get_coarse_ns() };
     // No agent keeps the answer sets true: everything goes up the stack.
     let beat = agent_alive(now).ok_or(Refusal::Pass(Counter::PassAgentGone))?;
     let unix_ns = now.wrapping_add(beat.unix_offset_ns);

@@ -98,7 +98,7 @@ pub static HEARTBEAT: Array<Heartbeat> = Array::with_max_entries(1, 0);
 #[inline(always)]
 pub fn agent_alive(now: u64) -> Option<&'static Heartbeat> {
     match HEARTBEAT.get(0) {
-        Some(beat) if now.wrapping_sub(beat.at_ns) <= beat.hold_ns => Some(beat),
+        Some(beat) if now.saturating_sub(beat.at_ns) <= beat.hold_ns => Some(beat),
         _ => None,
     }
 }
