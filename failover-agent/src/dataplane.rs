@@ -91,13 +91,13 @@ pub const JUMP_TABLE: &str = "answer_program";
 
 use crate::config::DEFAULT_DATAPLANE_HOLD as DEFAULT_HOLD;
 
-/// CLOCK_MONOTONIC in nanoseconds: the clock of `bpf_ktime_get_ns`.
+/// CLOCK_MONOTONIC in nanoseconds: the clock of `bpf_ktime_get_coarse_ns`.
 pub fn monotonic_ns() -> u64 {
     clock_ns(libc::CLOCK_MONOTONIC)
 }
 
 /// CLOCK_REALTIME minus CLOCK_MONOTONIC (wrapping): what the program adds
-/// to `bpf_ktime_get_ns` for Unix time (see `Heartbeat`).
+/// to `bpf_ktime_get_coarse_ns` for Unix time (see `Heartbeat`).
 pub fn unix_offset_ns() -> u64 {
     let mono = monotonic_ns();
     clock_ns(libc::CLOCK_REALTIME).wrapping_sub(mono)

@@ -189,15 +189,16 @@ impl HostConfig {
 /// The one value of the heartbeat map: the agent's last sign of life and
 /// how long the program answers without one.
 ///
-/// The agent writes `at_ns` (CLOCK_MONOTONIC, as `bpf_ktime_get_ns`) every
-/// second. When `bpf_ktime_get_ns() - at_ns` exceeds `hold_ns`, the program
+/// The agent writes `at_ns` (CLOCK_MONOTONIC) every second. The program
+/// reads the same clock coarsely (`bpf_ktime_get_coarse_ns`, a tick's
+/// resolution, cheaper). When its now minus `at_ns` exceeds `hold_ns`, the program
 /// answers nothing (every query passes up, `Counter::PassAgentGone`): a data
 /// plane whose agent is gone stops answering from answer sets nobody keeps
 /// true. All zero (never written): nothing is answered.
 ///
 /// `unix_offset_ns` is CLOCK_REALTIME minus CLOCK_MONOTONIC (wrapping) as
 /// the agent read them at the beat: the program's Unix time, for the
-/// timestamps of DNS server cookies, is `bpf_ktime_get_ns() +
+/// timestamps of DNS server cookies, is `bpf_ktime_get_coarse_ns() +
 /// unix_offset_ns`. Refreshed with every beat, it follows the agent's
 /// clock (NTP steps included) within a second.
 #[repr(C)]
@@ -385,7 +386,7 @@ impl RateLimit {
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct RateBucket {
-    /// Theoretical arrival time of the next response (bpf_ktime_get_ns).
+    /// Theoretical arrival time of the next response (CLOCK_MONOTONIC).
     pub tat_ns: u64,
     /// Limited responses so far (for `slip`). 64 bits: the atomic
     /// fetch-and-add the program counts it with.

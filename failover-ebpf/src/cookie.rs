@@ -49,7 +49,7 @@ pub enum Cookie {
 
 /// Judges the query's COOKIE option (noted by `query::options` in
 /// `scratch.fields`) from the frame's source at `unix_ns` (the heartbeat's
-/// Unix time: `bpf_ktime_get_ns` plus its offset);
+/// Unix time: `bpf_ktime_get_coarse_ns` plus its offset);
 /// for `Fresh` and `Valid` leaves the answer's option in `COOKIE_SCRATCH`.
 /// Either way leaves the length of the answer's OPT in the slot (read
 /// back from map memory it is one unknown scalar to the verifier, which

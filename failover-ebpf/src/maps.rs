@@ -94,11 +94,20 @@ pub fn count(counter: Counter) {
 pub static HEARTBEAT: Array<Heartbeat> = Array::with_max_entries(1, 0);
 
 /// The agent's heartbeat if it is recent enough, at `now`
-/// (`bpf_ktime_get_ns`), to answer from the maps.
+/// (`bpf_ktime_get_coarse_ns`), to answer from the maps.
 #[inline(always)]
 pub fn agent_alive(now: u64) -> Option<&'static Heartbeat> {
+    // `now` is the coarse clock, up to a tick behind the agent's: a beat
+    // from slightly ahead is fresh. The age wraps on purpose: a beat can
+    // be older than the machine's uptime (the fixtures' week-long hold).
+    const CLOCK_LAG_NS: u64 = 100_000_000;
     match HEARTBEAT.get(0) {
-        Some(beat) if now.saturating_sub(beat.at_ns) <= beat.hold_ns => Some(beat),
+        Some(beat)
+            if now.wrapping_sub(beat.at_ns).wrapping_add(CLOCK_LAG_NS)
+                <= beat.hold_ns.saturating_add(CLOCK_LAG_NS) =>
+        {
+            Some(beat)
+        }
         _ => None,
     }
 }

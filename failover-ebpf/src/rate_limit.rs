@@ -35,7 +35,7 @@ pub enum Limit {
 const V4_MAPPED_WORD: u32 = u32::from_ne_bytes([0, 0, 0xff, 0xff]);
 
 /// Decides the fate of an answer to the frame's source at `now`
-/// (bpf_ktime_get_ns). Dropping is `Err(Refusal::Drop(RateLimitDropped))`;
+/// (bpf_ktime_get_coarse_ns). Dropping is `Err(Refusal::Drop(RateLimitDropped))`;
 /// the frame is untouched either way. The caller has validated the frame
 /// through the UDP header.
 #[inline(always)]
