@@ -21,6 +21,7 @@
 #![feature(core_intrinsics)]
 
 mod checksum;
+mod clock;
 mod cookie;
 mod host;
 mod maps;
@@ -158,8 +159,7 @@ fn answer_query<const L3: usize, const V6: bool>(ctx: &XdpContext) -> Result<Cou
     };
     let mut query = query::read_back(scratch);
     query::options(ctx.data(), ctx.data_end(), scratch).map_err(Refusal::Pass)?;
-    // SAFETY: the helper has no preconditions.
-    let now = unsafe { aya_ebpf::helpers::generated::bpf_ktime_get_coarse_ns() };
+    let now = clock::now();
     // No agent keeps the answer sets true: everything goes up the stack.
     let beat = agent_alive(now).ok_or(Refusal::Pass(Counter::PassAgentGone))?;
     let unix_ns = now.wrapping_add(beat.unix_offset_ns);

@@ -89,6 +89,17 @@ pub fn count(counter: Counter) {
     }
 }
 
+/// Each CPU's last reading of the coarse clock and the jiffies it was
+/// read at (clock.rs).
+#[repr(C)]
+pub struct TickTime {
+    pub jiffies: u64,
+    pub ns: u64,
+}
+
+#[map]
+pub static CLOCK: PerCpuArray<TickTime> = PerCpuArray::with_max_entries(1, 0);
+
 /// The agent's last heartbeat and the hold (see `Heartbeat`).
 #[map]
 pub static HEARTBEAT: Array<Heartbeat> = Array::with_max_entries(1, 0);
