@@ -104,16 +104,6 @@ pub fn at_parity(sum: u32, odd: bool) -> u32 {
     }
 }
 
-/// Contribution of one byte at `offset` from an even boundary.
-#[inline(always)]
-pub fn byte_at(b: u8, offset: usize) -> u32 {
-    if offset & 1 == 0 {
-        (b as u32) << 8
-    } else {
-        b as u32
-    }
-}
-
 /// Final checksum value from an accumulator.
 #[inline(always)]
 pub fn finish(sum: u32) -> u16 {

@@ -74,6 +74,9 @@ pub fn addresses<const L3: usize, const V6: bool, const ADDR_LEN: usize>(
     // the order, so it is summed alongside.
     let ttl = set.ttl;
     let mut rr_sum: u32 = 0;
+    // The addresses, summed in memory order (RFC 1071 2.B): byte-swapped
+    // into the big-endian sum below.
+    let mut addr_sum: u32 = 0;
     let mut k = 0;
     while k < MAX_ANSWER_ADDRS {
         if k >= count {
@@ -95,11 +98,14 @@ pub fn addresses<const L3: usize, const V6: bool, const ADDR_LEN: usize>(
             write_be16(rr + 4, QCLASS_IN);
             write_be32(rr + 6, ttl);
             write_be16(rr + 10, ADDR_LEN as u16);
-            let mut b = 0;
-            while b < ADDR_LEN {
-                write_u8(rr + 12 + b, addr[b]);
-                rr_sum += checksum::byte_at(addr[b], b);
-                b += 1;
+            // Word by word: the address starts 4-aligned in the value.
+            let words = addr.as_ptr() as *const u32;
+            let mut w = 0;
+            while w < ADDR_LEN / 4 {
+                let word = *words.add(w);
+                write_u32(rr + 12 + 4 * w, word);
+                addr_sum += (word & 0xffff) + (word >> 16);
+                w += 1;
             }
         }
         k += 1;
@@ -107,6 +113,7 @@ pub fn addresses<const L3: usize, const V6: bool, const ADDR_LEN: usize>(
     let rr_fixed =
         NAME_POINTER as u32 + rtype as u32 + QCLASS_IN as u32 + (ttl >> 16) + (ttl & 0xffff);
     rr_sum += (rr_fixed + ADDR_LEN as u32) * count as u32;
+    rr_sum += checksum::fold(addr_sum).swap_bytes() as u32;
     // Answers start at DNS offset 16 + name_len; every RR has an even length.
     let odd = name_len & 1 == 1;
     sum += checksum::at_parity(rr_sum, odd);
