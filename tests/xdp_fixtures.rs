@@ -28,8 +28,8 @@ use failover_tests::{
         check_answer_rcode, check_truncated, wire_name,
     },
     xdp::{
-        Run, SERVER_BROADCAST, XDP_DROP, XDP_PASS, XDP_TX, XdpProgram, pin_to_cpu, test_interface,
-        test_services,
+        Run, SERVER_BROADCAST, XDP_DROP, XDP_PASS, XDP_TX, XdpProgram,
+        names_sharing_an_answer_cache_slot, pin_to_cpu, test_interface, test_services,
     },
 };
 use hickory_proto::op::ResponseCode;
@@ -1275,6 +1275,46 @@ fn answer_set_updates_are_seen_by_the_next_query() {
     xdp.dataplane.withdraw(WWW, RTYPE_A).unwrap();
     let run = xdp.run(&query.frame()).unwrap();
     assert_eq!(run.verdict, XDP_PASS);
+}
+
+/// Two names that share a slot of the per-CPU answer cache, and a name too
+/// long for the cache, asked in turn: each gets its own answer every
+/// time, and a change to one is seen at once though the other was cached
+/// since.
+#[test]
+fn names_sharing_an_answer_cache_slot_each_get_their_own_answer() {
+    let (first, second) = names_sharing_an_answer_cache_slot();
+    let long = "a-name-longer-than-the-answer-cache-keeps.example.test.".to_string();
+    let mut xdp = program();
+    let addr = |i: u8| Ipv4Addr::new(192, 0, 2, 200 + i);
+    let names = [first, second, long];
+    for (i, name) in names.iter().enumerate() {
+        xdp.set_a(name, 30, &[addr(i as u8)]).unwrap();
+    }
+    let ask = |xdp: &XdpProgram, name: &str| {
+        let query = Query::a(name);
+        let run = xdp.run(&query.frame()).unwrap();
+        assert_eq!(run.verdict, XDP_TX, "{name}");
+        check_answer(&query, &run.frame).unwrap().addrs
+    };
+    for round in 0..3 {
+        for (i, name) in names.iter().enumerate() {
+            assert_eq!(
+                ask(&xdp, name),
+                vec![IpAddr::V4(addr(i as u8))],
+                "{name}, round {round}"
+            );
+        }
+    }
+    // Each name cached on its own: asked twice running.
+    for (i, name) in names.iter().enumerate() {
+        for _ in 0..2 {
+            assert_eq!(ask(&xdp, name), vec![IpAddr::V4(addr(i as u8))], "{name}");
+        }
+    }
+    // A change to the cached name is seen by the next query.
+    xdp.set_a(&names[1], 30, &[addr(9)]).unwrap();
+    assert_eq!(ask(&xdp, &names[1]), vec![IpAddr::V4(addr(9))]);
 }
 
 #[test]

@@ -24,10 +24,10 @@ use failover_common::{
     ADDR_REFUSED_SOURCE, ADDR_SERVICE_53, AnswerSet, CHECK_BY_MAP, CHECK_DST_MAC, CHECK_SOURCE,
     COOKIES_ANSWER, COOKIES_IGNORE, COUNTER_COUNT, CookieSecrets, Counter, FAMILY_V4, FAMILY_V6,
     HOST_ADDRS_V4, HOST_ADDRS_V6, Heartbeat, HostConfig, MAP_ANSWER_PROGRAM, MAP_COOKIES,
-    MAP_COUNTERS, MAP_HEARTBEAT, MAP_HOST, MAP_RATE_EXEMPT, MAP_RATE_LIMIT, MAP_RECORDS,
-    MAP_SERVICES, MAP_ZONES, MAX_SERVICES, NAME_KEY_LEN, PROGRAM_XDP, PROGRAM_XDP_ANSWER,
-    RateLimit, RecordKey, SERVICE_BROADCAST, SERVICE_HOST_ADDRESS, SERVICE_LISTEN,
-    SERVICE_WILDCARD, ServiceKey, record_bucket,
+    MAP_COUNTERS, MAP_HEARTBEAT, MAP_HOST, MAP_RATE_EXEMPT, MAP_RATE_LIMIT, MAP_RECORD_VERSION,
+    MAP_RECORDS, MAP_SERVICES, MAP_ZONES, MAX_SERVICES, NAME_KEY_LEN, PROGRAM_XDP,
+    PROGRAM_XDP_ANSWER, RateLimit, RecordKey, SERVICE_BROADCAST, SERVICE_HOST_ADDRESS,
+    SERVICE_LISTEN, SERVICE_WILDCARD, ServiceKey, record_bucket,
 };
 
 use crate::config::RateLimitSettings;
@@ -74,11 +74,12 @@ pub struct Dataplane {
 /// and its counters. Per-CPU working memory is the program's own, and so
 /// are the rate limit's maps: the agent writes the settings before it
 /// attaches (or swaps in) the program, and the rate state starts afresh.
-pub const PINNED_MAPS: [&str; 9] = [
+pub const PINNED_MAPS: [&str; 10] = [
     MAP_RECORDS[0],
     MAP_RECORDS[1],
     MAP_RECORDS[2],
     MAP_RECORDS[3],
+    MAP_RECORD_VERSION,
     MAP_ZONES,
     MAP_SERVICES,
     MAP_HOST,
@@ -605,12 +606,17 @@ fn second_handle(map: &MapData, what: &str) -> Result<MapData> {
 }
 
 /// The record maps, one per name length bucket (`RECORD_BUCKETS`): a name
-/// lives in the map of the shortest bucket it fits.
+/// lives in the map of the shortest bucket it fits. Every change is
+/// followed by a new version (`MAP_RECORD_VERSION`), which empties the
+/// program's per-CPU answer caches.
 struct Records {
     b32: HashMap<MapData, RecordKey<32>, AnswerSet>,
     b64: HashMap<MapData, RecordKey<64>, AnswerSet>,
     b128: HashMap<MapData, RecordKey<128>, AnswerSet>,
     b256: HashMap<MapData, RecordKey<NAME_KEY_LEN>, AnswerSet>,
+    version: Array<MapData, u64>,
+    /// The last version this agent wrote.
+    written: u64,
 }
 
 impl Records {
@@ -624,7 +630,17 @@ impl Records {
             b64: HashMap::try_from(map(MAP_RECORDS[1])?)?,
             b128: HashMap::try_from(map(MAP_RECORDS[2])?)?,
             b256: HashMap::try_from(map(MAP_RECORDS[3])?)?,
+            version: Array::try_from(map(MAP_RECORD_VERSION)?)?,
+            written: 0,
         })
+    }
+
+    /// Announces a change: a version no cache slot holds. The monotonic
+    /// clock, so that the agent taking over a pinned data plane goes on
+    /// past its predecessor's versions without reading them.
+    fn announce(&mut self) -> Result<(), MapError> {
+        self.written = (self.written + 1).max(monotonic_ns());
+        self.version.set(0, self.written, 0)
     }
 
     /// Writes `value` for the lowercased wire name `wire` and `rtype`, as one
@@ -635,7 +651,8 @@ impl Records {
             1 => self.b64.insert(record_key(wire, rtype), value, 0),
             2 => self.b128.insert(record_key(wire, rtype), value, 0),
             _ => self.b256.insert(record_key(wire, rtype), value, 0),
-        }
+        }?;
+        self.announce()
     }
 
     fn remove(&mut self, wire: &[u8], rtype: u16) -> Result<(), MapError> {
@@ -644,7 +661,8 @@ impl Records {
             1 => self.b64.remove(&record_key(wire, rtype)),
             2 => self.b128.remove(&record_key(wire, rtype)),
             _ => self.b256.remove(&record_key(wire, rtype)),
-        }
+        }?;
+        self.announce()
     }
 
     /// Appends every entry of every bucket to `out`.

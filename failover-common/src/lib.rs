@@ -8,7 +8,7 @@
 /// Bump whenever a map key, value or counter index changes meaning. Anything that
 /// persists maps (pin paths, dumps) must include it so an old layout is never
 /// reused by a new program.
-pub const LAYOUT_VERSION: u32 = 12;
+pub const LAYOUT_VERSION: u32 = 13;
 
 /// Longest domain name in wire format, terminating root label included (RFC 1035 3.1).
 pub const MAX_NAME_WIRE_LEN: usize = 255;
@@ -47,6 +47,10 @@ pub const PLAIN_UDP_SIZE: u16 = 512;
 /// Map names as they appear in the object file.
 /// The record maps, one per entry of [`RECORD_BUCKETS`].
 pub const MAP_RECORDS: [&str; 4] = ["RECORDS_32", "RECORDS_64", "RECORDS_128", "RECORDS_256"];
+/// One `u64`: the version of the record maps, which the agent moves on
+/// after every change to them. Each CPU's answer cache holds answers of
+/// one version: a change empties them all at once.
+pub const MAP_RECORD_VERSION: &str = "RECORD_VERSION";
 pub const MAP_COUNTERS: &str = "COUNTERS";
 pub const MAP_ZONES: &str = "ZONES";
 pub const MAP_SERVICES: &str = "SERVICES";
@@ -229,6 +233,33 @@ impl<const N: usize> RecordKey<N> {
             qtype: 0,
         }
     }
+}
+
+/// Slots of the program's per-CPU answer cache: a power of two.
+pub const ANSWER_CACHE_SLOTS: u32 = 256;
+/// The answer cache's key: the first record bucket's key (name, type: 34
+/// bytes) in 8-byte words, the last six bytes zero.
+pub const ANSWER_CACHE_KEY_WORDS: usize = (RECORD_BUCKETS[0] + 2).div_ceil(8);
+
+/// The answer cache slot of a key: a multiplicative hash. Names that
+/// collide (an attacker can make them) only cost the lookups the cache
+/// would have saved. Here so that tests can find names that share a slot.
+#[inline(always)]
+pub const fn answer_cache_slot(key: &[u64; ANSWER_CACHE_KEY_WORDS]) -> u32 {
+    const MIX: [u64; ANSWER_CACHE_KEY_WORDS] = [
+        0x9e37_79b9_7f4a_7c15,
+        0xc2b2_ae3d_27d4_eb4f,
+        0x1656_67b1_9e37_79f9,
+        0x85eb_ca77_c2b2_ae63,
+        0x27d4_eb2f_1656_67c5,
+    ];
+    let mut h: u64 = 0;
+    let mut w = 0;
+    while w < ANSWER_CACHE_KEY_WORDS {
+        h = (h ^ key[w]).wrapping_mul(MIX[w]);
+        w += 1;
+    }
+    (h >> 32) as u32 & (ANSWER_CACHE_SLOTS - 1)
 }
 
 /// Index in [`RECORD_BUCKETS`] (and [`MAP_RECORDS`]) of the map that keeps

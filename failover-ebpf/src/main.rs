@@ -7,7 +7,8 @@
 //! `query::validate` (is this a plain query we fully understand, addressed
 //! to this host's DNS service (`host`)? builds the map key in the per-CPU
 //! scratch) -> tail call -> `failover_xdp_answer` -> `answer_query::<shape>`:
-//! `query::options` (the EDNS options) -> record map of the name's length
+//! `query::options` (the EDNS options) -> `answer_cache` (this CPU's copy
+//! of a hot name's answer set) or the record map of the name's length
 //! -> `checksum::udp_verified` -> `cookie::check` (a server cookie for a
 //! client cookie; a valid one skips the rate limit) -> `rate_limit::check`
 //! (within the source's rate? else a TC=1 slip or a drop) -> `select`
@@ -20,6 +21,7 @@
 #![allow(internal_features)]
 #![feature(core_intrinsics)]
 
+mod answer_cache;
 mod checksum;
 mod clock;
 mod cookie;
@@ -45,8 +47,8 @@ use failover_common::{
 use crate::{
     cookie::Cookie,
     maps::{
-        ANSWER_COPY, ANSWER_PROGRAM, RECORDS_32, RECORDS_64, RECORDS_128, RECORDS_256, SCRATCH,
-        ZONES, agent_alive, count,
+        ANSWER_CACHE, ANSWER_PROGRAM, RECORD_VERSION, RECORDS_32, RECORDS_64, RECORDS_128,
+        RECORDS_256, SCRATCH, ZONES, agent_alive, count,
     },
     packet::{ETH_LEN, ETH_TYPE, ETHERTYPE_IPV4, ETHERTYPE_IPV6, ETHERTYPE_VLAN, VLAN_TAG_LEN},
     rate_limit::Limit,
@@ -185,40 +187,73 @@ fn answer_query<const L3: usize, const V6: bool>(ctx: &XdpContext) -> Result<Cou
     answer_within::<L3, V6>(ctx, &query, set, scratch, limit)
 }
 
-/// The answer set for the query's name (in `scratch`) and type.
+/// The answer set for the query's name (in `scratch`) and type: this
+/// CPU's cached copy when it is of the record maps' current version,
+/// else copied into the cache from the record map of the name's length.
 #[inline(always)]
 fn answer_set(
     query: &query::Query,
     scratch: &mut maps::Scratch,
 ) -> Result<&'static AnswerSet, Refusal> {
-    let copy = match ANSWER_COPY.get_ptr_mut(0) {
-        Some(p) => unsafe { &mut *p },
-        None => return Err(Refusal::Pass(Counter::PassNameNotInMap)),
+    let not_found = Refusal::Pass(Counter::PassNameNotInMap);
+    // Read before the lookup: a set found after a change is then never
+    // kept as the version before it (answer_cache.rs).
+    let version = match RECORD_VERSION.get(0) {
+        Some(v) => unsafe { core::ptr::read_volatile(v) },
+        None => return Err(not_found),
     };
     // Read again, so the bucket's bounds stay off `query.name_len`: the
     // verifier would check the rest once per range.
     let name_len = unsafe { core::ptr::read_volatile(&scratch.fields[0]) } as usize & 0xff;
-    let found = match record_bucket(name_len) {
-        0 => lookup(&RECORDS_32, query.qtype, scratch, copy),
-        1 => lookup(&RECORDS_64, query.qtype, scratch, copy),
-        2 => lookup(&RECORDS_128, query.qtype, scratch, copy),
-        _ => lookup(&RECORDS_256, query.qtype, scratch, copy),
+    let bucket = record_bucket(name_len);
+    // Only the first bucket's names are cached; a longer name's bytes
+    // are where the key puts the type.
+    let (key, index) = if bucket == 0 {
+        let key = answer_cache::key(scratch, query.qtype);
+        (key, answer_cache::slot(&key))
+    } else {
+        ([0; answer_cache::KEY_WORDS], answer_cache::CACHE_SLOTS)
     };
-    // Verifier barrier: the four lookups end in one unknown scalar, so what
+    let slot = match ANSWER_CACHE.get_ptr_mut(index) {
+        Some(p) => unsafe { &mut *p },
+        None => return Err(not_found),
+    };
+    let found = if bucket == 0 && answer_cache::holds(slot, &key, version) {
+        true
+    } else {
+        let copy = &mut slot.set;
+        let found = match bucket {
+            0 => lookup(&RECORDS_32, query.qtype, scratch, copy),
+            1 => lookup(&RECORDS_64, query.qtype, scratch, copy),
+            2 => lookup(&RECORDS_128, query.qtype, scratch, copy),
+            _ => lookup(&RECORDS_256, query.qtype, scratch, copy),
+        };
+        // A copy that is not (or no longer) the key's never answers from
+        // the cache.
+        let kept = if found && bucket == 0 {
+            version
+        } else {
+            answer_cache::NEVER
+        };
+        answer_cache::fill(slot, &key, kept);
+        found
+    };
+    // Verifier barrier: the paths above end in one unknown scalar, so what
     // follows is checked once, not once per bucket.
-    scratch.fields[query::FOUND_FIELD] = found as u32;
-    if unsafe { core::ptr::read_volatile(&scratch.fields[query::FOUND_FIELD]) } == 0 {
-        return Err(Refusal::Pass(Counter::PassNameNotInMap));
+    scratch.fields[query::FOUND_FIELD] = if found { index + 1 } else { 0 };
+    let found = unsafe { core::ptr::read_volatile(&scratch.fields[query::FOUND_FIELD]) };
+    if found == 0 {
+        return Err(not_found);
     }
-    match ANSWER_COPY.get(0) {
-        Some(set) => Ok(set),
-        None => Err(Refusal::Pass(Counter::PassNameNotInMap)),
+    match ANSWER_CACHE.get(found - 1) {
+        Some(slot) => Ok(&slot.set),
+        None => Err(not_found),
     }
 }
 
 /// Looks the name up in the record map of bucket `N` and copies what is
-/// found to `copy`: the verifier tells values of different maps apart, and
-/// would check all that follows once per map. The key is the first N + 2
+/// found to `copy` (a cache slot): the verifier tells values of different
+/// maps apart, and would check all that follows once per map. The key is the first N + 2
 /// bytes of `scratch.key` (the name, zero-padded) with the type put at N;
 /// in place, by reference: a copy would not fit the BPF stack.
 #[inline(always)]

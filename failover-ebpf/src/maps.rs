@@ -1,6 +1,7 @@
 //! Every map the program uses and its per-CPU working memory, in one place so
 //! the packet code never reaches into the entry point's module for them.
 
+use crate::answer_cache::{CACHE_SLOTS, CachedAnswer};
 use aya_ebpf::{
     macros::map,
     maps::{Array, HashMap, LpmTrie, LruHashMap, PerCpuArray, ProgramArray},
@@ -47,10 +48,17 @@ static COUNTERS: PerCpuArray<u64> = PerCpuArray::with_max_entries(COUNTER_COUNT,
 #[map]
 pub static ROTATION: PerCpuArray<u32> = PerCpuArray::with_max_entries(1, 0);
 
-/// The answer set a query is answered from, copied out of its record map
-/// (see `main::lookup`).
+/// The version of the record maps (`MAP_RECORD_VERSION`), written by the
+/// agent after every change to them.
 #[map]
-pub static ANSWER_COPY: PerCpuArray<AnswerSet> = PerCpuArray::with_max_entries(1, 0);
+pub static RECORD_VERSION: Array<u64> = Array::with_max_entries(1, 0);
+
+/// Each CPU's recently answered sets (answer_cache.rs); the last slot
+/// holds the set of a name the cache does not keep. A query is answered
+/// from a slot in every case (see `main::answer_set`).
+#[map]
+pub static ANSWER_CACHE: PerCpuArray<CachedAnswer> =
+    PerCpuArray::with_max_entries(CACHE_SLOTS + 1, 0);
 
 /// Room for the longest record key (`RecordKey<NAME_KEY_LEN>`).
 pub const KEY_ROOM: usize = NAME_KEY_LEN + 2;

@@ -12,7 +12,10 @@
 //! Every case runs on two programs side by side: without a rate limit, and
 //! with one every query is within (`[rate_limit]` on: the per-prefix state
 //! is looked up and advanced). Two rows more show the answers over the
-//! rate: slipped (TC=1) and dropped. Cookies are on in both (the kernel
+//! rate: slipped (TC=1) and dropped. The hit rows repeat one name, which
+//! is answered from the program's per-CPU answer cache as a hot name is;
+//! one row alternates two names that share a cache slot, so that every
+//! answer is looked up in its record map. Cookies are on in both (the kernel
 //! makes server cookies): the cookie rows carry a client cookie alone, or
 //! a valid server cookie of ours (exempt from the rate limit). Under the
 //! table, each half's instruction count as the verifier checked it.
@@ -25,7 +28,10 @@ use failover_agent::config::RateLimitSettings;
 use failover_agent::serve::cookies::{self, Cookies, Secret};
 use failover_tests::{
     packets::{CLIENT_IP, Opt, Query, UdpChecksum, check_answer},
-    xdp::{EmptyProgram, Run, XDP_DROP, XDP_PASS, XDP_TX, XdpProgram, pin_to_cpu},
+    xdp::{
+        EmptyProgram, Run, XDP_DROP, XDP_PASS, XDP_TX, XdpProgram,
+        names_sharing_an_answer_cache_slot, pin_to_cpu,
+    },
 };
 
 const DEFAULT_RUNS: u32 = 200_000;
@@ -80,6 +86,9 @@ fn program(limit: Option<&RateLimitSettings>) -> Result<XdpProgram> {
     xdp.set_a("eight.example.test.", 30, &eight)?;
     let sixteen: Vec<_> = (1..=16).map(|i| Ipv4Addr::new(203, 0, 113, i)).collect();
     xdp.set_a("sixteen.example.test.", 30, &sixteen)?;
+    let (first, second) = names_sharing_an_answer_cache_slot();
+    xdp.set_a(&first, 30, &[Ipv4Addr::new(192, 0, 2, 21)])?;
+    xdp.set_a(&second, 30, &[Ipv4Addr::new(192, 0, 2, 22)])?;
     xdp.dataplane.set_rate_limit(limit)?;
     xdp.dataplane
         .set_cookies(Some(&Cookies::with_secret(SECRET)))?;
@@ -244,6 +253,23 @@ pub fn run(args: &[String]) -> Result<()> {
             on - baseline
         );
     }
+    // Two names sharing a slot of the per-CPU answer cache, asked in
+    // turn: every answer is looked up in its record map (the rows above
+    // are answered from the cache, as a hot name is).
+    let (first, second) = names_sharing_an_answer_cache_slot();
+    let frames = [Query::a(&first).frame(), Query::a(&second).frame()];
+    let mut turn = 0;
+    let mut alternate = |program: &XdpProgram| {
+        turn += 1;
+        program.run(&frames[turn % 2])
+    };
+    let off = mean_ns(runs, XDP_TX, || alternate(&xdp))?;
+    let on = mean_ns(runs, XDP_TX, || alternate(&within))?;
+    println!(
+        "| hit, 1 address, not in the answer cache (two names sharing its slot, in turn) | XDP_TX | {off:.1} | {on:.1} | {:.1} | {:.1} |",
+        off - baseline,
+        on - baseline
+    );
     // Over the rate (one answer a second, spent by the check): every
     // further one slipped, or dropped.
     let frame = Query::a("one.example.test.").frame();

@@ -6,10 +6,11 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use anyhow::{Context as _, Result, bail};
 use aya::programs::{TestRun, TestRunOptions, Xdp};
 use failover_agent::dataplane::{Addressing, Dataplane, Interface};
+use failover_agent::dns::rr::RTYPE_A;
 use failover_agent::policy::Answer;
 use failover_agent::publish::Publisher as _;
 use failover_agent::serve::Entry;
-use failover_common::Counter;
+use failover_common::{ANSWER_CACHE_KEY_WORDS, Counter, RECORD_BUCKETS, answer_cache_slot};
 
 use crate::packets::{SERVER_IP, SERVER_IP6, SERVER_MAC};
 
@@ -172,4 +173,38 @@ pub fn pin_to_cpu(cpu: usize) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// The program's answer cache key words of an A query for `name`: the
+/// lowercased wire name padded to the first record bucket, the type
+/// after it (as `failover-ebpf/src/answer_cache.rs` reads the key).
+pub fn answer_cache_key(name: &str) -> [u64; ANSWER_CACHE_KEY_WORDS] {
+    let mut bytes = [0u8; ANSWER_CACHE_KEY_WORDS * 8];
+    let mut at = 0;
+    for label in name.trim_end_matches('.').split('.') {
+        bytes[at] = label.len() as u8;
+        bytes[at + 1..at + 1 + label.len()].copy_from_slice(label.to_ascii_lowercase().as_bytes());
+        at += 1 + label.len();
+    }
+    assert!(
+        at < RECORD_BUCKETS[0],
+        "{name} is longer than the cache keeps"
+    );
+    bytes[RECORD_BUCKETS[0]..RECORD_BUCKETS[0] + 2].copy_from_slice(&RTYPE_A.to_ne_bytes());
+    std::array::from_fn(|w| u64::from_ne_bytes(bytes[8 * w..8 * w + 8].try_into().unwrap()))
+}
+
+/// Two names (`h<N>.example.test.`) whose A queries share a slot of the
+/// program's per-CPU answer cache.
+pub fn names_sharing_an_answer_cache_slot() -> (String, String) {
+    let mut by_slot = std::collections::HashMap::new();
+    (0..1000)
+        .map(|i| format!("h{i}.example.test."))
+        .find_map(|name| {
+            let slot = answer_cache_slot(&answer_cache_key(&name));
+            by_slot
+                .insert(slot, name.clone())
+                .map(|other| (other, name))
+        })
+        .expect("two of 1000 names share one of the slots")
 }
