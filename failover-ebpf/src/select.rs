@@ -19,7 +19,13 @@ use crate::{
 pub fn round_robin(set: &AnswerSet) -> (usize, usize) {
     let stored = set.count as usize;
     let limit = set.limit as usize;
-    let start = next_rotation() as usize % stored;
+    // One address: nothing to rotate. Otherwise a 32-bit division (the
+    // 64-bit one is several times dearer).
+    let start = if stored <= 1 {
+        0
+    } else {
+        (next_rotation() % stored as u32) as usize
+    };
     let count = if limit == 0 || limit > stored {
         stored
     } else {
