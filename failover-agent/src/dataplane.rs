@@ -522,10 +522,11 @@ impl Dataplane {
             .context("writing the heartbeat")
     }
 
-    /// Writes the response rate limit (`None`: off), dividing the rate
-    /// among the online CPUs (each keeps its own state, see `RateLimit`),
-    /// and the exempt prefixes. Before attaching: the program starts
-    /// limiting with its first packet.
+    /// Writes the response rate limit (`None`: off) with a fresh random
+    /// seed for the rate table's hash (`RateLimit::seed`), and the exempt
+    /// prefixes. Before attaching: the program starts limiting with its
+    /// first packet. Written again, the new seed moves every prefix to
+    /// another pair of buckets: the rate state starts afresh.
     pub fn set_rate_limit(&mut self, settings: Option<&RateLimitSettings>) -> Result<()> {
         let old: Vec<PrefixKey<[u8; 16]>> = self
             .rate_exempt
@@ -548,8 +549,11 @@ impl Dataplane {
                 .insert(&PrefixKey::new(bits, addr), 1, 0)
                 .context("writing a rate limit exempt prefix")?;
         }
+        let mut seed = [0u8; 8];
+        ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut seed)
+            .map_err(|_| anyhow::anyhow!("no random seed for the rate limit's table"))?;
         self.rate_limit
-            .set(0, settings.kernel_value(), 0)
+            .set(0, settings.kernel_value(u64::from_ne_bytes(seed)), 0)
             .context("writing the rate limit")
     }
 
