@@ -557,6 +557,12 @@ impl Dataplane {
             .context("writing the rate limit")
     }
 
+    /// The rate limit the program reads (its seed, e.g., for tests that
+    /// place prefixes in the table).
+    pub fn rate_limit(&self) -> Result<RateLimit> {
+        self.rate_limit.get(&0, 0).context("reading the rate limit")
+    }
+
     /// Writes how the program treats COOKIE options: `Some`: it checks and
     /// issues server cookies with the secrets `cookies` holds now (the
     /// userspace server's); `None`: the server has cookies off, and the
