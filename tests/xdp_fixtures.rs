@@ -21,7 +21,7 @@ use failover_agent::policy::Answer as Decided;
 use failover_agent::publish::Publisher as _;
 use failover_agent::serve::Entry;
 use failover_agent::serve::zones::ZoneTree;
-use failover_common::{AnswerSet, Counter, HOST_ADDRS_V4};
+use failover_common::{AnswerSet, Counter, HOST_ADDRS_V4, RateLimit, rate_slot};
 use failover_tests::{
     packets::{
         Answer, CLIENT_IP, ExpectedSoa, Opt, Query, SERVER_IP, UdpChecksum, check_answer,
@@ -1446,10 +1446,19 @@ fn rate_limit(slip: u32, log_only: bool, exempt: &[&str]) -> RateLimitSettings {
 /// Runs `steps` in order on one CPU against `program` limited by
 /// `settings`; every step's verdict, frame and counters must match.
 fn check_rated(settings: &RateLimitSettings, steps: Vec<(String, Query, Rated)>) {
-    // One CPU, as the rest of the fixtures.
+    run_rated(&rated_program(settings), steps);
+}
+
+/// `program` limited by `settings`, on CPU 0 (as the rest of the fixtures).
+fn rated_program(settings: &RateLimitSettings) -> XdpProgram {
     pin_to_cpu(0).unwrap();
     let mut xdp = program();
     xdp.dataplane.set_rate_limit(Some(settings)).unwrap();
+    xdp
+}
+
+/// Runs `steps` in order against `xdp`, as [`check_rated`].
+fn run_rated(xdp: &XdpProgram, steps: Vec<(String, Query, Rated)>) {
     let mut failures = Vec::new();
     for (name, query, expect) in steps {
         let frame = query.frame();
@@ -1654,6 +1663,100 @@ fn without_a_rate_limit_nothing_is_limited() {
         assert_eq!(xdp.run(&frame).unwrap().verdict, XDP_TX);
     }
     assert_eq!(xdp.counter(Counter::RateLimited).unwrap(), 0);
+}
+
+/// A source's tag in the kernel's rate table: its prefix under `limit`'s
+/// masks, as IPv6 (IPv4 mapped) in the words the program reads.
+fn table_prefix(limit: &RateLimit, addr: IpAddr) -> [u32; 4] {
+    let octets = match addr {
+        IpAddr::V4(v4) => v4.to_ipv6_mapped().octets(),
+        IpAddr::V6(v6) => v6.octets(),
+    };
+    let mask = match addr {
+        IpAddr::V4(_) => [u32::MAX, u32::MAX, u32::MAX, limit.v4_mask],
+        IpAddr::V6(_) => limit.v6_mask,
+    };
+    std::array::from_fn(|i| {
+        u32::from_ne_bytes(octets[4 * i..4 * i + 4].try_into().unwrap()) & mask[i]
+    })
+}
+
+/// `n` sources of other /24s whose prefixes fall in the same pair of
+/// buckets as `victim`'s under the program's seed (found by trying /24s
+/// from 16.0.0.0: about one in 65,536 does).
+fn sharing_the_pair_of(limit: &RateLimit, victim: IpAddr, n: usize) -> Vec<IpAddr> {
+    let tag = table_prefix(limit, victim);
+    let slot = rate_slot(&tag, limit.seed);
+    let found: Vec<IpAddr> = ((16u32 << 16)..(80 << 16))
+        .map(|net| IpAddr::V4(Ipv4Addr::from(net << 8 | 7)))
+        .filter(|addr| {
+            let other = table_prefix(limit, *addr);
+            other != tag && rate_slot(&other, limit.seed) == slot
+        })
+        .take(n)
+        .collect();
+    assert_eq!(found.len(), n, "too few /24s share a pair");
+    found
+}
+
+#[test]
+fn two_prefixes_in_one_pair_of_buckets_are_limited_apart() {
+    let xdp = rated_program(&rate_limit(0, false, &[]));
+    let limit = xdp.dataplane.rate_limit().unwrap();
+    let a = Query::a(WWW);
+    let [b] = sharing_the_pair_of(&limit, IpAddr::V4(CLIENT_IP), 1)[..] else {
+        unreachable!()
+    };
+    let b = Query {
+        src_ip: Some(b),
+        ..Query::a(WWW)
+    };
+    let step = |name: &str, query: &Query, expect| (name.to_string(), query.clone(), expect);
+    let mut steps = within_rate("A within its rate", &a);
+    steps.push(step("A over: dropped", &a, Rated::Dropped));
+    // B takes the pair's other bucket: its allowance is its own.
+    steps.extend(within_rate("B, in A's pair, within its rate", &b));
+    steps.extend([
+        step("A still over", &a, Rated::Dropped),
+        step("B over: dropped", &b, Rated::Dropped),
+        step("A still over, after B", &a, Rated::Dropped),
+    ]);
+    run_rated(&xdp, steps);
+}
+
+#[test]
+fn a_limited_prefix_keeps_its_bucket_when_newcomers_arrive() {
+    let xdp = rated_program(&rate_limit(0, false, &[]));
+    let limit = xdp.dataplane.rate_limit().unwrap();
+    let a = Query::a(WWW);
+    let [n1, n2] = sharing_the_pair_of(&limit, IpAddr::V4(CLIENT_IP), 2)[..] else {
+        unreachable!()
+    };
+    let from = |src| Query {
+        src_ip: Some(src),
+        ..Query::a(WWW)
+    };
+    let (n1, n2) = (from(n1), from(n2));
+    let step = |name: &str, query: &Query, expect| (name.to_string(), query.clone(), expect);
+    let mut steps = within_rate("A within its rate", &a);
+    steps.push(step("A over: dropped", &a, Rated::Dropped));
+    // Two newcomers to A's pair of buckets, quieter than A: each takes
+    // the quieter bucket, the other newcomer's, never the limited A's.
+    for i in 1..BURST {
+        steps.push(step(&format!("N1 #{i}"), &n1, Rated::Answered));
+    }
+    steps.push(step("N2 takes over N1's bucket", &n2, Rated::Answered));
+    // N1 lost its state: a whole allowance again, where it had one left.
+    for i in 1..=2 {
+        let name = format!("N1 back #{i}, taking over N2's bucket");
+        steps.push(step(&name, &n1, Rated::Answered));
+    }
+    steps.extend([
+        step("A still over", &a, Rated::Dropped),
+        step("N2 back, taking over N1's bucket", &n2, Rated::Answered),
+        step("A still over, after N2", &a, Rated::Dropped),
+    ]);
+    run_rated(&xdp, steps);
 }
 
 // ---------------------------------------------------------------------------

@@ -523,10 +523,11 @@ impl Dataplane {
             .context("writing the heartbeat")
     }
 
-    /// Writes the response rate limit (`None`: off), dividing the rate
-    /// among the online CPUs (each keeps its own state, see `RateLimit`),
-    /// and the exempt prefixes. Before attaching: the program starts
-    /// limiting with its first packet.
+    /// Writes the response rate limit (`None`: off) with a fresh random
+    /// seed for the rate table's hash (`RateLimit::seed`), and the exempt
+    /// prefixes. Before attaching: the program starts limiting with its
+    /// first packet. Written again, the new seed moves every prefix to
+    /// another pair of buckets: the rate state starts afresh.
     pub fn set_rate_limit(&mut self, settings: Option<&RateLimitSettings>) -> Result<()> {
         let old: Vec<PrefixKey<[u8; 16]>> = self
             .rate_exempt
@@ -549,9 +550,18 @@ impl Dataplane {
                 .insert(&PrefixKey::new(bits, addr), 1, 0)
                 .context("writing a rate limit exempt prefix")?;
         }
+        let mut seed = [0u8; 8];
+        ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut seed)
+            .map_err(|_| anyhow::anyhow!("no random seed for the rate limit's table"))?;
         self.rate_limit
-            .set(0, settings.kernel_value(), 0)
+            .set(0, settings.kernel_value(u64::from_ne_bytes(seed)), 0)
             .context("writing the rate limit")
+    }
+
+    /// The rate limit the program reads (its seed, e.g., for tests that
+    /// place prefixes in the table).
+    pub fn rate_limit(&self) -> Result<RateLimit> {
+        self.rate_limit.get(&0, 0).context("reading the rate limit")
     }
 
     /// Writes how the program treats COOKIE options: `Some`: it checks and

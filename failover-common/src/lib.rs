@@ -364,9 +364,13 @@ pub const RATE_LIMIT_LOG_ONLY: u32 = 2;
 
 /// Most entries of the exempt trie (`[rate_limit] exempt`).
 pub const MAX_RATE_EXEMPT: u32 = 1024;
-/// Most source prefixes whose rate the kernel tracks at once (an LRU: the
-/// least recently answered prefix makes room).
-pub const MAX_RATE_SOURCES: u32 = 65_536;
+/// log2 of [`RATE_SLOTS`].
+pub const RATE_SLOT_BITS: u32 = 17;
+/// Buckets of the kernel's rate table (`RATE_BUCKETS`), shared by the
+/// CPUs: 131,072 of 32 bytes, 4 MiB. A source prefix may be held in
+/// either bucket of the pair [`rate_slot`] picks (two-way set
+/// associative); a newcomer takes the pair's quieter bucket over.
+pub const RATE_SLOTS: u32 = 1 << RATE_SLOT_BITS;
 
 /// The one value of the rate limit map: response rate limiting in the
 /// kernel, as a generic cell rate algorithm (GCRA) per source prefix. All
@@ -383,6 +387,9 @@ pub const MAX_RATE_SOURCES: u32 = 65_536;
 /// prefix of a source is its address AND the family's mask, whose bytes
 /// `v4_mask` (the last 4 bytes of a mapped address) and `v6_mask` hold in
 /// network order read as native-endian words. `_pad` is zero.
+///
+/// `seed` keys [`rate_slot`]: random, drawn afresh each time the agent
+/// writes the value.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct RateLimit {
@@ -396,6 +403,7 @@ pub struct RateLimit {
     pub v4_mask: u32,
     pub _pad: u32,
     pub v6_mask: [u32; 4],
+    pub seed: u64,
 }
 
 impl RateLimit {
@@ -408,20 +416,50 @@ impl RateLimit {
             v4_mask: 0,
             _pad: 0,
             v6_mask: [0; 4],
+            seed: 0,
         }
     }
 }
 
-/// A source prefix's rate state (value of the shared LRU keyed
-/// by the masked, IPv4-mapped source address, 16 bytes).
+/// A bucket of the kernel's rate table (`RATE_BUCKETS`, [`RATE_SLOTS`]
+/// of them): one source prefix's rate state. 32 bytes, two to a 64-byte
+/// cache line.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct RateBucket {
+    /// The masked, IPv4-mapped source prefix whose state this is (its
+    /// tag), as the words `RateLimit` describes.
+    pub prefix: [u32; 4],
     /// Theoretical arrival time of the next response (CLOCK_MONOTONIC).
     pub tat_ns: u64,
     /// Limited responses so far (for `slip`). 64 bits: the atomic
     /// fetch-and-add the program counts it with.
     pub limited: u64,
+}
+
+/// The even slot of the bucket pair (`slot`, `slot | 1`) of the rate
+/// table that may hold `prefix`'s state, under `seed` (`RateLimit::seed`).
+///
+/// A multiply-xor hash of the prefix's words, keyed by the seed, its high
+/// bits taken: a few instructions, no call. Not a cryptographic MAC, but
+/// without the seed (only the agent and the kernel know it) a spoofer cannot tell
+/// which prefixes share a victim's pair, so cannot aim a flood of
+/// newcomers at it to push the victim's state out.
+#[inline(always)]
+pub fn rate_slot(prefix: &[u32; 4], seed: u64) -> u32 {
+    // Odd constants (SplitMix64's and the golden ratio's).
+    const K0: u64 = 0x9e37_79b9_7f4a_7c15;
+    const K1: u64 = 0xbf58_476d_1ce4_e5b9;
+    const K2: u64 = 0x94d0_49bb_1331_11eb;
+    let low = u64::from(prefix[0]) | u64::from(prefix[1]) << 32;
+    let high = u64::from(prefix[2]) | u64::from(prefix[3]) << 32;
+    let mut h = (seed ^ low).wrapping_mul(K0);
+    h = (h ^ (h >> 32) ^ high).wrapping_mul(K1);
+    h = (h ^ (h >> 29) ^ seed.rotate_left(32)).wrapping_mul(K2);
+    // A last round: without it, runs of neighbouring prefixes spread
+    // visibly less evenly than at random for some seeds.
+    h = (h ^ (h >> 32)).wrapping_mul(K0);
+    (h >> (64 - RATE_SLOT_BITS)) as u32 & !1
 }
 
 /// `CookieSecrets::mode`: never written (all zero): queries with a COOKIE
@@ -643,5 +681,7 @@ const _: () = assert!(
 const _: () = assert!(HOST_ADDRS_V4.is_power_of_two() && HOST_ADDRS_V6.is_power_of_two());
 const _: () = assert!(core::mem::size_of::<Heartbeat>() == 24);
 const _: () = assert!(core::mem::size_of::<CookieSecrets>() == 4 + 4 + 16 + 16);
-const _: () = assert!(core::mem::size_of::<RateLimit>() == 4 + 4 + 8 + 8 + 4 + 4 + 16);
-const _: () = assert!(core::mem::size_of::<RateBucket>() == 16);
+const _: () = assert!(core::mem::size_of::<RateLimit>() == 4 + 4 + 8 + 8 + 4 + 4 + 16 + 8);
+const _: () = assert!(core::mem::size_of::<RateBucket>() == 16 + 8 + 8);
+// Two buckets to a cache line; the pair index masks with `!1`.
+const _: () = assert!(2 * core::mem::size_of::<RateBucket>() == 64 && RATE_SLOTS >= 2);

@@ -3,12 +3,13 @@
 
 use crate::answer_cache::{CACHE_SLOTS, CachedAnswer};
 use aya_ebpf::{
+    bindings::BPF_F_MMAPABLE,
     macros::map,
-    maps::{Array, HashMap, LpmTrie, LruHashMap, PerCpuArray, ProgramArray},
+    maps::{Array, HashMap, LpmTrie, PerCpuArray, ProgramArray},
 };
 use failover_common::{
     AnswerSet, COUNTER_COUNT, CookieSecrets, Counter, Heartbeat, HostConfig, MAX_RATE_EXEMPT,
-    MAX_RATE_SOURCES, MAX_RECORDS, MAX_SERVICES, MAX_ZONES, NAME_KEY_LEN, RateBucket, RateLimit,
+    MAX_RECORDS, MAX_SERVICES, MAX_ZONES, NAME_KEY_LEN, RATE_SLOTS, RateBucket, RateLimit,
     RecordKey, ServiceKey, ZoneSoa,
 };
 
@@ -170,30 +171,32 @@ pub static RATE_LIMIT: Array<RateLimit> = Array::with_max_entries(1, 0);
 #[map]
 pub static RATE_EXEMPT: LpmTrie<[u8; 16], u8> = LpmTrie::with_max_entries(MAX_RATE_EXEMPT, 0);
 
-/// Each source prefix's rate state, shared by the CPUs (updated with
-/// atomic instructions), keyed by the masked source (IPv4 mapped). The
-/// least recently used prefix makes room for a new one.
+/// The rate table: source prefixes' rate states, shared by the CPUs
+/// (updated with atomic instructions), two-way set associative: a prefix
+/// is held in either bucket of the pair `failover_common::rate_slot`
+/// picks, its masked source (IPv4 mapped) as the tag. An array, so the
+/// verifier inlines the lookup (a hash map's is several calls). Mmapable
+/// only for the alignment: the kernel then starts the values on a page,
+/// so each pair fills one cache line (otherwise they start 56 bytes into
+/// one, and every pair straddles two).
 #[map]
-pub static RATE_BUCKETS: LruHashMap<[u32; 4], RateBucket> =
-    LruHashMap::with_max_entries(MAX_RATE_SOURCES, 0);
+pub static RATE_BUCKETS: Array<RateBucket> = Array::with_max_entries(RATE_SLOTS, BPF_F_MMAPABLE);
 
-/// Per-CPU working memory of the rate limit: keys and the new bucket do
-/// not fit on the stack beside the rest of the packet path.
+/// Per-CPU working memory of the rate limit: the keys do not fit on the
+/// stack beside the rest of the packet path.
 #[repr(C)]
 pub struct RateScratch {
-    /// The LRU key: the masked source.
+    /// The masked source: the bucket's tag.
     pub prefix: [u32; 4],
     /// The exempt trie's key: `address_bits` then `address` (the layout
     /// of `lpm_trie::Key<[u8; 16]>`).
     pub address_bits: u32,
     pub address: [u32; 4],
-    pub _pad: u32,
-    pub fresh: RateBucket,
 }
 
 #[map]
 pub static RATE_SCRATCH: PerCpuArray<RateScratch> = PerCpuArray::with_max_entries(1, 0);
 
 const _: () = assert!(core::mem::size_of::<Scratch>() == 312);
-const _: () = assert!(core::mem::size_of::<RateScratch>() == 56);
+const _: () = assert!(core::mem::size_of::<RateScratch>() == 36);
 const _: () = assert!(core::mem::size_of::<CookieScratch>() == 48);

@@ -1,12 +1,16 @@
 //! Response rate limiting: how many answers a source prefix gets per second.
 //!
 //! A generic cell rate algorithm per source prefix: each prefix has a
-//! theoretical arrival time (TAT) in one LRU shared by the CPUs, moved on
-//! by compare-and-swap, so the hot path takes no lock and a source gets its
-//! rate however its packets spread over the CPUs (one receive queue, or
-//! all). Over the limit, the exempt trie is consulted (only then: it costs
-//! a trie walk), then the response is counted, and slipped (a TC=1 answer),
-//! dropped, or in log-only mode sent as usual.
+//! theoretical arrival time (TAT) in one table shared by the CPUs, moved
+//! on by compare-and-swap, so the hot path takes no lock and a source gets
+//! its rate however its packets spread over the CPUs (one receive queue,
+//! or all). The table is an array, two-way set associative: a keyed hash
+//! of the prefix picks a pair of buckets (one cache line), and a prefix in
+//! neither takes over the quieter one. Array lookups are inlined by the
+//! verifier: no helper call on the packet path. Over the limit, the exempt
+//! trie is consulted (only then: it costs a trie walk), then the response
+//! is counted, and slipped (a TC=1 answer), dropped, or in log-only mode
+//! sent as usual.
 
 use core::intrinsics::{
     AtomicOrdering::{Relaxed, SeqCst},
@@ -14,7 +18,7 @@ use core::intrinsics::{
 };
 
 use aya_ebpf::maps::lpm_trie::Key;
-use failover_common::{Counter, RATE_LIMIT_LOG_ONLY, RATE_LIMIT_ON, RateBucket};
+use failover_common::{Counter, RATE_LIMIT_LOG_ONLY, RATE_LIMIT_ON, rate_slot};
 
 use crate::{
     maps::{RATE_BUCKETS, RATE_EXEMPT, RATE_LIMIT, RATE_SCRATCH, RateScratch, count},
@@ -33,6 +37,13 @@ pub enum Limit {
 
 /// `::ffff:0:0/96`, the IPv4-mapped prefix, as the third native-endian word.
 const V4_MAPPED_WORD: u32 = u32::from_ne_bytes([0, 0, 0xff, 0xff]);
+
+/// Whether two prefixes are equal, word by word (an array's `==` may
+/// become a call to `memcmp`).
+#[inline(always)]
+fn same(a: &[u32; 4], b: &[u32; 4]) -> bool {
+    (a[0] ^ b[0]) | (a[1] ^ b[1]) | (a[2] ^ b[2]) | (a[3] ^ b[3]) == 0
+}
 
 /// Decides the fate of an answer to the frame's source at `now`
 /// (bpf_ktime_get_coarse_ns). Dropping is `Err(Refusal::Drop(RateLimitDropped))`;
@@ -57,7 +68,7 @@ pub fn check<const L3: usize, const V6: bool>(
         return Ok(Limit::Answer);
     }
     // The source as an IPv6 address (IPv4 mapped), whole for the exempt
-    // trie and masked for the LRU key.
+    // trie and masked for the bucket's tag.
     let src = data + F::<L3, V6>::IP_SRC;
     if V6 {
         let mut w = 0;
@@ -74,27 +85,48 @@ pub fn check<const L3: usize, const V6: bool>(
     }
     scratch.address_bits = 128;
 
-    // Keys and the new value by reference on purpose: by value they would
-    // be copied onto the nearly full BPF stack.
-    #[allow(clippy::needless_borrows_for_generic_args)]
-    let bucket = match RATE_BUCKETS.get_ptr_mut(&scratch.prefix) {
-        Some(p) => unsafe { &mut *p },
-        None => {
-            // First answer to this prefix (or it was evicted). Another CPU
-            // may insert it at the same time: one of the two inserts wins.
-            scratch.fresh = RateBucket {
-                tat_ns: now.wrapping_add(config.interval_ns),
-                limited: 0,
-            };
-            #[allow(clippy::needless_borrows_for_generic_args)]
-            let _ = RATE_BUCKETS.insert(&scratch.prefix, &scratch.fresh, 0);
-            return Ok(Limit::Answer);
+    let slot = rate_slot(&scratch.prefix, config.seed);
+    let (Some(first), Some(second)) = (
+        RATE_BUCKETS.get_ptr_mut(slot),
+        RATE_BUCKETS.get_ptr_mut(slot | 1),
+    ) else {
+        return Ok(Limit::Answer);
+    };
+    // SAFETY: map values live while the program runs.
+    let (first, second) = unsafe { (&mut *first, &mut *second) };
+    let bucket = if same(&first.prefix, &scratch.prefix) {
+        first
+    } else if same(&second.prefix, &scratch.prefix) {
+        second
+    } else {
+        // First answer to this prefix (or its state was taken over): it
+        // takes over the bucket of the pair whose time is earlier, the one
+        // answered less lately or less loudly: a prefix over its limit has
+        // its time furthest ahead, and goes only for one as loud.
+        let quieter = if unsafe { core::ptr::read_volatile(&first.tat_ns) }
+            <= unsafe { core::ptr::read_volatile(&second.tat_ns) }
+        {
+            first
+        } else {
+            second
+        };
+        // Plain stores, no lock: CPUs taking over the same bucket at once
+        // may leave a mix of their prefixes' words as the tag (IPv6), which
+        // matches no one and is taken over again; a CPU that matched the
+        // old tag just before may move the new time on, or have its move
+        // overwritten. Either way at most an answer more or less.
+        unsafe {
+            core::ptr::write_volatile(&mut quieter.tat_ns, now.wrapping_add(config.interval_ns));
+            core::ptr::write_volatile(&mut quieter.limited, 0);
+            core::ptr::write_volatile(&mut quieter.prefix, scratch.prefix);
         }
+        return Ok(Limit::Answer);
     };
     // Atomics by intrinsic: core's atomic types have no compare-and-swap
     // on this target, the BPF instruction set has (cpu v3).
     // SAFETY: map values are 8-aligned and live while the program runs;
-    // CPUs touch these words only atomically.
+    // CPUs touch these words atomically (a takeover's aligned stores are
+    // atomic too).
     let tat: *mut u64 = &mut bucket.tat_ns;
     // An aligned 8-byte load is atomic.
     let mut seen = unsafe { core::ptr::read_volatile(tat) };

@@ -75,8 +75,8 @@ impl RateLimitSettings {
         (interval, window.saturating_sub(interval))
     }
 
-    /// The kernel's value.
-    pub fn kernel_value(&self) -> RateLimit {
+    /// The kernel's value, its table's hash keyed by `seed` (random).
+    pub fn kernel_value(&self, seed: u64) -> RateLimit {
         let (interval_ns, burst_ns) = self.schedule();
         let v6 = mask128(self.ipv6_prefix).to_be_bytes();
         let word = |b: &[u8]| u32::from_ne_bytes([b[0], b[1], b[2], b[3]]);
@@ -98,6 +98,7 @@ impl RateLimitSettings {
                 word(&v6[8..]),
                 word(&v6[12..]),
             ],
+            seed,
         }
     }
 
@@ -377,7 +378,8 @@ mod tests {
         assert_eq!(keys[0].0, 96 + 24);
         assert_eq!(&keys[0].1[10..], &[0xff, 0xff, 198, 51, 100, 0]);
         assert_eq!(keys[2].0, 128);
-        let value = rl.kernel_value();
+        let value = rl.kernel_value(7);
+        assert_eq!(value.seed, 7);
         // The masks' bytes in network order.
         assert_eq!(value.v4_mask.to_ne_bytes(), [255, 255, 240, 0]);
         assert_eq!(value.v6_mask[0].to_ne_bytes(), [255; 4]);
@@ -393,7 +395,7 @@ mod tests {
             .unwrap();
         // 10 ms a response, 2 s (200 responses) of burst.
         assert_eq!(rl.schedule(), (10_000_000, 1_990_000_000));
-        let value = rl.kernel_value();
+        let value = rl.kernel_value(0);
         assert_eq!((value.flags, value.slip), (RATE_LIMIT_ON, 2));
         assert_eq!((value.interval_ns, value.burst_ns), rl.schedule());
     }
