@@ -9,7 +9,7 @@
 //! block, and the finalisation, each round unrolled. Buffers live in
 //! per-CPU scratch (`COOKIE_SCRATCH`), not on the nearly full stack.
 
-use aya_ebpf::{helpers::generated::bpf_xdp_load_bytes, programs::XdpContext};
+use aya_ebpf::programs::XdpContext;
 use failover_common::{COOKIES_ANSWER, COOKIES_IGNORE, Counter};
 
 use crate::{
@@ -134,24 +134,24 @@ fn judge<const L3: usize, const V6: bool>(
     } else {
         scratch.addr = [unsafe { read_u32(src) }, 0, 0, 0];
     }
-    // The client cookie and, if ours in length, the server cookie; by
-    // helper: the option sits at a query-dependent offset.
-    let value_off = (cookie_off + 4) as u32;
-    let want = if len == OURS_LEN {
-        OURS_LEN
-    } else {
-        CLIENT_LEN
-    };
-    let loaded = unsafe {
-        bpf_xdp_load_bytes(
-            ctx.ctx,
-            value_off,
-            scratch.client.as_mut_ptr() as *mut _,
-            want as u32,
-        )
-    };
-    if loaded != 0 {
+    // The client cookie and, if ours in length, the server cookie, read
+    // straight from the frame (the offset is bounded: a helper call would
+    // cost more than the check).
+    let value = data + ((cookie_off + 4) & OFFSET_MASK);
+    let data_end = ctx.data_end();
+    if value + CLIENT_LEN > data_end {
         return Err(pass);
+    }
+    unsafe { write_u64(scratch.client.as_mut_ptr(), read_u64(value as *const u8)) };
+    if len == OURS_LEN {
+        if value + OURS_LEN > data_end {
+            return Err(pass);
+        }
+        unsafe {
+            let server = (value + CLIENT_LEN) as *const u8;
+            write_u64(scratch.server.as_mut_ptr(), read_u64(server));
+            write_u64(scratch.server.as_mut_ptr().add(8), read_u64(server.add(8)));
+        }
     }
     // Words as SipHash reads its input: little-endian (BPF's own order).
     let client = unsafe { read_u64(scratch.client.as_ptr()) };
@@ -181,30 +181,31 @@ fn judge<const L3: usize, const V6: bool>(
         write_u64(scratch.server.as_mut_ptr(), header);
         write_u64(scratch.server.as_mut_ptr().add(8), mac);
     }
-    // Its checksum contribution as 16-bit words from an even start.
-    let mut sum: u32 = 10 + OURS_LEN as u32;
-    let mut i = 0;
-    while i < 8 {
-        sum += (scratch.client[i] as u32) << 8 | scratch.client[i + 1] as u32;
-        i += 2;
-    }
-    let mut i = 0;
-    while i < 16 {
-        sum += (scratch.server[i] as u32) << 8 | scratch.server[i + 1] as u32;
-        i += 2;
-    }
+    // Its checksum contribution as 16-bit words from an even start: the
+    // cookies summed as they lie in memory, byte-swapped (RFC 1071 2.B).
+    let cookies = memory_words(client) + memory_words(header) + memory_words(mac);
+    let sum = 10 + OURS_LEN as u32 + checksum::fold(cookies).swap_bytes() as u32;
     scratch.sum = checksum::fold(sum) as u32;
     Ok(verdict)
 }
 
+// Eight bytes as one load or store although the address may not be
+// 8-aligned (see packet.rs: split into bytes otherwise; the kernel allows
+// it for map values where unaligned access is efficient).
 #[inline(always)]
 unsafe fn read_u64(p: *const u8) -> u64 {
-    u64::from_le(unsafe { core::ptr::read_unaligned(p as *const u64) })
+    u64::from_le(unsafe { *(p as *const u64) })
 }
 
 #[inline(always)]
 unsafe fn write_u64(p: *mut u8, v: u64) {
-    unsafe { core::ptr::write_unaligned(p as *mut u64, v.to_le()) }
+    unsafe { *(p as *mut u64) = v.to_le() }
+}
+
+/// The sum of `x`'s four 16-bit words as they lie in memory.
+#[inline(always)]
+fn memory_words(x: u64) -> u32 {
+    ((x & 0xffff) + (x >> 16 & 0xffff) + (x >> 32 & 0xffff) + (x >> 48)) as u32
 }
 
 /// SipHash-2-4 of client cookie | `header` (version, reserved, timestamp:

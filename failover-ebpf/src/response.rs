@@ -18,7 +18,7 @@ use failover_common::{
 
 use crate::{
     checksum,
-    maps::{COOKIE_SCRATCH, FRAME_COPY, FRAME_COPY_LEN},
+    maps::{COOKIE_SCRATCH, CookieScratch, FRAME_COPY, FRAME_COPY_LEN},
     packet::*,
     query::Query,
 };
@@ -397,20 +397,12 @@ fn append_opt(
     let option = data + off + OPT_RR_LEN;
     unsafe {
         write_u8(data + off + 10, COOKIE_OPTION_LEN as u8);
-        let mut i = 0;
-        while i < 4 {
-            write_u8(option + i, cookie.head[i]);
-            i += 1;
-        }
-        let mut i = 0;
-        while i < 8 {
-            write_u8(option + 4 + i, cookie.client[i]);
-            i += 1;
-        }
-        let mut i = 0;
-        while i < 16 {
-            write_u8(option + 12 + i, cookie.server[i]);
-            i += 1;
+        // The option is contiguous in the scratch: seven words.
+        let words = cookie as *const CookieScratch as *const u32;
+        let mut w = 0;
+        while w < COOKIE_OPTION_LEN / 4 {
+            write_u32(option + 4 * w, *words.add(w));
+            w += 1;
         }
     }
     // RDLENGTH's low byte is the high byte of the sixth word; the option
