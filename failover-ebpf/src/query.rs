@@ -97,30 +97,18 @@ fn fits(data: usize, data_end: usize, off: usize, len: usize) -> bool {
     data + off + len <= data_end
 }
 
-/// Lowercase ASCII; length bytes (at most 63) are left as they are.
+/// Lowercase ASCII, four bytes at once; length bytes (at most 63) are
+/// left as they are. Per byte: bit 7 of `b + (0x80 - 'A')` says `b >= 'A'`,
+/// of `b + (0x80 - 'Z' - 1)` says `b > 'Z'`, both on the low seven bits
+/// (no carry crosses a byte), and only for bytes below 0x80.
 #[inline(always)]
-fn ascii_lower(b: u8) -> u8 {
-    b | ((b.wrapping_sub(b'A') < 26) as u8) << 5
-}
-
-/// One byte of a wire name, with `label_left` bytes of the current label
-/// still to come: `Ok(true)` for the root label that ends the name,
-/// `Err` for what is not a plain label length (0x40..=0xff: compression
-/// pointers and obsolete label types).
-#[inline(always)]
-fn name_byte(b: u8, label_left: &mut u8) -> Result<bool, ()> {
-    if *label_left != 0 {
-        *label_left -= 1;
-        return Ok(false);
-    }
-    if b == 0 {
-        return Ok(true);
-    }
-    if b > 63 {
-        return Err(());
-    }
-    *label_left = b;
-    Ok(false)
+fn ascii_lower_word(w: u32) -> u32 {
+    const EACH: u32 = 0x0101_0101;
+    let low = w & (0x7f * EACH);
+    let from_a = low + (0x80 - b'A' as u32) * EACH;
+    let past_z = low + (0x80 - b'Z' as u32 - 1) * EACH;
+    let upper = from_a & !past_z & !w & (0x80 * EACH);
+    w | upper >> 2
 }
 
 /// Sorts out traffic for other ports first, before any costlier check: most
@@ -334,42 +322,70 @@ pub fn validate<const L3: usize, const V6: bool>(
 
     // The name: uncompressed labels of 1..=63 bytes, 255 bytes at most in all.
     // Copied lowercased into the zeroed key so 0x20-randomised names match.
-    // Two bytes a step, read as one word: a whole name is followed by its
-    // type and class, so the word after the last byte is still in the
-    // message, and the name's checksum is the sum of the words (it starts
-    // at an even offset). Where the message ends is checked once, after.
+    // Four bytes a step, read as one word: a whole name is followed by its
+    // type and class, so the word holding its last byte is still in the
+    // message. Each word is lowercased at once (length bytes, at most 63,
+    // are left alone), stored, and summed; only the length bytes are
+    // looked at one by one (most words hold none or one). Where the
+    // message ends is checked once, after.
     let qname = F::<L3, V6>::QNAME;
-    let mut name_sum: u32 = 0;
-    let mut label_left: u8 = 0;
+    let mut memory_sum: u32 = 0;
+    // Where the next length byte is.
+    let mut next: usize = 0;
     let mut name_len: usize = 0;
     let mut i: usize = 0;
-    while i < MAX_NAME_WIRE_LEN {
-        if !fits(data, data_end, qname + i, 2) {
+    while i <= MAX_NAME_WIRE_LEN {
+        if !fits(data, data_end, qname + i, 4) {
             return Err(Counter::PassMalformed);
         }
-        let pair = unsafe { read_be16(data + qname + i) };
-        name_sum += pair as u32;
-        let (first, second) = ((pair >> 8) as u8, pair as u8);
-        match name_byte(first, &mut label_left) {
-            Err(()) => return Err(Counter::PassMalformed),
-            Ok(true) => {
-                // The second byte is the type's: summed with it, not here.
-                name_sum -= second as u32;
-                name_len = i + 1;
+        let word = unsafe { read_u32(data + qname + i) };
+        // How many of the word's bytes are the name's.
+        let mut used = 4;
+        let mut k = 0;
+        while k < 4 {
+            if next >= i + 4 {
                 break;
             }
-            Ok(false) => scratch.key[i] = ascii_lower(first),
-        }
-        match name_byte(second, &mut label_left) {
-            Err(()) => return Err(Counter::PassMalformed),
-            Ok(true) => {
-                name_len = i + 2;
+            let at = (next - i) & 3;
+            let b = (word >> (8 * at)) as u8;
+            if b == 0 {
+                name_len = next + 1;
+                used = at + 1;
                 break;
             }
-            Ok(false) => scratch.key[i + 1] = ascii_lower(second),
+            // 0x40..=0xff: compression pointers (0xc0) and obsolete label types.
+            if b > 63 {
+                return Err(Counter::PassMalformed);
+            }
+            next += b as usize + 1;
+            k += 1;
         }
-        i += 2;
+        // Bytes past the name (the type's) stay out of key and sum.
+        let keep = if used == 4 {
+            u32::MAX
+        } else {
+            (1u32 << (8 * used)) - 1
+        };
+        let word = word & keep;
+        unsafe {
+            write_u32(
+                scratch.key.as_mut_ptr().add(i) as usize,
+                ascii_lower_word(word),
+            )
+        };
+        memory_sum += (word & 0xffff) + (word >> 16);
+        if name_len != 0 {
+            break;
+        }
+        // Verifier barrier: one bounded scalar, so that each step is
+        // checked once, not once per number of length bytes before it.
+        scratch.name_len = next as u32;
+        next = unsafe { core::ptr::read_volatile(&scratch.name_len) } as usize & 0x1ff;
+        i += 4;
     }
+    // The name's bytes summed as words from an even start (it starts at
+    // DNS offset 12), summed in memory order: byte-swapped (RFC 1071 2.B).
+    let name_sum = checksum::fold(memory_sum).swap_bytes() as u32;
     // A 256th byte ending the name makes it one too long.
     if name_len == 0 || name_len > MAX_NAME_WIRE_LEN {
         return Err(Counter::PassMalformed);
