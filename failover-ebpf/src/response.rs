@@ -250,15 +250,20 @@ fn begin<const L3: usize, const V6: bool>(
             write_be16(data + F::<L3, V6>::IP_LEN, udp_len);
             write_u8(data + L3 + IPV6_HOP_LIMIT, IP_TTL_DEFAULT);
         } else {
-            write_be16(data + F::<L3, V6>::IP_LEN, (20 + udp_len as usize) as u16);
-            write_u8(data + L3 + IPV4_TTL, IP_TTL_DEFAULT);
-            write_be16(data + L3 + IPV4_CSUM, 0);
-            let mut ip_sum: u32 = 0;
-            let mut w = 0;
-            while w < 20 {
-                ip_sum += read_be16(data + L3 + w) as u32;
-                w += 2;
-            }
+            // The query's header checksum was verified: updated for the
+            // two words that change (RFC 1624, eqn. 3), not summed again.
+            let total_len = (20 + udp_len as usize) as u16;
+            let ttl_word = data + L3 + IPV4_TTL;
+            let old_len = read_be16(data + F::<L3, V6>::IP_LEN);
+            let old_ttl = read_be16(ttl_word);
+            let new_ttl = (IP_TTL_DEFAULT as u16) << 8 | old_ttl & 0xff;
+            let ip_sum = !read_be16(data + L3 + IPV4_CSUM) as u32
+                + !old_len as u32
+                + total_len as u32
+                + !old_ttl as u32
+                + new_ttl as u32;
+            write_be16(data + F::<L3, V6>::IP_LEN, total_len);
+            write_be16(ttl_word, new_ttl);
             write_be16(data + L3 + IPV4_CSUM, checksum::finish(ip_sum));
         }
         // Pseudo header: both addresses (contiguous), protocol, UDP length.
