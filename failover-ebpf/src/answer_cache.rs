@@ -15,9 +15,9 @@
 //! hold for longer than the agent takes from its write to its version
 //! bump. A miss (another name in the slot) costs the lookup it saves.
 
-use failover_common::{AnswerSet, RECORD_BUCKETS};
+use failover_common::RECORD_BUCKETS;
 
-use crate::maps::{KEY_ROOM, Scratch};
+use crate::maps::{CachedAnswer, KEY_ROOM, Scratch};
 
 pub use failover_common::{
     ANSWER_CACHE_KEY_WORDS as KEY_WORDS, ANSWER_CACHE_SLOTS as CACHE_SLOTS,
@@ -25,15 +25,6 @@ pub use failover_common::{
 };
 
 const _: () = assert!(KEY_WORDS * 8 <= KEY_ROOM);
-
-#[repr(C)]
-pub struct CachedAnswer {
-    /// `RECORD_VERSION` when the set was looked up; `NEVER` for the slot
-    /// of uncached names.
-    pub version: u64,
-    pub key: [u64; KEY_WORDS],
-    pub set: AnswerSet,
-}
 
 /// The version no slot is valid for.
 pub const NEVER: u64 = u64::MAX;
@@ -50,7 +41,9 @@ pub fn key(scratch: &mut Scratch, qtype: u16) -> [u64; KEY_WORDS] {
     let mut key = [0u64; KEY_WORDS];
     let mut w = 0;
     while w < KEY_WORDS {
-        key[w] = unsafe { words.add(w).read_unaligned() };
+        // The key starts the map value: 8-aligned. (An unaligned read
+        // would be split into bytes.)
+        key[w] = unsafe { *words.add(w) };
         w += 1;
     }
     key

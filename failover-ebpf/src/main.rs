@@ -228,14 +228,17 @@ fn answer_set(
             2 => lookup(&RECORDS_128, query.qtype, scratch, copy),
             _ => lookup(&RECORDS_256, query.qtype, scratch, copy),
         };
-        // A copy that is not (or no longer) the key's never answers from
-        // the cache.
-        let kept = if found && bucket == 0 {
-            version
-        } else {
-            answer_cache::NEVER
-        };
-        answer_cache::fill(slot, &key, kept);
+        // The slot now holds this key's set; a miss leaves it as it was
+        // (a flood of unknown names evicts nothing). The last slot, of
+        // names the cache does not keep, never answers from the cache.
+        if found {
+            let kept = if bucket == 0 {
+                version
+            } else {
+                answer_cache::NEVER
+            };
+            answer_cache::fill(slot, &key, kept);
+        }
         found
     };
     // Verifier barrier: the paths above end in one unknown scalar, so what

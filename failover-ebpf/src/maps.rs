@@ -1,16 +1,15 @@
 //! Every map the program uses and its per-CPU working memory, in one place so
 //! the packet code never reaches into the entry point's module for them.
 
-use crate::answer_cache::{CACHE_SLOTS, CachedAnswer};
 use aya_ebpf::{
     bindings::BPF_F_MMAPABLE,
     macros::map,
     maps::{Array, HashMap, LpmTrie, PerCpuArray, ProgramArray},
 };
 use failover_common::{
-    AnswerSet, COUNTER_COUNT, CookieSecrets, Counter, Heartbeat, HostConfig, MAX_RATE_EXEMPT,
-    MAX_RECORDS, MAX_SERVICES, MAX_ZONES, NAME_KEY_LEN, RATE_SLOTS, RateBucket, RateLimit,
-    RecordKey, ServiceKey, ZoneSoa,
+    ANSWER_CACHE_KEY_WORDS, ANSWER_CACHE_SLOTS, AnswerSet, COUNTER_COUNT, CookieSecrets, Counter,
+    Heartbeat, HostConfig, MAX_RATE_EXEMPT, MAX_RECORDS, MAX_SERVICES, MAX_ZONES, NAME_KEY_LEN,
+    RATE_SLOTS, RateBucket, RateLimit, RecordKey, ServiceKey, ZoneSoa,
 };
 
 // Answers by (lowercased wire name, type), written by the agent; one map
@@ -54,12 +53,22 @@ pub static ROTATION: PerCpuArray<u32> = PerCpuArray::with_max_entries(1, 0);
 #[map]
 pub static RECORD_VERSION: Array<u64> = Array::with_max_entries(1, 0);
 
+/// One slot of the answer cache (answer_cache.rs).
+#[repr(C)]
+pub struct CachedAnswer {
+    /// `RECORD_VERSION` when the set was looked up; `answer_cache::NEVER` for the slot
+    /// of uncached names.
+    pub version: u64,
+    pub key: [u64; ANSWER_CACHE_KEY_WORDS],
+    pub set: AnswerSet,
+}
+
 /// Each CPU's recently answered sets (answer_cache.rs); the last slot
 /// holds the set of a name the cache does not keep. A query is answered
 /// from a slot in every case (see `main::answer_set`).
 #[map]
 pub static ANSWER_CACHE: PerCpuArray<CachedAnswer> =
-    PerCpuArray::with_max_entries(CACHE_SLOTS + 1, 0);
+    PerCpuArray::with_max_entries(ANSWER_CACHE_SLOTS + 1, 0);
 
 /// Room for the longest record key (`RecordKey<NAME_KEY_LEN>`).
 pub const KEY_ROOM: usize = NAME_KEY_LEN + 2;
