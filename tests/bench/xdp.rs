@@ -3,13 +3,14 @@
 //!
 //! BPF_PROG_TEST_RUN does not restore the frame between repetitions, so a
 //! repeated answer would be measured as "pass a response". Every answering case
-//! therefore runs one repetition per syscall, N times, and averages the
-//! kernel-reported durations; those include the kernel's timer overhead, which
+//! therefore runs one repetition per syscall, N times in 7 blocks, and
+//! reports the median of the blocks' mean kernel-reported durations (a
+//! burst of other work moves one block); those include the kernel's timer overhead, which
 //! the row for the empty program shows (and the last column subtracts). The
 //! miss case leaves the frame alone and is also run with one large in-kernel
 //! repeat, the figure with no per-call overhead at all.
 //!
-//! Every case runs on two programs side by side: without a rate limit, and
+//! Every case runs on two programs side by side, their blocks interleaved: without a rate limit, and
 //! with one every query is within (`[rate_limit]` on: the per-prefix state
 //! is looked up and advanced). Two rows more show the answers over the
 //! rate: slipped (TC=1) and dropped. The hit rows repeat one name, which
@@ -53,6 +54,11 @@ fn parse_runs(args: &[String]) -> Result<u32> {
     }
 }
 
+/// Blocks a case's runs are split into: each figure is the median of the
+/// blocks' means, so a burst of other work on this noisy machine moves one
+/// block, not the figure.
+const BLOCKS: u32 = 7;
+
 /// Mean kernel-measured ns over `runs` single-repetition calls; the verdict of
 /// every call must be `want`.
 fn mean_ns(runs: u32, want: u32, mut run: impl FnMut() -> Result<Run>) -> Result<f64> {
@@ -63,6 +69,28 @@ fn mean_ns(runs: u32, want: u32, mut run: impl FnMut() -> Result<Run>) -> Result
         total += r.ns_per_run;
     }
     Ok(total as f64 / runs as f64)
+}
+
+fn median(mut values: Vec<f64>) -> f64 {
+    values.sort_by(f64::total_cmp);
+    values[values.len() / 2]
+}
+
+/// `off` and `on` side by side: their blocks interleaved (`BLOCKS` of
+/// `runs / BLOCKS` calls each), each the median of its block means.
+fn side_by_side(
+    runs: u32,
+    want: u32,
+    mut off: impl FnMut() -> Result<Run>,
+    mut on: impl FnMut() -> Result<Run>,
+) -> Result<(f64, f64)> {
+    let per_block = (runs / BLOCKS).max(1);
+    let (mut offs, mut ons) = (Vec::new(), Vec::new());
+    for _ in 0..BLOCKS {
+        offs.push(mean_ns(per_block, want, &mut off)?);
+        ons.push(mean_ns(per_block, want, &mut on)?);
+    }
+    Ok((median(offs), median(ons)))
 }
 
 /// A rate limit of `rate` a second, `slip`, a `window` of saved-up answers.
@@ -218,8 +246,15 @@ pub fn run(args: &[String]) -> Result<()> {
 
     let started = Instant::now();
     let probe = Query::a("one.example.test.").frame();
-    let baseline = mean_ns(runs, XDP_PASS, || empty.run(&probe, 1))?;
-    println!("XDP program, BPF_PROG_TEST_RUN, {runs} single-repetition runs per case, CPU 0");
+    let (baseline, _) = side_by_side(
+        runs,
+        XDP_PASS,
+        || empty.run(&probe, 1),
+        || empty.run(&probe, 1),
+    )?;
+    println!(
+        "XDP program, BPF_PROG_TEST_RUN, {runs} single-repetition runs per case and program, the median of {BLOCKS} interleaved blocks, CPU 0"
+    );
     println!();
     println!(
         "| case | verdict | ns/packet, no rate limit | ns/packet, rate limit on | minus empty program, off | minus empty program, on |"
@@ -240,8 +275,7 @@ pub fn run(args: &[String]) -> Result<()> {
         if *verdict == XDP_TX {
             check_cookie(query, &first.frame).with_context(|| name.to_string())?;
         }
-        let off = mean_ns(runs, *verdict, || xdp.run(&frame))?;
-        let on = mean_ns(runs, *verdict, || within.run(&frame))?;
+        let (off, on) = side_by_side(runs, *verdict, || xdp.run(&frame), || within.run(&frame))?;
         let label = if *verdict == XDP_TX {
             "XDP_TX"
         } else {
@@ -258,13 +292,19 @@ pub fn run(args: &[String]) -> Result<()> {
     // are answered from the cache, as a hot name is).
     let (first, second) = names_sharing_an_answer_cache_slot();
     let frames = [Query::a(&first).frame(), Query::a(&second).frame()];
-    let mut turn = 0;
-    let mut alternate = |program: &XdpProgram| {
-        turn += 1;
-        program.run(&frames[turn % 2])
-    };
-    let off = mean_ns(runs, XDP_TX, || alternate(&xdp))?;
-    let on = mean_ns(runs, XDP_TX, || alternate(&within))?;
+    let (mut turn_off, mut turn_on) = (0, 0);
+    let (off, on) = side_by_side(
+        runs,
+        XDP_TX,
+        || {
+            turn_off += 1;
+            xdp.run(&frames[turn_off % 2])
+        },
+        || {
+            turn_on += 1;
+            within.run(&frames[turn_on % 2])
+        },
+    )?;
     println!(
         "| hit, 1 address, not in the answer cache (two names sharing its slot, in turn) | XDP_TX | {off:.1} | {on:.1} | {:.1} | {:.1} |",
         off - baseline,
