@@ -91,6 +91,21 @@ pub fn fold(mut sum: u32) -> u16 {
     sum as u16
 }
 
+/// Folds a 64-bit one's complement accumulator to 16 bits (sums of wide
+/// words: 2^32 and 2^16 are both 1 modulo 0xffff).
+#[inline(always)]
+pub fn fold_wide(sum: u64) -> u16 {
+    let sum = (sum & 0xffff_ffff) + (sum >> 32);
+    fold(((sum & 0xffff) + (sum >> 16)) as u32)
+}
+
+/// The big-endian word sum of bytes that were summed as words in memory
+/// order (little-endian loads): the same sum, byte-swapped (RFC 1071 2.B).
+#[inline(always)]
+pub fn from_memory_order(sum: u32) -> u32 {
+    at_parity(sum, true)
+}
+
 /// The contribution of a region whose 16-bit word sum (taken as if it started
 /// at an even offset) is `sum`, when it really starts at an odd offset: one's
 /// complement sums commute with byte swapping (RFC 1071 2.B).

@@ -183,8 +183,10 @@ fn judge<const L3: usize, const V6: bool>(
     }
     // Its checksum contribution as 16-bit words from an even start: the
     // cookies summed as they lie in memory, byte-swapped (RFC 1071 2.B).
-    let cookies = memory_words(client) + memory_words(header) + memory_words(mac);
-    let sum = 10 + OURS_LEN as u32 + checksum::fold(cookies).swap_bytes() as u32;
+    let cookies = checksum::fold_wide(client) as u32
+        + checksum::fold_wide(header) as u32
+        + checksum::fold_wide(mac) as u32;
+    let sum = 10 + OURS_LEN as u32 + checksum::from_memory_order(cookies);
     scratch.sum = checksum::fold(sum) as u32;
     Ok(verdict)
 }
@@ -200,12 +202,6 @@ unsafe fn read_u64(p: *const u8) -> u64 {
 #[inline(always)]
 unsafe fn write_u64(p: *mut u8, v: u64) {
     unsafe { *(p as *mut u64) = v.to_le() }
-}
-
-/// The sum of `x`'s four 16-bit words as they lie in memory.
-#[inline(always)]
-fn memory_words(x: u64) -> u32 {
-    ((x & 0xffff) + (x >> 16 & 0xffff) + (x >> 32 & 0xffff) + (x >> 48)) as u32
 }
 
 /// SipHash-2-4 of client cookie | `header` (version, reserved, timestamp:

@@ -219,9 +219,7 @@ fn validate_transport<const L3: usize, const V6: bool>(
             wide += unsafe { read_u32(data + L3 + w) } as u64;
             w += 4;
         }
-        let sum = (wide & 0xffff_ffff) as u32 + (wide >> 32) as u32;
-        let sum = (sum & 0xffff) + (sum >> 16);
-        if checksum::fold(sum) != 0xffff {
+        if checksum::fold_wide(wide) != 0xffff {
             return Err(Counter::PassMalformed);
         }
         let total_len = unsafe { read_be16(data + F::<L3, V6>::IP_LEN) } as usize;
@@ -388,7 +386,7 @@ pub fn validate<const L3: usize, const V6: bool>(
     }
     // The name's bytes summed as words from an even start (it starts at
     // DNS offset 12), summed in memory order: byte-swapped (RFC 1071 2.B).
-    let name_sum = checksum::fold(memory_sum).swap_bytes() as u32;
+    let name_sum = checksum::from_memory_order(memory_sum);
     // A 256th byte ending the name makes it one too long.
     if name_len == 0 || name_len > MAX_NAME_WIRE_LEN {
         return Err(Counter::PassMalformed);

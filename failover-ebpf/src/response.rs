@@ -113,7 +113,7 @@ pub fn addresses<const L3: usize, const V6: bool, const ADDR_LEN: usize>(
     let rr_fixed =
         NAME_POINTER as u32 + rtype as u32 + QCLASS_IN as u32 + (ttl >> 16) + (ttl & 0xffff);
     rr_sum += (rr_fixed + ADDR_LEN as u32) * count as u32;
-    rr_sum += checksum::fold(addr_sum).swap_bytes() as u32;
+    rr_sum += checksum::from_memory_order(addr_sum);
     // Answers start at DNS offset 16 + name_len; every RR has an even length.
     let odd = name_len & 1 == 1;
     sum += checksum::at_parity(rr_sum, odd);
