@@ -66,7 +66,7 @@ pub fn addresses<const L3: usize, const V6: bool, const ADDR_LEN: usize>(
     let count = count & (2 * MAX_ANSWER_ADDRS - 1);
     let name_len = query.name_len & 0xff;
     let answers_off = F::<L3, V6>::QNAME + name_len + 4;
-    let dns_len = DNS_HEADER_LEN + name_len + 4 + rr_len * count + opt_len(query);
+    let dns_len = DNS_HEADER_LEN + name_len + 4 + rr_len * count + query.opt_len;
     let (data, data_end, mut sum) = begin::<L3, V6>(ctx, query, dns_len)?;
     sum += dns_header::<L3, V6>(data, query, FLAGS_AA_NOERROR, count as u16, 0);
 
@@ -137,7 +137,7 @@ pub fn nodata<const L3: usize, const V6: bool>(
         return Err(Refusal::Pass(Counter::PassNameNotInMap));
     }
     let auth_off = F::<L3, V6>::QNAME + name_len + 4;
-    let dns_len = DNS_HEADER_LEN + name_len + 4 + 2 + rr_len + opt_len(query);
+    let dns_len = DNS_HEADER_LEN + name_len + 4 + 2 + rr_len + query.opt_len;
     let (data, data_end, mut sum) = begin::<L3, V6>(ctx, query, dns_len)?;
     sum += dns_header::<L3, V6>(data, query, FLAGS_AA_NOERROR, 0, 1);
     if data + auth_off + 2 > data_end {
@@ -182,7 +182,7 @@ pub fn header_only<const L3: usize, const V6: bool>(
     flags: u16,
 ) -> Result<(), Refusal> {
     let name_len = query.name_len & 0xff;
-    let dns_len = DNS_HEADER_LEN + name_len + 4 + opt_len(query);
+    let dns_len = DNS_HEADER_LEN + name_len + 4 + query.opt_len;
     let (data, data_end, mut sum) = begin::<L3, V6>(ctx, query, dns_len)?;
     sum += dns_header::<L3, V6>(data, query, flags, 0, 0);
     let odd = name_len & 1 == 1;
@@ -203,13 +203,6 @@ pub const FLAGS_AA_NOERROR: u16 = 0x8400;
 pub const FLAGS_SERVFAIL: u16 = 0x8002;
 /// TC: the answer did not fit (or was rate limited); retry over TCP.
 pub const FLAG_TC: u16 = 0x0200;
-
-/// The answer's OPT length, as cookie.rs left it: 0 without EDNS, 11, or
-/// 39 with a COOKIE option.
-#[inline(always)]
-fn opt_len(query: &Query) -> usize {
-    query.opt_len
-}
 
 /// Resizes the frame for a DNS message of `dns_len` bytes and turns the
 /// Ethernet, IP and UDP headers around. Returns the fresh packet bounds and
@@ -357,7 +350,7 @@ fn dns_header<const L3: usize, const V6: bool>(
 
 /// A fresh OPT at frame offset `off` when the query had EDNS (the client's own
 /// was overwritten), with the COOKIE option of `COOKIE_SCRATCH` when
-/// [`opt_len`] says so. Returns its checksum contribution.
+/// `Query::opt_len` says so. Returns its checksum contribution.
 #[inline(always)]
 fn append_opt(
     data: usize,
@@ -389,7 +382,7 @@ fn append_opt(
     let mut sum = ((QTYPE_OPT as u32) << 8 | (EDNS_UDP_SIZE as u32 >> 8))
         + ((EDNS_UDP_SIZE as u32 & 0xff) << 8)
         + do_bit as u32;
-    if opt_len(query) != OPT_RR_LEN + COOKIE_OPTION_LEN {
+    if query.opt_len != OPT_RR_LEN + COOKIE_OPTION_LEN {
         return Ok(checksum::at_parity(sum, odd));
     }
     let cookie = match COOKIE_SCRATCH.get(0) {
