@@ -67,23 +67,22 @@ pub fn check<const L3: usize, const V6: bool>(
     if data + F::<L3, V6>::IP_SRC + F::<L3, V6>::IP_ADDR_LEN > data_end {
         return Ok(Limit::Answer);
     }
-    // The source as an IPv6 address (IPv4 mapped), whole for the exempt
-    // trie and masked for the bucket's tag.
+    // The source prefix as an IPv6 one (IPv4 mapped): the bucket's tag.
     let src = data + F::<L3, V6>::IP_SRC;
     if V6 {
         let mut w = 0;
         while w < 4 {
-            let word = unsafe { read_u32(src + 4 * w) };
-            scratch.address[w] = word;
-            scratch.prefix[w] = word & config.v6_mask[w];
+            scratch.prefix[w] = unsafe { read_u32(src + 4 * w) } & config.v6_mask[w];
             w += 1;
         }
     } else {
-        let word = unsafe { read_u32(src) };
-        scratch.address = [0, 0, V4_MAPPED_WORD, word];
-        scratch.prefix = [0, 0, V4_MAPPED_WORD, word & config.v4_mask];
+        scratch.prefix = [
+            0,
+            0,
+            V4_MAPPED_WORD,
+            unsafe { read_u32(src) } & config.v4_mask,
+        ];
     }
-    scratch.address_bits = 128;
 
     let slot = rate_slot(&scratch.prefix, config.seed);
     let (Some(first), Some(second)) = (
@@ -156,6 +155,18 @@ pub fn check<const L3: usize, const V6: bool>(
         }
     }
     // Over the limit.
+    // The whole source for the exempt trie, only now: most answers are
+    // within the rate.
+    if V6 {
+        let mut w = 0;
+        while w < 4 {
+            scratch.address[w] = unsafe { read_u32(src + 4 * w) };
+            w += 1;
+        }
+    } else {
+        scratch.address = [0, 0, V4_MAPPED_WORD, unsafe { read_u32(src) }];
+    }
+    scratch.address_bits = 128;
     let exempt_key = &scratch.address_bits as *const u32 as *const Key<[u8; 16]>;
     if RATE_EXEMPT.get(unsafe { &*exempt_key }).is_some() {
         return Ok(Limit::Answer);
