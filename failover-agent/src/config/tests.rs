@@ -14,7 +14,6 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-/// The example from the issue, verbatim.
 /// The smallest valid configuration (one zone, one checked record), for
 /// the tests of each section, which append theirs to it.
 pub(crate) const ONE_RECORD: &str = r#"
@@ -31,6 +30,7 @@ kind = "tcp"
 port = 80
 "#;
 
+/// The example from the issue, verbatim.
 const EXAMPLE: &str = r#"
 [[zone]]
 origin = "example.test."
